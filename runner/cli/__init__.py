@@ -1,0 +1,81 @@
+"""The `runbook` command. All error handling lives here: each error maps to a message and an exit status.
+
+Exit statuses (documented in docs/cli.md and `runbook --help`):
+  0  success
+  1  problems found (`check`), a step failed, or the run was cancelled
+  2  unusable input: bad command line, unreadable or invalid runbook, invalid inputs
+  3  a run paused, waiting for an approval
+  130  aborted by the operator (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from rich.console import Console
+
+from ..errors import RunbookError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PAUSED = 3
+EXIT_ABORTED = 130
+
+err_console = Console(stderr=True, highlight=False)
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Exit statuses: 0 success; 1 problems found, a step failed or the run was cancelled; "
+    "2 unusable input (command line, runbook or inputs); 3 paused for an approval; "
+    "130 aborted by the operator.",
+)
+@click.version_option(package_name="secops-runbooks", prog_name="runbook")
+def cli() -> None:
+    """Runbooks for security and IT operations: read them, check them, run them."""
+
+
+def _register() -> None:
+    # Command modules register themselves on import; each holds one family of commands.
+    from . import authoring  # noqa: F401
+
+    for optional in ("running", "lab"):
+        try:
+            __import__(f"{__name__}.{optional}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{optional}":
+                raise
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the command and map every outcome to an exit status."""
+    _register()
+    try:
+        status = cli.main(args=argv, prog_name="runbook", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        status = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        status = EXIT_USAGE
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        status = EXIT_ABORTED
+    except KeyboardInterrupt:
+        err_console.print("aborted")
+        status = EXIT_ABORTED
+    except RunbookError as exc:
+        err_console.print(f"[bold red]error:[/] {click.style(str(exc), fg=None)}", markup=True)
+        status = exc.exit_code
+    except Exception as exc:
+        if os.environ.get("RUNBOOK_DEBUG"):
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            "This is a bug in runbook; run again with RUNBOOK_DEBUG=1 to see the traceback "
+            "and report it."
+        )
+        status = EXIT_FAILED
+    sys.exit(status if isinstance(status, int) else EXIT_OK)

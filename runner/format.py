@@ -1,0 +1,198 @@
+"""The runbook format's vocabulary: front-matter schema, block attributes, languages, durations.
+
+This module holds facts about the format and nothing that reads a file, so the parser, the
+linter, the runner and the site all agree on one definition. ``runbook schema`` prints
+:func:`front_matter_schema`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# --- languages ------------------------------------------------------------------------------
+
+PYTHON_KERNEL = "python3"
+SHELL_KERNEL = "runbook-shell"  # the project's own shell kernel (runner/shell_kernel)
+
+#: Fence languages that run, and the kernelspec each runs in by default.
+DEFAULT_KERNELS: dict[str, str] = {
+    "python": PYTHON_KERNEL,
+    "py": PYTHON_KERNEL,
+    "python3": PYTHON_KERNEL,
+    "bash": SHELL_KERNEL,
+    "sh": SHELL_KERNEL,
+    "shell": SHELL_KERNEL,
+}
+
+#: Languages that are programs but have no default kernel: a runbook must map them under
+#: `kernels:` to run them; otherwise `check` warns and they stay documentation.
+KNOWN_PROGRAM_LANGS = frozenset(
+    "zsh fish powershell pwsh ps1 ruby rb sql psql javascript js node typescript ts go golang "
+    "rust perl php r julia lua kotlin java csharp cs scala groovy promql kql spl".split()
+)
+
+#: Documentation-only languages: never run, never warned about.
+DOC_LANGS = frozenset(
+    "text txt plain plaintext console output out log json yaml yml toml ini xml html css csv "
+    "markdown md diff patch mermaid plantuml dot math hcl terraform jsonnet cron http "
+    "ascii sample example".split()
+)
+
+
+def normalise_lang(info: str) -> str:
+    """The language of a fence: the first word of its info string, cut at `{`, lower-cased."""
+    head = info.split("{", 1)[0].strip()
+    word = head.split(None, 1)[0] if head else ""
+    return word.lower()
+
+
+# --- block attributes ------------------------------------------------------------------------
+
+#: Every attribute a block may carry, with a one-line description (shown by docs and `check`).
+BLOCK_ATTRIBUTES: dict[str, str] = {
+    "id": "unique name of the block; also names the step",
+    "name": "Runme's spelling of `id`",
+    "role": "the role responsible for the step",
+    "approve": "`true` or a role: a person must approve before it runs",
+    "timeout": "duration after which the step is interrupted (e.g. 5m)",
+    "retries": "how many more attempts after a failure",
+    "retry_delay": "duration to wait between attempts",
+    "retry_backoff": "multiplier applied to the delay after each attempt",
+    "on_failure": "abort (default), continue, or procedure:NAME",
+    "when": "condition over inputs and outputs; the step is skipped when false",
+    "outputs": "comma-separated names read back from the kernel after the block",
+    "exec": "false marks a block in a runnable language as documentation",
+    # Runme's attributes, accepted so Runme documents read; they have no effect here.
+    "interactive": "Runme attribute (ignored)",
+    "background": "Runme attribute (ignored)",
+    "closeTerminalOnSuccess": "Runme attribute (ignored)",
+    "excludeFromRunAll": "Runme attribute (ignored)",
+    "terminalRows": "Runme attribute (ignored)",
+    "cwd": "Runme attribute (ignored)",
+    "promptEnv": "Runme attribute (ignored)",
+    "mimeType": "Runme attribute (ignored)",
+    "category": "Runme attribute (ignored)",
+    "tag": "Runme attribute (ignored)",
+}
+
+ON_FAILURE_RE = re.compile(r"^(abort|continue|procedure:[A-Za-z0-9_.-]+)$")
+IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+
+
+def parse_bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in TRUE_WORDS:
+        return True
+    if low in FALSE_WORDS:
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+# --- durations ------------------------------------------------------------------------------
+
+_DURATION_RE = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*)+$")
+_PART_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from `90s`, `5m`, `1h30m`, `2d` or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"a duration cannot be negative: {value!r}")
+        return float(value)
+    text = str(value).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    if not _DURATION_RE.match(text):
+        raise ValueError(f"expected a duration such as 30s, 5m, 1h or 1h30m, got {value!r}")
+    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART_RE.findall(text))
+
+
+def format_duration(seconds: float) -> str:
+    """`1h05m`, `4m12s`, `3.2s`, `45ms`: short and readable in a summary table."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+# --- front matter schema ----------------------------------------------------------------------
+
+InputType = Literal["string", "integer", "number", "boolean", "list"]
+ScalarValue = str | int | float | bool | None
+
+
+class InputModel(BaseModel):
+    """An input the operator supplies when the runbook runs."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: InputType = Field("string", description="string, integer, number, boolean or list")
+    description: str = Field("", description="what the value is, for the operator")
+    required: bool = Field(False, description="the run refuses to start without it")
+    default: ScalarValue | list[ScalarValue] = Field(None, description="used when none is given")
+    enum: list[ScalarValue] | None = Field(None, description="the only values allowed")
+    pattern: str | None = Field(None, description="regular expression a string must match")
+    secret: bool = Field(
+        False, description="never written to the journal, reports or the terminal"
+    )
+
+
+class TriggerModel(BaseModel):
+    """When the runbook is activated."""
+
+    model_config = ConfigDict(extra="forbid")
+    when: str = Field("", description="the situation, in words")
+    match: dict[str, ScalarValue] = Field(
+        default_factory=dict, description="alert fields that select this runbook"
+    )
+
+
+class FrontMatterModel(BaseModel):
+    """The YAML front matter of a runbook."""
+
+    model_config = ConfigDict(extra="forbid", title="secops-runbooks front matter")
+    id: str | None = Field(None, description="slug; defaults to the file name", pattern=SLUG_RE.pattern)
+    name: str = Field(description="the runbook's title")
+    service: str = Field(description="the service or system it concerns")
+    owner: str = Field("", description="team or person who maintains it")
+    severity: Literal["low", "medium", "high", "critical"] | None = None
+    objective: str = Field("", description="the expected outcome, e.g. 'Contain within 1 hour'")
+    time_limit: str | int | None = Field(
+        None, description="how long the response may take: 30m, 1h, 1h30m"
+    )
+    roles: dict[str, str] = Field(default_factory=dict, description="role -> who holds it")
+    tools: list[str] = Field(default_factory=list, description="tools the responder needs")
+    trigger: TriggerModel | str | None = Field(None, description="when it is activated")
+    inputs: dict[str, InputModel] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    notify: list[str] | str = Field(default_factory=list, description="who is told")
+    kernels: dict[str, str] = Field(
+        default_factory=dict, description="fence language -> Jupyter kernelspec name"
+    )
+
+
+FRONT_MATTER_KEYS = tuple(FrontMatterModel.model_fields)
+INPUT_KEYS = tuple(InputModel.model_fields)
+
+
+def front_matter_schema() -> dict[str, Any]:
+    """The JSON Schema of the front matter, for editors (VS Code YAML and others)."""
+    schema = FrontMatterModel.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://secops-runbooks.dev/schema/front-matter.json"
+    return schema

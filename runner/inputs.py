@@ -1,0 +1,105 @@
+"""Input values: typed and checked against their declaration before anything runs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from .model import InputSpec, InputValue, Metadata, Scalar
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+class InputValueError(ValueError):
+    """A value does not fit its input's declaration; the message says why."""
+
+
+def coerce(spec: InputSpec, value: object) -> InputValue:
+    """The value converted to the input's type, checked against its enum and pattern.
+
+    Command-line values arrive as strings; inputs files and defaults may already be typed.
+    """
+    typed = _convert(spec, value)
+    if spec.enum and typed not in spec.enum:
+        allowed = ", ".join(str(v) for v in spec.enum)
+        raise InputValueError(f"{_show(spec, value)} is not one of: {allowed}")
+    if spec.pattern is not None and isinstance(typed, str):
+        if not re.fullmatch(spec.pattern, typed):
+            raise InputValueError(f"{_show(spec, value)} does not match the pattern {spec.pattern!r}")
+    return typed
+
+
+def _show(spec: InputSpec, value: object) -> str:
+    return "the value" if spec.secret else repr(value)
+
+
+def _convert(spec: InputSpec, value: object) -> InputValue:
+    kind = spec.type
+    if kind == "string":
+        if isinstance(value, list | tuple | dict):
+            raise InputValueError(f"{_show(spec, value)} is not a string")
+        return "" if value is None else str(value)
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        low = str(value).strip().lower()
+        if low in _TRUE or low in _FALSE:
+            return low in _TRUE
+        raise InputValueError(f"{_show(spec, value)} is not a boolean (use true or false)")
+    if kind == "integer":
+        if isinstance(value, bool) or not re.fullmatch(r"[-+]?\d+", str(value).strip()):
+            raise InputValueError(f"{_show(spec, value)} is not a whole number")
+        return int(str(value).strip())
+    if kind == "number":
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(str(value).strip())
+        except ValueError:
+            raise InputValueError(f"{_show(spec, value)} is not a number") from None
+    # list: a YAML/JSON list, or a comma-separated string from the command line
+    if isinstance(value, list | tuple):
+        return tuple(_scalar(v) for v in value)
+    return tuple(part.strip() for part in str(value).split(",") if part.strip())
+
+
+def _scalar(value: object) -> Scalar:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def resolve(meta: Metadata, given: Mapping[str, object]) -> tuple[dict[str, InputValue], list[str]]:
+    """Every declared input's value, from `given` or its default, and the list of problems.
+
+    Unknown names are problems too: a typo in `-i hots_id=...` must not be silently ignored.
+    """
+    values: dict[str, InputValue] = {}
+    problems: list[str] = []
+    declared = {spec.name for spec in meta.inputs}
+    for name in given:
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            problems.append(f"unknown input {name!r} (this runbook's inputs: {known})")
+    for spec in meta.inputs:
+        if spec.name in given:
+            raw = given[spec.name]
+        elif spec.default is not None:
+            raw = spec.default
+        elif spec.required:
+            how = "--inputs FILE, RUNBOOK_INPUT_" + spec.name.upper() if spec.secret else "-i"
+            problems.append(
+                f"input {spec.name!r} is required"
+                + (f" ({spec.description})" if spec.description else "")
+                + f"; give it with {how}"
+                + ("" if spec.secret else f" {spec.name}=VALUE")
+            )
+            continue
+        else:
+            continue
+        try:
+            values[spec.name] = coerce(spec, raw)
+        except InputValueError as exc:
+            problems.append(f"input {spec.name!r}: {exc}")
+    return values, problems

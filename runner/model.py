@@ -1,0 +1,260 @@
+"""The typed plan of a runbook: what the parser produces and the runner, linter and site consume.
+
+Every object is a frozen, slotted dataclass: a parsed runbook is a value, safe to share between
+the runner, the linter and the MkDocs plugin, and nothing downstream can change what the file said.
+Every object that came from the file carries its 1-based source ``line``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+Scalar = str | int | float | bool | None
+InputValue = Scalar | tuple[Scalar, ...]
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+class StepStatus(str, Enum):
+    """The state of one step, shared by the journal, the summary, reports and the site."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    WAITING_APPROVAL = "waiting_approval"
+    DENIED = "denied"
+    HANDLED = "handled"
+
+
+class RunStatus(str, Enum):
+    """The state of a whole run."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    SUCCEEDED_WITH_HANDLED_FAILURES = "succeeded_with_handled_failures"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PAUSED = "paused"  # waiting for an approval; `runbook resume` continues it
+
+
+class Severity(str, Enum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+ProblemLevel = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding about a runbook file, as `runbook check` prints it."""
+
+    path: str  # the file as the user named it
+    line: int  # 1-based; 0 when the problem concerns the whole file
+    level: ProblemLevel
+    code: str  # stable identifier, documented in docs/format.md (e.g. RB101)
+    message: str  # what is wrong and how to fix it
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.level} {self.code} {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    """One declared input of a runbook (`inputs:` in the front matter)."""
+
+    name: str
+    type: Literal["string", "integer", "number", "boolean", "list"] = "string"
+    description: str = ""
+    required: bool = False
+    default: InputValue = None
+    enum: tuple[Scalar, ...] = ()
+    pattern: str | None = None
+    secret: bool = False  # never written to the journal, reports or the terminal
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """When the runbook is activated."""
+
+    when: str = ""  # free text for people
+    match: Mapping[str, Scalar] = field(default_factory=lambda: _EMPTY)  # machine-matchable
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """The front matter, validated and typed."""
+
+    id: str  # slug; defaults to the file stem
+    name: str
+    service: str = ""
+    owner: str = ""
+    severity: Severity | None = None
+    objective: str = ""
+    time_limit: float | None = None  # seconds
+    time_limit_text: str = ""  # as written, e.g. "1h"
+    roles: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # role -> who that is
+    tools: tuple[str, ...] = ()
+    trigger: Trigger = field(default_factory=Trigger)
+    inputs: tuple[InputSpec, ...] = ()
+    tags: tuple[str, ...] = ()
+    notify: tuple[str, ...] = ()
+    kernels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # language -> kernelspec
+    has_front_matter: bool = False  # False for plain Markdown read in compatibility mode
+
+    def input(self, name: str) -> InputSpec | None:
+        return next((spec for spec in self.inputs if spec.name == name), None)
+
+
+OnFailure = str  # "abort" | "continue" | "procedure:NAME"
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A fenced code block. Executable when ``kernel`` is set; otherwise documentation."""
+
+    lang: str  # normalised language ("" when the fence has none)
+    code: str
+    line: int  # line of the opening fence
+    end_line: int  # line after the closing fence
+    info: str  # the raw info string, for diagnostics
+    kernel: str | None  # kernelspec name, or None for a documentation block
+    attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # as written
+    id: str = ""  # unique within the runbook
+    role: str | None = None
+    approve: bool = False
+    approver_role: str | None = None  # `approve=ROLE`: the approver must hold this role
+    timeout: float | None = None  # seconds
+    retries: int = 0
+    retry_delay: float = 0.0  # seconds
+    retry_backoff: float = 1.0  # multiplier applied to the delay after each attempt
+    on_failure: OnFailure = "abort"
+    when: str | None = None
+    outputs: tuple[str, ...] = ()
+
+    @property
+    def executable(self) -> bool:
+        return self.kernel is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One numbered step. Manual when it has no executable block."""
+
+    number: int  # 1-based, in document order
+    id: str
+    title: str
+    line: int
+    end_line: int  # first line after the step
+    role: str | None = None
+    text: str = ""  # the step's Markdown source, blocks included
+    blocks: tuple[Block, ...] = ()  # executable and documentation blocks, in order
+
+    @property
+    def executable_blocks(self) -> tuple[Block, ...]:
+        return tuple(b for b in self.blocks if b.executable)
+
+    @property
+    def manual(self) -> bool:
+        return not self.executable_blocks
+
+    # A step's policies are those of its executable blocks: the first block that sets one wins,
+    # so an author may put the attributes on whichever block reads best.
+    @property
+    def approve(self) -> bool:
+        return any(b.approve for b in self.executable_blocks)
+
+    @property
+    def approver_role(self) -> str | None:
+        return next((b.approver_role for b in self.executable_blocks if b.approver_role), None)
+
+    @property
+    def when(self) -> str | None:
+        return next((b.when for b in self.executable_blocks if b.when), None)
+
+    @property
+    def timeout(self) -> float | None:
+        return next((b.timeout for b in self.executable_blocks if b.timeout is not None), None)
+
+    @property
+    def retries(self) -> int:
+        return max((b.retries for b in self.executable_blocks), default=0)
+
+    @property
+    def on_failure(self) -> OnFailure:
+        return next(
+            (b.on_failure for b in self.executable_blocks if b.on_failure != "abort"), "abort"
+        )
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return tuple(name for b in self.executable_blocks for name in b.outputs)
+
+
+@dataclass(frozen=True, slots=True)
+class Procedure:
+    """An alternative procedure: an H3 under `## Alternative procedures`, with its own steps."""
+
+    id: str  # slug of the title; `on_failure=procedure:ID` names it
+    title: str
+    line: int
+    end_line: int
+    text: str = ""
+    steps: tuple[Step, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """Any other H2 section, kept as documentation."""
+
+    title: str
+    line: int
+    end_line: int
+    text: str  # Markdown source of the body, without the heading
+
+
+@dataclass(frozen=True, slots=True)
+class Runbook:
+    """A parsed runbook file: the typed plan."""
+
+    path: Path
+    sha256: str  # of the file's bytes
+    metadata: Metadata
+    steps: tuple[Step, ...] = ()
+    procedures: tuple[Procedure, ...] = ()
+    success_criteria: tuple[str, ...] = ()
+    failure_criteria: tuple[str, ...] = ()
+    sections: tuple[Section, ...] = ()  # other H2 sections, in order
+    doc_blocks: tuple[Block, ...] = ()  # fenced blocks outside any step
+    description: str = ""  # Markdown between the title and the first H2
+    has_steps_section: bool = False
+    front_matter: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    front_matter_line: int = 0  # line of the opening `---`, 0 when there is none
+    problems: tuple[Problem, ...] = ()  # found while parsing; `check` adds its own
+
+    def procedure(self, name: str) -> Procedure | None:
+        return next((p for p in self.procedures if name in (p.id, p.title)), None)
+
+    def step(self, ref: str | int) -> Step | None:
+        """A step by number or id."""
+        for step in self.steps:
+            if str(step.number) == str(ref) or step.id == ref:
+                return step
+        return None
+
+    def all_blocks(self) -> tuple[Block, ...]:
+        """Every fenced block of the file, each once."""
+        blocks = [b for s in self.steps for b in s.blocks]
+        blocks += [b for p in self.procedures for s in p.steps for b in s.blocks]
+        return tuple(blocks) + self.doc_blocks

@@ -1,0 +1,758 @@
+"""Markdown text -> :class:`~runner.model.Runbook`, from markdown-it-py's block tokens.
+
+Pure: it reads the file and nothing else, and never runs anything. It never raises for what a
+file *says*: every finding becomes a :class:`~runner.model.Problem` with its line, so `check` can
+report all of them at once. It raises :class:`~runner.errors.UnreadableRunbook` only when the
+bytes are not a text file it can read (missing, binary, not UTF-8, over 1 MiB).
+
+Structure is found from line ranges: a step owns the lines from its heading (or list item) to
+the next one, and every fence belongs to whichever range holds its opening line. That makes the
+rule "every fenced block appears exactly once" true by construction.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import unescapeAll
+from markdown_it.token import Token
+from mdit_py_plugins.front_matter import front_matter_plugin
+from pydantic import ValidationError
+
+from . import format as fmt
+from .errors import ExpressionError, UnreadableRunbook
+from .expr import parse_expression
+from .inputs import InputValueError, coerce
+from .model import (
+    Block,
+    InputSpec,
+    Metadata,
+    Problem,
+    ProblemLevel,
+    Procedure,
+    Runbook,
+    Section,
+    Severity,
+    Step,
+    Trigger,
+)
+
+MAX_BYTES = 1024 * 1024
+
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STEP_NUMBER_RE = re.compile(r"^\s*(?:step\s+)?\d+[.):]?\s+", re.IGNORECASE)
+_ROLE_RE = re.compile(r"^\s*[*_]*\s*role\s*[*_]*\s*:\s*[*_]*\s*(?P<role>[^*_\n]+?)\s*[*_]*\s*$", re.I)
+_MARKUP_RE = re.compile(r"[*_`]+|\[([^\]]*)\]\([^)]*\)")
+
+
+def _markdown() -> MarkdownIt:
+    md = MarkdownIt("commonmark").use(front_matter_plugin).enable("table")
+    # Structure comes from block tokens alone; skipping inline parsing halves the parse time.
+    md.disable("inline")
+    return md
+
+
+_MD = _markdown()
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def read_text(path: Path, display: str | None = None) -> tuple[str, str]:
+    """The file's text (CRLF normalised) and the SHA-256 of its bytes."""
+    name = display or str(path)
+    try:
+        if path.is_dir():
+            raise UnreadableRunbook(
+                "is a folder, not a runbook file", path=name, code="RB004"
+            )
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise UnreadableRunbook(
+                f"file is {size:,} bytes, over the 1 MiB limit for a runbook; "
+                "split it into several runbooks",
+                path=name,
+                code="RB003",
+            )
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UnreadableRunbook("no such file", path=name, code="RB004") from None
+    except OSError as exc:
+        raise UnreadableRunbook(
+            f"cannot read the file: {exc.strerror}", path=name, code="RB004"
+        ) from None
+    return decode(data, name), hashlib.sha256(data).hexdigest()
+
+
+def decode(data: bytes, name: str) -> str:
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        raise UnreadableRunbook(
+            "binary file (contains NUL bytes); a runbook is a UTF-8 Markdown file",
+            path=name,
+            code="RB002",
+            line=line,
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UnreadableRunbook(
+            f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8",
+            path=name,
+            code="RB001",
+            line=line,
+        ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def parse_file(path: str | Path) -> Runbook:
+    """Parse a runbook file. Raises UnreadableRunbook for files that are not readable text."""
+    p = Path(path)
+    text, sha = read_text(p, str(path))
+    return parse_text(text, path=p, sha256=sha)
+
+
+def parse_text(text: str, path: str | Path = "<string>", sha256: str | None = None) -> Runbook:
+    """Parse runbook Markdown that is already in memory."""
+    p = Path(path)
+    if sha256 is None:
+        sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _Parser(text, p).parse(sha256)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def slugify(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:64].rstrip("-")
+
+
+def plain(text: str) -> str:
+    """Inline Markdown reduced to its words: for titles and criteria."""
+    return " ".join(_MARKUP_RE.sub(lambda m: m.group(1) or "", text).split())
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+@dataclass(slots=True)
+class _Heading:
+    level: int
+    title: str
+    line: int  # 1-based
+    index: int  # token index
+
+
+@dataclass(slots=True)
+class _Span:
+    """A range of lines [start, end), 1-based, with the token index range that covers it."""
+
+    title: str
+    start: int
+    end: int
+    heading_level: int  # 0 for list items and synthetic spans
+
+
+# --- the parser ------------------------------------------------------------------------------
+
+
+class _Parser:
+    def __init__(self, text: str, path: Path) -> None:
+        self.text = text
+        self.lines = text.split("\n")
+        self.path = path
+        self.name = str(path)
+        self.problems: list[Problem] = []
+        self.tokens: list[Token] = _MD.parse(text)
+        self.n_lines = len(self.lines)
+        self.fences = [t for t in self.tokens if t.type == "fence" and t.map]
+        self.used_fences: set[int] = set()  # ids of fence tokens assigned to a step
+        self.seen_block_ids: dict[str, int] = {}
+
+    def problem(self, line: int, level: ProblemLevel, code: str, message: str) -> None:
+        self.problems.append(Problem(self.name, line, level, code, message))
+
+    # --- top level --------------------------------------------------------------------
+
+    def parse(self, sha256: str) -> Runbook:
+        fm, fm_line, fm_end = self._front_matter()
+        headings = self._headings()
+        h1 = next((h for h in headings if h.level == 1), None)
+        sections = self._sections(headings)
+        meta = self._metadata(fm, fm_line, h1.title if h1 else None)
+        kernels = dict(meta.kernels)
+
+        steps_span = next((s for s in sections if s.title.lower() == "steps"), None)
+        steps: tuple[Step, ...] = ()
+        if steps_span is not None:
+            steps = self._steps(steps_span, 3, kernels, prefix="")
+        procedures: list[Procedure] = []
+        criteria: dict[str, tuple[str, ...]] = {}
+        other: list[Section] = []
+        for span in sections:
+            low = span.title.lower()
+            if span is steps_span:
+                continue
+            if low in ("alternative procedures", "alternate procedures", "alternatives"):
+                procedures += self._procedures(span, kernels)
+            elif low in ("success criteria", "failure criteria"):
+                criteria[low] = self._list_items(span)
+            other.append(Section(span.title, span.start, span.end, self._body(span)))
+        if steps_span is None:
+            steps = self._compat_steps(headings, kernels)
+        doc_blocks = tuple(
+            self._block(tok, kernels, "")
+            for tok in self.fences
+            if id(tok) not in self.used_fences
+        )
+        first_h2 = next((h.line for h in headings if h.level == 2), self.n_lines + 1)
+        intro_start = (h1.line + 1) if h1 and h1.line < first_h2 else fm_end
+        description = "\n".join(self.lines[intro_start - 1 : first_h2 - 1]).strip()
+        return Runbook(
+            path=self.path,
+            sha256=sha256,
+            metadata=meta,
+            steps=steps,
+            procedures=tuple(procedures),
+            success_criteria=criteria.get("success criteria", ()),
+            failure_criteria=criteria.get("failure criteria", ()),
+            sections=tuple(other),
+            doc_blocks=doc_blocks,
+            description=description,
+            has_steps_section=steps_span is not None,
+            front_matter=MappingProxyType(dict(fm or {})),
+            front_matter_line=fm_line,
+            problems=tuple(self.problems),
+        )
+
+    def _headings(self) -> list[_Heading]:
+        out = []
+        for i, tok in enumerate(self.tokens):
+            # Only top-level headings structure a runbook; a heading inside a list or quote is prose.
+            if tok.type == "heading_open" and tok.level == 0 and tok.map:
+                title = plain(self.tokens[i + 1].content)
+                out.append(_Heading(int(tok.tag[1]), title, tok.map[0] + 1, i))
+        return out
+
+    def _sections(self, headings: Sequence[_Heading]) -> list[_Span]:
+        bounds = [h for h in headings if h.level <= 2]
+        spans = []
+        for k, h in enumerate(bounds):
+            if h.level != 2:
+                continue
+            end = bounds[k + 1].line if k + 1 < len(bounds) else self.n_lines + 1
+            spans.append(_Span(h.title, h.line, end, 2))
+        return spans
+
+    def _body(self, span: _Span) -> str:
+        return "\n".join(self.lines[span.start : span.end - 1]).strip("\n")
+
+    # --- front matter -------------------------------------------------------------------
+
+    def _front_matter(self) -> tuple[dict[str, Any] | None, int, int]:
+        """The front matter mapping, the line of its opening `---`, and the first line after."""
+        tok = self.tokens[0] if self.tokens else None
+        if tok is None or tok.type != "front_matter" or not tok.map:
+            return None, 0, 1
+        start, end = tok.map[0] + 1, tok.map[1] + 1
+        try:
+            data = yaml.load(tok.content, Loader=_SafeLoader)  # noqa: S506 - a safe loader
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = start + 1 + (mark.line if mark else 0)
+            what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            self.problem(line, "error", "RB010", f"front matter is not valid YAML: {what}")
+            return {}, start, end
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            self.problem(
+                start,
+                "error",
+                "RB011",
+                "front matter must be a mapping of keys (name: ..., service: ...), "
+                f"not a {type(data).__name__}",
+            )
+            return {}, start, end
+        return {str(k): v for k, v in data.items()}, start, end
+
+    def _key_line(self, fm_line: int, path: Sequence[str | int]) -> int:
+        """Best-effort line of a key in the front matter, for messages."""
+        line = fm_line
+        for part in path:
+            if isinstance(part, int):
+                continue
+            pattern = re.compile(rf"^\s*-?\s*['\"]?{re.escape(str(part))}['\"]?\s*:")
+            for n in range(line, min(self.n_lines, fm_line + 400)):
+                if pattern.match(self.lines[n]):
+                    line = n + 1
+                    break
+        return line
+
+    def _metadata(self, fm: dict[str, Any] | None, fm_line: int, h1: str | None) -> Metadata:
+        stem_id = slugify(self.path.stem) or "runbook"
+        if fm is None:
+            return Metadata(id=stem_id, name=h1 or self.path.stem)
+        self._validate_front_matter(fm, fm_line)
+        return _build_metadata(fm, stem_id, h1 or self.path.stem)
+
+    def _validate_front_matter(self, fm: dict[str, Any], fm_line: int) -> None:
+        try:
+            fmt.FrontMatterModel.model_validate(fm)
+        except ValidationError as exc:
+            for err in exc.errors():
+                self._schema_problem(err, fm_line)
+        # Values the schema cannot judge are checked one by one, so that one bad key does not
+        # hide the problems of the others.
+        if isinstance(fm.get("time_limit"), str | int | float):
+            self._check_duration(fm["time_limit"], ("time_limit",), fm_line)
+        inputs = fm.get("inputs")
+        for name, raw in (inputs if isinstance(inputs, dict) else {}).items():
+            try:
+                spec = fmt.InputModel.model_validate(raw if raw is not None else {})
+            except ValidationError:
+                continue  # already reported above
+            self._check_input(str(name), spec, fm_line)
+
+    def _schema_problem(self, err: Mapping[str, Any], fm_line: int) -> None:
+        loc = tuple(err["loc"])
+        # pydantic reports a union's alternatives separately; keep the location, drop the type tag.
+        loc = tuple(p for p in loc if not (isinstance(p, str) and p in _PYDANTIC_TAGS))
+        key = ".".join(str(p) for p in loc)
+        line = self._key_line(fm_line, loc)
+        kind = err["type"]
+        if kind == "missing":
+            self.problem(
+                fm_line, "error", "RB012", f"front matter lacks required key {key!r}; add `{key}: ...`"
+            )
+        elif kind == "extra_forbidden":
+            allowed = fmt.INPUT_KEYS if loc[:1] == ("inputs",) else fmt.FRONT_MATTER_KEYS
+            hint = did_you_mean(str(loc[-1]), allowed)
+            self.problem(line, "error", "RB013", f"unknown key {key!r}{hint}")
+        else:
+            self.problem(line, "error", "RB014", f"bad value for {key!r}: {err['msg']}")
+
+    def _check_duration(self, value: object, loc: tuple[str, ...], fm_line: int) -> None:
+        try:
+            fmt.parse_duration(value)
+        except ValueError as exc:
+            line = self._key_line(fm_line, loc)
+            self.problem(line, "error", "RB014", f"bad value for {'.'.join(loc)!r}: {exc}")
+
+    def _check_input(self, name: str, spec: fmt.InputModel, fm_line: int) -> None:
+        loc = ("inputs", name)
+        line = self._key_line(fm_line, loc)
+        if not fmt.IDENT_RE.match(name):
+            self.problem(
+                line, "error", "RB014",
+                f"input name {name!r} must be an identifier (letters, digits, _), "
+                "since it becomes a variable in the kernels",
+            )  # fmt: skip
+        if spec.pattern is not None:
+            try:
+                re.compile(spec.pattern)
+            except re.error as exc:
+                self.problem(line, "error", "RB014", f"input {name!r}: bad pattern: {exc}")
+                return
+        if spec.default is not None:
+            try:
+                coerce(_input_spec(name, spec.model_dump()), spec.default)
+            except InputValueError as exc:
+                self.problem(line, "error", "RB014", f"input {name!r}: default {exc}")
+
+    # --- steps --------------------------------------------------------------------------
+
+    def _tokens_in(self, start: int, end: int) -> Iterable[Token]:
+        for tok in self.tokens:
+            if tok.map and start <= tok.map[0] + 1 < end:
+                yield tok
+
+    def _step_spans(self, span: _Span, level: int) -> tuple[list[_Span], int]:
+        """The step ranges of a section and the line where the first step starts."""
+        tag = f"h{level}"
+        heads = [
+            (plain(self.tokens[i + 1].content), tok.map[0] + 1)
+            for i, tok in enumerate(self.tokens)
+            if tok.type == "heading_open"
+            and tok.tag == tag
+            and tok.level == 0
+            and tok.map
+            and span.start < tok.map[0] + 1 < span.end
+        ]
+        if heads:
+            spans = [
+                _Span(title, line, heads[k + 1][1] if k + 1 < len(heads) else span.end, level)
+                for k, (title, line) in enumerate(heads)
+            ]
+            return spans, heads[0][1]
+        return self._list_spans(span), 0
+
+    def _list_spans(self, span: _Span) -> list[_Span]:
+        """Steps from the top-level ordered lists of a section, one per item."""
+        items: list[tuple[str, int]] = []
+        in_ordered = False
+        for i, tok in enumerate(self.tokens):
+            if not tok.map or not span.start < tok.map[0] + 1 < span.end:
+                if tok.type == "ordered_list_close" and tok.level == 0:
+                    in_ordered = False
+                continue
+            if tok.level == 0:
+                in_ordered = tok.type == "ordered_list_open" or (
+                    in_ordered and tok.type != "bullet_list_open"
+                )
+            if tok.type == "list_item_open" and tok.level == 1 and in_ordered:
+                title = self._item_title(i)
+                items.append((title, tok.map[0] + 1))
+        return [
+            _Span(title, line, items[k + 1][1] if k + 1 < len(items) else span.end, 0)
+            for k, (title, line) in enumerate(items)
+        ]
+
+    def _item_title(self, index: int) -> str:
+        for tok in self.tokens[index + 1 :]:
+            if tok.type == "inline":
+                first = tok.content.strip().split("\n", 1)[0]
+                title = plain(first)
+                return title if len(title) <= 80 else title[:77].rstrip() + "..."
+            if tok.type in ("list_item_close", "fence"):
+                break
+        return ""
+
+    def _steps(
+        self, span: _Span, level: int, kernels: Mapping[str, str], prefix: str
+    ) -> tuple[Step, ...]:
+        spans, _ = self._step_spans(span, level)
+        used_ids: set[str] = set()
+        steps = []
+        for number, s in enumerate(spans, 1):
+            steps.append(self._step(number, s, kernels, prefix, used_ids))
+        return tuple(steps)
+
+    def _step(
+        self, number: int, s: _Span, kernels: Mapping[str, str], prefix: str, used: set[str]
+    ) -> Step:
+        title = _STEP_NUMBER_RE.sub("", s.title).strip() or f"Step {number}"
+        raw = [
+            self._raw_block(tok, kernels)
+            for tok in self.fences
+            if s.start <= tok.map[0] + 1 < s.end  # type: ignore[index]
+        ]
+        for tok in self.fences:
+            if s.start <= tok.map[0] + 1 < s.end:  # type: ignore[index]
+                self.used_fences.add(id(tok))
+        explicit = next((b.id for b in raw if b.executable and b.id), "")
+        step_id = explicit or slugify(title) or f"step-{number}"
+        if not explicit:
+            base, k = step_id, 2
+            while step_id in used:
+                step_id, k = f"{base}-{k}", k + 1
+        used.add(step_id)
+        blocks = self._name_blocks(raw, prefix + step_id)
+        role = self._role(s) or next((b.role for b in blocks if b.role), None)
+        text = "\n".join(self.lines[s.start - 1 : s.end - 1]).strip("\n")
+        return Step(number, step_id, title, s.start, s.end, role, text, blocks)
+
+    def _name_blocks(self, raw: list[Block], base: str) -> tuple[Block, ...]:
+        out = []
+        k = 0
+        for block in raw:
+            if block.executable and not block.id:
+                k += 1
+                block = replace(block, id=base if k == 1 else f"{base}-{k}")
+            out.append(block)
+        return tuple(out)
+
+    def _role(self, s: _Span) -> str | None:
+        for tok in self._tokens_in(s.start, s.end):
+            if tok.type == "fence":
+                return None
+            if tok.type == "inline":
+                for text_line in tok.content.split("\n"):
+                    match = _ROLE_RE.match(text_line)
+                    if match:
+                        return match.group("role").strip()
+        return None
+
+    def _compat_steps(self, headings: Sequence[_Heading], kernels: Mapping[str, str]) -> tuple[Step, ...]:
+        """Plain Markdown without `## Steps`: every runnable fence is a step, titled by its heading."""
+        steps = []
+        used: set[str] = set()
+        for tok in self.fences:
+            if id(tok) in self.used_fences:
+                continue  # already a step of an alternative procedure
+            block = self._raw_block(tok, kernels)
+            if not block.executable:
+                continue
+            line = tok.map[0] + 1  # type: ignore[index]
+            above = [h for h in headings if h.line < line]
+            title = above[-1].title if above else f"Block at line {line}"
+            s = _Span(title, line, tok.map[1] + 1, 0)  # type: ignore[index]
+            steps.append(self._step(len(steps) + 1, s, kernels, "", used))
+        return tuple(steps)
+
+    # --- procedures and criteria ----------------------------------------------------------
+
+    def _procedures(self, span: _Span, kernels: Mapping[str, str]) -> list[Procedure]:
+        heads, _ = self._step_spans(span, 3)
+        out = []
+        for h in heads if heads and heads[0].heading_level == 3 else []:
+            proc_id = slugify(h.title) or f"procedure-{len(out) + 1}"
+            inner = _Span(h.title, h.start, h.end, 3)
+            steps = self._steps(inner, 4, kernels, prefix=f"{proc_id}/")
+            if not steps:
+                steps = self._single_step(inner, kernels, proc_id)
+            text = "\n".join(self.lines[h.start : h.end - 1]).strip("\n")
+            out.append(Procedure(proc_id, h.title, h.start, h.end, text, steps))
+        return out
+
+    def _single_step(self, s: _Span, kernels: Mapping[str, str], proc_id: str) -> tuple[Step, ...]:
+        """A procedure written as prose (and maybe code) with no list: one step."""
+        return (self._step(1, _Span(s.title, s.start, s.end, 0), kernels, f"{proc_id}/", set()),)
+
+    def _list_items(self, span: _Span) -> tuple[str, ...]:
+        items = []
+        for i, tok in enumerate(self.tokens):
+            if tok.type == "list_item_open" and tok.level == 1 and tok.map:
+                if span.start < tok.map[0] + 1 < span.end:
+                    nxt = self.tokens[i + 2] if i + 2 < len(self.tokens) else None
+                    if nxt is not None and nxt.type == "inline":
+                        items.append(plain(nxt.content))
+        if not items:
+            items = [
+                plain(t.content)
+                for t in self._tokens_in(span.start + 1, span.end)
+                if t.type == "inline" and t.level == 1
+            ]
+        return tuple(i for i in items if i)
+
+    # --- blocks -----------------------------------------------------------------------------
+
+    def _block(self, tok: Token, kernels: Mapping[str, str], block_id: str) -> Block:
+        return replace(self._raw_block(tok, kernels), id=block_id)
+
+    def _raw_block(self, tok: Token, kernels: Mapping[str, str]) -> Block:
+        assert tok.map is not None
+        line = tok.map[0] + 1
+        info = unescapeAll(tok.info).strip()
+        lang = fmt.normalise_lang(info)
+        self._check_closed(tok, line)
+        attrs = self._attributes(info, line)
+        typed = self._typed(attrs, line)
+        runnable = typed.pop("exec", True)
+        kernel = kernels.get(lang) or fmt.DEFAULT_KERNELS.get(lang)
+        if not runnable:
+            kernel = None
+        return Block(
+            lang=lang,
+            code=tok.content,
+            line=line,
+            end_line=tok.map[1] + 1,
+            info=info,
+            kernel=kernel,
+            attributes=MappingProxyType(attrs),
+            **typed,
+        )
+
+    def _check_closed(self, tok: Token, line: int) -> None:
+        assert tok.map is not None
+        last = self.lines[tok.map[1] - 1].strip() if tok.map[1] - 1 < self.n_lines else ""
+        char = tok.markup[:1]
+        closed = (
+            tok.map[1] - tok.map[0] >= 2
+            and len(last) >= len(tok.markup)
+            and set(last) == {char}
+        )
+        if not closed:
+            self.problem(
+                line,
+                "error",
+                "RB037",
+                f"code fence {tok.markup!r} opened here is never closed; "
+                f"add a closing {tok.markup} line after the code",
+            )
+
+    def _attributes(self, info: str, line: int) -> dict[str, str]:
+        if "{" not in info:
+            return {}
+        brace = info[info.index("{") :].strip()
+        if not brace.endswith("}"):
+            self.problem(
+                line, "error", "RB031",
+                f"block attributes {brace!r} are not closed; end them with '}}'",
+            )  # fmt: skip
+            return {}
+        if brace.startswith('{"') or brace.startswith("{ \""):
+            return self._json_attributes(brace, line)
+        try:
+            words = shlex.split(brace[1:-1], posix=True)
+        except ValueError as exc:
+            self.problem(line, "error", "RB031", f"block attributes {brace!r}: {exc}")
+            return {}
+        attrs: dict[str, str] = {}
+        for word in words:
+            key, sep, value = word.partition("=")
+            attrs[key.strip()] = value if sep else "true"
+        return attrs
+
+    def _json_attributes(self, brace: str, line: int) -> dict[str, str]:
+        try:
+            data = json.loads(brace)
+        except json.JSONDecodeError as exc:
+            self.problem(line, "error", "RB031", f"block attributes are not valid JSON: {exc.msg}")
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): (json.dumps(v) if isinstance(v, dict | list) else str(v).lower()
+                         if isinstance(v, bool) else str(v)) for k, v in data.items()}  # fmt: skip
+
+    def _typed(self, attrs: Mapping[str, str], line: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in attrs.items():
+            if key not in fmt.BLOCK_ATTRIBUTES:
+                hint = did_you_mean(key, fmt.BLOCK_ATTRIBUTES)
+                self.problem(line, "error", "RB030", f"unknown block attribute {key!r}{hint}")
+                continue
+            try:
+                _apply_attribute(out, key, value)
+            except (ValueError, ExpressionError) as exc:
+                self.problem(line, "error", _ATTR_CODE.get(key, "RB031"), f"attribute {key}={value!r}: {exc}")
+        return out
+
+
+_PYDANTIC_TAGS = {"str", "int", "float", "bool", "none", "list[...]", "dict[...]", "TriggerModel",
+                  "literal['low','medium','high','critical']", "function-after"}  # fmt: skip
+_ATTR_CODE = {"when": "RB032"}
+
+
+def _apply_attribute(out: dict[str, Any], key: str, value: str) -> None:
+    if key in ("id", "name"):
+        if not value or any(c.isspace() for c in value):
+            raise ValueError("an id is one word with no spaces")
+        out["id"] = value
+    elif key == "role":
+        out["role"] = value
+    elif key == "approve":
+        low = value.strip().lower()
+        if low in fmt.FALSE_WORDS:
+            out["approve"] = False
+        else:
+            out["approve"] = True
+            if low not in fmt.TRUE_WORDS:
+                out["approver_role"] = value.strip()
+    elif key == "timeout":
+        out["timeout"] = fmt.parse_duration(value)
+    elif key == "retries":
+        if not value.isdigit():
+            raise ValueError("expected a whole number of retries, e.g. retries=2")
+        out["retries"] = int(value)
+    elif key == "retry_delay":
+        out["retry_delay"] = fmt.parse_duration(value)
+    elif key == "retry_backoff":
+        backoff = float(value)
+        if backoff < 1:
+            raise ValueError("the backoff multiplier must be at least 1")
+        out["retry_backoff"] = backoff
+    elif key == "on_failure":
+        if not fmt.ON_FAILURE_RE.match(value):
+            raise ValueError("expected abort, continue or procedure:NAME")
+        out["on_failure"] = value
+    elif key == "when":
+        parse_expression(value)
+        out["when"] = value
+    elif key == "outputs":
+        names = tuple(n.strip() for n in value.split(",") if n.strip())
+        bad = [n for n in names if not fmt.IDENT_RE.match(n)]
+        if bad:
+            raise ValueError(f"output names must be identifiers, not {', '.join(bad)}")
+        out["outputs"] = names
+    elif key == "exec":
+        out["exec"] = fmt.parse_bool(value)
+    # Runme's own attributes are accepted and have no effect here.
+
+
+# --- metadata ----------------------------------------------------------------------------------
+
+
+def _as_tuple(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(str(v) for v in value)
+    return (str(value),)
+
+
+def _as_str_map(value: object) -> Mapping[str, str]:
+    if not isinstance(value, dict):
+        return MappingProxyType({})
+    return MappingProxyType({str(k): "" if v is None else str(v) for k, v in value.items()})
+
+
+def _input_spec(name: str, raw: object) -> InputSpec:
+    data = raw if isinstance(raw, dict) else {}
+    kind = data.get("type", "string")
+    enum = data.get("enum") or ()
+    default = data.get("default")
+    return InputSpec(
+        name=name,
+        type=kind if kind in ("string", "integer", "number", "boolean", "list") else "string",
+        description=str(data.get("description") or ""),
+        required=bool(data.get("required", False)),
+        default=tuple(default) if isinstance(default, list) else default,
+        enum=tuple(enum) if isinstance(enum, list) else (),
+        pattern=str(data["pattern"]) if data.get("pattern") else None,
+        secret=bool(data.get("secret", False)),
+    )
+
+
+def _build_metadata(fm: Mapping[str, Any], stem_id: str, fallback_name: str) -> Metadata:
+    """Typed metadata from a front matter that may be invalid: take what is usable."""
+    severity = fm.get("severity")
+    time_limit: float | None = None
+    if fm.get("time_limit") is not None:
+        try:
+            time_limit = fmt.parse_duration(fm["time_limit"])
+        except ValueError:
+            time_limit = None
+    trig = fm.get("trigger")
+    if isinstance(trig, dict):
+        match = trig.get("match") if isinstance(trig.get("match"), dict) else {}
+        trigger = Trigger(str(trig.get("when") or ""), MappingProxyType(dict(match or {})))
+    else:
+        trigger = Trigger(str(trig or ""))
+    inputs = fm.get("inputs") if isinstance(fm.get("inputs"), dict) else {}
+    raw_id = fm.get("id")
+    return Metadata(
+        id=str(raw_id) if isinstance(raw_id, str) and raw_id else stem_id,
+        name=str(fm.get("name") or fallback_name),
+        service=str(fm.get("service") or ""),
+        owner=str(fm.get("owner") or ""),
+        severity=Severity(severity) if severity in Severity._value2member_map_ else None,
+        objective=str(fm.get("objective") or ""),
+        time_limit=time_limit,
+        time_limit_text=str(fm.get("time_limit") or ""),
+        roles=_as_str_map(fm.get("roles")),
+        tools=_as_tuple(fm.get("tools")),
+        trigger=trigger,
+        inputs=tuple(_input_spec(str(k), v) for k, v in (inputs or {}).items()),
+        tags=_as_tuple(fm.get("tags")),
+        notify=_as_tuple(fm.get("notify")),
+        kernels=_as_str_map(fm.get("kernels")),
+        has_front_matter=True,
+    )
