@@ -42,7 +42,7 @@ def _register() -> None:
     # Command modules register themselves on import; each holds one family of commands.
     from . import authoring  # noqa: F401
 
-    for optional in ("running", "lab"):
+    for optional in ("running", "records", "lab", "drills"):
         try:
             __import__(f"{__name__}.{optional}")
         except ModuleNotFoundError as exc:
