@@ -82,14 +82,13 @@ class Expression:
         self.names: set[str] = set()
         self._toks = _tokenize(source)
         self._i = 0
+        self._depth = 0
         if self._toks[0].kind == "end":
             raise ExpressionError("empty condition", expression=source)
         self._root = self._or()
         tok = self._peek()
         if tok.kind != "end":
-            raise ExpressionError(
-                f"unexpected {tok.text!r}", expression=source, column=tok.column
-            )
+            raise ExpressionError(f"unexpected {tok.text!r}", expression=source, column=tok.column)
 
     def evaluate(self, env: Mapping[str, Value]) -> bool:
         """True or False; raises ExpressionError when a name has no value."""
@@ -117,24 +116,36 @@ class Expression:
         left = self._and()
         while self._peek().text == "or":
             self._take()
-            a, b = left, self._and()
-            left = lambda env, a=a, b=b: bool(a(env)) or bool(b(env))  # noqa: E731
+            left = _either(left, self._and())
         return left
 
     def _and(self) -> Node:
         left = self._not()
         while self._peek().text == "and":
             self._take()
-            a, b = left, self._not()
-            left = lambda env, a=a, b=b: bool(a(env)) and bool(b(env))  # noqa: E731
+            left = _both(left, self._not())
         return left
 
     def _not(self) -> Node:
         if self._peek().text == "not" and self._peek().kind == "keyword":
-            self._take()
-            inner = self._not()
+            tok = self._take()
+            inner = self._nested(tok, self._not)
             return lambda env: not inner(env)
         return self._comparison()
+
+    def _nested(self, tok: _Tok, parse: Callable[[], Node]) -> Node:
+        # Nesting is bounded so that a hostile condition gets a message, not a RecursionError.
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise ExpressionError(
+                f"condition nested more than {MAX_DEPTH} levels deep",
+                expression=self.source,
+                column=tok.column,
+            )
+        try:
+            return parse()
+        finally:
+            self._depth -= 1
 
     def _comparison(self) -> Node:
         left = self._operand()
@@ -147,7 +158,7 @@ class Expression:
                     "expected 'in' after 'not'", expression=self.source, column=tok.column
                 )
             op = "not in"
-        elif not (tok.kind == "op" and op in _COMPARE) and not (tok.text == "in"):
+        elif not (tok.kind == "op" and op in _COMPARE) and tok.text != "in":
             return left
         self._take()
         right = self._operand()
@@ -175,12 +186,12 @@ class Expression:
             return lambda env: text
         if tok.kind == "name":
             return self._name(tok)
-        if tok.text == "(":
-            inner = self._or()
+        if tok.text == "(" and tok.kind == "op":
+            inner = self._nested(tok, self._or)
             self._expect(")")
             return inner
-        if tok.text == "[":
-            return self._list()
+        if tok.text == "[" and tok.kind == "op":
+            return self._nested(tok, self._list)
         found = repr(tok.text) if tok.kind != "end" else "the end"
         raise ExpressionError(
             f"expected a value but found {found}", expression=self.source, column=tok.column
@@ -215,6 +226,17 @@ class Expression:
         return lambda env: [item(env) for item in items]
 
 
+MAX_DEPTH = 32
+
+
+def _either(a: Node, b: Node) -> Node:
+    return lambda env: bool(a(env)) or bool(b(env))
+
+
+def _both(a: Node, b: Node) -> Node:
+    return lambda env: bool(a(env)) and bool(b(env))
+
+
 def _unquote(text: str) -> str:
     body = text[1:-1]
     return re.sub(r"\\(.)", r"\1", body)
@@ -245,22 +267,51 @@ def parse_expression(source: str) -> Expression:
     return Expression(source)
 
 
+_WORDS = {
+    "==": "is", "!=": "is not", "<": "is less than", "<=": "is at most", ">": "is more than",
+    ">=": "is at least", "in": "is one of", "and": "and", "or": "or", "not": "not",
+}  # fmt: skip
+
+
 def describe(source: str) -> str:
-    """The condition in plain words, for the site: "only when severity is high or critical"."""
+    """The condition in plain words, for people: "only when severity is one of high or critical"."""
     try:
         parse_expression(source)
     except ExpressionError:
         return f"only when {source}"
-    words = source
-    for old, new in ((" not in ", " is not one of "), (" in ", " is one of "), ("==", "is"),
-                     ("!=", "is not"), (">=", "is at least"), ("<=", "is at most")):  # fmt: skip
-        words = words.replace(old, new)
-    words = re.sub(r"\[([^\]]*)\]", lambda m: _or_list(m.group(1)), words)
-    return f"only when {words}"
+    toks = _tokenize(source)[:-1]
+    words: list[str] = []
+    i = 0
+    while i < len(toks):
+        tok = toks[i]
+        if tok.kind == "keyword" and tok.text == "not" and _next_is_in(toks, i):
+            words.append("is not one of")
+            i += 2
+            continue
+        if tok.text == "[" and tok.kind == "op":
+            end = next(k for k in range(i, len(toks)) if toks[k].text == "]")
+            items = [_word(t) for t in toks[i + 1 : end] if t.text != ","]
+            words.append(_or_list(items))
+            i = end + 1
+            continue
+        words.append(_WORDS.get(tok.text, _word(tok)) if tok.kind != "string" else _word(tok))
+        i += 1
+    text = " ".join(words).replace("( ", "(").replace(" )", ")")
+    return f"only when {text}"
 
 
-def _or_list(inner: str) -> str:
-    parts = [p.strip().strip("'\"") for p in inner.split(",") if p.strip()]
+def _next_is_in(toks: list[_Tok], i: int) -> bool:
+    return i + 1 < len(toks) and toks[i + 1].kind == "keyword" and toks[i + 1].text == "in"
+
+
+def _word(tok: _Tok) -> str:
+    if tok.kind != "string":
+        return tok.text
+    text = _unquote(tok.text)
+    return f"'{text}'" if not text or any(c.isspace() for c in text) else text
+
+
+def _or_list(parts: list[str]) -> str:
     if len(parts) <= 1:
-        return "".join(parts)
+        return "".join(parts) or "nothing"
     return ", ".join(parts[:-1]) + " or " + parts[-1]

@@ -30,15 +30,78 @@ DEFAULT_KERNELS: dict[str, str] = {
 #: Languages that are programs but have no default kernel: a runbook must map them under
 #: `kernels:` to run them; otherwise `check` warns and they stay documentation.
 KNOWN_PROGRAM_LANGS = frozenset(
-    "zsh fish powershell pwsh ps1 ruby rb sql psql javascript js node typescript ts go golang "
-    "rust perl php r julia lua kotlin java csharp cs scala groovy promql kql spl".split()
+    [
+        "zsh",
+        "fish",
+        "powershell",
+        "pwsh",
+        "ps1",
+        "ruby",
+        "rb",
+        "sql",
+        "psql",
+        "javascript",
+        "js",
+        "node",
+        "typescript",
+        "ts",
+        "go",
+        "golang",
+        "rust",
+        "perl",
+        "php",
+        "r",
+        "julia",
+        "lua",
+        "kotlin",
+        "java",
+        "csharp",
+        "cs",
+        "scala",
+        "groovy",
+        "promql",
+        "kql",
+        "spl",
+    ]
 )
 
 #: Documentation-only languages: never run, never warned about.
 DOC_LANGS = frozenset(
-    "text txt plain plaintext console output out log json yaml yml toml ini xml html css csv "
-    "markdown md diff patch mermaid plantuml dot math hcl terraform jsonnet cron http "
-    "ascii sample example".split()
+    [
+        "text",
+        "txt",
+        "plain",
+        "plaintext",
+        "console",
+        "output",
+        "out",
+        "log",
+        "json",
+        "yaml",
+        "yml",
+        "toml",
+        "ini",
+        "xml",
+        "html",
+        "css",
+        "csv",
+        "markdown",
+        "md",
+        "diff",
+        "patch",
+        "mermaid",
+        "plantuml",
+        "dot",
+        "math",
+        "hcl",
+        "terraform",
+        "jsonnet",
+        "cron",
+        "http",
+        "ascii",
+        "sample",
+        "example",
+    ]
 )
 
 
@@ -67,6 +130,7 @@ BLOCK_ATTRIBUTES: dict[str, str] = {
     "exec": "false marks a block in a runnable language as documentation",
     # Runme's attributes, accepted so Runme documents read; they have no effect here.
     "interactive": "Runme attribute (ignored)",
+    "interpreter": "Runme attribute (ignored)",
     "background": "Runme attribute (ignored)",
     "closeTerminalOnSuccess": "Runme attribute (ignored)",
     "excludeFromRunAll": "Runme attribute (ignored)",
@@ -124,7 +188,7 @@ def format_duration(seconds: float) -> str:
         return f"{seconds * 1000:.0f}ms"
     if seconds < 60:
         return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
@@ -147,9 +211,7 @@ class InputModel(BaseModel):
     default: ScalarValue | list[ScalarValue] = Field(None, description="used when none is given")
     enum: list[ScalarValue] | None = Field(None, description="the only values allowed")
     pattern: str | None = Field(None, description="regular expression a string must match")
-    secret: bool = Field(
-        False, description="never written to the journal, reports or the terminal"
-    )
+    secret: bool = Field(False, description="never written to the journal, reports or the terminal")
 
 
 class TriggerModel(BaseModel):
@@ -166,7 +228,9 @@ class FrontMatterModel(BaseModel):
     """The YAML front matter of a runbook."""
 
     model_config = ConfigDict(extra="forbid", title="secops-runbooks front matter")
-    id: str | None = Field(None, description="slug; defaults to the file name", pattern=SLUG_RE.pattern)
+    id: str | None = Field(
+        None, description="slug; defaults to the file name", pattern=SLUG_RE.pattern
+    )
     name: str = Field(description="the runbook's title")
     service: str = Field(description="the service or system it concerns")
     owner: str = Field("", description="team or person who maintains it")

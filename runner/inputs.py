@@ -24,9 +24,12 @@ def coerce(spec: InputSpec, value: object) -> InputValue:
     if spec.enum and typed not in spec.enum:
         allowed = ", ".join(str(v) for v in spec.enum)
         raise InputValueError(f"{_show(spec, value)} is not one of: {allowed}")
-    if spec.pattern is not None and isinstance(typed, str):
-        if not re.fullmatch(spec.pattern, typed):
-            raise InputValueError(f"{_show(spec, value)} does not match the pattern {spec.pattern!r}")
+    if (
+        spec.pattern is not None
+        and isinstance(typed, str)
+        and not re.fullmatch(spec.pattern, typed)
+    ):
+        raise InputValueError(f"{_show(spec, value)} does not match the pattern {spec.pattern!r}")
     return typed
 
 

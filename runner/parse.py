@@ -51,8 +51,11 @@ from .model import (
 MAX_BYTES = 1024 * 1024
 
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_STEP_NUMBER_RE = re.compile(r"^\s*(?:step\s+)?\d+[.):]?\s+", re.IGNORECASE)
-_ROLE_RE = re.compile(r"^\s*[*_]*\s*role\s*[*_]*\s*:\s*[*_]*\s*(?P<role>[^*_\n]+?)\s*[*_]*\s*$", re.I)
+# "1. Confirm", "2) Isolate", "Step 3: Notify", "Step 4 - Patch": the author's own numbering.
+_STEP_NUMBER_RE = re.compile(r"^\s*(?:step\s+\d+\s*[.):\-–—]?|\d+[.):])\s+", re.IGNORECASE)
+_ROLE_RE = re.compile(
+    r"^\s*[*_]*\s*role\s*[*_]*\s*:\s*[*_`]*\s*(?P<role>[^*_`\n]+?)\s*[*_`]*\s*$", re.I
+)
 _MARKUP_RE = re.compile(r"[*_`]+|\[([^\]]*)\]\([^)]*\)")
 
 
@@ -74,9 +77,7 @@ def read_text(path: Path, display: str | None = None) -> tuple[str, str]:
     name = display or str(path)
     try:
         if path.is_dir():
-            raise UnreadableRunbook(
-                "is a folder, not a runbook file", path=name, code="RB004"
-            )
+            raise UnreadableRunbook("is a folder, not a runbook file", path=name, code="RB004")
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise UnreadableRunbook(
@@ -130,7 +131,7 @@ def parse_text(text: str, path: str | Path = "<string>", sha256: str | None = No
     p = Path(path)
     if sha256 is None:
         sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     return _Parser(text, p).parse(sha256)
 
 
@@ -184,7 +185,9 @@ class _Parser:
         self.n_lines = len(self.lines)
         self.fences = [t for t in self.tokens if t.type == "fence" and t.map]
         self.used_fences: set[int] = set()  # ids of fence tokens assigned to a step
-        self.seen_block_ids: dict[str, int] = {}
+        # A fence is read once, whichever part of the parser asks first, so that each of its
+        # problems is reported once.
+        self.raw_blocks: dict[int, Block] = {}
 
     def problem(self, line: int, level: ProblemLevel, code: str, message: str) -> None:
         self.problems.append(Problem(self.name, line, level, code, message))
@@ -218,9 +221,7 @@ class _Parser:
         if steps_span is None:
             steps = self._compat_steps(headings, kernels)
         doc_blocks = tuple(
-            self._block(tok, kernels, "")
-            for tok in self.fences
-            if id(tok) not in self.used_fences
+            self._raw_block(tok, kernels) for tok in self.fences if id(tok) not in self.used_fences
         )
         first_h2 = next((h.line for h in headings if h.level == 2), self.n_lines + 1)
         intro_start = (h1.line + 1) if h1 and h1.line < first_h2 else fm_end
@@ -245,7 +246,7 @@ class _Parser:
     def _headings(self) -> list[_Heading]:
         out = []
         for i, tok in enumerate(self.tokens):
-            # Only top-level headings structure a runbook; a heading inside a list or quote is prose.
+            # Only top-level headings structure a runbook; one inside a list or quote is prose.
             if tok.type == "heading_open" and tok.level == 0 and tok.map:
                 title = plain(self.tokens[i + 1].content)
                 out.append(_Heading(int(tok.tag[1]), title, tok.map[0] + 1, i))
@@ -273,7 +274,7 @@ class _Parser:
             return None, 0, 1
         start, end = tok.map[0] + 1, tok.map[1] + 1
         try:
-            data = yaml.load(tok.content, Loader=_SafeLoader)  # noqa: S506 - a safe loader
+            data = yaml.load(tok.content, Loader=_SafeLoader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = start + 1 + (mark.line if mark else 0)
@@ -308,8 +309,12 @@ class _Parser:
 
     def _metadata(self, fm: dict[str, Any] | None, fm_line: int, h1: str | None) -> Metadata:
         stem_id = slugify(self.path.stem) or "runbook"
-        if fm is None:
-            return Metadata(id=stem_id, name=h1 or self.path.stem)
+        if fm is None or not is_runbook_front_matter(fm):
+            # Plain Markdown, or another tool's front matter (Hugo, MkDocs, Runme): read it in
+            # compatibility mode; `check` says what it lacks of the standard format.
+            title = (fm or {}).get("title")
+            name = title if isinstance(title, str) and title.strip() else h1
+            return Metadata(id=stem_id, name=name or self.path.stem)
         self._validate_front_matter(fm, fm_line)
         return _build_metadata(fm, stem_id, h1 or self.path.stem)
 
@@ -317,8 +322,9 @@ class _Parser:
         try:
             fmt.FrontMatterModel.model_validate(fm)
         except ValidationError as exc:
-            for err in exc.errors():
-                self._schema_problem(err, fm_line)
+            reported: set[str] = set()
+            for err in _branch_errors(exc.errors(), fm):
+                self._schema_problem(err, fm_line, reported)
         # Values the schema cannot judge are checked one by one, so that one bad key does not
         # hide the problems of the others.
         if isinstance(fm.get("time_limit"), str | int | float):
@@ -331,23 +337,28 @@ class _Parser:
                 continue  # already reported above
             self._check_input(str(name), spec, fm_line)
 
-    def _schema_problem(self, err: Mapping[str, Any], fm_line: int) -> None:
-        loc = tuple(err["loc"])
-        # pydantic reports a union's alternatives separately; keep the location, drop the type tag.
-        loc = tuple(p for p in loc if not (isinstance(p, str) and p in _PYDANTIC_TAGS))
+    def _schema_problem(self, err: Mapping[str, Any], fm_line: int, reported: set[str]) -> None:
+        loc = _strip_tags(tuple(err["loc"]))
         key = ".".join(str(p) for p in loc)
+        if key in reported:
+            return  # one problem per key: a union's alternatives would repeat it
+        reported.add(key)
         line = self._key_line(fm_line, loc)
         kind = err["type"]
         if kind == "missing":
             self.problem(
-                fm_line, "error", "RB012", f"front matter lacks required key {key!r}; add `{key}: ...`"
+                fm_line,
+                "error",
+                "RB012",
+                f"front matter lacks required key {key!r}; add `{key}: ...`",
             )
         elif kind == "extra_forbidden":
-            allowed = fmt.INPUT_KEYS if loc[:1] == ("inputs",) else fmt.FRONT_MATTER_KEYS
+            allowed = _ALLOWED_KEYS.get(str(loc[0]) if len(loc) > 1 else "", fmt.FRONT_MATTER_KEYS)
             hint = did_you_mean(str(loc[-1]), allowed)
             self.problem(line, "error", "RB013", f"unknown key {key!r}{hint}")
         else:
-            self.problem(line, "error", "RB014", f"bad value for {key!r}: {err['msg']}")
+            msg = _UNION_HINTS.get(key, err["msg"])
+            self.problem(line, "error", "RB014", f"bad value for {key!r}: {msg}")
 
     def _check_duration(self, value: object, loc: tuple[str, ...], fm_line: int) -> None:
         try:
@@ -439,24 +450,35 @@ class _Parser:
         self, span: _Span, level: int, kernels: Mapping[str, str], prefix: str
     ) -> tuple[Step, ...]:
         spans, _ = self._step_spans(span, level)
-        used_ids: set[str] = set()
-        steps = []
-        for number, s in enumerate(spans, 1):
-            steps.append(self._step(number, s, kernels, prefix, used_ids))
-        return tuple(steps)
+        used_ids = self._explicit_ids(spans, kernels)
+        return tuple(
+            self._step(number, s, kernels, prefix, used_ids) for number, s in enumerate(spans, 1)
+        )
+
+    def _fences_in(self, s: _Span) -> list[Token]:
+        return [t for t in self.fences if t.map and s.start <= t.map[0] + 1 < s.end]
+
+    def _explicit_ids(self, spans: Sequence[_Span], kernels: Mapping[str, str]) -> set[str]:
+        """Ids the author wrote, reserved before any step gets a generated id.
+
+        Without this, a step titled "Isolate" placed before a block with `id=isolate` would take
+        the id first and the author would be told of a duplicate they never wrote.
+        """
+        ids = set()
+        for s in spans:
+            raw = [self._raw_block(tok, kernels) for tok in self._fences_in(s)]
+            explicit = next((b.id for b in raw if b.executable and b.id), "")
+            if explicit:
+                ids.add(explicit)
+        return ids
 
     def _step(
         self, number: int, s: _Span, kernels: Mapping[str, str], prefix: str, used: set[str]
     ) -> Step:
         title = _STEP_NUMBER_RE.sub("", s.title).strip() or f"Step {number}"
-        raw = [
-            self._raw_block(tok, kernels)
-            for tok in self.fences
-            if s.start <= tok.map[0] + 1 < s.end  # type: ignore[index]
-        ]
-        for tok in self.fences:
-            if s.start <= tok.map[0] + 1 < s.end:  # type: ignore[index]
-                self.used_fences.add(id(tok))
+        fences = self._fences_in(s)
+        raw = [self._raw_block(tok, kernels) for tok in fences]
+        self.used_fences.update(id(tok) for tok in fences)
         explicit = next((b.id for b in raw if b.executable and b.id), "")
         step_id = explicit or slugify(title) or f"step-{number}"
         if not explicit:
@@ -470,7 +492,7 @@ class _Parser:
         return Step(number, step_id, title, s.start, s.end, role, text, blocks)
 
     def _name_blocks(self, raw: list[Block], base: str) -> tuple[Block, ...]:
-        out = []
+        out: list[Block] = []
         k = 0
         for block in raw:
             if block.executable and not block.id:
@@ -490,28 +512,28 @@ class _Parser:
                         return match.group("role").strip()
         return None
 
-    def _compat_steps(self, headings: Sequence[_Heading], kernels: Mapping[str, str]) -> tuple[Step, ...]:
-        """Plain Markdown without `## Steps`: every runnable fence is a step, titled by its heading."""
-        steps = []
-        used: set[str] = set()
+    def _compat_steps(
+        self, headings: Sequence[_Heading], kernels: Mapping[str, str]
+    ) -> tuple[Step, ...]:
+        """Plain Markdown without `## Steps`: each runnable fence is a step named by its heading."""
+        spans = []
         for tok in self.fences:
-            if id(tok) in self.used_fences:
-                continue  # already a step of an alternative procedure
-            block = self._raw_block(tok, kernels)
-            if not block.executable:
+            # Fences already in an alternative procedure belong to it.
+            if id(tok) in self.used_fences or not self._raw_block(tok, kernels).executable:
                 continue
-            line = tok.map[0] + 1  # type: ignore[index]
+            assert tok.map is not None
+            line = tok.map[0] + 1
             above = [h for h in headings if h.line < line]
             title = above[-1].title if above else f"Block at line {line}"
-            s = _Span(title, line, tok.map[1] + 1, 0)  # type: ignore[index]
-            steps.append(self._step(len(steps) + 1, s, kernels, "", used))
-        return tuple(steps)
+            spans.append(_Span(title, line, tok.map[1] + 1, 0))
+        used = self._explicit_ids(spans, kernels)
+        return tuple(self._step(number, s, kernels, "", used) for number, s in enumerate(spans, 1))
 
     # --- procedures and criteria ----------------------------------------------------------
 
     def _procedures(self, span: _Span, kernels: Mapping[str, str]) -> list[Procedure]:
         heads, _ = self._step_spans(span, 3)
-        out = []
+        out: list[Procedure] = []
         for h in heads if heads and heads[0].heading_level == 3 else []:
             proc_id = slugify(h.title) or f"procedure-{len(out) + 1}"
             inner = _Span(h.title, h.start, h.end, 3)
@@ -529,11 +551,15 @@ class _Parser:
     def _list_items(self, span: _Span) -> tuple[str, ...]:
         items = []
         for i, tok in enumerate(self.tokens):
-            if tok.type == "list_item_open" and tok.level == 1 and tok.map:
-                if span.start < tok.map[0] + 1 < span.end:
-                    nxt = self.tokens[i + 2] if i + 2 < len(self.tokens) else None
-                    if nxt is not None and nxt.type == "inline":
-                        items.append(plain(nxt.content))
+            if (
+                tok.type == "list_item_open"
+                and tok.level == 1
+                and tok.map
+                and span.start < tok.map[0] + 1 < span.end
+            ):
+                nxt = self.tokens[i + 2] if i + 2 < len(self.tokens) else None
+                if nxt is not None and nxt.type == "inline":
+                    items.append(plain(nxt.content))
         if not items:
             items = [
                 plain(t.content)
@@ -544,10 +570,13 @@ class _Parser:
 
     # --- blocks -----------------------------------------------------------------------------
 
-    def _block(self, tok: Token, kernels: Mapping[str, str], block_id: str) -> Block:
-        return replace(self._raw_block(tok, kernels), id=block_id)
-
     def _raw_block(self, tok: Token, kernels: Mapping[str, str]) -> Block:
+        cached = self.raw_blocks.get(id(tok))
+        if cached is None:
+            cached = self.raw_blocks[id(tok)] = self._read_block(tok, kernels)
+        return cached
+
+    def _read_block(self, tok: Token, kernels: Mapping[str, str]) -> Block:
         assert tok.map is not None
         line = tok.map[0] + 1
         info = unescapeAll(tok.info).strip()
@@ -572,12 +601,12 @@ class _Parser:
 
     def _check_closed(self, tok: Token, line: int) -> None:
         assert tok.map is not None
-        last = self.lines[tok.map[1] - 1].strip() if tok.map[1] - 1 < self.n_lines else ""
+        last = self.lines[tok.map[1] - 1] if tok.map[1] - 1 < self.n_lines else ""
+        # The closing fence may sit inside a block quote or a list item: drop that prefix.
+        last = last.lstrip(" \t>").strip()
         char = tok.markup[:1]
         closed = (
-            tok.map[1] - tok.map[0] >= 2
-            and len(last) >= len(tok.markup)
-            and set(last) == {char}
+            tok.map[1] - tok.map[0] >= 2 and len(last) >= len(tok.markup) and set(last) == {char}
         )
         if not closed:
             self.problem(
@@ -598,7 +627,7 @@ class _Parser:
                 f"block attributes {brace!r} are not closed; end them with '}}'",
             )  # fmt: skip
             return {}
-        if brace.startswith('{"') or brace.startswith("{ \""):
+        if brace.startswith('{"') or brace.startswith('{ "'):
             return self._json_attributes(brace, line)
         try:
             words = shlex.split(brace[1:-1], posix=True)
@@ -632,12 +661,64 @@ class _Parser:
             try:
                 _apply_attribute(out, key, value)
             except (ValueError, ExpressionError) as exc:
-                self.problem(line, "error", _ATTR_CODE.get(key, "RB031"), f"attribute {key}={value!r}: {exc}")
+                self.problem(
+                    line, "error", _ATTR_CODE.get(key, "RB031"), f"attribute {key}={value!r}: {exc}"
+                )
         return out
 
 
+def is_runbook_front_matter(fm: Mapping[str, object]) -> bool:
+    """Whether a front matter is meant for this format: it names the runbook or its service.
+
+    Other tools' front matter (Hugo's `title`/`weight`, Runme's `runme:`/`shell:`) is not
+    validated as ours; the file is read as plain Markdown instead.
+    """
+    return "name" in fm or "service" in fm
+
+
+def _strip_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    # pydantic reports a union's alternatives separately; keep the location, drop the type tag.
+    return tuple(p for p in loc if not (isinstance(p, str) and p in _PYDANTIC_TAGS))
+
+
+def _branch_errors(
+    errors: Sequence[Mapping[str, Any]], fm: Mapping[str, Any]
+) -> list[Mapping[str, Any]]:
+    """For a union-typed key, keep the errors of the alternative the value was written as.
+
+    `trigger: {whem: x}` should be told about `whem`, not that a trigger may also be text.
+    """
+    kept = []
+    for err in errors:
+        loc = tuple(err["loc"])
+        tag = loc[1] if len(loc) > 1 and loc[1] in _PYDANTIC_TAGS else None
+        value = fm.get(str(loc[0])) if loc else None
+        if tag is not None and isinstance(value, dict | list) and tag not in _CONTAINER_TAGS:
+            continue  # a scalar alternative's complaint about a value written as a container
+        kept.append(err)
+    # A key all of whose errors were dropped still gets one.
+    keys = {tuple(e["loc"])[:1] for e in kept}
+    for err in errors:
+        if tuple(err["loc"])[:1] not in keys:
+            keys.add(tuple(err["loc"])[:1])
+            kept.append(err)
+    return kept
+
+
+_CONTAINER_TAGS = {"TriggerModel", "list[str]", "dict[str,str]", "list[...]", "dict[...]"}
+_ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
+    "inputs": fmt.INPUT_KEYS,
+    "trigger": tuple(fmt.TriggerModel.model_fields),
+}
+_UNION_HINTS = {
+    "trigger": "expected text, or a mapping with `when:` (text) and `match:` (field: value)",
+    "notify": "expected a list of who is told, or one name",
+    "time_limit": "expected a duration such as 30m, 1h or 1h30m",
+}
+
 _PYDANTIC_TAGS = {"str", "int", "float", "bool", "none", "list[...]", "dict[...]", "TriggerModel",
-                  "literal['low','medium','high','critical']", "function-after"}  # fmt: skip
+                  "list[str]", "dict[str,str]", "literal['low','medium','high','critical']",
+                  "function-after"}  # fmt: skip
 _ATTR_CODE = {"when": "RB032"}
 
 
