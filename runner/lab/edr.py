@@ -22,7 +22,7 @@ Routes (all under ``/api/edr``, bearer token required):
 - ``GET  /alerts?status=&host_id=&severity=&category=``: alerts, newest last.
 - ``GET  /alerts/{id}``: one alert.
 - ``POST /alerts/{id}/ack`` ``{"by": "..."}``: open -> acknowledged (409 when closed).
-- ``POST /alerts/{id}/close`` ``{"resolution": "..."}``: open or acknowledged -> closed (409 when already closed).
+- ``POST /alerts/{id}/close`` ``{"resolution": "..."}``: -> closed (409 when already closed).
 """
 
 from __future__ import annotations
