@@ -1,0 +1,410 @@
+"""One persistent bash process, driven through pipes instead of a pseudo-terminal.
+
+Why this shape:
+
+* bash runs *interactive* (``-i``) but without a terminal. Only an interactive shell
+  abandons the whole current command -- sourced file, functions, loops -- when the
+  foreground job dies of SIGINT and then goes back to reading its next command. That is
+  exactly "interrupt the cell, keep the shell": a non-interactive shell would either exit
+  or carry on with the next line of the cell.
+* bash's stdin is a control pipe carrying one short line per action. Cell code never
+  travels on it: each cell is written to a file and ``source``d with ``</dev/null``,
+  so multi-line code, heredocs and functions work and no command can eat the control
+  stream.
+* Results come back on a dedicated descriptor (fd 62) as NUL-terminated records, so
+  stdout and stderr are forwarded untouched and never scanned for markers. bash strings
+  cannot hold NUL, so a record can never be cut short by a value.
+* Every control line stands alone: if a cell line is aborted (interrupt, expansion
+  error), the status line after it still runs and reports ``$?``.
+
+One pump thread reads stdout, stderr, the record pipe and the exit notification. Before
+it hands a record over it drains stdout and stderr, so a cell's output is always
+published before the cell's verdict.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import enum
+import errno
+import os
+import queue
+import selectors
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+#: The descriptor bash writes records to; high enough that scripts leave it alone.
+RECORD_FD = 62
+#: Seconds bash gets to leave after SIGHUP/SIGTERM before the group is SIGKILLed.
+CLOSE_GRACE = 0.2
+#: Bytes read per ``os.read``; big reads keep a flood of output to a few messages.
+READ_SIZE = 1 << 16
+
+OutputSink = Callable[[str, str], None]
+"""Receives ``(stream_name, text)`` with stream_name ``"stdout"`` or ``"stderr"``."""
+
+
+class Outcome(enum.Enum):
+    """How a cell ended."""
+
+    OK = "ok"  # last command exited 0
+    FAILED = "failed"  # last command exited non-zero
+    INTERRUPTED = "interrupted"  # interrupt() was called while the cell ran
+    EXITED = "exited"  # the code made bash exit; a fresh bash has been started
+
+
+@dataclass(frozen=True, slots=True)
+class CellResult:
+    """What one cell produced besides its streamed output."""
+
+    outcome: Outcome  # how the cell ended
+    exit_status: int  # status of the last command, or bash's own status when it exited
+    values: Mapping[str, str | None] = field(default_factory=dict)
+    """Each requested expression's value; None when bash could not expand it."""
+
+
+@dataclass(slots=True)
+class _Cell:
+    """Bookkeeping for the cell being run; only touched under ``Shell._lock``."""
+
+    ident: int  # the id bash echoes in this cell's records
+    accepted: set[int]  # record ids that end the wait (the cell's, plus interrupt syncs)
+    interrupted: bool = False  # interrupt() was called during the cell
+
+
+class Shell:
+    """A persistent ``bash`` whose cells are run with :meth:`run`.
+
+    ``run`` blocks the calling thread; ``interrupt`` may be called from any thread.
+    """
+
+    def __init__(self, sink: OutputSink, *, env: Mapping[str, str] | None = None) -> None:
+        self._sink = sink  # where stdout/stderr text goes, from the pump thread
+        self._env = dict(os.environ if env is None else env)
+        self._lock = threading.Lock()  # guards _cell, _next_id and writes to bash's stdin
+        self._next_id = 1
+        self._cell: _Cell | None = None
+        self._records: queue.SimpleQueue[tuple[str, int, str]] = queue.SimpleQueue()
+        self._workdir = tempfile.mkdtemp(prefix="runbook-shell-")
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stdin_fd = -1
+        self._pump: threading.Thread | None = None
+        self.version = ""  # $BASH_VERSION, known once the first bash has started
+        self._closed = False  # close() was called: never start bash again
+
+    @property
+    def pid(self) -> int | None:
+        """The current bash's process id (also its process group id)."""
+        return None if self._proc is None else self._proc.pid
+
+    def alive(self) -> bool:
+        """Whether the current bash is still running."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        """Start bash and wait until it has taken its settings."""
+        record_read, record_write = os.pipe()
+        self._proc = subprocess.Popen(
+            ["bash", "--noprofile", "--norc", "--noediting", "-i"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(record_write,),
+            env=self._env,
+            # Its own session and group: interrupts and kills reach bash and every
+            # command it started, and never the kernel.
+            start_new_session=True,
+            preexec_fn=_unignore_interrupts if _interrupts_ignored() else None,
+        )
+        os.close(record_write)
+        assert self._proc.stdin is not None
+        self._stdin_fd = self._proc.stdin.fileno()
+        self._records = queue.SimpleQueue()
+        self._pump = _Pump(self._proc, record_read, self._sink, self._records)
+        self._pump.start()
+        self._write(_setup_line(record_write))
+        kind, _, payload = self._records.get()
+        if kind != "E":
+            raise OSError(f"bash exited with status {payload} while starting")
+        self.version = payload
+
+    def run(self, code: str, expressions: Mapping[str, str] | None = None) -> CellResult:
+        """Run ``code`` as one cell, then expand each of ``expressions`` in the same shell."""
+        if self._closed:
+            raise RuntimeError("the shell has been closed")
+        if not self.alive():
+            self._restart()
+        names = list(expressions or {})
+        cell = self._begin(code, [(expressions or {})[n] for n in names])
+        status: int | None = None
+        values: dict[int, str] = {}
+        while True:
+            kind, ident, payload = self._records.get()
+            if kind == "X":
+                with self._lock:
+                    self._cell = None
+                if not self._closed:
+                    self._restart()
+                return CellResult(Outcome.EXITED, int(payload), dict.fromkeys(names))
+            if ident not in cell.accepted:
+                continue  # a late record of an earlier cell or interrupt
+            if kind == "S":
+                status = int(payload)
+            elif kind == "V":
+                index, _, value = payload.partition(" ")
+                values[int(index)] = value
+            elif kind == "E":
+                break
+        with self._lock:
+            self._cell = None
+        found = {name: values.get(i) for i, name in enumerate(names)}
+        return _verdict(cell.interrupted, status, found)
+
+    def interrupt(self) -> bool:
+        """Interrupt the running cell, as Ctrl-C would; False when no cell is running."""
+        with self._lock:
+            cell = self._cell
+            if cell is None or self._proc is None:
+                return False
+            cell.interrupted = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGINT)
+            # The signal may land while bash reads the lines after the cell; a fresh
+            # sync line guarantees some record still ends the wait.
+            sync = self._take_id()
+            cell.accepted.add(sync)
+            self._write(f"printf 'E {sync} \\0' >&{RECORD_FD}\n")
+        return True
+
+    def close(self) -> None:
+        """Stop bash and everything it started, then remove the cell files."""
+        self._closed = True
+        self._stop()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def _begin(self, code: str, expressions: list[str]) -> _Cell:
+        """Write the cell's files and control lines; return its bookkeeping."""
+        with self._lock:
+            cell = _Cell(self._take_id(), set())
+            cell.accepted.add(cell.ident)
+            cell_path = self._write_file("cell.sh", code)
+            script = _expression_script(cell.ident, expressions)
+            expr_path = self._write_file("expressions.sh", script)
+            self._cell = cell
+            self._write(_cell_lines(cell.ident, cell_path, expr_path))
+        return cell
+
+    def _take_id(self) -> int:
+        ident = self._next_id
+        self._next_id += 1
+        return ident
+
+    def _write_file(self, name: str, text: str) -> str:
+        path = os.path.join(self._workdir, name)
+        try:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except FileNotFoundError:
+            # A cell removed our directory (rm -rf /tmp/...): make it again.
+            os.makedirs(self._workdir, mode=0o700, exist_ok=True)
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        return path
+
+    def _write(self, line: str) -> None:
+        # One write per action, each under PIPE_BUF, so lines never interleave.
+        data = line.encode()
+        while data:
+            try:
+                written = os.write(self._stdin_fd, data)
+            except BrokenPipeError:
+                return  # bash is gone; the pump reports the exit
+            data = data[written:]
+
+    def _restart(self) -> None:
+        self._stop()
+        self.start()
+
+    def _stop(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        _kill_group(proc)
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        if self._pump is not None:
+            self._pump.join(timeout=1)
+        self._proc = None
+        self._pump = None
+
+
+def _setup_line(record_write: int) -> str:
+    """Move the record pipe to RECORD_FD and quiet everything an interactive bash adds."""
+    return (
+        f"exec {RECORD_FD}>&{record_write} {record_write}>&-; "
+        "PS1=; PS2=; PS0=; PROMPT_COMMAND=; unset HISTFILE MAILCHECK; set +o history; "
+        f"printf 'E 0 %s\\0' \"$BASH_VERSION\" >&{RECORD_FD}\n"
+    )
+
+
+def _cell_lines(ident: int, cell_path: str, expr_path: str) -> str:
+    """The control lines for one cell; each must survive the one before being aborted."""
+    return (
+        f"source {shlex.quote(cell_path)} </dev/null {RECORD_FD}>&-\n"
+        f"printf 'S {ident} %d\\0' \"$?\" >&{RECORD_FD}\n"
+        f"source {shlex.quote(expr_path)} </dev/null\n"
+        f"printf 'E {ident} \\0' >&{RECORD_FD}\n"
+    )
+
+
+def _expression_script(ident: int, expressions: list[str]) -> str:
+    """One printf per expression, tagged with its index; a failed expansion prints nothing."""
+    return "".join(
+        f"printf 'V {ident} {i} %s\\0' \"{expr}\" >&{RECORD_FD}\n"
+        for i, expr in enumerate(expressions)
+    )
+
+
+def _verdict(interrupted: bool, status: int | None, values: Mapping[str, str | None]) -> CellResult:
+    if interrupted:
+        return CellResult(Outcome.INTERRUPTED, 130 if status is None else status, values)
+    if status is None:
+        # The status line itself was lost; bash reports 130 for an aborted command.
+        return CellResult(Outcome.INTERRUPTED, 130, values)
+    return CellResult(Outcome.OK if status == 0 else Outcome.FAILED, status, values)
+
+
+def _interrupts_ignored() -> bool:
+    """Whether SIGINT is ignored here, which bash and its commands would inherit."""
+    return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def _unignore_interrupts() -> None:
+    """In the child before exec: an ignored SIGINT would make ``sleep`` uninterruptible."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGHUP/SIGTERM the group (interactive bash ignores TERM), then SIGKILL stragglers."""
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=CLOSE_GRACE)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+class _Pump(threading.Thread):
+    """Forwards stdout/stderr to the sink and records to the queue until bash exits."""
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        record_fd: int,
+        sink: OutputSink,
+        records: queue.SimpleQueue[tuple[str, int, str]],
+    ) -> None:
+        super().__init__(name=f"bash-{proc.pid}-pump", daemon=True)
+        self._proc = proc
+        self._sink = sink
+        self._records = records
+        self._forwarding = False  # off until setup is done: hides bash's startup noise
+        assert proc.stdout is not None and proc.stderr is not None
+        self._streams = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
+        self._decoders = {
+            fd: codecs.getincrementaldecoder("utf-8")("replace") for fd in self._streams
+        }
+        self._record_fd = record_fd
+        self._pending = b""  # an incomplete record
+        self._exit_fd = _exit_notifier(proc)
+
+    def run(self) -> None:
+        selector = selectors.DefaultSelector()
+        for fd in (*self._streams, self._record_fd, self._exit_fd):
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ)
+        try:
+            self._loop(selector)
+        finally:
+            selector.close()
+            os.close(self._record_fd)
+            os.close(self._exit_fd)
+
+    def _loop(self, selector: selectors.BaseSelector) -> None:
+        while True:
+            ready = {key.fd for key, _ in selector.select()}
+            for fd in self._streams:
+                if fd in ready and not self._drain(fd):
+                    selector.unregister(fd)
+            if self._record_fd in ready and not self._read_records():
+                selector.unregister(self._record_fd)
+            if self._exit_fd in ready:
+                for fd in self._streams:
+                    self._drain(fd)
+                self._records.put(("X", -1, str(self._proc.wait())))
+                return
+
+    def _drain(self, fd: int) -> bool:
+        """Forward everything readable on ``fd`` now; False at end of file."""
+        while True:
+            try:
+                chunk = os.read(fd, READ_SIZE)
+            except BlockingIOError:
+                return True
+            except OSError as err:
+                if err.errno == errno.EBADF:
+                    return False
+                raise
+            text = self._decoders[fd].decode(chunk, final=not chunk)
+            if text and self._forwarding:
+                self._sink(self._streams[fd], text)
+            if not chunk:
+                return False
+
+    def _read_records(self) -> bool:
+        """Queue every complete record; output written before it is forwarded first."""
+        while True:
+            try:
+                chunk = os.read(self._record_fd, READ_SIZE)
+            except BlockingIOError:
+                return True
+            if not chunk:
+                return False
+            *complete, self._pending = (self._pending + chunk).split(b"\0")
+            self._queue_records(complete)
+
+    def _queue_records(self, complete: list[bytes]) -> None:
+        for raw in complete:
+            for fd in self._streams:
+                self._drain(fd)
+            kind, _, rest = raw.decode("utf-8", "replace").partition(" ")
+            ident, _, payload = rest.partition(" ")
+            if kind == "E" and ident == "0":
+                self._forwarding = True
+            self._records.put((kind, int(ident), payload))
+
+
+def _exit_notifier(proc: subprocess.Popen[bytes]) -> int:
+    """A descriptor that becomes readable when ``proc`` exits."""
+    if hasattr(os, "pidfd_open"):
+        return os.pidfd_open(proc.pid)
+    # No pidfd (not Linux): a thread waits and pokes a pipe.
+    read_fd, write_fd = os.pipe()
+
+    def wait() -> None:
+        proc.wait()
+        os.write(write_fd, b"x")
+        os.close(write_fd)
+
+    threading.Thread(target=wait, name=f"bash-{proc.pid}-wait", daemon=True).start()
+    return read_fd
