@@ -1,0 +1,97 @@
+"""The index page: every runbook in one table, filterable by service, severity and role.
+
+The table is plain HTML with the facts to filter on in `data-` attributes; a few lines of
+JavaScript shipped with the plugin (no CDN) hide the rows that do not match. Without JavaScript
+the table is still complete and sorted by service, so it reads as grouped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from html import escape
+
+from .catalog import Entry, Loaded
+from .runs import Run, RunIndex
+
+_SEVERITY_ORDER = ("critical", "high", "medium", "low")
+
+
+def index_markdown(loaded: Loaded, runs: RunIndex, folder: str, directory_urls: bool) -> str:
+    """The Markdown of `runbooks/index.md`; ``folder`` is the runbooks folder as configured."""
+    entries = loaded.entries
+    title = "# Runbooks"
+    if not entries:
+        return f"{title}\n\nNo runbooks found in `{folder}/`.\n"
+    count = f"{len(entries)} runbook(s) from `{folder}/`, grouped by service."
+    rows = "\n".join(
+        _row(e, loaded.last_change.get(e.id, ""), runs.by_runbook.get(e.id, ()), directory_urls)
+        for e in entries
+    )
+    table = (
+        '<div class="rb-index">\n<table>\n<thead><tr><th>Runbook</th><th>Service</th>'
+        "<th>Severity</th><th>Objective</th><th>Roles</th><th>Steps</th><th>Last change</th>"
+        f"<th>Last exercised</th></tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>\n</div>"
+    )
+    return "\n\n".join((title, count, _filters(entries), table)) + "\n"
+
+
+def _filters(entries: Sequence[Entry]) -> str:
+    services = sorted({e.runbook.metadata.service for e in entries if e.runbook.metadata.service})
+    present = {e.runbook.metadata.severity.value for e in entries if e.runbook.metadata.severity}
+    severities = [s for s in _SEVERITY_ORDER if s in present]
+    roles = sorted({r for e in entries for r in _roles(e)})
+    return (
+        '<div class="rb-filters" hidden>'
+        f"{_select('service', 'Service', services)}{_select('severity', 'Severity', severities)}"
+        f"{_select('role', 'Role', roles)}"
+        '<span class="rb-filter-count" aria-live="polite"></span></div>'
+    )
+
+
+def _select(key: str, label: str, values: Iterable[str]) -> str:
+    options = "".join(f'<option value="{escape(v)}">{escape(v)}</option>' for v in values)
+    return (
+        f'<label>{label} <select data-filter="{key}"><option value="">all</option>'
+        f"{options}</select></label> "
+    )
+
+
+def _roles(entry: Entry) -> list[str]:
+    """Roles the runbook declares, plus any a step names without declaring it."""
+    roles = list(entry.runbook.metadata.roles)
+    roles += [s.role for s in entry.runbook.steps if s.role and s.role not in roles]
+    return roles
+
+
+def _row(entry: Entry, last_change: str, runs: Sequence[Run], directory_urls: bool) -> str:
+    meta = entry.runbook.metadata
+    href = f"{entry.slug}/" if directory_urls else f"{entry.slug}.html"
+    severity = meta.severity.value if meta.severity else ""
+    roles = _roles(entry)
+    data = _data(
+        {"service": meta.service, "severity": severity, "role": "|" + "|".join(roles) + "|"}
+    )
+    sev = f'<span class="rb-sev rb-sev--{severity}">{severity}</span>' if severity else "—"
+    badges = " ".join(f'<span class="rb-badge rb-badge--role">{escape(r)}</span>' for r in roles)
+    cells = (
+        f'<a href="{escape(href)}">{escape(meta.name)}</a>',
+        escape(meta.service) or "—",
+        sev,
+        escape(meta.objective) or "—",
+        badges or "—",
+        str(len(entry.runbook.steps)),
+        escape(last_change) or "—",
+        _exercised(runs),
+    )
+    return f"<tr{data}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def _data(values: Mapping[str, str]) -> str:
+    return "".join(f' data-{k}="{escape(v)}"' for k, v in values.items())
+
+
+def _exercised(runs: Sequence[Run]) -> str:
+    if not runs:
+        return "never"
+    latest = runs[0]
+    return f"{escape(latest.started_text)} ({escape(latest.mode)}, {escape(latest.status)})"

@@ -1,0 +1,125 @@
+"""The MkDocs hooks. Thin by design: each hands its work to the catalog, the runs reader or the
+renderers, and only wires their results into MkDocs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.livereload import LiveReloadServer
+from mkdocs.plugins import BasePlugin
+from mkdocs.structure.files import File, Files
+
+from .catalog import Catalog, Entry, Loaded
+from .config import RunbooksConfig
+from .index import index_markdown
+from .render import page_markdown
+from .runs import RunIndex, read_runs
+
+# MkDocs counts warnings on the `mkdocs` logger tree; `--strict` fails the build on any of them.
+log = logging.getLogger("mkdocs.plugins.runbooks")
+
+ASSETS = Path(__file__).parent / "assets"
+ASSET_URI = "assets/runbooks"
+# The rendered pages use these; added when `mkdocs.yml` does not list them already.
+EXTENSIONS = (
+    "admonition",
+    "attr_list",
+    "md_in_html",
+    "tables",
+    "pymdownx.highlight",
+    "pymdownx.superfences",
+)
+
+NavItem = str | dict[str, Any]
+
+
+# mkdocs' BasePlugin.__init_subclass__ carries no annotations.
+class RunbooksPlugin(BasePlugin[RunbooksConfig]):  # type: ignore[no-untyped-call]
+    """Renders every runbook of `runbooks_dir` as a page under /runbooks/, plus an index."""
+
+    def __init__(self) -> None:
+        self.catalog = Catalog()
+        self.loaded = Loaded((), (), {})
+        self.runs = RunIndex({}, ())
+        self.folder = Path("runbooks")
+        self.runs_dir: Path | None = None
+
+    def on_startup(self, *, command: Literal["build", "gh-deploy", "serve"], dirty: bool) -> None:
+        """Declared so MkDocs keeps this instance (and its parse cache) across `serve` rebuilds."""
+
+    def on_config(self, config: MkDocsConfig) -> MkDocsConfig:
+        base = Path(config.config_file_path).parent if config.config_file_path else Path.cwd()
+        self.folder = base / self.config.runbooks_dir
+        self.runs_dir = base / self.config.runs_dir if self.config.runs_dir else None
+        self.loaded = self.catalog.load(self.folder, base)
+        self.runs = read_runs(self.runs_dir)
+        for name in EXTENSIONS:
+            if name not in config.markdown_extensions:
+                config.markdown_extensions.append(name)
+        config.extra_css.append(f"{ASSET_URI}/runbooks.css")
+        config.extra_javascript.append(f"{ASSET_URI}/runbooks.js")
+        if config.nav is not None:
+            config.nav = with_runbooks(config.nav, self.config.nav_title, self.loaded.entries)
+        return config
+
+    def on_files(self, files: Files, *, config: MkDocsConfig) -> Files:
+        self._report()
+        folder = self.config.runbooks_dir.rstrip("/")
+        pages = {
+            "runbooks/index.md": index_markdown(
+                self.loaded, self.runs, folder, config.use_directory_urls
+            )
+        }
+        for entry in self.loaded.entries:
+            runs = self.runs.by_runbook.get(entry.id, ())
+            pages[entry.src_uri] = page_markdown(entry, runs, self.loaded.last_change[entry.id])
+        for uri, content in pages.items():
+            _replace(files, File.generated(config, uri, content=content))
+        for asset in sorted(ASSETS.iterdir()):
+            uri = f"{ASSET_URI}/{asset.name}"
+            _replace(files, File.generated(config, uri, abs_src_path=str(asset)))
+        return files
+
+    def on_serve(
+        self, server: LiveReloadServer, /, *, config: MkDocsConfig, builder: Any
+    ) -> LiveReloadServer:
+        # The runbooks live outside docs/, so `serve` would not notice an edit without this.
+        server.watch(str(self.folder))
+        if self.runs_dir is not None and self.runs_dir.is_dir():
+            server.watch(str(self.runs_dir))
+        return server
+
+    def _report(self) -> None:
+        """`runbook check`'s findings as build messages, in its `file:line: CODE message` form."""
+        emit = log.warning if self.config.strict_runbooks else log.info
+        for p in self.loaded.problems:
+            emit(f"{p.path}:{p.line}: {p.code} {p.message}")
+        for why in self.runs.skipped:
+            log.info(f"skipped an unreadable journal: {why}")
+
+
+def _replace(files: Files, new: File) -> None:
+    old = files.get_file_from_path(new.src_uri)
+    if old is not None:
+        log.warning(
+            f"docs/{new.src_uri} is replaced by the page the runbooks plugin generates; "
+            "remove it or rename it"
+        )
+        files.remove(old)
+    files.append(new)
+
+
+def with_runbooks(nav: list[NavItem], title: str, entries: tuple[Entry, ...]) -> list[NavItem]:
+    """The configured nav with the runbooks section, grouped by service, in place of ``title``."""
+    groups: dict[str, list[NavItem]] = {}
+    for entry in entries:
+        service = entry.runbook.metadata.service or "Other"
+        groups.setdefault(service, []).append({entry.runbook.metadata.name: entry.src_uri})
+    section: NavItem = {
+        title: ["runbooks/index.md", *({svc: items} for svc, items in groups.items())]
+    }
+    out = [section if isinstance(item, dict) and title in item else item for item in nav]
+    return out if section in out else [*out, section]

@@ -1,0 +1,524 @@
+"""A parsed runbook -> the Markdown of its page.
+
+The page is written from the model, not copied from the file, so the site controls what a
+responder sees: the header card first, the exact command to run it, numbered steps with their
+policies as badges and a checkbox each, criteria and alternative procedures styled as such.
+Prose and code come from the file's own lines, located by the line numbers the parser recorded;
+fence info strings are cut down to the language, so highlighting works and the `{...}` attributes
+never leak onto the page. The output uses Material's admonitions and `md_in_html`.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
+from html import escape
+
+from runner.expr import describe
+from runner.format import format_duration
+from runner.model import InputSpec, Metadata, Procedure, Runbook, Section, Step
+
+from .catalog import Entry
+from .runs import Run
+
+MAX_RUNS = 10  # runs and drills listed on a runbook page, newest first
+_PROCEDURE_SECTIONS = ("alternative procedures", "alternate procedures", "alternatives")
+_CRITERIA = {"success criteria": "success", "failure criteria": "failure"}
+_LIST_MARKER = re.compile(r"^\s*\d+[.)]\s+")
+
+
+def anchor(name: str) -> str:
+    """An HTML id fragment for a step or procedure id (ids may hold dots or slashes)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "x"
+
+
+def page_markdown(
+    entry: Entry, runs: Sequence[Run], last_change: str, command_path: str | None = None
+) -> str:
+    """The whole page for one runbook. ``command_path`` overrides the path in the Run-it box."""
+    rb = entry.runbook
+    lines = fenced_lines(entry)
+    parts = [
+        f"# {escape(rb.metadata.name)}",
+        header_card(rb.metadata, entry.display, last_change, runs),
+        run_box(rb.metadata, command_path or entry.display),
+        problems_box(entry),
+    ]
+    if rb.has_steps_section:
+        parts += _structured_body(rb, entry.lines, lines)
+    else:
+        parts.append(_compat_body(rb, lines))
+    parts.append(runs_section(runs, rb.metadata))
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+# --- source lines --------------------------------------------------------------------------
+
+
+def fenced_lines(entry: Entry) -> list[str]:
+    """The file's lines with every fence's info string cut down to its language."""
+    lines = list(entry.lines)
+    for block in entry.runbook.all_blocks():
+        if 0 < block.line <= len(lines):
+            lines[block.line - 1] = bare_fence(lines[block.line - 1], block.lang)
+    return lines
+
+
+def bare_fence(line: str, lang: str) -> str:
+    """Cut a fence opener after its language: ```` ```bash {id=x} ```` -> ```` ```bash ````."""
+    found = [i for i in (line.find("```"), line.find("~~~")) if i >= 0]
+    if not found:
+        return line
+    start = end = min(found)
+    while end < len(line) and line[end] == line[start]:
+        end += 1
+    return line[:end] + lang
+
+
+def _slice(lines: Sequence[str], first: int, end: int) -> str:
+    """Lines ``first`` to ``end`` (1-based, end excluded), without surrounding blank lines."""
+    return "\n".join(lines[max(first, 1) - 1 : max(end, 1) - 1]).strip("\n")
+
+
+def _locate(lines: Sequence[str], text: str) -> int:
+    """1-based line where ``text`` (a slice of the file) starts, or 0 when it is not found."""
+    wanted = text.split("\n")
+    for i, line in enumerate(lines):
+        if line == wanted[0] and list(lines[i : i + len(wanted)]) == wanted:
+            return i + 1
+    return 0
+
+
+def _indent(text: str) -> str:
+    return textwrap.indent(text, "    ", lambda line: bool(line.strip()))
+
+
+# --- header card and boxes -----------------------------------------------------------------
+
+
+def header_card(meta: Metadata, display: str, last_change: str, runs: Sequence[Run]) -> str:
+    facts = [
+        ("Service", escape(meta.service) or "—"),
+        ("Severity", _severity(meta)),
+        ("Objective", escape(meta.objective) or "—"),
+        ("Time limit", escape(meta.time_limit_text) or "none"),
+        ("Owner", escape(meta.owner) or "—"),
+        ("Trigger", _trigger(meta)),
+        ("Source", f"<code>{escape(display)}</code>"),
+        ("Last change", escape(last_change) or "—"),
+        ("Last exercised", _last_exercised(runs)),
+    ]
+    rows = "".join(f'<div class="rb-fact"><dt>{k}</dt><dd>{v}</dd></div>' for k, v in facts)
+    parts = [f'<div class="rb-card" data-runbook="{escape(meta.id)}">', f"<dl>{rows}</dl>"]
+    parts += [_roles_table(meta.roles), _tools(meta.tools), _inputs_table(meta.inputs)]
+    parts.append("</div>")
+    return "\n".join(p for p in parts if p)
+
+
+def _severity(meta: Metadata) -> str:
+    if meta.severity is None:
+        return "—"
+    value = meta.severity.value
+    return f'<span class="rb-sev rb-sev--{value}">{value}</span>'
+
+
+def _trigger(meta: Metadata) -> str:
+    text = escape(meta.trigger.when)
+    match = " ".join(
+        f"<code>{escape(k)}={escape(str(v))}</code>" for k, v in meta.trigger.match.items()
+    )
+    return " ".join(p for p in (text, match) if p) or "—"
+
+
+def _last_exercised(runs: Sequence[Run]) -> str:
+    if not runs:
+        return "never (no journal found)"
+    latest = runs[0]
+    return (
+        f'<a href="#latest-runs">{escape(latest.started_text)}</a> '
+        f"({escape(latest.mode)}, {_status(latest.status)})"
+    )
+
+
+def _roles_table(roles: Mapping[str, str]) -> str:
+    if not roles:
+        return ""
+    rows = "".join(
+        f'<tr><td><span class="rb-badge rb-badge--role">{escape(r)}</span></td>'
+        f"<td>{escape(who)}</td></tr>"
+        for r, who in roles.items()
+    )
+    return (
+        '<div class="rb-card-part rb-roles"><p class="rb-card-label">Roles</p>'
+        f"<table><thead><tr><th>Role</th><th>Who</th></tr></thead><tbody>{rows}</tbody></table></div>"
+    )
+
+
+def _tools(tools: Sequence[str]) -> str:
+    if not tools:
+        return ""
+    items = "".join(f"<li><code>{escape(t)}</code></li>" for t in tools)
+    return (
+        '<div class="rb-card-part rb-tools"><p class="rb-card-label">Required tools</p>'
+        f"<ul>{items}</ul></div>"
+    )
+
+
+def _inputs_table(inputs: Sequence[InputSpec]) -> str:
+    if not inputs:
+        return ""
+    rows = "".join(_input_row(spec) for spec in inputs)
+    head = (
+        "<tr><th>Input</th><th>Type</th><th>Required</th><th>Default</th><th>Description</th></tr>"
+    )
+    return (
+        '<div class="rb-card-part rb-inputs"><p class="rb-card-label">Inputs</p>'
+        f"<table><thead>{head}</thead><tbody>{rows}</tbody></table></div>"
+    )
+
+
+def _input_row(spec: InputSpec) -> str:
+    secret = ' <span class="rb-badge rb-badge--secret">secret</span>' if spec.secret else ""
+    default = "—" if spec.default is None else f"<code>{escape(_value(spec.default))}</code>"
+    if spec.secret and spec.default is not None:
+        default = "<em>hidden</em>"  # a secret's default is a secret too
+    choices = f" One of {', '.join(_value(v) for v in spec.enum)}." if spec.enum else ""
+    return (
+        f"<tr><td><code>{escape(spec.name)}</code>{secret}</td><td>{spec.type}</td>"
+        f"<td>{'yes' if spec.required else 'no'}</td><td>{default}</td>"
+        f"<td>{escape(spec.description + choices)}</td></tr>"
+    )
+
+
+def _value(value: object) -> str:
+    if isinstance(value, tuple | list):
+        return ", ".join(_value(v) for v in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def run_command(meta: Metadata, path: str) -> str:
+    """`runbook run runbooks/x.md -i name=...` with every input the run cannot start without.
+
+    Secret inputs are left out on purpose: a secret typed on a command line ends up in the
+    shell's history and the process list.
+    """
+    words = ["runbook", "run", shlex.quote(path)]
+    for spec in meta.inputs:
+        if spec.required and spec.default is None and not spec.secret:
+            words += ["-i", f"{spec.name}=..."]
+    return " ".join(words)
+
+
+def run_box(meta: Metadata, path: str) -> str:
+    lines = ['!!! example rb-run "Run it"', "", "    ```bash", f"    {run_command(meta, path)}"]
+    lines += ["    ```", ""]
+    described = [_input_words(spec) for spec in meta.inputs]
+    lines.append(f"    Inputs: {'; '.join(described)}." if described else "    It takes no inputs.")
+    secrets = [f"`{spec.name}`" for spec in meta.inputs if spec.secret]
+    if secrets:
+        lines += [
+            "",
+            f"    Secret: {', '.join(secrets)}. Never put a secret on the command line; "
+            "the Running runbooks page says how to supply it.",
+        ]
+    return "\n".join(lines)
+
+
+def _input_words(spec: InputSpec) -> str:
+    words = f"`{spec.name}` ({spec.type}"
+    if spec.required and spec.default is None:
+        words += ", required"
+    elif spec.default is not None and not spec.secret:
+        words += f", default `{_value(spec.default)}`"
+    if spec.secret:
+        words += ", secret"
+    return words + ")"
+
+
+def problems_box(entry: Entry) -> str:
+    if not entry.problems:
+        return ""
+    head = f'!!! danger "`runbook check` finds {len(entry.problems)} problem(s) in this runbook"'
+    items = [
+        f"    - line {p.line}: {p.level} `{p.code}` {escape(p.message)}" for p in entry.problems
+    ]
+    return "\n".join([head, "", *items])
+
+
+# --- the body, for runbooks with a `## Steps` section ----------------------------------------
+
+
+def _structured_body(rb: Runbook, original: Sequence[str], lines: Sequence[str]) -> list[str]:
+    parts = [_description(rb, original, lines)]
+    steps_at = rb.steps[0].line if rb.steps else 0
+    before = [s for s in rb.sections if steps_at and s.line < steps_at]
+    after = [s for s in rb.sections if s not in before]
+    parts += [_section(s, rb, lines) for s in before]
+    parts.append(steps_section(rb, lines))
+    parts += [_section(s, rb, lines) for s in after]
+    return parts
+
+
+def _description(rb: Runbook, original: Sequence[str], lines: Sequence[str]) -> str:
+    """The text between the title and the first section, located in the file by its content."""
+    if not rb.description:
+        return ""
+    start = _locate(original, rb.description)
+    if not start:
+        return rb.description
+    return "\n".join(lines[start - 1 : start - 1 + rb.description.count("\n") + 1])
+
+
+def steps_section(rb: Runbook, lines: Sequence[str]) -> str:
+    parts = ["## Steps"]
+    if not rb.steps:
+        parts.append("This runbook has no steps yet.")
+        return "\n\n".join(parts)
+    parts.append(follow_bar(rb))
+    parts += [step_block(step, rb, lines) for step in rb.steps]
+    return "\n\n".join(parts)
+
+
+def follow_bar(rb: Runbook) -> str:
+    total = len(rb.steps)
+    return (
+        f'<div class="rb-follow" data-runbook="{escape(rb.metadata.id)}" data-total="{total}">'
+        f'<span class="rb-follow-label">Follow along</span> '
+        f'<span class="rb-progress" aria-live="polite">0 of {total} done</span> '
+        '<button type="button" class="rb-reset md-button">Reset</button></div>'
+    )
+
+
+def step_block(step: Step, rb: Runbook, lines: Sequence[str]) -> str:
+    kind = "manual" if step.manual else "automated"
+    body = _step_body(step, lines)
+    return "\n\n".join(
+        p
+        for p in (
+            f'<div class="rb-step rb-step--{kind}" data-step="{escape(step.id)}" markdown>',
+            f"### {step.number}. {escape(step.title)} {{ #step-{anchor(step.id)} }}",
+            step_meta(step, rb),
+            body,
+            "</div>",
+        )
+        if p
+    )
+
+
+def step_meta(step: Step, rb: Runbook) -> str:
+    box = (
+        f'<label class="rb-check"><input type="checkbox" class="rb-check-box" '
+        f'data-step="{escape(step.id)}" aria-label="Step {step.number} done" disabled> done</label>'
+    )
+    return f'<div class="rb-step-meta">{box} {" ".join(badges(step, rb))}</div>'
+
+
+def badges(step: Step, rb: Runbook) -> list[str]:
+    """The step's role and policies, each a small labelled badge."""
+    out = []
+    if step.role:
+        who = rb.metadata.roles.get(step.role, "")
+        out.append(_badge("role", f"role: {step.role}", who))
+    if step.manual:
+        out.append(_badge("manual", "manual", "a person does this step; nothing runs"))
+    else:
+        langs = sorted({b.lang for b in step.executable_blocks})
+        out.append(_badge("auto", f"runs {', '.join(langs)}", "the runner executes this step"))
+    if step.approve:
+        who = f" by {step.approver_role}" if step.approver_role else ""
+        out.append(_badge("approve", f"needs approval{who}", "the run pauses for a person"))
+    if step.timeout is not None:
+        out.append(_badge("timeout", f"timeout {format_duration(step.timeout)}"))
+    if step.retries:
+        out.append(_badge("retries", f"retries {step.retries}×"))
+    if step.when:
+        out.append(_badge("when", describe(step.when), f"when={step.when}"))
+    out += _on_failure(step, rb)
+    if step.outputs:
+        out.append(_badge("outputs", f"sets {', '.join(step.outputs)}"))
+    return out
+
+
+def _badge(kind: str, text: str, title: str = "") -> str:
+    tip = f' title="{escape(title)}"' if title else ""
+    return f'<span class="rb-badge rb-badge--{kind}"{tip}>{escape(text)}</span>'
+
+
+def _on_failure(step: Step, rb: Runbook) -> list[str]:
+    policy = step.on_failure
+    if policy == "abort":
+        return []
+    if policy.startswith("procedure:"):
+        name = policy.split(":", 1)[1]
+        proc = rb.procedure(name)
+        label = proc.title if proc else name
+        target = anchor(proc.id if proc else name)
+        return [
+            f'<a class="rb-badge rb-badge--on-failure" href="#procedure-{target}">'
+            f"on failure: {escape(label)}</a>"
+        ]
+    return [_badge("on-failure", f"on failure: {policy}")]
+
+
+def _step_body(step: Step, lines: Sequence[str]) -> str:
+    first = lines[step.line - 1] if 0 < step.line <= len(lines) else ""
+    if first.lstrip().startswith("#"):
+        body = lines[step.line : step.end_line - 1]
+    else:
+        body = _list_item_body(step, lines)
+    return "\n".join(_without_role_line(body, step.role)).strip("\n")
+
+
+def _list_item_body(step: Step, lines: Sequence[str]) -> list[str]:
+    """A step written as a list item: its text without the marker, dedented."""
+    item = list(lines[step.line - 1 : step.end_line - 1])
+    if not item:
+        return []
+    item[0] = _LIST_MARKER.sub("", item[0], count=1)
+    rest = textwrap.dedent("\n".join(item[1:])).split("\n") if len(item) > 1 else []
+    if not rest or not rest[0].strip():
+        return rest  # the first line was the whole first paragraph: the heading shows it
+    return [item[0], *rest]
+
+
+def _without_role_line(body: Iterable[str], role: str | None) -> list[str]:
+    """Drop the `Role: x` line: the badge shows it. Only before the first fence, as the parser."""
+    if not role:
+        return list(body)
+    target = _squash(f"role:{role}")
+    out: list[str] = []
+    fenced = False
+    for line in body:
+        fenced = fenced or line.lstrip().startswith(("```", "~~~"))
+        if not fenced and _squash(line) == target:
+            continue
+        out.append(line)
+    return out
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[*_\s]", "", text).lower()
+
+
+# --- other sections ----------------------------------------------------------------------------
+
+
+def _section(section: Section, rb: Runbook, lines: Sequence[str]) -> str:
+    low = section.title.lower()
+    body = _slice(lines, section.line + 1, section.end_line)
+    if low in _CRITERIA:
+        kind = _CRITERIA[low]
+        return f'!!! {kind} rb-criteria "{escape(section.title)}"\n\n{_indent(body)}'
+    if low in _PROCEDURE_SECTIONS:
+        return procedures_section(section, rb, lines)
+    return f"## {escape(section.title)}\n\n{body}"
+
+
+def procedures_section(section: Section, rb: Runbook, lines: Sequence[str]) -> str:
+    inside = [p for p in rb.procedures if section.line < p.line < section.end_line]
+    intro_end = inside[0].line if inside else section.end_line
+    parts = [f"## {escape(section.title)}", _slice(lines, section.line + 1, intro_end)]
+    parts += [procedure_block(p, rb, lines) for p in inside]
+    return "\n\n".join(p for p in parts if p)
+
+
+def procedure_block(proc: Procedure, rb: Runbook, lines: Sequence[str]) -> str:
+    users = [
+        s for s in rb.steps if s.on_failure in (f"procedure:{proc.id}", f"procedure:{proc.title}")
+    ]
+    note = "Alternative procedure"
+    if users:
+        refs = ", ".join(f'<a href="#step-{anchor(s.id)}">step {s.number}</a>' for s in users)
+        note += f": followed when {refs} fails"
+    return "\n\n".join(
+        (
+            f'<div class="rb-procedure" data-procedure="{escape(proc.id)}" markdown>',
+            f"### {escape(proc.title)} {{ #procedure-{anchor(proc.id)} }}",
+            f'<p class="rb-procedure-note">{note}</p>',
+            _slice(lines, proc.line + 1, proc.end_line),
+            "</div>",
+        )
+    )
+
+
+# --- compatibility mode: plain Markdown without `## Steps` -------------------------------------
+
+
+def _compat_body(rb: Runbook, lines: Sequence[str]) -> str:
+    """The file as written, with a checkbox and badges above each runnable block."""
+    start = _body_start(rb, lines)
+    at_line = {step.line: step for step in rb.steps}
+    out: list[str] = []
+    for number, line in enumerate(lines[start - 1 :], start):
+        if _is_h1(line, rb.metadata.name) and number == _first_text_line(lines, start):
+            continue  # the page heading already shows it
+        step = at_line.get(number)
+        if step is not None:
+            indent = line[: len(line) - len(line.lstrip())]
+            out += [f"{indent}{_compat_meta(step, rb)}", indent.rstrip() or ""]
+        out.append(line)
+    body = "\n".join(out).strip("\n")
+    return "\n\n".join(p for p in (follow_bar(rb) if rb.steps else "", body) if p)
+
+
+def _compat_meta(step: Step, rb: Runbook) -> str:
+    return step_meta(step, rb).replace("<div", "<span", 1).replace("</div>", "</span>")
+
+
+def _body_start(rb: Runbook, lines: Sequence[str]) -> int:
+    if not rb.front_matter_line:
+        return 1
+    for n in range(rb.front_matter_line + 1, len(lines) + 1):
+        if lines[n - 1].strip() in ("---", "..."):
+            return n + 1
+    return 1
+
+
+def _first_text_line(lines: Sequence[str], start: int) -> int:
+    return next((n for n in range(start, len(lines) + 1) if lines[n - 1].strip()), 0)
+
+
+def _is_h1(line: str, name: str) -> bool:
+    return line.startswith("# ") and line[2:].strip() == name
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+def runs_section(runs: Sequence[Run], meta: Metadata) -> str:
+    if not runs:
+        return ""
+    head = "| Started | Mode | Status | Duration | Time limit |\n|---|---|---|---|---|"
+    rows = [
+        f"| {escape(r.started_text)} | {escape(r.mode)} | {_status(r.status)} | "
+        f"{_duration(r)} | {_verdict(r, meta)} |"
+        for r in runs[:MAX_RUNS]
+    ]
+    more = f"\n\n{len(runs) - MAX_RUNS} older run(s) not shown." if len(runs) > MAX_RUNS else ""
+    return "## Latest runs and drills { #latest-runs }\n\n" + "\n".join([head, *rows]) + more
+
+
+def _status(status: str) -> str:
+    kind = escape(status.split("_", 1)[0])
+    return f'<span class="rb-status rb-status--{kind}">{escape(status.replace("_", " "))}</span>'
+
+
+def _duration(run: Run) -> str:
+    return format_duration(run.duration) if run.duration is not None else "—"
+
+
+def _verdict(run: Run, meta: Metadata) -> str:
+    limit = run.time_limit if run.time_limit is not None else meta.time_limit
+    if limit is None:
+        return "none"
+    within = run.within_time_limit
+    if within is None and run.duration is not None:
+        within = run.duration <= limit
+    text = format_duration(limit)
+    if within is None:
+        return text
+    return f"{text}, {'within' if within else '<strong>over</strong>'}"

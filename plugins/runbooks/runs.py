@@ -1,0 +1,120 @@
+"""Runs and drills of each runbook, read straight from the journals (`<runs_dir>/*/journal.jsonl`).
+
+Only the first event (`run_started`) and the last (`run_finished`, when the run ended) matter
+here, so a journal is read from both ends and never in full. Journals are written by a runner
+that may have crashed mid-line: anything unreadable is skipped and reported, never fatal.
+The plugin must not import the runner, so the JSON is read directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+_TAIL_BYTES = 64 * 1024  # the last event fits in this; a longer one counts as unfinished
+_HEAD_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One run or drill of a runbook, as its journal records it."""
+
+    run_id: str
+    runbook_id: str
+    started: dt.datetime | None  # None when the journal's timestamp is unreadable
+    mode: str  # "run", "drill", ...
+    status: str  # the run's final status, or "unfinished" when it never recorded one
+    duration: float | None  # seconds, when finished
+    time_limit: float | None  # seconds, as the runbook said at the time of the run
+    within_time_limit: bool | None  # as the runner judged it; None when unknown
+
+    @property
+    def started_text(self) -> str:
+        if self.started is None:
+            return "unknown time"
+        text = self.started.strftime("%Y-%m-%d %H:%M")
+        return f"{text} UTC" if self.started.utcoffset() == dt.timedelta(0) else text
+
+
+@dataclass(frozen=True, slots=True)
+class RunIndex:
+    """Every readable run, by runbook id, newest first, and the journals that were skipped."""
+
+    by_runbook: Mapping[str, tuple[Run, ...]]
+    skipped: tuple[str, ...]  # "path: why", for the build log
+
+
+def read_runs(runs_dir: Path | None) -> RunIndex:
+    if runs_dir is None or not runs_dir.is_dir():
+        return RunIndex({}, ())
+    runs: dict[str, list[Run]] = {}
+    skipped: list[str] = []
+    for journal in sorted(runs_dir.glob("*/journal.jsonl")):
+        try:
+            run = read_journal(journal)
+        except (OSError, ValueError) as exc:
+            skipped.append(f"{journal}: {exc}")
+            continue
+        runs.setdefault(run.runbook_id, []).append(run)
+    ordered = {k: tuple(sorted(v, key=_newest_first)) for k, v in runs.items()}
+    return RunIndex(ordered, tuple(skipped))
+
+
+def _newest_first(run: Run) -> tuple[bool, float]:
+    return (run.started is None, -run.started.timestamp() if run.started else 0.0)
+
+
+def read_journal(path: Path) -> Run:
+    """The run a journal records. Raises ValueError when its first event is not readable."""
+    with path.open("rb") as fh:
+        first = _event(fh.readline(_HEAD_BYTES))
+        size = fh.seek(0, 2)
+        fh.seek(max(0, size - _TAIL_BYTES))
+        tail = fh.read().splitlines()
+    if first is None or first.get("event") != "run_started":
+        raise ValueError("the first line is not a run_started event")
+    book = first.get("runbook")
+    if not isinstance(book, dict) or not book.get("id"):
+        raise ValueError("run_started names no runbook id")
+    last = next((e for e in map(_event, reversed(tail)) if e is not None), None)
+    finished = last if last is not None and last.get("event") == "run_finished" else {}
+    return Run(
+        run_id=str(first.get("run_id") or path.parent.name),
+        runbook_id=str(book["id"]),
+        started=_timestamp(first.get("ts")),
+        mode=str(first.get("mode") or "run"),
+        status=str(finished.get("status") or "unfinished"),
+        duration=_number(finished.get("duration")),
+        time_limit=_number(book.get("time_limit")),
+        within_time_limit=_flag(finished.get("within_time_limit")),
+    )
+
+
+def _event(raw: bytes) -> dict[str, object] | None:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None  # a torn or corrupt line
+    return data if isinstance(data, dict) else None
+
+
+def _timestamp(value: object) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _flag(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
