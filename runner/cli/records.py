@@ -1,0 +1,508 @@
+"""Commands that read what runs left behind: runs, log, verify, report, stats.
+
+Everything here reads journals; nothing writes one. Text a run produced (titles, output, notes)
+is shown as plain ``Text``, never as console markup, so a command's output cannot restyle the
+terminal. Errors are raised for the handler in ``runner.cli``: an unknown run exits 2.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+from rich.console import Console, Group, RenderableType
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from ..journal import (
+    JOURNAL,
+    Event,
+    RunInfo,
+    default_runs_dir,
+    find_run,
+    list_runs,
+    read_events,
+    summarise,
+    verify,
+)
+from ..report import (
+    FORMATS,
+    RunRecord,
+    fmt_duration,
+    fmt_status,
+    fmt_time,
+    load_run,
+    output_images,
+    strip_ansi,
+    time_limit_verdict,
+    write_report,
+)
+from ..stats import RunbookStats, all_stats, plot_durations, runbook_stats
+from . import EXIT_FAILED, cli
+
+OUTPUT_VERSION = 1
+_STYLE = {
+    "succeeded": "green",
+    "succeeded_with_handled_failures": "green",
+    "handled": "yellow",
+    "failed": "red",
+    "timed_out": "red",
+    "cancelled": "yellow",
+    "denied": "red",
+    "crashed": "red",
+    "skipped": "dim",
+    "paused": "cyan",
+    "running": "cyan",
+}
+
+_runs_dir_option = click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="where runs are kept [default: $RUNBOOK_RUNS_DIR or .runbook/runs]",
+)
+_format_option = click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for programs (a stable, versioned shape)",
+)
+
+
+def _console() -> Console:
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        # Piped or redirected: no screen to fit, and a cut run id would be useless.
+        console.width = max(console.width, 160)
+    return console
+
+
+def _dump(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _status(status: str) -> Text:
+    return Text(fmt_status(status), style=_STYLE.get(status, ""))
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@_runs_dir_option
+@click.option("--runbook", "runbook_id", metavar="ID", help="only runs of this runbook id")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@_format_option
+def runs(runs_dir: Path | None, runbook_id: str | None, limit: int, output_format: str) -> None:
+    """List recent runs, newest first."""
+    folder = runs_dir or default_runs_dir()
+    found = list_runs(folder, runbook_id)[:limit]
+    if output_format == "json":
+        _dump({"version": OUTPUT_VERSION, "runs": [r.as_json() for r in found]})
+        return
+    console = _console()
+    if not found:
+        console.print(Text(f"no runs in {folder}" + (f" of {runbook_id}" if runbook_id else "")))
+        return
+    console.print(_runs_table(found))
+
+
+def _runs_table(found: list[RunInfo]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    # The id is what every other command takes: never wrap or cut it.
+    table.add_column("run", no_wrap=True, min_width=max(len(r.run_id) for r in found))
+    table.add_column("runbook", no_wrap=True)
+    table.add_column("mode")
+    table.add_column("status", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("duration / limit", no_wrap=True)
+    for r in found:
+        table.add_row(
+            Text(r.run_id),
+            Text(r.runbook_id),
+            r.mode,
+            _status(r.status),
+            r.started.replace("T", " ")[:19],
+            _against_limit(r),
+        )
+    return table
+
+
+def _against_limit(r: RunInfo) -> Text:
+    took = fmt_duration(r.duration) if r.duration is not None else "—"
+    if not r.time_limit:
+        return Text(took)
+    text = f"{took} / {fmt_duration(r.time_limit)}"
+    if r.within_time_limit is None:
+        return Text(text)
+    return Text(
+        text + (" ✓" if r.within_time_limit else " ✗ over"),
+        style="" if r.within_time_limit else "red",
+    )
+
+
+# --- log -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("run")
+@_runs_dir_option
+@_format_option
+def log(run: str, runs_dir: Path | None, output_format: str) -> None:
+    """Replay a run: what ran, what it printed, who decided what.
+
+    RUN is a run id, a unique prefix of one, a run folder, or `last`.
+    """
+    run_dir = find_run(runs_dir or default_runs_dir(), run)
+    events = read_events(run_dir)
+    if output_format == "json":
+        info = summarise(run_dir, events)
+        _dump(
+            {
+                "version": OUTPUT_VERSION,
+                "run": info.as_json() if info else None,
+                "events": events,
+            }
+        )
+        return
+    record = load_run(run_dir, events)
+    console = _console()
+    console.print(_log_header(record))
+    for renderable in _replay(events, len([s for s in record.steps if not s.procedure])):
+        console.print(renderable)
+    console.print(Rule())
+    final = Text("run ")
+    final.append_text(_status(record.status))
+    final.append(f" · {time_limit_verdict(record).replace('**', '')}")
+    console.print(final)
+
+
+def _log_header(record: RunRecord) -> RenderableType:
+    book = record.runbook
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column()
+    rows = [
+        ("runbook", f"{record.name} ({book.get('id', '')}) {book.get('path', '')}"),
+        (
+            "version",
+            f"sha256 {str(book.get('sha256', ''))[:16]}"
+            + (f" · git {str(record.git_commit)[:12]}" if record.git_commit else ""),
+        ),
+        ("objective", str(book.get("objective") or "—")),
+        ("run", f"{record.run_id} · {record.mode}"),
+        ("operator", f"{record.operator} on {record.host}"),
+        ("started", record.started),
+    ]
+    rows += [
+        ("input " + k, v if isinstance(v, str) else json.dumps(v)) for k, v in record.inputs.items()
+    ]
+    for key, value in rows:
+        grid.add_row(key, Text(value))
+    return Group(Text(record.name, style="bold"), grid)
+
+
+def _replay(events: list[Event], main_steps: int) -> Iterator[RenderableType]:
+    """The events in order, as a person would have watched them."""
+    for e in events:
+        kind = e.get("event")
+        if kind == "step_started":
+            yield _step_start(e, main_steps)
+        elif kind == "output":
+            yield from _output(e)
+        elif kind == "step_finished":
+            yield _step_end(e)
+        elif kind in _LINES:
+            yield _LINES[str(kind)](e)
+
+
+def _step_start(e: Event, total: int) -> RenderableType:
+    where = f"{e.get('procedure')} " if e.get("procedure") else ""
+    counter = f"[{where}{e.get('step')}/{total}]" if not where else f"[{where}{e.get('step')}]"
+    title = Text(f"{counter} {e.get('title') or e.get('step_id')}", style="bold")
+    facts = [
+        f"role {e['role']}" if e.get("role") else "",
+        f"kernel {e['kernel']}" if e.get("kernel") else "manual step",
+        f"attempt {e['attempt']}" if int(e.get("attempt") or 1) > 1 else "",
+    ]
+    title.append("  " + " · ".join(f for f in facts if f), style="dim")
+    return Group(Text(""), title)
+
+
+def _output(e: Event) -> Iterator[RenderableType]:
+    kind = e.get("kind")
+    if kind == "stream":
+        text = str(e.get("text") or "").rstrip("\n")
+        if e.get("stream") == "stderr":
+            yield _prefixed(text, "stderr│ ", "red")
+        else:
+            yield _prefixed(text, "      │ ", "")
+    elif kind == "error":
+        tb = "\n".join(strip_ansi(str(t)) for t in e.get("traceback") or [])
+        head = f"{e.get('ename', 'Error')}: {e.get('evalue', '')}"
+        yield _prefixed(tb if head in tb else (f"{tb}\n{head}" if tb else head), " error│ ", "red")
+    else:
+        data = e.get("data") or {}
+        plain = data.get("text/plain")
+        if plain:
+            yield _prefixed(
+                "".join(plain) if isinstance(plain, list) else str(plain), "   out│ ", "cyan"
+            )
+        for image in output_images(e):
+            yield Text(f"   out│ [image {image}]", style="cyan")
+
+
+def _prefixed(text: str, prefix: str, style: str) -> Text:
+    out = Text()
+    for i, line in enumerate(text.split("\n")):
+        if i:
+            out.append("\n")
+        out.append(prefix, style="dim")
+        out.append(line, style=style)
+    return out
+
+
+def _step_end(e: Event) -> RenderableType:
+    line = Text("  → ")
+    line.append_text(_status(str(e.get("status") or "")))
+    if e.get("duration") is not None:
+        line.append(f" in {fmt_duration(e['duration'])}")
+    if int(e.get("attempts") or 1) > 1:
+        line.append(f" after {e['attempts']} attempts")
+    if e.get("exit_status") not in (None, 0):
+        line.append(f" · exit status {e['exit_status']}", style="red")
+    if e.get("error"):
+        line.append(f" · {e['error']}", style="red")
+    if e.get("reason"):
+        line.append(f" · {e['reason']}", style="dim")
+    return line
+
+
+def _decision(e: Event) -> Text:
+    waited = f" after {fmt_duration(e['waited'])}" if e.get("waited") is not None else ""
+    note = f": {e['note']}" if e.get("note") else ""
+    return Text(f"  ? {e.get('decision')} — by {e.get('by')}{waited}{note}", style="magenta")
+
+
+def _approval_requested(e: Event) -> Text:
+    return Text(
+        f"  ⚑ approval requested from role {e.get('approver_role') or 'any'}", style="yellow"
+    )
+
+
+def _approval(e: Event) -> Text:
+    pre = " (pre-approved)" if e.get("preapproved") else ""
+    comment = f": {e['comment']}" if e.get("comment") else ""
+    style = "green" if e.get("decision") == "approved" else "red"
+    return Text(
+        f"  ⚑ {e.get('decision')} by {e.get('by')} ({e.get('role') or 'no role'}){pre}{comment}",
+        style=style,
+    )
+
+
+def _note(e: Event) -> Text:
+    flag = " [unclear]" if e.get("unclear") else ""
+    return Text(
+        f"  ✎ note by {e.get('by')} ({e.get('role') or '—'}){flag}: {e.get('text')}",
+        style="yellow" if e.get("unclear") else "",
+    )
+
+
+def _fault(e: Event) -> Text:
+    return Text(f"  ⚡ fault injected: {e.get('description')}", style="bold yellow")
+
+
+def _off_script(e: Event) -> Text:
+    return Text(
+        f"\n  ⌨ off-script in {e.get('kernel')} by {e.get('by')} ({e.get('status')}): "
+        f"{e.get('code')}",
+        style="magenta",
+    )
+
+
+def _kernel(e: Event) -> Text:
+    return Text(
+        f"  kernel {e.get('kernel')} started: {e.get('implementation', '')} "
+        f"{e.get('version', '')} ({e.get('language', '')} {e.get('language_version', '')})",
+        style="dim",
+    )
+
+
+def _outputs(e: Event) -> Text:
+    values = ", ".join(f"{k}={v}" for k, v in (e.get("values") or {}).items())
+    return Text(f"  outputs: {values}", style="cyan")
+
+
+def _paused(e: Event) -> Text:
+    return Text(f"\n  ⏸ paused at {fmt_time(e.get('ts'))}: {e.get('reason')}", style="cyan")
+
+
+def _resumed(e: Event) -> Text:
+    return Text(
+        f"\n  ▶ resumed at {fmt_time(e.get('ts'))} by {e.get('operator')} "
+        f"(attempt {e.get('attempt')})",
+        style="cyan",
+    )
+
+
+_LINES = {
+    "decision": _decision,
+    "approval_requested": _approval_requested,
+    "approval": _approval,
+    "note": _note,
+    "fault": _fault,
+    "off_script": _off_script,
+    "kernel_started": _kernel,
+    "outputs": _outputs,
+    "run_paused": _paused,
+    "run_resumed": _resumed,
+}
+
+
+# --- verify ----------------------------------------------------------------------------------
+
+
+@cli.command(name="verify")
+@click.argument("run")
+@_runs_dir_option
+@click.pass_context
+def verify_command(ctx: click.Context, run: str, runs_dir: Path | None) -> None:
+    """Check a run's journal has not been edited, cut or extended: exit 0 intact, 1 not.
+
+    RUN is a run id, a unique prefix of one, a run folder, or `last`.
+    """
+    run_dir = find_run(runs_dir or default_runs_dir(), run)
+    result = verify(run_dir)
+    if result.ok:
+        click.echo(f"intact ({result.lines} events)")
+        return
+    where = f"{run_dir / JOURNAL}:{result.line}" if result.line else str(run_dir / JOURNAL)
+    click.echo(f"{where}: NOT intact: {result.message}", err=True)
+    ctx.exit(EXIT_FAILED)
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("run")
+@_runs_dir_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="md",
+    show_default=True,
+    help="md and html: the post-incident record; ipynb: a notebook of what ran",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="where to write it [default: report.<format> in the run folder]",
+)
+def report(run: str, runs_dir: Path | None, fmt: str, output: Path | None) -> None:
+    """Write the post-incident record of a run (or drill).
+
+    RUN is a run id, a unique prefix of one, a run folder, or `last`.
+    """
+    run_dir = find_run(runs_dir or default_runs_dir(), run)
+    written = write_report(run_dir, fmt, output)
+    click.echo(f"wrote {written[0]}")
+    for extra in written[1:]:
+        click.echo(f"  and {extra}")
+
+
+# --- stats -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("runbook", required=False)
+@_runs_dir_option
+@_format_option
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="also draw RUNBOOK's durations against its time limit into this PNG",
+)
+def stats(
+    runbook: str | None, runs_dir: Path | None, output_format: str, plot: Path | None
+) -> None:
+    """Readiness figures per runbook: runs, drills, success rate, durations, last exercised.
+
+    RUNBOOK is a runbook id or file; without it, every runbook that has runs.
+    Median is the usual median; p90 is nearest-rank (an observed duration).
+    """
+    folder = runs_dir or default_runs_dir()
+    found = list_runs(folder)
+    if runbook is None:
+        if plot is not None:
+            raise click.UsageError("--plot needs a RUNBOOK: one plot per runbook")
+        rows = all_stats(found)
+    else:
+        rows = [runbook_stats(_runbook_id(runbook, found), found)]
+    if plot is not None:
+        mine = [r for r in found if r.runbook_id == rows[0].runbook_id]
+        if plot_durations(mine, rows[0].time_limit, plot) is None:
+            click.echo(f"no finished runs of {rows[0].runbook_id} to plot", err=True)
+    if output_format == "json":
+        _dump(
+            {
+                "version": OUTPUT_VERSION,
+                "runs_dir": str(folder),
+                "runbooks": [s.as_json() for s in rows],
+            }
+        )
+        return
+    if not rows:
+        _console().print(Text(f"no runs in {folder}"))
+        return
+    _console().print(_stats_table(rows))
+
+
+def _runbook_id(ref: str, found: list[RunInfo]) -> str:
+    """A runbook id from an id seen in the journals, or from a runbook file (or id) on disk."""
+    if any(r.runbook_id == ref for r in found):
+        return ref
+    from ..check import resolve_runbook
+    from ..parse import parse_file
+
+    # A runbook never run still gets a row: "never exercised" is a readiness finding.
+    return parse_file(resolve_runbook(ref)).metadata.id
+
+
+def _pct(share: float | None) -> str:
+    return "—" if share is None else f"{share:.0%}"
+
+
+def _stats_table(rows: list[RunbookStats]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name in (
+        "runbook",
+        "runs",
+        "drills",
+        "success",
+        "median",
+        "p90",
+        "within limit",
+        "last exercised",
+    ):
+        table.add_column(name, no_wrap=name in ("runbook", "last exercised"))
+    for s in rows:
+        limit = f" (limit {fmt_duration(s.time_limit)})" if s.time_limit else ""
+        table.add_row(
+            Text(s.runbook_id),
+            str(s.runs),
+            str(s.drills),
+            f"{_pct(s.success_rate)} ({s.succeeded}/{s.completed})" if s.completed else "—",
+            fmt_duration(s.median_duration),
+            fmt_duration(s.p90_duration),
+            _pct(s.within_time_limit) + limit,
+            (s.last_exercised or "never").replace("T", " ")[:19],
+        )
+    return table

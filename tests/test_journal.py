@@ -1,0 +1,477 @@
+"""The journal as written by runner.journal.Journal and read back: chain, head, redaction, runs.
+
+The helpers at the top write realistic journals (the event schema of docs, in the order the
+runner writes them); test_report, test_records_cli and test_stats reuse them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.journal import (
+    HEAD,
+    JOURNAL,
+    Journal,
+    JournalError,
+    Redactor,
+    find_run,
+    list_runs,
+    read_events,
+    summarise,
+    verify,
+)
+
+SECRET = "tok-9f8e7d6c5b4a-SECRET"
+RUNBOOK_TEXT = """\
+---
+name: Compromised account
+objective: Contain a compromised account within 30 minutes
+time_limit: 30m
+roles:
+  analyst: SOC analyst
+  lead: Incident lead
+inputs:
+  user: {type: string, required: true}
+  api_token: {type: string, secret: true}
+---
+# Compromised account
+
+## Steps
+
+1. Look up the user {role=analyst}
+
+   ```python {id=lookup outputs=sessions}
+   sessions = 3
+   print(f"user {user} has {sessions} sessions")
+   ```
+
+2. Revoke the sessions
+
+   ```bash {role=analyst}
+   echo "revoking $SESSIONS sessions"
+   ```
+
+3. Call the user to confirm the sign-ins were not theirs.
+
+4. Disable the account
+
+   ```python {approve=lead}
+   print("disabled")
+   ```
+
+5. Reset MFA
+
+   ```python {on_failure=procedure:manual-reset}
+   raise RuntimeError("MFA API unavailable")
+   ```
+
+## Alternative procedures
+
+### Manual reset
+
+1. Ask the help desk to reset MFA by phone.
+"""
+
+# A 1x1 PNG, as a kernel would send in a display_data message.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+
+
+def runbook_info(path: str = "runbooks/compromised-account.md", **extra: Any) -> dict[str, Any]:
+    return {
+        "path": path,
+        "id": "compromised-account",
+        "name": "Compromised account",
+        "sha256": hashlib.sha256(RUNBOOK_TEXT.encode()).hexdigest(),
+        "time_limit": 1800.0,
+        "objective": "Contain a compromised account within 30 minutes",
+        **extra,
+    }
+
+
+def start(j: Journal, mode: str = "run", runbook: dict[str, Any] | None = None) -> None:
+    j.append(
+        "run_started",
+        run_id=j.run_id,
+        runbook=runbook or runbook_info(),
+        git_commit=None,
+        inputs={"user": "alice@example.com", "api_token": "***"},
+        operator="dana",
+        host="soc-ws-1",
+        mode=mode,
+        attempt=1,
+        interactive=mode == "drill",
+        options={"yes": True, "only": None, "from": None, "approve": ["lead"]},
+    )
+    j.append(
+        "kernel_started",
+        kernel="python3",
+        language="python",
+        implementation="ipython",
+        version="8.20.0",
+        language_version="3.11.9",
+    )
+
+
+def step(j: Journal, n: int, sid: str, title: str, **fields: Any) -> None:
+    j.append(
+        "step_started",
+        step=n,
+        step_id=sid,
+        title=title,
+        role=fields.get("role"),
+        procedure=fields.get("procedure"),
+        attempt=fields.get("attempt", 1),
+        kernel=fields.get("kernel", "python3"),
+    )
+
+
+def finish(
+    j: Journal, n: int, sid: str, title: str, status: str, duration: float, **f: Any
+) -> None:
+    j.append(
+        "step_finished",
+        step=n,
+        step_id=sid,
+        title=title,
+        procedure=f.get("procedure"),
+        status=status,
+        duration=duration,
+        attempt=f.get("attempt", 1),
+        attempts=f.get("attempts", 1),
+        exit_status=f.get("exit_status"),
+        error=f.get("error"),
+        reason=f.get("reason"),
+    )
+
+
+def write_full_run(runs_dir: Path, run_id: str, mode: str = "run") -> Path:
+    """A run of the runbook above: outputs in both kernels, a retry, a manual step, an
+    approval, an image, an error handled by an alternative procedure; the secret is printed."""
+    j = Journal.create(runs_dir, run_id, Redactor([SECRET]))
+    with j:
+        start(j, mode)
+        j.sync()
+        step(j, 1, "lookup", "Look up the user", role="analyst")
+        j.append(
+            "output",
+            step=1,
+            step_id="lookup",
+            block_id="lookup",
+            kind="stream",
+            stream="stdout",
+            text="user alice@example.com has 3 sessions\n",
+        )
+        j.append(
+            "output",
+            step=1,
+            step_id="lookup",
+            block_id="lookup",
+            kind="stream",
+            stream="stdout",
+            text=f"token in use: {SECRET}\n",
+        )
+        j.append(
+            "output",
+            step=1,
+            step_id="lookup",
+            block_id="lookup",
+            kind="result",
+            data={"text/plain": "3"},
+        )
+        j.append("outputs", step=1, step_id="lookup", values={"sessions": 3})
+        finish(j, 1, "lookup", "Look up the user", "succeeded", 0.84)
+        j.sync()
+        j.append(
+            "kernel_started",
+            kernel="runbook-shell",
+            language="bash",
+            implementation="runbook-shell",
+            version="0.1",
+            language_version="5.2",
+        )
+        step(
+            j,
+            2,
+            "revoke-the-sessions",
+            "Revoke the sessions",
+            role="analyst",
+            kernel="runbook-shell",
+        )
+        j.append(
+            "output",
+            step=2,
+            step_id="revoke-the-sessions",
+            block_id="revoke-the-sessions",
+            kind="stream",
+            stream="stderr",
+            text="curl: (7) connection refused\n",
+        )
+        j.append(
+            "decision",
+            step=2,
+            step_id="revoke-the-sessions",
+            decision="retry",
+            by="dana",
+            note=None,
+            waited=None,
+        )
+        step(
+            j,
+            2,
+            "revoke-the-sessions",
+            "Revoke the sessions",
+            role="analyst",
+            kernel="runbook-shell",
+            attempt=2,
+        )
+        j.append(
+            "output",
+            step=2,
+            step_id="revoke-the-sessions",
+            block_id="revoke-the-sessions",
+            kind="stream",
+            stream="stdout",
+            text="revoking 3 sessions\n",
+        )
+        finish(
+            j,
+            2,
+            "revoke-the-sessions",
+            "Revoke the sessions",
+            "succeeded",
+            95.0,
+            attempt=2,
+            attempts=2,
+            exit_status=0,
+        )
+        j.sync()
+        step(j, 3, "call-the-user", "Call the user", role=None, kernel=None)
+        j.append(
+            "decision",
+            step=3,
+            step_id="call-the-user",
+            decision="done",
+            by="dana",
+            note="user confirmed: not them",
+            waited=42.5,
+        )
+        finish(j, 3, "call-the-user", "Call the user", "succeeded", 42.5)
+        j.sync()
+        j.append(
+            "approval_requested",
+            step=4,
+            step_id="disable-the-account",
+            approver_role="lead",
+            code='print("disabled")',
+        )
+        j.append(
+            "approval",
+            step=4,
+            step_id="disable-the-account",
+            decision="approved",
+            by="lee",
+            role="lead",
+            comment="go ahead",
+            preapproved=True,
+            distinct_required=True,
+        )
+        step(j, 4, "disable-the-account", "Disable the account")
+        outputs = j.run_dir / "outputs"
+        outputs.mkdir()
+        (outputs / "step4-1.png").write_bytes(PNG)
+        j.append(
+            "output",
+            step=4,
+            step_id="disable-the-account",
+            block_id="disable-the-account",
+            kind="display",
+            data={"image/png": "outputs/step4-1.png", "text/plain": "<Figure>"},
+        )
+        j.append(
+            "output",
+            step=4,
+            step_id="disable-the-account",
+            block_id="disable-the-account",
+            kind="stream",
+            stream="stdout",
+            text="disabled\n",
+        )
+        finish(j, 4, "disable-the-account", "Disable the account", "succeeded", 1.25)
+        j.sync()
+        step(j, 5, "reset-mfa", "Reset MFA")
+        j.append(
+            "output",
+            step=5,
+            step_id="reset-mfa",
+            block_id="reset-mfa",
+            kind="error",
+            ename="RuntimeError",
+            evalue="MFA API unavailable",
+            traceback=["\x1b[0;31mRuntimeError\x1b[0m: MFA API unavailable"],
+        )
+        finish(
+            j,
+            5,
+            "reset-mfa",
+            "Reset MFA",
+            "handled",
+            0.31,
+            error="RuntimeError: MFA API unavailable",
+        )
+        step(j, 1, "ask-the-help-desk", "Ask the help desk", procedure="manual-reset", kernel=None)
+        j.append(
+            "decision",
+            step=1,
+            step_id="ask-the-help-desk",
+            decision="done",
+            by="dana",
+            note=None,
+            waited=120.0,
+        )
+        finish(
+            j,
+            1,
+            "ask-the-help-desk",
+            "Ask the help desk",
+            "succeeded",
+            120.0,
+            procedure="manual-reset",
+        )
+        j.append(
+            "run_finished",
+            status="succeeded_with_handled_failures",
+            duration=262.4,
+            time_limit=1800.0,
+            within_time_limit=True,
+            counts={"succeeded": 5, "handled": 1},
+        )
+    return j.run_dir
+
+
+def write_short_run(
+    runs_dir: Path,
+    run_id: str,
+    *,
+    status: str = "succeeded",
+    duration: float = 60.0,
+    mode: str = "run",
+    time_limit: float | None = 1800.0,
+    runbook_id: str = "compromised-account",
+) -> Path:
+    """A one-step run that ended with ``status`` after ``duration`` seconds."""
+    j = Journal.create(runs_dir, run_id)
+    with j:
+        start(j, mode, runbook_info(id=runbook_id, name=runbook_id.title(), time_limit=time_limit))
+        step(j, 1, "lookup", "Look up the user")
+        step_status = "succeeded" if status.startswith("succeeded") else "failed"
+        finish(j, 1, "lookup", "Look up the user", step_status, duration)
+        within = None if time_limit is None else duration <= time_limit
+        j.append(
+            "run_finished",
+            status=status,
+            duration=duration,
+            time_limit=time_limit,
+            within_time_limit=within,
+            counts={step_status: 1},
+        )
+    return j.run_dir
+
+
+def all_bytes_under(folder: Path) -> list[tuple[Path, bytes]]:
+    return [(p, p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()]
+
+
+# --- tests -----------------------------------------------------------------------------------
+
+
+def test_a_written_journal_is_intact_and_reads_back_in_order(tmp_path: Path) -> None:
+    run_dir = write_full_run(tmp_path, "20260101T000000Z-compromised-account-aaaa")
+    events = read_events(run_dir)
+    result = verify(run_dir)
+    assert result.ok, result.message
+    assert result.lines == len(events)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["event"] == "run_started" and events[-1]["event"] == "run_finished"
+
+
+def test_the_secret_is_redacted_in_the_journal(tmp_path: Path) -> None:
+    run_dir = write_full_run(tmp_path, "20260101T000000Z-compromised-account-aaaa")
+    for path, data in all_bytes_under(run_dir):
+        assert SECRET.encode() not in data, path
+    texts = [e.get("text", "") for e in read_events(run_dir)]
+    assert "token in use: ***\n" in texts
+
+
+def test_a_one_byte_edit_breaks_the_chain_at_the_next_line(tmp_path: Path) -> None:
+    run_dir = write_full_run(tmp_path, "20260101T000000Z-compromised-account-aaaa")
+    path = run_dir / JOURNAL
+    lines = path.read_bytes().split(b"\n")
+    edited = next(i for i, line in enumerate(lines) if b"has 3 sessions" in line)
+    lines[edited] = lines[edited].replace(b"has 3", b"has 4")
+    path.write_bytes(b"\n".join(lines))
+    result = verify(run_dir)
+    assert not result.ok
+    # The edited line still parses; the next one carries the hash of the original.
+    assert result.line == edited + 2
+    assert f"line {edited + 2} does not follow line {edited + 1}" in result.message
+
+
+def test_deleting_the_last_line_is_caught_by_the_head(tmp_path: Path) -> None:
+    run_dir = write_full_run(tmp_path, "20260101T000000Z-compromised-account-aaaa")
+    path = run_dir / JOURNAL
+    lines = path.read_bytes().rstrip(b"\n").split(b"\n")
+    path.write_bytes(b"\n".join(lines[:-1]) + b"\n")
+    result = verify(run_dir)
+    assert not result.ok
+    assert "removed" in result.message
+    assert json.loads((run_dir / HEAD).read_text())["seq"] == len(lines)
+
+
+def test_summary_and_listing(tmp_path: Path) -> None:
+    write_short_run(tmp_path, "20260101T000000Z-a-0001", status="failed", duration=30.0)
+    write_full_run(tmp_path, "20260102T000000Z-compromised-account-0002")
+    write_short_run(tmp_path, "20260103T000000Z-b-0003", runbook_id="phishing-triage")
+    runs = list_runs(tmp_path)
+    assert [r.run_id for r in runs] == [
+        "20260103T000000Z-b-0003",
+        "20260102T000000Z-compromised-account-0002",
+        "20260101T000000Z-a-0001",
+    ]
+    full = runs[1]
+    assert (full.status, full.duration, full.within_time_limit) == (
+        "succeeded_with_handled_failures",
+        262.4,
+        True,
+    )
+    assert [r.run_id for r in list_runs(tmp_path, "phishing-triage")] == ["20260103T000000Z-b-0003"]
+
+
+def test_a_run_without_run_finished_and_no_writer_is_crashed(tmp_path: Path) -> None:
+    j = Journal.create(tmp_path, "20260101T000000Z-x-0001")
+    start(j)
+    step(j, 1, "lookup", "Look up the user")
+    live = summarise(j.run_dir)
+    assert live is not None and live.status == "running"
+    j.close()
+    info = summarise(j.run_dir)
+    assert info is not None and info.status == "crashed"
+
+
+def test_find_run_by_prefix_last_and_path(tmp_path: Path) -> None:
+    a = write_short_run(tmp_path, "20260101T000000Z-a-0001")
+    b = write_short_run(tmp_path, "20260102T000000Z-b-0002")
+    assert find_run(tmp_path, "last") == b
+    assert find_run(tmp_path, "20260101") == a
+    assert find_run(tmp_path, str(a)) == a
+    with pytest.raises(JournalError, match="matches 2 runs"):
+        find_run(tmp_path, "2026")
+    with pytest.raises(JournalError, match="no run 'nope'"):
+        find_run(tmp_path, "nope")
