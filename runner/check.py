@@ -139,6 +139,20 @@ def _declared_roles(runbook: Runbook) -> str:
 # --- rules -------------------------------------------------------------------------------------
 
 
+def rule_not_empty(runbook: Runbook) -> Iterator[Problem]:
+    """RB005: the file has no content at all."""
+    nothing = (
+        not runbook.front_matter_line
+        and not runbook.sections
+        and not runbook.all_blocks()
+        and not runbook.description.strip()
+        and runbook.metadata.name == runbook.path.stem  # no H1 either
+    )
+    if nothing and not runbook.problems:
+        yield _problem(runbook, 1, "error", "RB005",
+                           "the file is empty; write a runbook (see docs/format.md)")  # fmt: skip
+
+
 def rule_standard_format(runbook: Runbook) -> Iterator[Problem]:
     """RB040: plain Markdown (or another tool's front matter), not the standard format."""
     if _standard(runbook):
@@ -378,6 +392,7 @@ def rule_recommended_keys(runbook: Runbook) -> Iterator[Problem]:
 
 
 RULES: tuple[Rule, ...] = (
+    rule_not_empty,
     rule_standard_format,
     rule_steps_section,
     rule_unique_ids,

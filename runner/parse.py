@@ -271,6 +271,11 @@ class _Parser:
         """The front matter mapping, the line of its opening `---`, and the first line after."""
         tok = self.tokens[0] if self.tokens else None
         if tok is None or tok.type != "front_matter" or not tok.map:
+            if self.lines[0].rstrip() == "---" and self.n_lines > 1:
+                # markdown-it reads an unclosed front matter as a rule and prose: say so.
+                self.problem(1, "error", "RB015",
+                             "front matter opened here is never closed; add a `---` line "
+                             "after the last key")  # fmt: skip
             return None, 0, 1
         start, end = tok.map[0] + 1, tok.map[1] + 1
         try:
