@@ -15,6 +15,7 @@ import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import RunbookError
 
@@ -24,7 +25,8 @@ EXIT_USAGE = 2
 EXIT_PAUSED = 3
 EXIT_ABORTED = 130
 
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: a message names a path and line; wrapping it at 80 columns would split them.
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @click.group(
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("aborted")
         status = EXIT_ABORTED
     except RunbookError as exc:
-        err_console.print(f"[bold red]error:[/] {click.style(str(exc), fg=None)}", markup=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
         status = exc.exit_code
     except Exception as exc:
         if os.environ.get("RUNBOOK_DEBUG"):
