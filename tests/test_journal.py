@@ -475,3 +475,82 @@ def test_find_run_by_prefix_last_and_path(tmp_path: Path) -> None:
         find_run(tmp_path, "2026")
     with pytest.raises(JournalError, match="no run 'nope'"):
         find_run(tmp_path, "nope")
+
+
+def write_drill(runs_dir: Path, run_id: str) -> Path:
+    """A drill with a 10-minute limit: a fault at step 2 handled by an alternative procedure
+    whose manual step is slow, a note marking step 3 unclear; the run goes over its limit."""
+    j = Journal.create(runs_dir, run_id)
+    with j:
+        start(j, "drill", runbook_info(time_limit=600.0))
+        step(j, 1, "lookup", "Look up the user", role="analyst")
+        j.append(
+            "output",
+            step=1,
+            step_id="lookup",
+            block_id="lookup",
+            kind="stream",
+            stream="stdout",
+            text="<script>alert(1)</script>\n",
+        )
+        finish(j, 1, "lookup", "Look up the user", "succeeded", 30.0)
+        j.append("fault", step=2, step_id="isolate", description="EDR answers 500")
+        step(j, 2, "isolate", "Isolate the host", role="analyst")
+        j.append(
+            "output",
+            step=2,
+            step_id="isolate",
+            block_id="isolate",
+            kind="error",
+            ename="HTTPError",
+            evalue="500 Server Error",
+            traceback=["HTTPError: 500"],
+        )
+        finish(j, 2, "isolate", "Isolate the host", "handled", 5.0, error="HTTPError: 500")
+        step(
+            j,
+            1,
+            "pull-the-cable",
+            "Pull the cable",
+            procedure="manual-isolation",
+            kernel=None,
+            role="onsite",
+        )
+        j.append(
+            "decision",
+            step=1,
+            step_id="pull-the-cable",
+            decision="done",
+            by="omar",
+            note="took a while to find the rack",
+            waited=400.0,
+        )
+        finish(
+            j,
+            1,
+            "pull-the-cable",
+            "Pull the cable",
+            "succeeded",
+            400.0,
+            procedure="manual-isolation",
+        )
+        step(j, 3, "notify", "Notify the owner", role="analyst")
+        j.append(
+            "note",
+            step=3,
+            step_id="notify",
+            by="sam",
+            role="analyst",
+            text="which console?",
+            unclear=True,
+        )
+        finish(j, 3, "notify", "Notify the owner", "succeeded", 20.0)
+        j.append(
+            "run_finished",
+            status="succeeded_with_handled_failures",
+            duration=700.0,
+            time_limit=600.0,
+            within_time_limit=False,
+            counts={"succeeded": 3, "handled": 1},
+        )
+    return j.run_dir

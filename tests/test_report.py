@@ -1,0 +1,224 @@
+"""Reports rebuilt from real journals: what the post-incident record says, in md, html, ipynb."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from test_journal import (
+    PNG,
+    RUNBOOK_TEXT,
+    SECRET,
+    all_bytes_under,
+    finish,
+    start,
+    step,
+    write_drill,
+    write_full_run,
+    write_short_run,
+)
+
+from runner.journal import Journal
+from runner.report import load_run, write_report
+
+RUN_ID = "20260102T000000Z-compromised-account-0002"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project folder: the runbook under runbooks/, runs under .runbook/runs as by default."""
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "runbooks" / "compromised-account.md").write_text(RUNBOOK_TEXT)
+    return tmp_path
+
+
+@pytest.fixture
+def runs_dir(project: Path) -> Path:
+    return project / ".runbook" / "runs"
+
+
+def _row(md: str, first_cell: str) -> list[str]:
+    """The cells of the Markdown table row whose first cell is ``first_cell``."""
+    for line in md.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_cell:
+            return cells
+    raise AssertionError(f"no row {first_cell!r} in:\n{md}")
+
+
+def test_markdown_report_of_a_run(runs_dir: Path) -> None:
+    run_dir = write_full_run(runs_dir, RUN_ID)
+    written = write_report(run_dir, "md")
+    assert written[0] == run_dir / "report.md"
+    md = written[0].read_text()
+    assert md.startswith("# Run report: Compromised account")
+    assert "Contain a compromised account within 30 minutes" in md
+    assert "dana on soc-ws-1" in md
+    assert "| `api_token` | \\*\\*\\* |" in md
+    assert _row(md, "2")[1:4] == ["Revoke the sessions", "analyst", "✓ succeeded"]
+    assert _row(md, "2")[5] == "1m35s (2 attempts)"
+    assert _row(md, "5")[3] == "↻ handled"
+    assert _row(md, "manual-reset/1")[1] == "Ask the help desk"
+    assert "Total 4m22s against a time limit of 30m00s: **met**." in md
+    assert "- Step 5 *Reset MFA*: ↻ handled — RuntimeError: MFA API unavailable" in md
+    # Outputs, both streams, named outputs, decisions and approvals.
+    assert "stderr (attempt 1):\n\n```text\ncurl: (7) connection refused\n```" in md
+    assert "stdout (attempt 2):\n\n```text\nrevoking 3 sessions\n```" in md
+    assert "Outputs: `sessions` = 3" in md
+    assert "- decision **done** by dana, after 42.5s: user confirmed: not them" in md
+    assert "- **approved** by lee (lead) (pre-approved): go ahead" in md
+    # The image output and the durations plot are files the report links to.
+    assert "](outputs/step4-1.png)" in md
+    assert "](report-durations.png)" in md and (run_dir / "report-durations.png").is_file()
+    assert "Drill findings" not in md
+
+
+def test_long_output_is_truncated_with_a_count(runs_dir: Path) -> None:
+    j = Journal.create(runs_dir, RUN_ID)
+    with j:
+        start(j)
+        step(j, 1, "lookup", "Look up the user")
+        text = "".join(f"line {i}\n" for i in range(1, 501))
+        j.append(
+            "output",
+            step=1,
+            step_id="lookup",
+            block_id="lookup",
+            kind="stream",
+            stream="stdout",
+            text=text,
+        )
+        finish(j, 1, "lookup", "Look up the user", "succeeded", 1.0)
+    md = write_report(j.run_dir, "md")[0].read_text()
+    assert "line 1\n" in md and "line 500\n" in md
+    assert "line 250\n" not in md
+    assert "… 460 lines omitted (the journal has them all) …" in md
+
+
+def test_drill_report_names_faults_unclear_slow_and_manual_steps(runs_dir: Path) -> None:
+    run_dir = write_drill(runs_dir, RUN_ID)
+    md = write_report(run_dir, "md")[0].read_text()
+    assert md.startswith("# Drill report: Compromised account")
+    assert "Total 11m40s against a time limit of 10m00s: **not met** (over by 1m40s)." in md
+    fault = _row(md, "2. Isolate the host")
+    assert fault[1:] == [
+        "EDR answers 500",
+        "↻ handled",
+        "handled: alternative procedure manual-isolation ran (1 steps, all succeeded)",
+    ]
+    assert "- Step 3 *Notify the owner*: which console? — sam (analyst)" in md
+    # Four steps took time against a 600 s limit: a share of 150 s each; only the cable pull
+    # (400 s) went over it.
+    assert "(time limit / steps that took time = 2m30s)" in md
+    slow = md.split("### Slow steps")[1].split("###")[0]
+    assert "Step manual-isolation/1 *Pull the cable*: 6m40s" in slow
+    assert "Look up" not in slow and "Notify" not in slow
+    manual = _row(md.split("### Manual steps")[1], "manual-isolation/1")
+    assert manual[1:] == ["Pull the cable", "onsite", "done", "omar", "6m40s"]
+    assert "Participants: omar, sam (analyst)" in md
+
+
+def test_html_is_self_contained_and_escapes_journal_text(runs_dir: Path) -> None:
+    run_dir = write_drill(runs_dir, RUN_ID)
+    write_full_run(runs_dir, "20260101T000000Z-compromised-account-0001")
+    page = write_report(run_dir, "html")[0].read_text()
+    assert page.startswith("<!doctype html>") and "<style>" in page
+    assert "<h1>Drill report: Compromised account</h1>" in page
+    assert "<td>EDR answers 500</td>" in page
+    assert "<strong>not met</strong>" in page
+    # Output is text, never markup; nothing is fetched from the network.
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert not re.search(r"(src|href)=\"(https?:)?//", page)
+    # The plot of both runs is inlined.
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == 1 and base64.b64decode(images[0]).startswith(b"\x89PNG")
+
+
+def test_notebook_has_a_cell_per_executed_block_with_real_outputs(runs_dir: Path) -> None:
+    run_dir = write_full_run(runs_dir, RUN_ID)
+    path = write_report(run_dir, "ipynb")[0]
+    assert path == run_dir / "report.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"
+    assert nb.metadata.language_info.version == "3.11.9"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    # lookup, revoke (twice: a retry), disable, reset-mfa; manual steps are markdown.
+    assert [c.metadata.runbook.block_id for c in code] == [
+        "lookup",
+        "revoke-the-sessions",
+        "revoke-the-sessions",
+        "disable-the-account",
+        "reset-mfa",
+    ]
+    assert code[0].source == 'sessions = 3\nprint(f"user {user} has {sessions} sessions")\n'
+    assert code[0].outputs[0].text == "user alice@example.com has 3 sessions\ntoken in use: ***\n"
+    assert code[0].outputs[1].output_type == "execute_result"
+    assert code[0].outputs[1].data["text/plain"] == "3"
+    assert code[1].outputs[0].name == "stderr" and code[2].outputs[0].name == "stdout"
+    image = code[3].outputs[0]
+    assert image.output_type == "display_data"
+    assert base64.b64decode(image.data["image/png"]) == PNG
+    error = code[4].outputs[0]
+    assert (error.output_type, error.ename, error.evalue) == (
+        "error",
+        "RuntimeError",
+        "MFA API unavailable",
+    )
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "Call the user to confirm the sign-ins were not theirs." in markdown
+    assert "> done by dana: user confirmed: not them" in markdown
+
+
+def test_notebook_without_the_runbook_uses_the_journaled_code(
+    runs_dir: Path, project: Path
+) -> None:
+    run_dir = write_full_run(runs_dir, RUN_ID)
+    (project / "runbooks" / "compromised-account.md").write_text(RUNBOOK_TEXT + "\nEdited.\n")
+    nb = nbformat.read(write_report(run_dir, "ipynb")[0], as_version=4)
+    nbformat.validate(nb)
+    assert "was not found" in nb.cells[0].source
+    code = {c.metadata.runbook.block_id: c.source for c in nb.cells if c.cell_type == "code"}
+    # The approval request journaled the exact code; the rest is marked as not recorded.
+    assert code["disable-the-account"] == 'print("disabled")'
+    assert code["lookup"] == "# code of lookup not recorded"
+
+
+def test_no_secret_in_any_file_of_the_run_or_its_reports(runs_dir: Path, tmp_path: Path) -> None:
+    run_dir = write_full_run(runs_dir, RUN_ID)
+    for fmt in ("md", "html", "ipynb"):
+        write_report(run_dir, fmt)
+        write_report(run_dir, fmt, tmp_path / "elsewhere" / f"r.{fmt}")
+    files = all_bytes_under(tmp_path)
+    assert len(files) >= 10
+    for path, data in files:
+        if path.suffix != ".md" or path.parent.name != "runbooks":
+            assert SECRET.encode() not in data, path
+
+
+def test_a_crashed_run_is_reported_as_crashed(runs_dir: Path) -> None:
+    with Journal.create(runs_dir, RUN_ID) as j:
+        start(j)
+        step(j, 1, "lookup", "Look up the user")
+    record = load_run(j.run_dir)
+    assert record.status == "crashed"
+    assert [s.status for s in record.steps] == ["running"]
+    md = write_report(j.run_dir, "md")[0].read_text()
+    assert "**✗ crashed**" in md
+    assert "the run has not finished, so it is not judged yet" in md
+
+
+def test_report_written_elsewhere_links_images_relative_to_it(
+    runs_dir: Path, tmp_path: Path
+) -> None:
+    run_dir = write_full_run(runs_dir, RUN_ID)
+    write_short_run(runs_dir, "20260101T000000Z-compromised-account-0001")
+    out = tmp_path / "reports" / "incident-42.md"
+    written = write_report(run_dir, "md", out)
+    assert written == [out, tmp_path / "reports" / "incident-42-durations.png"]
+    md = out.read_text()
+    assert f"](../.runbook/runs/{RUN_ID}/outputs/step4-1.png)" in md
+    assert "](incident-42-durations.png)" in md
