@@ -325,7 +325,12 @@ def rule_step_role(runbook: Runbook) -> Iterator[Problem]:
                 "warning",
                 "RB041",
                 f"{where} has no role; add a first line `Role: ROLE` "
-                f"(declared: {_declared_roles(runbook)}) or `role=` on its block",
+                f"(declared: {_declared_roles(runbook)}) or `role=` on its block"
+                + (
+                    ", or one `Role:` line under the procedure's heading"
+                    if "procedure" in where
+                    else ""
+                ),
             )
 
 

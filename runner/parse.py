@@ -545,6 +545,11 @@ class _Parser:
             steps = self._steps(inner, 4, kernels, prefix=f"{proc_id}/")
             if not steps:
                 steps = self._single_step(inner, kernels, proc_id)
+            elif steps[0].line > h.start + 1:
+                # A `Role:` line between the procedure's heading and its first step applies to
+                # every step that names none of its own.
+                role = self._role(_Span(h.title, h.start + 1, steps[0].line, 0))
+                steps = tuple(replace(st, role=st.role or role) for st in steps)
             text = "\n".join(self.lines[h.start : h.end - 1]).strip("\n")
             out.append(Procedure(proc_id, h.title, h.start, h.end, text, steps))
         return out

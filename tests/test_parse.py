@@ -612,3 +612,23 @@ def test_sha256_is_of_the_bytes() -> None:
 
     text = FRONT + "## Steps\n1. a\n"
     assert rb("## Steps\n1. a\n").sha256 == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_procedure_role_line_applies_to_its_steps() -> None:
+    r = rb("""\
+        ## Steps
+
+        ### One
+        Role: L1
+
+        ## Alternative procedures
+
+        ### By hand
+
+        Role: L2
+
+        1. Unplug it.
+        2. Call the owner.
+           Role: L1
+        """)
+    assert [s.role for s in r.procedures[0].steps] == ["L2", "L1"]
