@@ -28,6 +28,7 @@ EXTENSIONS = (
     "admonition",
     "attr_list",
     "md_in_html",
+    "pymdownx.details",
     "tables",
     "pymdownx.highlight",
     "pymdownx.superfences",
@@ -59,6 +60,10 @@ class RunbooksPlugin(BasePlugin[RunbooksConfig]):  # type: ignore[no-untyped-cal
         for name in EXTENSIONS:
             if name not in config.markdown_extensions:
                 config.markdown_extensions.append(name)
+        # `language-bash` on each code block, as Material's own docs configure it.
+        config.mdx_configs.setdefault("pymdownx.highlight", {}).setdefault(
+            "pygments_lang_class", True
+        )
         config.extra_css.append(f"{ASSET_URI}/runbooks.css")
         config.extra_javascript.append(f"{ASSET_URI}/runbooks.js")
         if config.nav is not None:

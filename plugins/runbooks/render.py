@@ -184,12 +184,18 @@ def _input_row(spec: InputSpec) -> str:
     default = "—" if spec.default is None else f"<code>{escape(_value(spec.default))}</code>"
     if spec.secret and spec.default is not None:
         default = "<em>hidden</em>"  # a secret's default is a secret too
-    choices = f" One of {', '.join(_value(v) for v in spec.enum)}." if spec.enum else ""
+    choices = f"One of {', '.join(_value(v) for v in spec.enum)}." if spec.enum else ""
+    about = " ".join(p for p in (_sentence(spec.description), choices) if p)
     return (
         f"<tr><td><code>{escape(spec.name)}</code>{secret}</td><td>{spec.type}</td>"
         f"<td>{'yes' if spec.required else 'no'}</td><td>{default}</td>"
-        f"<td>{escape(spec.description + choices)}</td></tr>"
+        f"<td>{escape(about)}</td></tr>"
     )
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return f"{text}." if text and text[-1] not in ".!?" else text
 
 
 def _value(value: object) -> str:
@@ -242,7 +248,9 @@ def _input_words(spec: InputSpec) -> str:
 def problems_box(entry: Entry) -> str:
     if not entry.problems:
         return ""
-    head = f'!!! danger "`runbook check` finds {len(entry.problems)} problem(s) in this runbook"'
+    # Errors stay open (the runbook will not run); warnings fold away under their count.
+    marker = "???+ danger" if entry.has_errors else "??? warning"
+    head = f'{marker} "`runbook check` finds {len(entry.problems)} problem(s) in this runbook"'
     items = [
         f"    - line {p.line}: {p.level} `{p.code}` {escape(p.message)}" for p in entry.problems
     ]
@@ -332,7 +340,7 @@ def badges(step: Step, rb: Runbook) -> list[str]:
         who = f" by {step.approver_role}" if step.approver_role else ""
         out.append(_badge("approve", f"needs approval{who}", "the run pauses for a person"))
     if step.timeout is not None:
-        out.append(_badge("timeout", f"timeout {format_duration(step.timeout)}"))
+        out.append(_badge("timeout", f"timeout {_as_written(step, 'timeout', step.timeout)}"))
     if step.retries:
         out.append(_badge("retries", f"retries {step.retries}×"))
     if step.when:
@@ -341,6 +349,12 @@ def badges(step: Step, rb: Runbook) -> list[str]:
     if step.outputs:
         out.append(_badge("outputs", f"sets {', '.join(step.outputs)}"))
     return out
+
+
+def _as_written(step: Step, key: str, seconds: float) -> str:
+    """A duration as the author wrote it (`5m`), else formatted from seconds."""
+    text = next((b.attributes[key] for b in step.executable_blocks if key in b.attributes), "")
+    return text or format_duration(seconds)
 
 
 def _badge(kind: str, text: str, title: str = "") -> str:

@@ -1,0 +1,395 @@
+"""The documentation site, built by the real `mkdocs build --strict` with the runbooks plugin.
+
+One build of a small project (two runbooks, a git history, a runs folder) is shared by the
+assertions on its HTML; the failure cases build their own small projects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "site_project"
+MKDOCS = Path(sys.executable).with_name("mkdocs")
+CLI_HOOK = ROOT / "docs" / "hooks" / "cli_reference.py"
+
+pytestmark = pytest.mark.slow
+
+
+def make_project(root: Path, extra_runbooks: tuple[str, ...] = (), **options: object) -> Path:
+    """A project folder: mkdocs.yml, docs/ and runbooks/ copied from the fixtures."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(FIXTURES / "docs", root / "docs")
+    shutil.copytree(FIXTURES / "runbooks", root / "runbooks")
+    for name in extra_runbooks:
+        shutil.copy(FIXTURES / name, root / "runbooks" / name)
+    plugin = {"runbooks_dir": "runbooks", **options}
+    config = {
+        "site_name": "Plugin test",
+        "theme": {"name": "material", "font": False, "features": ["content.code.copy"]},
+        "plugins": ["search", {"runbooks": plugin}],
+        "hooks": [str(CLI_HOOK)],
+        "nav": [{"Home": "index.md"}, {"Runbooks": "runbooks/index.md"}, {"CLI": "cli.md"}],
+    }
+    # JSON is YAML, and it needs no quoting rules of its own.
+    (root / "mkdocs.yml").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return root
+
+
+def build(project: Path, site: Path, strict: bool = True) -> subprocess.CompletedProcess[str]:
+    args = [str(MKDOCS), "build", "-f", str(project / "mkdocs.yml"), "-d", str(site)]
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    return subprocess.run(
+        [*args, "--strict"] if strict else args,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+_INLINE = re.compile(r"</?(?:a|span|code|strong|em|label)\b[^>]*>")
+
+
+def text(fragment: str) -> str:
+    """What a reader sees of an HTML fragment: tags dropped, entities decoded, spaces collapsed."""
+    words = re.sub(r"<[^>]+>", " ", _INLINE.sub("", fragment))
+    return " ".join(html.unescape(words).split())
+
+
+def code(fragment: str) -> str:
+    """The text of highlighted code: the tags Pygments adds are not spaces."""
+    return html.unescape(re.sub(r"<[^>]+>", "", fragment)).strip()
+
+
+def between(page: str, start: str, end: str) -> str:
+    """The HTML from the first ``start`` to the next ``end`` after it."""
+    assert start in page, f"{start!r} not in page"
+    rest = page[page.index(start) :]
+    return rest[: rest.index(end)] if end in rest else rest
+
+
+@dataclass
+class Site:
+    root: Path
+    log: str
+    project: Path
+
+    def page(self, url: str) -> str:
+        return (self.root / url / "index.html").read_text(encoding="utf-8")
+
+
+def _journal(runs: Path, name: str, events: list[dict[str, object]], tail: str = "") -> None:
+    folder = runs / name
+    folder.mkdir(parents=True)
+    lines = "".join(json.dumps(e) + "\n" for e in events)
+    (folder / "journal.jsonl").write_text(lines + tail, encoding="utf-8")
+
+
+def _started(run_id: str, ts: str, mode: str) -> dict[str, object]:
+    book = {"id": "compromised-account", "path": "runbooks/compromised-account.md",
+            "name": "Compromised account", "sha256": "0" * 64, "time_limit": 3600}  # fmt: skip
+    return {"event": "run_started", "run_id": run_id, "ts": ts, "runbook": book, "mode": mode}
+
+
+def _write_runs(runs: Path) -> None:
+    _journal(runs, "r1", [
+        _started("r1", "2025-04-02T09:15:00+00:00", "run"),
+        {"event": "step_finished", "step": "lookup", "status": "succeeded"},
+        {"event": "run_finished", "status": "succeeded", "duration": 1500,
+         "within_time_limit": True},
+    ])  # fmt: skip
+    _journal(runs, "r2", [
+        _started("r2", "2025-03-20T14:00:00+00:00", "drill"),
+        {"event": "run_finished", "status": "failed", "duration": 4000, "within_time_limit": False},
+    ])  # fmt: skip
+    # A runner killed mid-write: the last line is torn, the run never finished.
+    _journal(runs, "r3", [_started("r3", "2025-01-05T08:00:00+00:00", "drill")], '{"event": "st')
+    _journal(runs, "r4", [], "this is not json\n")
+
+
+def _git_commit(project: Path, path: str, date: str) -> None:
+    env = {**os.environ, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+    git = ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True, env=env)
+    subprocess.run([*git, "add", path], check=True, env=env)
+    subprocess.run([*git, "commit", "-q", "-m", "add"], check=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    base = tmp_path_factory.mktemp("site")
+    project = make_project(base / "project", runs_dir=".runbook/runs")
+    _git_commit(project, "runbooks/compromised-account.md", "2024-03-05T10:00:00+00:00")
+    _write_runs(project / ".runbook" / "runs")
+    proc = build(project, base / "out")
+    assert proc.returncode == 0, proc.stderr
+    return Site(base / "out", proc.stderr, project)
+
+
+# --- a runbook page ----------------------------------------------------------------------------
+
+
+def test_header_card_shows_what_a_responder_needs_first(site: Site) -> None:
+    page = site.page("runbooks/compromised-account")
+    card = text(between(page, '<div class="rb-card"', '<div class="admonition example rb-run"'))
+    for fact in (
+        "Service identity",
+        "Severity high",
+        "Objective Contain within 1 hour",
+        "Time limit 1h",
+        "Owner secops-team",
+        "Trigger Impossible-travel alert on a user account",
+        "commander On-call incident commander",
+        "analyst SOC analyst on shift",
+        "okta-cli jq",
+    ):
+        assert fact in card, fact
+    assert "user string yes — the account to contain." in card
+    assert "severity string no high One of low, medium, high, critical." in card
+    assert "api_token secret string no — API token for the identity provider." in card
+    # The card comes before the steps: it is what a responder reads first.
+    assert page.index('class="rb-card"') < page.index('id="step-confirm-the-alert"')
+
+
+def test_steps_are_numbered_with_role_and_policy_badges(site: Site) -> None:
+    page = site.page("runbooks/compromised-account")
+    headings = re.findall(r'<h3 id="step-[^"]+">(.*?)</h3>', page)
+    assert [text(h) for h in headings] == [
+        "1. Confirm the alert",
+        "2. Look up recent sign-ins",
+        "3. Disable the account",
+    ]
+    one = text(between(page, 'data-step="confirm-the-alert"', 'data-step="lookup"'))
+    assert "role: analyst" in one
+    assert "manual" in one
+    assert "Read the alert in the SIEM" in one
+    assert "Role: analyst" not in one  # the badge replaces the line
+    two = text(between(page, 'data-step="lookup"', 'data-step="disable"'))
+    for badge in ("role: analyst", "runs python", "timeout 2m", "retries 2×", "sets count"):
+        assert badge in two, badge
+    assert "manual" not in two
+    three = between(page, 'data-step="disable"', "</article>")
+    for badge in (
+        "role: commander",
+        "needs approval by commander",
+        "only when severity is one of high or critical",
+        "on failure: Manual disable",
+    ):
+        assert badge in text(three), badge
+    assert 'href="#procedure-manual-disable"' in three
+    assert 'id="procedure-manual-disable"' in page
+
+
+def test_code_is_highlighted_and_no_brace_attribute_leaks(site: Site) -> None:
+    page = site.page("runbooks/compromised-account")
+    assert 'class="language-python highlight"' in page
+    assert 'class="language-bash highlight"' in page
+    blocks = "".join(code(c) for c in re.findall(r"<pre.*?</pre>", page, re.S))
+    assert 'print(f"{user}: {count} sign-ins")' in blocks
+    # Left in the info string, superfences would take the braces as the block's HTML attributes.
+    assert 'id="lookup"' not in page and 'id="disable"' not in page
+    seen = text(between(page, "<article", "</article>"))
+    for leak in ("{id=", "role=", "approve=", "timeout=", "on_failure=", "outputs=", "when="):
+        assert leak not in seen, leak
+
+
+def test_run_it_box_gives_the_exact_command_with_required_inputs(site: Site) -> None:
+    page = site.page("runbooks/compromised-account")
+    box = between(page, 'class="admonition example rb-run"', "Contain an account")
+    commands = [code(c) for c in re.findall(r"<code>(.*?)</code>", box, re.S)]
+    assert "runbook run runbooks/compromised-account.md -i user=..." in commands
+    assert "api_token=" not in text(box)  # a secret never goes on a command line
+    assert "Secret: api_token" in text(box)
+    # Material adds the copy button to every code block when this feature is on.
+    assert '"content.code.copy"' in page
+
+
+def test_criteria_and_alternative_procedures_are_styled(site: Site) -> None:
+    page = site.page("runbooks/compromised-account")
+    success = text(between(page, 'class="admonition success rb-criteria"', "</div>"))
+    assert "Success criteria The account is disabled The user has been told" in success
+    failure = text(between(page, 'class="admonition failure rb-criteria"', "</div>"))
+    assert "The account is still active after 1 hour" in failure
+    procedure = text(between(page, 'class="rb-procedure"', "</div>"))
+    assert "Manual disable" in procedure
+    assert "followed when step 3 fails" in procedure
+    assert "Call the identity team on their hotline." in procedure
+    assert "References" in text(page)
+
+
+def test_follow_along_has_a_checkbox_per_step_and_a_counter(site: Site) -> None:
+    page = site.page("runbooks/compromised-account")
+    boxes = re.findall(r'<input type="checkbox" class="rb-check-box" data-step="([^"]+)"', page)
+    assert boxes == ["confirm-the-alert", "lookup", "disable"]
+    bar = between(page, '<div class="rb-follow"', "</div>")
+    assert 'data-runbook="compromised-account"' in bar
+    assert "0 of 3 done" in text(bar)
+    assert "Reset" in text(bar)
+
+
+def test_list_item_steps_render_as_numbered_steps(site: Site) -> None:
+    page = site.page("runbooks/phishing-triage")
+    assert "1. Open the reported message." in text(page)
+    step2 = between(page, 'data-step="check-the-sender-domain"', "</article>")
+    assert 'class="language-bash highlight"' in step2
+    assert "{role=" not in step2
+    assert "0 of 2 done" in text(page)
+
+
+def test_latest_runs_and_drills_from_the_journals(site: Site) -> None:
+    page = site.page("runbooks/compromised-account")
+    runs = between(page, 'id="latest-runs"', "</table>")
+    rows = [text(r) for r in re.findall(r"<tr>(.*?)</tr>", runs, re.S)][1:]
+    assert rows == [
+        "2025-04-02 09:15 UTC run succeeded 25m00s 1h00m, within",
+        "2025-03-20 14:00 UTC drill failed 1h06m 1h00m, over",
+        "2025-01-05 08:00 UTC drill unfinished — 1h00m",
+    ]
+    card = text(between(page, '<div class="rb-card"', "</dl>"))
+    assert "Last exercised 2025-04-02 09:15 UTC (run, succeeded)" in card
+    assert "skipped an unreadable journal" in site.log
+    assert "r4/journal.jsonl" in site.log
+
+
+def test_a_runbook_without_journals_says_never(site: Site) -> None:
+    page = site.page("runbooks/phishing-triage")
+    assert "Last exercised never" in text(page)
+    assert 'id="latest-runs"' not in page
+
+
+# --- the index and the navigation ---------------------------------------------------------------
+
+
+def test_index_lists_every_runbook_with_its_facts(site: Site) -> None:
+    page = site.page("runbooks")
+    table = between(page, '<div class="rb-index">', "</table>")
+    rows = re.findall(r"<tr (data-[^>]*)>(.*?)</tr>", table, re.S)
+    assert len(rows) == 2
+    mtime = (site.project / "runbooks" / "phishing-triage.md").stat().st_mtime
+    assert [text(cells) for _, cells in rows] == [
+        "Phishing triage email medium Decide within 30 minutes whether a reported mail is "
+        f"phishing analyst 2 {dt.date.fromtimestamp(mtime).isoformat()} never",
+        "Compromised account identity high Contain within 1 hour commander analyst 3 "
+        "2024-03-05 2025-04-02 09:15 UTC (run, succeeded)",
+    ]
+    attrs = rows[1][0]
+    assert 'data-service="identity"' in attrs
+    assert 'data-severity="high"' in attrs
+    assert 'data-role="|commander|analyst|"' in attrs
+    assert '<a href="compromised-account/">Compromised account</a>' in table
+
+
+def test_index_offers_filters_by_service_severity_and_role(site: Site) -> None:
+    page = site.page("runbooks")
+    filters = between(page, '<div class="rb-filters"', "</div>")
+    options = dict(
+        (key, re.findall(r'<option value="([^"]*)"', body))
+        for key, body in re.findall(r'data-filter="(\w+)">(.*?)</select>', filters, re.S)
+    )
+    assert options == {
+        "service": ["", "email", "identity"],
+        "severity": ["", "high", "medium"],
+        "role": ["", "analyst", "commander"],
+    }
+
+
+def test_navigation_groups_runbooks_by_service(site: Site) -> None:
+    page = site.page("runbooks/phishing-triage")
+    nav = text(between(page, '<nav class="md-nav md-nav--primary"', 'class="md-content"'))
+    order = ["Runbooks", "email", "Phishing triage", "identity", "Compromised account", "CLI"]
+    places = [nav.find(label) for label in order]
+    assert -1 not in places and places == sorted(places), list(zip(order, places, strict=True))
+
+
+# --- the site as a whole ------------------------------------------------------------------------
+
+
+def test_site_works_offline(site: Site) -> None:
+    external = re.compile(
+        r"<(?:script|img|iframe)[^>]+src=[\"']?(?:https?:)?//|<link[^>]+href=[\"']?(?:https?:)?//"
+        r"|@import\s+url\([\"']?(?:https?:)?//",
+        re.I,
+    )
+    pages = list(site.root.rglob("*.html"))
+    assert len(pages) >= 5
+    for page in pages:
+        found = external.search(page.read_text(encoding="utf-8"))
+        assert found is None, f"{page}: {found.group(0) if found else ''}"
+    assert not any("fonts.googleapis" in p.read_text(encoding="utf-8") for p in pages)
+
+
+def test_assets_ship_with_the_site_and_print_cleanly(site: Site) -> None:
+    page = site.page("runbooks/compromised-account")
+    assert 'href="../../assets/runbooks/runbooks.css"' in page
+    assert 'src="../../assets/runbooks/runbooks.js"' in page
+    css = (site.root / "assets" / "runbooks" / "runbooks.css").read_text(encoding="utf-8")
+    print_rules = css[css.index("@media print") :]
+    assert ".rb-follow" in print_rules
+    assert ".rb-check" in print_rules
+    assert "display: none" in print_rules
+
+
+def test_cli_reference_comes_from_the_commands_own_help(site: Site) -> None:
+    page = text(site.page("cli"))
+    assert "runbook check" in page
+    assert "Usage: runbook check [OPTIONS]" in page
+    assert "Usage: runbook [OPTIONS] COMMAND [ARGS]..." in page
+
+
+# --- diagnostics --------------------------------------------------------------------------------
+
+
+def test_a_failing_runbook_fails_the_strict_build_with_file_and_line(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", extra_runbooks=("broken.md",))
+    proc = build(project, tmp_path / "out")
+    assert proc.returncode == 1
+    assert "WARNING -  runbooks/broken.md:16: RB030 unknown block attribute 'aprove'" in proc.stderr
+    assert "(did you mean 'approve'?)" in proc.stderr
+    assert "Aborted with 1 warnings in strict mode!" in proc.stdout
+
+
+def test_strict_runbooks_false_reports_problems_as_info(tmp_path: Path) -> None:
+    project = make_project(
+        tmp_path / "p", extra_runbooks=("broken.md", "legacy.md"), strict_runbooks=False
+    )
+    proc = build(project, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert "INFO    -  runbooks/broken.md:16: RB030 unknown block attribute" in proc.stderr
+    broken = (tmp_path / "out" / "runbooks" / "broken" / "index.html").read_text(encoding="utf-8")
+    assert "finds 1 problem(s) in this runbook" in text(broken)
+    assert "line 16: error RB030" in text(broken)
+    # Plain Markdown without `## Steps` still gets a checkbox above each runnable block.
+    legacy = (tmp_path / "out" / "runbooks" / "legacy" / "index.html").read_text(encoding="utf-8")
+    assert re.search(r'class="rb-check-box" data-step="[^"]+"', legacy)
+    assert "systemctl restart thing" in text(legacy)
+    assert len(re.findall(r"<h1[^>]*>Legacy notes", legacy)) == 1  # the file's H1 is the title
+
+
+@pytest.mark.parametrize(
+    ("line", "lang", "expected"),
+    [
+        ("```bash {id=x approve=true}", "bash", "```bash"),
+        ("   ````python {timeout=5m}", "python", "   ````python"),
+        ("> ~~~sh {role=L1}", "sh", "> ~~~sh"),
+        ("```{exec=false}", "", "```"),
+        ("no fence here", "bash", "no fence here"),
+    ],
+    ids=["plain", "indented-long", "quoted-tilde", "no-language", "not-a-fence"],
+)
+def test_bare_fence_keeps_only_the_language(line: str, lang: str, expected: str) -> None:
+    from plugins.runbooks.render import bare_fence
+
+    assert bare_fence(line, lang) == expected
