@@ -1,0 +1,727 @@
+"""`runbook run`, `resume`, `approve` and `deny`: running runbooks and deciding on their gates."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from ..engine import Engine, RunContext, RunOptions, RunResult, file_sha256
+from ..errors import InvalidInputs, RunbookError, UsageError
+from ..format import format_duration
+from ..inputs import resolve
+from ..journal import (
+    Event,
+    Journal,
+    JournalError,
+    Redactor,
+    default_runs_dir,
+    find_run,
+    new_run_id,
+    read_events,
+)
+from ..kernels import KernelPool, sigterm_unwinds
+from ..model import InputValue, Runbook, RunStatus, Step
+from ..operator import Operator, TerminalOperator, UnattendedOperator
+from ..policy import ResumeState, approval_problem, load_resume, matches
+from . import EXIT_OK, cli
+
+EXIT_HELP = """
+\b
+Exit statuses:
+  0    the run succeeded (possibly with failures handled by a procedure)
+  1    a step failed, or the operator quit the run
+  2    invalid runbook, inputs or command line
+  3    paused: a step waits for an approval (runbook approve, then runbook resume)
+  130  aborted by Ctrl-C or SIGTERM
+"""
+
+_STATUS_STYLE = {
+    "succeeded": "green",
+    "handled": "yellow",
+    "skipped": "dim",
+    "failed": "red",
+    "timed_out": "red",
+    "cancelled": "red",
+    "denied": "red",
+    "waiting_approval": "yellow",
+}
+
+
+class RunbookChanged(RunbookError):
+    """`resume` refuses: the runbook file is not the one the run started with."""
+
+    exit_code = 2
+
+
+# --- live display -------------------------------------------------------------------------------
+
+
+class RichReporter:
+    """Shows journal events live: `[3/7]` headers, streamed output, status and duration."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._headed: tuple[Any, Any] | None = None
+
+    def on_event(self, event: Event) -> None:
+        handler = getattr(self, "_on_" + str(event.get("event")), None)
+        if handler is not None:
+            handler(event)
+
+    def _header(self, event: Event) -> None:
+        key = (event.get("procedure"), event.get("step_id"))
+        if self._headed == key:
+            return
+        self._headed = key
+        where = f"{event.get('procedure')}: " if event.get("procedure") else ""
+        role = f" [dim]({escape(str(event['role']))})[/]" if event.get("role") else ""
+        self.console.print(
+            f"\n[bold cyan][{event.get('index', '?')}/{event.get('total', '?')}][/] "
+            f"[bold]{escape(where + str(event.get('title', '')))}[/]{role}"
+        )
+
+    def _on_step_prompt(self, event: Event) -> None:
+        self._header(event)
+        if event.get("manual"):
+            self.console.print(Text(str(event.get("text", "")).strip()))
+
+    def _on_step_started(self, event: Event) -> None:
+        self._header(event)
+        if int(event.get("attempt", 1)) > 1:
+            self.console.print(f"[yellow]attempt {event['attempt']} of {event['attempts']}[/]")
+
+    def _on_kernel_started(self, event: Event) -> None:
+        self.console.print(
+            f"[dim]kernel {event['kernel']} started ({event['implementation']} "
+            f"{event['version']}, {event['language']} {event['language_version']})[/]"
+        )
+
+    def _on_output(self, event: Event) -> None:
+        kind = event.get("kind")
+        if kind == "stream":
+            style = "red" if event.get("stream") == "stderr" else None
+            self.console.print(Text(str(event.get("text", "")), style=style or ""), end="")
+        elif kind == "error":
+            trace = "\n".join(event.get("traceback") or []) or str(event.get("text", ""))
+            self.console.print(Text.from_ansi(trace, style="red"))
+        else:
+            data = event.get("data") or {}
+            shown = next((f"[{m}: {v}]" for m, v in data.items() if m.startswith("image/")), None)
+            self.console.print(Text(shown or str(event.get("text", ""))))
+
+    def _on_step_finished(self, event: Event) -> None:
+        self._header(event)
+        status = str(event.get("status"))
+        extra = event.get("error") or event.get("reason") or ""
+        retry = f"; retrying in {format_duration(event['retry_in'])}" if "retry_in" in event else ""
+        self.console.print(
+            f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/] "
+            f"[dim]{format_duration(float(event.get('duration') or 0))}[/]"
+            + (f" [dim]— {escape(str(extra))}[/]" if extra else "")
+            + retry
+        )
+
+    def _on_approval_requested(self, event: Event) -> None:
+        self.console.print(f"[yellow]step {event['step']} needs an approval[/]")
+
+    def _on_approval(self, event: Event) -> None:
+        how = " (pre-approved on the command line)" if event.get("preapproved") else ""
+        self.console.print(f"[yellow]{event['decision']} by {escape(str(event['by']))}{how}[/]")
+
+    def _on_off_script(self, event: Event) -> None:
+        self.console.print(f"[dim]off-script command in {event['kernel']}: {event['status']}[/]")
+
+    def _on_notice(self, event: Event) -> None:
+        self.console.print(f"[yellow]{escape(str(event.get('text', '')))}[/]")
+
+
+def print_summary(console: Console, result: RunResult, runbook: Runbook) -> None:
+    table = Table(title=f"{runbook.metadata.name}: {result.status.value}", title_justify="left")
+    for column in ("step", "title", "status", "time", "note"):
+        table.add_column(column, no_wrap=column in ("step", "status", "time"))
+    for o in result.outcomes:
+        number = f"{o.procedure}:{o.number}" if o.procedure else str(o.number)
+        style = _STATUS_STYLE.get(o.status.value, "white")
+        note = (o.error or o.reason or "") + (" (earlier attempt)" if o.earlier else "")
+        table.add_row(
+            number,
+            o.title,
+            f"[{style}]{o.status.value}[/]",
+            format_duration(o.duration),
+            escape(note),
+        )
+    console.print()
+    console.print(table)
+    limit = result.time_limit
+    total = f"total {format_duration(result.duration)}"
+    if limit is not None:
+        verdict = "within" if result.within_time_limit else "[red]over[/]"
+        total += f" of the {format_duration(limit)} time limit ({verdict})"
+    console.print(total)
+    if result.status is RunStatus.PAUSED:
+        console.print(
+            f"[yellow]paused:[/] step {result.paused_step} waits for an approval. "
+            f"Record it with `runbook approve {result.run_id} {result.paused_step} --by NAME`, "
+            f"then continue with `runbook resume {result.run_id}`."
+        )
+    console.print(f"journal: {result.run_dir / 'journal.jsonl'}")
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+def _read_inputs_file(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except OSError as exc:
+        raise UsageError(f"cannot read the inputs file: {exc.strerror}", path=path) from None
+    except (ValueError, yaml.YAMLError) as exc:
+        raise UsageError(f"the inputs file is not valid JSON or YAML: {exc}", path=path) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError("the inputs file must hold a mapping of input names to values", path=path)
+    return {str(k): v for k, v in data.items()}
+
+
+def _pairs(pairs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"-i expects NAME=VALUE, got {pair!r}")
+        out[name.strip()] = value
+    return out
+
+
+def gather_inputs(
+    runbook: Runbook,
+    pairs: Sequence[str],
+    inputs_file: str | None,
+    *,
+    prompt: bool,
+    recorded: Mapping[str, Any] | None = None,
+    placeholder_secrets: bool = False,
+) -> tuple[dict[str, InputValue], list[str]]:
+    """Resolved input values and the names of the secret ones; InvalidInputs on any problem."""
+    meta = runbook.metadata
+    given: dict[str, Any] = dict(recorded or {})
+    for spec in meta.inputs:
+        env = os.environ.get(f"RUNBOOK_INPUT_{spec.name.upper()}")
+        if env is not None:
+            given[spec.name] = env
+    given.update(_read_inputs_file(inputs_file))
+    given.update(_pairs(pairs))
+    secrets = [s.name for s in meta.inputs if s.secret]
+    for name in secrets:
+        if given.get(name) in (None, "***"):
+            given.pop(name, None)
+            if placeholder_secrets:
+                given[name] = "***"
+            elif prompt:
+                given[name] = click.prompt(f"{name} (secret)", hide_input=True, err=True)
+    values, problems = resolve(meta, given)
+    if problems:
+        raise InvalidInputs(
+            "the inputs are not usable:\n" + "\n".join(f"  {p}" for p in problems),
+            path=str(runbook.path),
+        )
+    return values, secrets
+
+
+def _secret_values(values: Mapping[str, InputValue], secrets: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for name in secrets:
+        value = values.get(name)
+        items = value if isinstance(value, tuple) else (value,)
+        out += [str(v) for v in items if v not in (None, "")]
+    return out
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _git_commit(path: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(path.parent or "."), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _operator_name(given: str | None) -> str:
+    if given:
+        return given
+    env = os.environ.get("RUNBOOK_OPERATOR")
+    if env:
+        return env
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _needed_kernels(steps: Sequence[Step]) -> list[str]:
+    names: list[str] = []
+    for step in steps:
+        for block in step.executable_blocks:
+            if block.kernel and block.kernel not in names:
+                names.append(block.kernel)
+    return names
+
+
+def _check_refs(runbook: Runbook, steps: Sequence[Step], refs: Sequence[str], flag: str) -> None:
+    for ref in refs:
+        if not any(matches(s, ref) for s in steps):
+            known = ", ".join(f"{s.number} ({s.id})" for s in steps)
+            raise UsageError(f"{flag} {ref}: no such step; the steps are {known}")
+
+
+def _steps_for(runbook: Runbook, procedure: str | None) -> tuple[Step, ...]:
+    if procedure is None:
+        return runbook.steps
+    proc = runbook.procedure(procedure)
+    if proc is None:
+        known = ", ".join(p.id for p in runbook.procedures) or "none"
+        raise UsageError(f"--procedure {procedure}: no such alternative procedure (known: {known})")
+    return proc.steps
+
+
+@contextlib.contextmanager
+def _kernels(names: Sequence[str]) -> Iterator[KernelPool]:
+    """A pool with the kernels the run needs already booting; always shut down."""
+    with sigterm_unwinds():
+        pool = KernelPool()
+        try:
+            pool.prestart(names)
+            yield pool
+        finally:
+            pool.shutdown()
+
+
+def _operator(name: str, yes: bool, console: Console) -> Operator:
+    if not yes and sys.stdin.isatty() and sys.stdout.isatty():
+        return TerminalOperator(name, console)
+    return UnattendedOperator(name)
+
+
+def _execute(
+    runbook: Runbook,
+    pool: KernelPool,
+    journal: Journal,
+    *,
+    values: Mapping[str, InputValue],
+    secrets: Sequence[str],
+    operator: Operator,
+    context: RunContext,
+    options: RunOptions,
+    console: Console,
+    resume: ResumeState | None = None,
+) -> int:
+    engine = Engine(
+        runbook,
+        inputs=values,
+        secret_inputs=secrets,
+        journal=journal,
+        pool=pool,
+        operator=operator,
+        context=context,
+        options=options,
+        reporter=RichReporter(console),
+        resume=resume,
+    )
+    try:
+        result = engine.run()
+    finally:
+        journal.close()
+    print_summary(console, result, runbook)
+    return result.exit_code
+
+
+# --- run ------------------------------------------------------------------------------------------
+
+
+@cli.command("run", epilog=EXIT_HELP)
+@click.argument("runbook")
+@click.option(
+    "-i",
+    "--input",
+    "pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="An input value (repeatable). Secrets given here show in `ps`: "
+    "prefer --inputs or RUNBOOK_INPUT_NAME.",
+)
+@click.option("--inputs", "inputs_file", metavar="FILE", help="Inputs from a JSON or YAML file.")
+@click.option("--yes", is_flag=True, help="Run unattended: every executable step, no prompts.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print the plan (inputs, each step's kernel); run nothing."
+)
+@click.option("--from", "from_step", metavar="STEP", help="Start at this step (number or id).")
+@click.option("--only", multiple=True, metavar="STEP", help="Run only this step (repeatable).")
+@click.option(
+    "--operator",
+    "operator_name",
+    metavar="NAME",
+    help="Who runs it (default: $RUNBOOK_OPERATOR or your login).",
+)
+@click.option(
+    "--runs-dir",
+    metavar="DIR",
+    help="Where runs are kept (default: $RUNBOOK_RUNS_DIR or .runbook/runs).",
+)
+@click.option(
+    "--approve",
+    multiple=True,
+    metavar="STEP",
+    help="Pre-approve a gated step (repeatable; recorded).",
+)
+@click.option(
+    "--require-distinct-approver",
+    is_flag=True,
+    help="Two-person rule: the operator may not approve.",
+)
+@click.option("--procedure", metavar="NAME", help="Run this alternative procedure on its own.")
+def run_command(
+    runbook: str,
+    pairs: tuple[str, ...],
+    inputs_file: str | None,
+    yes: bool,
+    dry_run: bool,
+    from_step: str | None,
+    only: tuple[str, ...],
+    operator_name: str | None,
+    runs_dir: str | None,
+    approve: tuple[str, ...],
+    require_distinct_approver: bool,
+    procedure: str | None,
+) -> int:
+    """Run RUNBOOK (a path, or an id under runbooks/) step by step through Jupyter kernels."""
+    from ..check import load_for_run, resolve_runbook
+    from ..parse import parse_file
+
+    path = resolve_runbook(runbook)
+    console = Console(highlight=False)
+    if dry_run:
+        book = load_for_run(path)
+        values, secrets = gather_inputs(
+            book, pairs, inputs_file, prompt=False, placeholder_secrets=True
+        )
+        _print_plan(console, book, _steps_for(book, procedure), values, secrets)
+        return EXIT_OK
+    # Start the kernels first: they boot while the runbook is checked and the inputs resolved.
+    early = parse_file(path)
+    steps = early.steps if procedure is None else _steps_for(early, procedure)
+    with _kernels(_needed_kernels(steps)) as pool:
+        book = load_for_run(path)
+        steps = _steps_for(book, procedure)
+        _check_refs(book, steps, only, "--only")
+        _check_refs(book, steps, [from_step] if from_step else [], "--from")
+        _check_refs(book, steps, approve, "--approve")
+        if approve and require_distinct_approver:
+            raise UsageError(
+                "--approve records the operator's own approval, which the two-person rule "
+                "(--require-distinct-approver) forbids; let another person run "
+                "`runbook approve RUN STEP --by NAME` when the run pauses"
+            )
+        name = _operator_name(operator_name)
+        operator = _operator(name, yes, console)
+        values, secrets = gather_inputs(book, pairs, inputs_file, prompt=operator.interactive)
+        redactor = Redactor(_secret_values(values, secrets))
+        runs = Path(runs_dir) if runs_dir else default_runs_dir()
+        journal = Journal.create(runs, new_run_id(book.metadata.id), redactor)
+        context = RunContext(
+            str(path), name, socket.gethostname(), _git_commit(path), operator.interactive
+        )
+        options = RunOptions(
+            mode="procedure" if procedure else "run",
+            yes=yes,
+            only=only,
+            from_step=from_step,
+            approve=approve,
+            require_distinct_approver=require_distinct_approver,
+            procedure=procedure,
+        )
+        return _execute(
+            book,
+            pool,
+            journal,
+            values=values,
+            secrets=secrets,
+            operator=operator,
+            context=context,
+            options=options,
+            console=console,
+        )
+
+
+def _print_plan(
+    console: Console,
+    book: Runbook,
+    steps: Sequence[Step],
+    values: Mapping[str, InputValue],
+    secrets: Sequence[str],
+) -> None:
+    console.print(f"[bold]{escape(book.metadata.name)}[/] — dry run, nothing is executed")
+    for name, value in values.items():
+        shown = "***" if name in secrets else repr(value)
+        console.print(f"  input {name} = {escape(shown)}")
+    table = Table()
+    for column in ("step", "title", "role", "runs in", "policies"):
+        table.add_column(column)
+    for step in steps:
+        kernels = (
+            ", ".join(dict.fromkeys(b.kernel or "" for b in step.executable_blocks)) or "manual"
+        )
+        table.add_row(
+            str(step.number), escape(step.title), step.role or "", kernels, _policies(step)
+        )
+    console.print(table)
+
+
+def _policies(step: Step) -> str:
+    parts = []
+    if step.approve:
+        parts.append("approve" + (f"={step.approver_role}" if step.approver_role else ""))
+    if step.when:
+        parts.append(f"when {step.when}")
+    if step.timeout:
+        parts.append(f"timeout {format_duration(step.timeout)}")
+    if step.retries:
+        parts.append(f"retries {step.retries}")
+    if step.on_failure != "abort":
+        parts.append(f"on_failure {step.on_failure}")
+    return escape(", ".join(parts))
+
+
+# --- resume ---------------------------------------------------------------------------------------
+
+
+def _load_run(runs_dir: str | None, ref: str) -> tuple[Path, list[Event], ResumeState]:
+    run_dir = find_run(Path(runs_dir) if runs_dir else default_runs_dir(), ref)
+    events = read_events(run_dir)
+    try:
+        state = load_resume(events)
+    except ValueError as exc:
+        raise JournalError(str(exc), path=str(run_dir)) from None
+    return run_dir, events, state
+
+
+@cli.command("resume", epilog=EXIT_HELP)
+@click.argument("run")
+@click.option(
+    "--allow-changed", is_flag=True, help="Resume even though the runbook file changed (journaled)."
+)
+@click.option(
+    "--inputs", "inputs_file", metavar="FILE", help="Secret inputs again, from a JSON or YAML file."
+)
+@click.option(
+    "-i", "--input", "pairs", multiple=True, metavar="NAME=VALUE", help="A secret input again."
+)
+@click.option("--yes", is_flag=True, help="Continue unattended.")
+@click.option("--operator", "operator_name", metavar="NAME")
+@click.option("--runs-dir", metavar="DIR")
+def resume_command(
+    run: str,
+    allow_changed: bool,
+    inputs_file: str | None,
+    pairs: tuple[str, ...],
+    yes: bool,
+    operator_name: str | None,
+    runs_dir: str | None,
+) -> int:
+    """Continue a paused, failed, cancelled or crashed run from its first unfinished step."""
+    from ..check import load_for_run
+
+    run_dir, _, state = _load_run(runs_dir, run)
+    if state.last_status in (
+        RunStatus.SUCCEEDED.value,
+        RunStatus.SUCCEEDED_WITH_HANDLED_FAILURES.value,
+    ):
+        raise UsageError(
+            f"run {run_dir.name} already {state.last_status}; there is nothing to resume"
+        )
+    book_info = state.started.get("runbook") or {}
+    path = Path(str(book_info.get("abs_path") or book_info.get("path", "")))
+    if not path.is_file():
+        raise UsageError(f"the run's runbook {path} is not there any more", path=str(run_dir))
+    sha = file_sha256(path)
+    if sha != state.sha256 and not allow_changed:
+        raise RunbookChanged(
+            "the runbook changed since the run started (its SHA-256 differs), so the steps "
+            "already done may not match it any more; review the change, then resume with "
+            "--allow-changed (recorded in the journal)",
+            path=str(path),
+        )
+    state.allow_changed = sha != state.sha256
+    options = state.options
+    console = Console(highlight=False)
+    book = load_for_run(path)
+    steps = _steps_for(book, options.get("procedure"))
+    with _kernels(_needed_kernels(steps)) as pool:
+        name = _operator_name(operator_name)
+        operator = _operator(name, yes, console)
+        recorded = {k: v for k, v in state.inputs.items() if v != "***"}
+        for key in _pairs(pairs):
+            if key in recorded:
+                raise UsageError(
+                    f"input {key!r} was recorded when the run started and cannot change on resume"
+                )
+        values, secrets = gather_inputs(
+            book, pairs, inputs_file, prompt=operator.interactive, recorded=recorded
+        )
+        journal = Journal.reopen(run_dir, Redactor(_secret_values(values, secrets)))
+        context = RunContext(
+            str(path), name, socket.gethostname(), _git_commit(path), operator.interactive
+        )
+        run_options = RunOptions(
+            mode=str(state.started.get("mode", "run")),
+            yes=yes,
+            only=tuple(options.get("only") or ()),
+            from_step=options.get("from"),
+            approve=(),  # pre-approvals are not carried over: every gate needs a fresh record
+            require_distinct_approver=bool(options.get("require_distinct_approver")),
+            procedure=options.get("procedure"),
+        )
+        return _execute(
+            book,
+            pool,
+            journal,
+            values=values,
+            secrets=secrets,
+            operator=operator,
+            context=context,
+            options=run_options,
+            console=console,
+            resume=state,
+        )
+
+
+# --- approve / deny -------------------------------------------------------------------------------
+
+
+def _decide(
+    run: str,
+    step_ref: str,
+    by: str,
+    role: str | None,
+    comment: str | None,
+    runs_dir: str | None,
+    decision: str,
+) -> int:
+    run_dir, events, state = _load_run(runs_dir, run)
+    waiting = _waiting_step(events, step_ref)
+    if waiting is None:
+        raise UsageError(
+            f"step {step_ref} of run {run_dir.name} is not waiting for an approval; "
+            "`runbook log RUN` shows where the run stands"
+        )
+    requested = next(
+        (
+            e
+            for e in reversed(events)
+            if e.get("event") == "approval_requested" and e.get("step_id") == waiting.get("step_id")
+        ),
+        {},
+    )
+    distinct = bool(state.options.get("require_distinct_approver"))
+    problem = approval_problem(
+        int(waiting.get("step", 0)),
+        requested.get("approver_role"),
+        by,
+        role,
+        state.operator,
+        distinct,
+    )
+    if problem and decision == "approved":
+        raise UsageError(problem)
+    with Journal.reopen(run_dir) as journal:
+        journal.append(
+            "approval",
+            step=waiting.get("step"),
+            step_id=waiting.get("step_id"),
+            procedure=waiting.get("procedure"),
+            decision=decision,
+            by=by,
+            role=role,
+            comment=comment,
+            preapproved=False,
+            distinct_required=distinct,
+        )
+    click.echo(
+        f"step {waiting.get('step')} ({waiting.get('step_id')}) {decision} by {by}; "
+        f"continue with: runbook resume {run_dir.name}"
+    )
+    return EXIT_OK
+
+
+def _waiting_step(events: Sequence[Event], ref: str) -> Event | None:
+    last: dict[tuple[Any, Any], Event] = {}
+    for event in events:
+        if event.get("event") in ("step_finished", "approval"):
+            last[(event.get("procedure"), event.get("step_id"))] = event
+    for event in last.values():
+        waiting = (
+            event.get("event") == "step_finished" and event.get("status") == "waiting_approval"
+        )
+        if waiting and ref in (str(event.get("step")), str(event.get("step_id"))):
+            return event
+    return None
+
+
+_DECIDE_OPTIONS = [
+    click.argument("run"),
+    click.argument("step"),
+    click.option("--by", required=True, metavar="NAME", help="Who decides (recorded)."),
+    click.option("--role", metavar="ROLE", help="The role the approver holds (for approve=ROLE)."),
+    click.option("--comment", metavar="TEXT", help="Why (recorded)."),
+    click.option("--runs-dir", metavar="DIR"),
+]
+
+
+def _with_options(func: Any) -> Any:
+    for option in reversed(_DECIDE_OPTIONS):
+        func = option(func)
+    return func
+
+
+@cli.command("approve")
+@_with_options
+def approve_command(
+    run: str, step: str, by: str, role: str | None, comment: str | None, runs_dir: str | None
+) -> int:
+    """Approve STEP of a paused RUN; `runbook resume RUN` then runs it."""
+    return _decide(run, step, by, role, comment, runs_dir, "approved")
+
+
+@cli.command("deny")
+@_with_options
+def deny_command(
+    run: str, step: str, by: str, role: str | None, comment: str | None, runs_dir: str | None
+) -> int:
+    """Deny STEP of a paused RUN; on resume the step is `denied` and its on_failure applies."""
+    return _decide(run, step, by, role, comment, runs_dir, "denied")

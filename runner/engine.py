@@ -1,0 +1,866 @@
+"""The step state machine: runs a runbook's steps through kernels, applying its policies.
+
+The engine does no terminal I/O. It asks an :class:`~runner.operator.Operator` for every
+decision and hands every journal event, as written (secrets already redacted), to a
+:class:`Reporter` for live display. Policies (approval gates, conditions, retries, failure
+handling, resume) are applied here, in one place, so no entry point can go around them.
+
+A step moves through ``pending -> running -> succeeded | failed | timed_out | cancelled``, or is
+``skipped`` (always with a reason), ``waiting_approval`` (the run pauses), ``denied`` or
+``handled`` (failed, then recovered by an alternative procedure).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import ExpressionError, RunbookError
+from .expr import parse_expression
+from .format import DEFAULT_KERNELS, SHELL_KERNEL
+from .journal import REDACTED, Event, Journal
+from .kernels import (
+    ExecResult,
+    ExecStatus,
+    Interrupted,
+    KernelError,
+    KernelPool,
+    KernelSession,
+    Output,
+    Terminated,
+    assignment_code,
+    expression_for,
+    is_shell,
+)
+from .model import Block, InputValue, Procedure, Runbook, RunStatus, Step, StepStatus
+from .operator import ApprovalRequest, Decision, Operator
+from .policy import (
+    FAILED_STATUSES,
+    ResumeState,
+    StepOutcome,
+    approval_problem,
+    retry_delay,
+    run_status,
+    selection_reason,
+)
+
+StepKey = tuple[str | None, str]  # (procedure id or None, step id)
+
+
+class Reporter(Protocol):
+    """Receives every journal event as it is written, for live display."""
+
+    def on_event(self, event: Event) -> None: ...
+
+
+class NullReporter:
+    def on_event(self, event: Event) -> None:
+        return None
+
+
+class Flow(Enum):
+    """What the run does after a step."""
+
+    NEXT = "next"  # go on
+    FAIL = "fail"  # stop: the run failed
+    QUIT = "quit"  # stop: the operator chose to quit
+    ABORT = "abort"  # stop: Ctrl-C or SIGTERM
+    PAUSE = "pause"  # stop: waiting for an approval
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How the run was asked for (journaled in ``run_started.options``)."""
+
+    mode: str = "run"  # run | drill | procedure
+    yes: bool = False
+    only: tuple[str, ...] = ()  # step numbers or ids
+    from_step: str | None = None
+    approve: tuple[str, ...] = ()  # pre-approved gated steps
+    require_distinct_approver: bool = False
+    procedure: str | None = None  # run this alternative procedure on its own
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "yes": self.yes,
+            "only": list(self.only),
+            "from": self.from_step,
+            "approve": list(self.approve),
+            "require_distinct_approver": self.require_distinct_approver,
+            "procedure": self.procedure,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """Facts about where and by whom the run happens."""
+
+    runbook_path: str  # as the operator named it
+    operator: str
+    host: str
+    git_commit: str | None
+    interactive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How a run ended."""
+
+    run_id: str
+    run_dir: Path
+    status: RunStatus
+    exit_code: int
+    duration: float  # seconds, all attempts of the run
+    time_limit: float | None
+    within_time_limit: bool | None
+    outcomes: tuple[StepOutcome, ...]
+    paused_step: str | None = None  # the step waiting for approval
+    aborted: bool = False  # ended by Ctrl-C or SIGTERM
+
+
+class RunConditionError(RunbookError):
+    """A `when=` condition could not be decided."""
+
+
+@dataclass
+class _Current:
+    """The step under way, so an abort can close it in the journal."""
+
+    step: Step
+    procedure: str | None
+    started: float
+    attempt: int
+    attempts: int
+
+
+@dataclass
+class _Sink:
+    """Turns kernel outputs into journal events; streams are cut at line ends before redaction,
+    so a secret split across two chunks is still replaced whole."""
+
+    engine: Engine
+    step: Step
+    block_id: str
+    buffers: dict[str, str] = field(default_factory=dict)
+
+    def add(self, output: Output) -> None:
+        if output.kind == "stream":
+            name = output.stream or "stdout"
+            text = self.buffers.get(name, "") + output.text
+            cut = text.rfind("\n") + 1
+            self.buffers[name] = text[cut:]
+            if cut:
+                self._stream(name, text[:cut])
+            return
+        self.flush()
+        self.engine._output_event(self.step, self.block_id, output)
+
+    def _stream(self, name: str, text: str) -> None:
+        self.engine._event(
+            "output",
+            step=self.step.number,
+            step_id=self.step.id,
+            block_id=self.block_id,
+            kind="stream",
+            stream=name,
+            text=text,
+        )
+
+    def flush(self) -> None:
+        for name, text in list(self.buffers.items()):
+            if text:
+                self._stream(name, text)
+        self.buffers.clear()
+
+
+class Engine:
+    """Runs one runbook (or one alternative procedure) to an end: finished, paused or aborted."""
+
+    def __init__(
+        self,
+        runbook: Runbook,
+        *,
+        inputs: Mapping[str, InputValue],
+        secret_inputs: Sequence[str],
+        journal: Journal,
+        pool: KernelPool,
+        operator: Operator,
+        context: RunContext,
+        options: RunOptions,
+        reporter: Reporter | None = None,
+        resume: ResumeState | None = None,
+    ) -> None:
+        self.runbook = runbook
+        self.inputs = dict(inputs)
+        self.secret_inputs = frozenset(secret_inputs)
+        self.journal = journal
+        self.pool = pool
+        self.operator = operator
+        self.context = context
+        self.options = options
+        self.reporter = reporter or NullReporter()
+        self.resume = resume
+        self.outputs: dict[str, Any] = dict(resume.outputs) if resume else {}
+        self._outcomes: dict[StepKey, StepOutcome] = {}
+        self._approved: set[StepKey] = set()
+        self._current: _Current | None = None
+        self._aborted = False
+        self._image_count = 0
+        pool.on_start = self._kernel_started
+
+    # --- events --------------------------------------------------------------------------------
+
+    def _event(self, name: str, **fields: Any) -> Event:
+        record = self.journal.append(name, **fields)
+        self.reporter.on_event(record)
+        return record
+
+    def _output_event(self, step: Step, block_id: str, output: Output) -> None:
+        fields: dict[str, Any] = {"step": step.number, "step_id": step.id, "block_id": block_id}
+        if output.kind == "error":
+            fields.update(
+                kind="error",
+                text=output.text,
+                ename=output.ename,
+                evalue=output.evalue,
+                traceback=list(output.traceback),
+            )
+        else:
+            fields.update(kind=output.kind, text=output.text, data=self._save_images(output.data))
+        self._event("output", **fields)
+
+    def _save_images(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Images go to files beside the journal; the event holds their relative path."""
+        kept: dict[str, Any] = {}
+        for mime, value in data.items():
+            if mime.startswith("image/") and mime != "image/svg+xml" and isinstance(value, str):
+                self._image_count += 1
+                name = f"output-{self._image_count}.{mime.split('/', 1)[1].split('+')[0]}"
+                folder = self.journal.run_dir / "outputs"
+                folder.mkdir(exist_ok=True)
+                (folder / name).write_bytes(base64.b64decode(value))
+                kept[mime] = f"outputs/{name}"
+            elif isinstance(value, str):
+                kept[mime] = value
+        return kept
+
+    # --- the run -------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        started = time.monotonic()
+        self._start_event()
+        steps, procedure = self._plan()
+        try:
+            # Kernels launched early finish booting here, so their start-up time and their
+            # `kernel_started` events come before the first step, not inside it.
+            for session in self.pool.sessions():
+                self.pool.get(session.name)
+            flow = self._sequence(steps, procedure)
+        except KernelError as exc:
+            self.reporter.on_event({"event": "notice", "text": str(exc)})
+            flow = Flow.FAIL
+        except KeyboardInterrupt:  # Ctrl-C outside a step, a second Ctrl-C, or SIGTERM
+            flow = Flow.ABORT
+        if flow is Flow.ABORT:
+            self._aborted = True
+            self._close_current()
+        return self._finish(flow, time.monotonic() - started)
+
+    def _plan(self) -> tuple[tuple[Step, ...], str | None]:
+        if self.options.procedure is None:
+            return self.runbook.steps, None
+        proc = self._procedure(self.options.procedure)
+        return proc.steps, proc.id
+
+    def _procedure(self, name: str) -> Procedure:
+        proc = self.runbook.procedure(name)
+        if proc is None:
+            known = ", ".join(p.id for p in self.runbook.procedures) or "none"
+            raise RunbookError(
+                f"no alternative procedure {name!r} (this runbook has: {known})",
+                path=str(self.runbook.path),
+            )
+        return proc
+
+    def _start_event(self) -> None:
+        meta = self.runbook.metadata
+        if self.resume is not None:
+            self._event(
+                "run_resumed",
+                attempt=self.resume.attempt,
+                operator=self.context.operator,
+                allow_changed=self.resume.allow_changed,
+                sha256=self.runbook.sha256,
+                interactive=self.context.interactive,
+            )
+            return
+        shown = {k: (REDACTED if k in self.secret_inputs else v) for k, v in self.inputs.items()}
+        self._event(
+            "run_started",
+            run_id=self.journal.run_id,
+            runbook={
+                "path": self.context.runbook_path,
+                "abs_path": str(Path(self.runbook.path).resolve()),
+                "id": meta.id,
+                "name": meta.name,
+                "sha256": self.runbook.sha256,
+                "time_limit": meta.time_limit,
+                "objective": meta.objective,
+            },
+            git_commit=self.context.git_commit,
+            inputs=shown,
+            operator=self.context.operator,
+            host=self.context.host,
+            mode=self.options.mode,
+            attempt=1,
+            interactive=self.context.interactive,
+            options=self.options.as_json(),
+            total_steps=len(self._plan()[0]),
+        )
+
+    def _finish(self, flow: Flow, elapsed: float) -> RunResult:
+        total = elapsed + (self.resume.elapsed if self.resume else 0.0)
+        outcomes = tuple(self._outcomes.values())
+        status = run_status(flow.value, [o.status for o in outcomes])
+        limit = self.runbook.metadata.time_limit
+        within = None if limit is None else total <= limit
+        paused = next((o for o in outcomes if o.status is StepStatus.WAITING_APPROVAL), None)
+        if status is RunStatus.PAUSED and paused is not None:
+            self._event(
+                "run_paused",
+                status="paused",
+                reason=f"step {paused.number} needs an approval",
+                step=paused.number,
+                step_id=paused.step_id,
+                procedure=paused.procedure,
+                duration=total,
+            )
+        else:
+            counts: dict[str, int] = {}
+            for o in outcomes:
+                counts[o.status.value] = counts.get(o.status.value, 0) + 1
+            self._event(
+                "run_finished",
+                status=status.value,
+                duration=total,
+                time_limit=limit,
+                within_time_limit=within,
+                counts=counts,
+                aborted=self._aborted,
+            )
+        self.journal.sync()
+        return RunResult(
+            run_id=self.journal.run_id,
+            run_dir=self.journal.run_dir,
+            status=status,
+            exit_code=_exit_code(status, self._aborted),
+            duration=total,
+            time_limit=limit,
+            within_time_limit=within,
+            outcomes=outcomes,
+            paused_step=paused.step_id if paused and status is RunStatus.PAUSED else None,
+            aborted=self._aborted,
+        )
+
+    def _sequence(self, steps: Sequence[Step], procedure: str | None) -> Flow:
+        for index, step in enumerate(steps, 1):
+            flow = self._step(step, index, len(steps), procedure)
+            if flow is not Flow.NEXT:
+                return flow
+        return Flow.NEXT
+
+    # --- one step ------------------------------------------------------------------------------
+
+    def _record(
+        self,
+        step: Step,
+        procedure: str | None,
+        status: StepStatus,
+        duration: float = 0.0,
+        *,
+        attempt: int = 0,
+        attempts: int = 0,
+        exit_status: int | None = None,
+        error: str | None = None,
+        reason: str | None = None,
+        retry_in: float | None = None,
+    ) -> None:
+        self._event(
+            "step_finished",
+            step=step.number,
+            step_id=step.id,
+            title=step.title,
+            procedure=procedure,
+            status=status.value,
+            duration=duration,
+            attempt=attempt,
+            attempts=attempts,
+            exit_status=exit_status,
+            error=error,
+            reason=reason,
+            **({"retry_in": retry_in} if retry_in is not None else {}),
+        )
+        key = (procedure, step.id)
+        previous = self._outcomes.get(key)
+        total = duration + (previous.duration if previous and not previous.earlier else 0.0)
+        self._outcomes[key] = StepOutcome(
+            step.number, step.id, step.title, procedure, status, total, attempt, reason, error
+        )
+
+    def _step(self, step: Step, index: int, total: int, procedure: str | None) -> Flow:
+        key = (procedure, step.id)
+        if self.resume is not None and key in self.resume.done:
+            self._outcomes[key] = self.resume.done[key]
+            return Flow.NEXT
+        if procedure is None or procedure == self.options.procedure:
+            reason = selection_reason(
+                step, self.options.only, self.options.from_step, self._plan()[0]
+            )
+            if reason:
+                self._record(step, procedure, StepStatus.SKIPPED, reason=reason)
+                return Flow.NEXT
+        if step.when:
+            flow = self._condition(step, procedure)
+            if flow is not None:
+                return flow
+        if step.manual:
+            return self._manual(step, index, total, procedure)
+        decision = self._ask_before(step, index, total)
+        if decision.action == "skip":
+            self._record(step, procedure, StepStatus.SKIPPED, reason=_operator_reason(decision))
+            return Flow.NEXT
+        if decision.action == "quit":
+            return Flow.QUIT
+        if step.approve:
+            gate = self._gate(step, procedure)
+            if gate == "paused":
+                self._record(
+                    step, procedure, StepStatus.WAITING_APPROVAL, reason="waiting for an approval"
+                )
+                return Flow.PAUSE
+            if gate == "denied":
+                self._record(step, procedure, StepStatus.DENIED, reason="approval denied")
+                return self._on_failure(step, procedure, StepStatus.DENIED)
+        return self._attempts(step, index, total, procedure)
+
+    def _condition(self, step: Step, procedure: str | None) -> Flow | None:
+        expression = step.when or ""
+        env = {**self.inputs, **self.outputs}
+        try:
+            holds = parse_expression(expression).evaluate(env)
+        except ExpressionError as exc:
+            self._record(
+                step, procedure, StepStatus.FAILED, error=f"condition error: {exc.message}"
+            )
+            return Flow.FAIL
+        if holds:
+            return None
+        self._record(step, procedure, StepStatus.SKIPPED, reason=f"condition false: {expression}")
+        return Flow.NEXT
+
+    def _decision(self, step: Step, decision: Decision) -> None:
+        if self.operator.interactive:
+            self._event(
+                "decision",
+                step=step.number,
+                step_id=step.id,
+                decision=decision.action,
+                by=self.operator.name,
+                note=decision.note,
+                waited=round(decision.waited, 3),
+            )
+
+    def _ask_before(self, step: Step, index: int, total: int) -> Decision:
+        if self.operator.interactive:
+            self._prompt_event(step, index, total, manual=False)
+        while True:
+            decision = self.operator.before_step(step, index, total)
+            if decision.action != "offscript":
+                self._decision(step, decision)
+                return decision
+            self._off_script(step, decision)
+
+    def _prompt_event(self, step: Step, index: int, total: int, *, manual: bool) -> None:
+        """For the display only (not journaled): the step about to be asked about."""
+        self.reporter.on_event(
+            {
+                "event": "step_prompt",
+                "step": step.number,
+                "step_id": step.id,
+                "title": step.title,
+                "role": step.role,
+                "index": index,
+                "total": total,
+                "manual": manual,
+                "text": self.journal.redactor.text(step.text),
+            }
+        )
+
+    def _manual(self, step: Step, index: int, total: int, procedure: str | None) -> Flow:
+        self._prompt_event(step, index, total, manual=True)
+        while True:
+            decision = self.operator.manual(step, index, total)
+            if decision.action != "offscript":
+                break
+            self._off_script(step, decision)
+        self._decision(step, decision)
+        if decision.action == "quit":
+            return Flow.QUIT
+        if decision.action == "done":
+            self._record(
+                step, procedure, StepStatus.SUCCEEDED, decision.waited, reason=decision.note
+            )
+        else:
+            self._record(step, procedure, StepStatus.SKIPPED, reason=_operator_reason(decision))
+        return Flow.NEXT
+
+    def _off_script(self, step: Step, decision: Decision) -> None:
+        kernel = self._kernel_for(step, decision.language)
+        try:
+            session = self.pool.get(kernel)
+            sink = _Sink(self, step, "off-script")
+            try:
+                result = session.execute(decision.code, on_output=sink.add)
+            finally:
+                sink.flush()
+            status = "ok" if result.status is ExecStatus.OK else "error"
+        except Interrupted:
+            status = "error"
+        except KernelError as exc:
+            self.reporter.on_event({"event": "notice", "text": str(exc)})
+            status = "error"
+        self._event(
+            "off_script",
+            step=step.number,
+            step_id=step.id,
+            kernel=kernel,
+            code=decision.code,
+            status=status,
+            by=self.operator.name,
+        )
+
+    def _kernel_for(self, step: Step, language: str | None) -> str:
+        if language is not None:
+            return self.runbook.metadata.kernels.get(language) or DEFAULT_KERNELS[language]
+        blocks = step.executable_blocks
+        return blocks[0].kernel or SHELL_KERNEL if blocks else SHELL_KERNEL
+
+    # --- approvals -----------------------------------------------------------------------------
+
+    def _gate(self, step: Step, procedure: str | None) -> str:
+        """approved | denied | paused. Nothing runs without a recorded approval."""
+        key = (procedure, step.id)
+        if key in self._approved:
+            return "approved"
+        recorded = self.resume.approvals.pop(key, None) if self.resume else None
+        if recorded is not None:
+            if recorded.get("decision") == "approved":
+                self._approved.add(key)
+                return "approved"
+            return "denied"
+        code = self._approval_code(step)
+        distinct = self.options.require_distinct_approver
+        self._event(
+            "approval_requested",
+            step=step.number,
+            step_id=step.id,
+            procedure=procedure,
+            approver_role=step.approver_role,
+            code=code,
+        )
+        if self._preapproved(step) and not distinct:
+            self._approval_event(step, procedure, "approved", self.operator.name, None, None, True)
+            self._approved.add(key)
+            return "approved"
+        answer = self.operator.approve(
+            ApprovalRequest(
+                step=step,
+                procedure=procedure,
+                code=self.journal.redactor.text(code),
+                approver_role=step.approver_role,
+                evidence=tuple((f"{o.number}", o.status.value) for o in self._outcomes.values()),
+                run_operator=self.context.operator,
+                distinct_required=distinct,
+            )
+        )
+        if answer is None:
+            return "paused"
+        problem = approval_problem(
+            step.number, step.approver_role, answer.by, answer.role, self.context.operator, distinct
+        )
+        if problem:
+            self.reporter.on_event({"event": "notice", "text": f"approval refused: {problem}"})
+            return "paused"
+        self._approval_event(
+            step, procedure, answer.decision, answer.by, answer.role, answer.comment, False
+        )
+        if answer.decision == "approved":
+            self._approved.add(key)
+            return "approved"
+        return "denied"
+
+    def _approval_event(
+        self,
+        step: Step,
+        procedure: str | None,
+        decision: str,
+        by: str,
+        role: str | None,
+        comment: str | None,
+        preapproved: bool,
+    ) -> None:
+        self._event(
+            "approval",
+            step=step.number,
+            step_id=step.id,
+            procedure=procedure,
+            decision=decision,
+            by=by,
+            role=role,
+            comment=comment,
+            preapproved=preapproved,
+            distinct_required=self.options.require_distinct_approver,
+        )
+
+    def _preapproved(self, step: Step) -> bool:
+        return any(ref in (str(step.number), step.id) for ref in self.options.approve)
+
+    def _approval_code(self, step: Step) -> str:
+        """The step's code, preceded by the values it refers to, as the approver must see them."""
+        values = {**self.inputs, **self.outputs}
+        parts = []
+        for block in step.executable_blocks:
+            used = {n: v for n, v in values.items() if n in block.code or n.upper() in block.code}
+            lang = block.lang or "text"
+            header = assignment_code(lang, used) if used else ""
+            parts.append((header + "\n" if header else "") + block.code.rstrip("\n"))
+        return "\n\n".join(parts)
+
+    # --- executing -----------------------------------------------------------------------------
+
+    def _attempts(self, step: Step, index: int, total: int, procedure: str | None) -> Flow:
+        attempts = step.retries + 1
+        attempt = 0
+        while True:
+            attempt += 1
+            status, error = self._attempt(step, index, total, procedure, attempt, attempts)
+            if status is StepStatus.SUCCEEDED:
+                return Flow.NEXT
+            if status is StepStatus.CANCELLED and not self.operator.interactive:
+                return Flow.ABORT
+            if attempt < attempts and status is not StepStatus.CANCELLED:
+                time.sleep(retry_delay(step, attempt))
+                continue
+            if self.operator.interactive:
+                decision = self.operator.after_failure(step, status.value, error)
+                self._decision(step, decision)
+                if decision.action == "retry":
+                    attempts = max(attempts, attempt + 1)
+                    continue
+                if decision.action == "quit":
+                    return Flow.QUIT
+                if decision.action in ("skip", "continue"):
+                    return Flow.NEXT
+            return self._on_failure(step, procedure, status)
+
+    def _on_failure(self, step: Step, procedure: str | None, status: StepStatus) -> Flow:
+        policy = step.on_failure
+        if policy == "continue":
+            return Flow.NEXT
+        if policy.startswith("procedure:"):
+            proc = self._procedure(policy.split(":", 1)[1])
+            flow = self._sequence(proc.steps, proc.id)
+            if flow is not Flow.NEXT:
+                return flow
+            failed = [
+                o
+                for (p, _), o in self._outcomes.items()
+                if p == proc.id and o.status in FAILED_STATUSES
+            ]
+            if failed:
+                return Flow.FAIL
+            self._record(
+                step,
+                procedure,
+                StepStatus.HANDLED,
+                reason=f"{status.value}; handled by procedure {proc.id}",
+            )
+            return Flow.NEXT
+        return Flow.FAIL
+
+    def _attempt(
+        self, step: Step, index: int, total: int, procedure: str | None, attempt: int, attempts: int
+    ) -> tuple[StepStatus, str | None]:
+        self.journal.sync()  # everything before this step is durable before it starts
+        started = time.monotonic()
+        self._current = _Current(step, procedure, started, attempt, attempts)
+        first_kernel = step.executable_blocks[0].kernel
+        self._event(
+            "step_started",
+            step=step.number,
+            step_id=step.id,
+            title=step.title,
+            role=step.role,
+            procedure=procedure,
+            attempt=attempt,
+            attempts=attempts,
+            kernel=first_kernel,
+            index=index,
+            total=total,
+        )
+        deadline = started + step.timeout if step.timeout else None
+        status, error, exit_status = StepStatus.SUCCEEDED, None, None
+        try:
+            for block in step.executable_blocks:
+                result = self._run_block(step, block, deadline)
+                exit_status = result.exit_status if result.exit_status is not None else exit_status
+                status, error = _status_of(result)
+                if status is StepStatus.SUCCEEDED:
+                    error = self._read_outputs(step, block, result)
+                    status = StepStatus.FAILED if error else status
+                if status is not StepStatus.SUCCEEDED:
+                    break
+        except Interrupted as exc:
+            status, error = StepStatus.CANCELLED, exc.result.error
+        except KernelError as exc:
+            status, error = StepStatus.FAILED, exc.message
+        self._current = None
+        retry = attempt < attempts and status not in (StepStatus.SUCCEEDED, StepStatus.CANCELLED)
+        self._record(
+            step,
+            procedure,
+            status,
+            time.monotonic() - started,
+            attempt=attempt,
+            attempts=attempts,
+            exit_status=exit_status,
+            error=error,
+            retry_in=retry_delay(step, attempt) if retry else None,
+        )
+        return status, error
+
+    def _run_block(self, step: Step, block: Block, deadline: float | None) -> ExecResult:
+        session = self.pool.get(block.kernel or SHELL_KERNEL)
+        language = session.info.language if session.info else block.lang
+        expressions = {name: expression_for(language, name) for name in block.outputs}
+        timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
+        sink = _Sink(self, step, block.id)
+        try:
+            return session.execute(
+                block.code, on_output=sink.add, timeout=timeout, expressions=expressions
+            )
+        finally:
+            sink.flush()
+
+    def _read_outputs(self, step: Step, block: Block, result: ExecResult) -> str | None:
+        if not block.outputs:
+            return None
+        missing = [
+            f"{n} ({result.expression_errors.get(n, 'not set')})"
+            for n in block.outputs
+            if n not in result.expressions
+        ]
+        if missing:
+            return "declared outputs could not be read: " + ", ".join(missing)
+        values = {name: result.expressions[name] for name in block.outputs}
+        self.outputs.update(values)
+        self._event("outputs", step=step.number, step_id=step.id, values=values)
+        source = block.kernel
+        for session in self.pool.running():
+            if session.name != source and session.info is not None:
+                self._inject(session, values)
+        return None
+
+    # --- kernels -------------------------------------------------------------------------------
+
+    def _kernel_started(self, session: KernelSession) -> None:
+        info = session.info
+        assert info is not None
+        self._event(
+            "kernel_started",
+            kernel=info.kernel,
+            language=info.language,
+            implementation=info.implementation,
+            version=info.version,
+            language_version=info.language_version,
+            generation=session.generation,
+        )
+        values = {**self.inputs, **self.outputs}
+        if values:
+            self._inject(session, values)
+
+    def _inject(self, session: KernelSession, values: Mapping[str, Any]) -> None:
+        language = session.info.language if session.info else ""
+        if not is_shell(language):
+            values = {k: v for k, v in values.items() if k.isidentifier()}
+        result = session.execute(assignment_code(language, values), silent=True)
+        if result.status is not ExecStatus.OK:
+            raise KernelError(
+                f"could not give the run's inputs and outputs to kernel {session.name!r}: "
+                f"{self.journal.redactor.text(result.error or '')}"
+            )
+
+    def _close_current(self) -> None:
+        current = self._current
+        if current is None:
+            return
+        self._current = None
+        self._record(
+            current.step,
+            current.procedure,
+            StepStatus.CANCELLED,
+            time.monotonic() - current.started,
+            attempt=current.attempt,
+            attempts=current.attempts,
+            error="run aborted",
+        )
+
+
+def _status_of(result: ExecResult) -> tuple[StepStatus, str | None]:
+    if result.status is ExecStatus.OK:
+        return StepStatus.SUCCEEDED, None
+    if result.status is ExecStatus.TIMED_OUT:
+        return StepStatus.TIMED_OUT, result.error
+    if result.status is ExecStatus.INTERRUPTED:
+        return StepStatus.CANCELLED, result.error
+    return StepStatus.FAILED, result.error
+
+
+def _operator_reason(decision: Decision) -> str:
+    if decision.note and decision.note.startswith("manual step"):
+        return decision.note
+    return "skipped by the operator" + (f": {decision.note}" if decision.note else "")
+
+
+def _exit_code(status: RunStatus, aborted: bool) -> int:
+    if aborted:
+        return 130
+    return {
+        RunStatus.SUCCEEDED: 0,
+        RunStatus.SUCCEEDED_WITH_HANDLED_FAILURES: 0,
+        RunStatus.PAUSED: 3,
+    }.get(status, 1)
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+__all__ = [
+    "Engine",
+    "Flow",
+    "NullReporter",
+    "Reporter",
+    "RunContext",
+    "RunOptions",
+    "RunResult",
+    "StepOutcome",
+    "Terminated",
+    "file_sha256",
+]

@@ -1,0 +1,613 @@
+"""Kernel sessions over jupyter_client: start, execute, interrupt, restart and shut down kernels.
+
+One :class:`KernelSession` per kernelspec lives for a whole run, so variables, the working
+directory and exported environment carry over from step to step. :class:`KernelPool` starts a
+kernel on first use (or early, while the runbook is still being validated), and shuts every
+kernel down at the end, escalating shutdown request -> SIGTERM -> SIGKILL to the kernel's whole
+process group, so nothing outlives the run.
+
+The execute loop follows jupyter_client's ``_async_execute_interactive`` and nbclient: iopub
+messages are filtered by the request's ``msg_id``, outputs are handed on live, the loop stops
+when the kernel reports ``idle`` *and* the ``execute_reply`` has arrived, and the verdict is the
+reply's ``status``. One deadline is computed per execution; the kernel process is polled beside
+the sockets, so a kernel that dies mid-step is noticed within one poll interval.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import zmq
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.kernelspec import NoSuchKernel
+from jupyter_client.manager import KernelManager
+
+from .errors import RunbookError
+
+#: How often the execute loop checks that the kernel process is alive (seconds).
+POLL_INTERVAL = 0.02
+#: How long a kernel may take to answer its first kernel_info request (seconds).
+START_TIMEOUT = 60.0
+#: After an interrupt, how long the kernel has to finish the cell before it is restarted.
+INTERRUPT_GRACE = 3.0
+#: Shutdown escalation: wait this long after the request, then after SIGTERM (seconds).
+SHUTDOWN_REQUEST_WAIT = 0.15
+SHUTDOWN_TERM_WAIT = 0.1
+
+Message = dict[str, Any]
+
+
+class KernelError(RunbookError):
+    """A kernel cannot be found or started."""
+
+    exit_code = 2
+
+
+class ExecStatus(StrEnum):
+    """How one execution ended."""
+
+    OK = "ok"
+    ERROR = "error"  # the code raised, or the shell command exited non-zero
+    TIMED_OUT = "timed_out"
+    INTERRUPTED = "interrupted"  # the operator pressed Ctrl-C
+    DIED = "died"  # the kernel process went away mid-execution
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One output of an execution, as the journal and the terminal show it."""
+
+    kind: str  # stream | result | display | error
+    text: str = ""  # stream text, or the text/plain of a result/display, or the error summary
+    stream: str | None = None  # stdout | stderr, for streams
+    data: Mapping[str, Any] = field(default_factory=dict)  # mime bundle (result/display)
+    ename: str | None = None
+    evalue: str | None = None
+    traceback: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    """The outcome of one execute_request."""
+
+    status: ExecStatus
+    duration: float  # seconds
+    exit_status: int | None = None  # the shell kernel's block exit status
+    ename: str | None = None
+    evalue: str | None = None
+    expressions: Mapping[str, Any] = field(default_factory=dict)  # name -> value read back
+    expression_errors: Mapping[str, str] = field(default_factory=dict)  # name -> why not
+
+    @property
+    def error(self) -> str | None:
+        """One line saying why the execution did not succeed, or None."""
+        if self.status is ExecStatus.OK:
+            return None
+        if self.status is ExecStatus.DIED:
+            return "kernel died"
+        if self.status is ExecStatus.TIMED_OUT:
+            return "timed out"
+        if self.status is ExecStatus.INTERRUPTED:
+            return "interrupted by the operator"
+        return f"{self.ename}: {self.evalue}" if self.ename else "error"
+
+
+OutputCallback = Callable[[Output], None]
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised out of an execution when the operator pressed Ctrl-C; carries the partial result."""
+
+    def __init__(self, result: ExecResult) -> None:
+        super().__init__("interrupted")
+        self.result = result
+
+
+# --- values crossing into kernels --------------------------------------------------------------
+
+
+def is_shell(language: str) -> bool:
+    return language.lower() in {"bash", "sh", "shell", "zsh"}
+
+
+def assignment_code(language: str, values: Mapping[str, object]) -> str:
+    """Code that makes ``values`` available in a kernel: Python variables or shell exports."""
+    if is_shell(language):
+        return "\n".join(
+            f"export {name.upper()}={shlex.quote(shell_text(value))}"
+            for name, value in values.items()
+        )
+    return "\n".join(f"{name} = {python_literal(value)}" for name, value in values.items())
+
+
+def shell_text(value: object) -> str:
+    """A value as the shell sees it: booleans lower-case, lists space-separated."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return " ".join(shell_text(v) for v in value)
+    return str(value)
+
+
+def python_literal(value: object) -> str:
+    if isinstance(value, tuple):
+        value = list(value)
+    return repr(value)
+
+
+def expression_for(language: str, name: str) -> str:
+    """The user_expression that reads output ``name`` back: the variable, or "$NAME"."""
+    return f"${name.upper()}" if is_shell(language) else name
+
+
+def _parse_expression_value(language: str, text: str) -> Any:
+    """A Python repr turned back into a value where it is a literal; shell text stays text."""
+    if is_shell(language):
+        return text
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+
+# --- one kernel ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KernelInfo:
+    """What a kernel says about itself (journaled as ``kernel_started``)."""
+
+    kernel: str  # kernelspec name
+    language: str
+    implementation: str
+    version: str
+    language_version: str
+
+
+class KernelSession:
+    """One running kernel and the client connected to it."""
+
+    def __init__(self, name: str, runtime_dir: Path, index: int) -> None:
+        self.name = name
+        self._runtime_dir = runtime_dir
+        self._index = index
+        self.km: KernelManager | None = None
+        self.kc: BlockingKernelClient | None = None
+        self.info: KernelInfo | None = None
+        self._ready = False
+        self.generation = 0  # incremented at each (re)start
+
+    # -- lifecycle --
+
+    def launch(self) -> None:
+        """Start the kernel process; returns at once (see :meth:`wait_ready`)."""
+        self.generation += 1
+        stem = self._runtime_dir / f"k{self._index}-{self.generation}"
+        try:
+            km = KernelManager(
+                kernel_name=self.name,
+                transport="ipc",
+                ip=str(stem),
+                connection_file=str(stem) + ".json",
+            )
+            log = open(str(stem) + ".log", "wb")  # noqa: SIM115  # kept open by the kernel process
+            try:
+                km.start_kernel(stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
+            finally:
+                log.close()
+        except NoSuchKernel:
+            raise KernelError(
+                f"no Jupyter kernel named {self.name!r} is installed; install it, or map the "
+                "language to an installed kernel under `kernels:` in the front matter "
+                "(`jupyter kernelspec list` shows them)"
+            ) from None
+        except (OSError, RuntimeError) as exc:
+            raise KernelError(f"kernel {self.name!r} could not start: {exc}") from None
+        self.km = km
+        kc = km.client()
+        kc.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=True)
+        self.kc = kc
+        self._ready = False
+
+    def wait_ready(self) -> KernelInfo:
+        """Block until the kernel answers kernel_info and its iopub channel is connected."""
+        if self.km is None:
+            self.launch()
+        if self._ready and self.info is not None:
+            return self.info
+        kc = self._client()
+        deadline = time.monotonic() + START_TIMEOUT
+        reply: Message | None = None
+        iopub_seen = False
+        while not (reply and iopub_seen):
+            msg_id = kc.kernel_info()
+            resend = time.monotonic() + 0.25
+            while time.monotonic() < resend and not (reply and iopub_seen):
+                if not self.alive():
+                    raise KernelError(
+                        f"kernel {self.name!r} exited while starting{self._log_tail()}"
+                    )
+                if time.monotonic() > deadline:
+                    raise KernelError(
+                        f"kernel {self.name!r} did not answer within {START_TIMEOUT:.0f}s"
+                    )
+                for sock in _poll([kc.shell_channel.socket, kc.iopub_channel.socket], 0.02):
+                    if sock is kc.iopub_channel.socket:
+                        kc.iopub_channel.get_msg(timeout=0)
+                        iopub_seen = True
+                    else:
+                        msg = kc.shell_channel.get_msg(timeout=0)
+                        if msg["parent_header"].get("msg_id") == msg_id:
+                            reply = msg
+        self._drain_iopub()
+        content = reply["content"]
+        lang = content.get("language_info") or {}
+        self.info = KernelInfo(
+            kernel=self.name,
+            language=str(lang.get("name", "")),
+            implementation=str(content.get("implementation", "")),
+            version=str(content.get("implementation_version", "")),
+            language_version=str(lang.get("version", "")),
+        )
+        self._ready = True
+        return self.info
+
+    def alive(self) -> bool:
+        if self.km is None:
+            return False
+        process = getattr(self.km.provisioner, "process", None)
+        if isinstance(process, subprocess.Popen):
+            return process.poll() is None
+        return bool(self.km.is_alive())
+
+    def pid(self) -> int | None:
+        process = getattr(self.km.provisioner, "process", None) if self.km else None
+        return process.pid if isinstance(process, subprocess.Popen) else None
+
+    def interrupt(self) -> None:
+        if self.km is not None and self.alive():
+            with contextlib.suppress(Exception):
+                self.km.interrupt_kernel()
+
+    def restart(self) -> KernelInfo:
+        """A fresh kernel of the same kernelspec; all state is lost."""
+        self.shutdown()
+        self.launch()
+        return self.wait_ready()
+
+    def request_shutdown(self) -> None:
+        """First stage of shutdown: ask politely (does not wait)."""
+        if self.kc is not None and self.km is not None and self.alive():
+            with contextlib.suppress(Exception):
+                msg = self.kc.session.msg("shutdown_request", {"restart": False})
+                self.kc.control_channel.send(msg)
+
+    def shutdown(self) -> None:
+        """Stop the kernel and its process group: request, then SIGTERM, then SIGKILL."""
+        self.request_shutdown()
+        _wait_gone([self], SHUTDOWN_REQUEST_WAIT)
+        self.force_stop()
+
+    def force_stop(self) -> None:
+        """Escalate to signals if the kernel is still there, then release every resource."""
+        if self.km is None:
+            return
+        if self.alive():
+            self._signal_group(signal.SIGTERM)
+            _wait_gone([self], SHUTDOWN_TERM_WAIT)
+        # The group may hold children (bash, commands a step started) even after the kernel
+        # itself exited: SIGKILL the whole group so nothing outlives the run.
+        self._signal_group(signal.SIGKILL)
+        process = getattr(self.km.provisioner, "process", None)
+        if isinstance(process, subprocess.Popen):
+            with contextlib.suppress(Exception):
+                process.wait(timeout=1)
+        if self.kc is not None:
+            with contextlib.suppress(Exception):
+                self.kc.stop_channels()
+        with contextlib.suppress(Exception):
+            self.km.cleanup_resources()
+        self.km, self.kc, self._ready = None, None, False
+
+    def _signal_group(self, signum: int) -> None:
+        pid = self.pid()
+        if pid is None:
+            return
+        try:
+            os.killpg(pid, signum)  # jupyter_client starts kernels in their own session
+        except (ProcessLookupError, PermissionError):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+
+    # -- execution --
+
+    def execute(
+        self,
+        code: str,
+        *,
+        on_output: OutputCallback | None = None,
+        timeout: float | None = None,
+        expressions: Mapping[str, str] | None = None,
+        silent: bool = False,
+    ) -> ExecResult:
+        """Run ``code``; outputs go to ``on_output`` as they arrive.
+
+        Ctrl-C (KeyboardInterrupt) interrupts the kernel, waits for it to settle and raises
+        :class:`Interrupted` carrying the result.
+        """
+        self.wait_ready()
+        kc = self._client()
+        started = time.monotonic()
+        deadline = started + timeout if timeout else None
+        msg_id = kc.execute(
+            code,
+            silent=silent,
+            store_history=not silent,
+            user_expressions=dict(expressions or {}),
+            allow_stdin=False,
+            stop_on_error=False,
+        )
+        try:
+            return self._collect(msg_id, started, deadline, on_output)
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, Interrupted | Terminated):
+                raise
+            result = self._settle(msg_id, started, on_output, ExecStatus.INTERRUPTED)
+            raise Interrupted(result) from None
+
+    def _collect(
+        self, msg_id: str, started: float, deadline: float | None, on_output: OutputCallback | None
+    ) -> ExecResult:
+        kc = self._client()
+        shell, iopub = kc.shell_channel.socket, kc.iopub_channel.socket
+        reply: Message | None = None
+        idle = False
+        while not (reply is not None and idle):
+            wait = POLL_INTERVAL
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - time.monotonic()))
+            ready = _poll([iopub, shell], wait)
+            if iopub in ready:
+                idle = self._handle_iopub(msg_id, on_output) or idle
+            if shell in ready:
+                msg = kc.shell_channel.get_msg(timeout=0)
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    reply = msg
+            if not ready or (reply is None and not idle):
+                if not self.alive():
+                    return ExecResult(ExecStatus.DIED, time.monotonic() - started)
+                if deadline is not None and time.monotonic() >= deadline:
+                    return self._settle(msg_id, started, on_output, ExecStatus.TIMED_OUT)
+        return self._result(reply, started)
+
+    def _handle_iopub(self, msg_id: str, on_output: OutputCallback | None) -> bool:
+        """Drain ready iopub messages; True when this execution's ``idle`` arrived."""
+        kc = self._client()
+        idle = False
+        while kc.iopub_channel.msg_ready():
+            msg = kc.iopub_channel.get_msg(timeout=0)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "status" and content.get("execution_state") == "idle":
+                idle = True
+            elif on_output is not None:
+                output = _to_output(kind, content)
+                if output is not None:
+                    on_output(output)
+        return idle
+
+    def _settle(
+        self, msg_id: str, started: float, on_output: OutputCallback | None, status: ExecStatus
+    ) -> ExecResult:
+        """Interrupt a running cell and wait for it to finish; restart the kernel if it won't."""
+        self.interrupt()
+        until = time.monotonic() + INTERRUPT_GRACE
+        kc = self._client()
+        reply: Message | None = None
+        idle = False
+        while time.monotonic() < until and not (reply is not None and idle) and self.alive():
+            ready = _poll([kc.iopub_channel.socket, kc.shell_channel.socket], POLL_INTERVAL)
+            if kc.iopub_channel.socket in ready:
+                idle = self._handle_iopub(msg_id, on_output) or idle
+            if kc.shell_channel.socket in ready:
+                msg = kc.shell_channel.get_msg(timeout=0)
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    reply = msg
+        restarted = not (reply is not None and idle)
+        if restarted:
+            self.restart()
+        exit_status = reply["content"].get("exit_status") if reply else None
+        return ExecResult(
+            status,
+            time.monotonic() - started,
+            exit_status=exit_status,
+            ename="KeyboardInterrupt" if status is ExecStatus.INTERRUPTED else "Timeout",
+            evalue="the kernel was restarted" if restarted else "interrupted",
+        )
+
+    def _result(self, reply: Message | None, started: float) -> ExecResult:
+        assert reply is not None
+        content = reply["content"]
+        values: dict[str, Any] = {}
+        problems: dict[str, str] = {}
+        language = self.info.language if self.info else ""
+        for name, answer in (content.get("user_expressions") or {}).items():
+            if answer.get("status") == "ok":
+                text = str((answer.get("data") or {}).get("text/plain", ""))
+                values[name] = _parse_expression_value(language, text)
+            else:
+                problems[name] = f"{answer.get('ename', 'Error')}: {answer.get('evalue', '')}"
+        ok = content.get("status") == "ok"
+        return ExecResult(
+            ExecStatus.OK if ok else ExecStatus.ERROR,
+            time.monotonic() - started,
+            exit_status=content.get("exit_status"),
+            ename=None if ok else str(content.get("ename", "Error")),
+            evalue=None if ok else str(content.get("evalue", "")),
+            expressions=values,
+            expression_errors=problems,
+        )
+
+    def _drain_iopub(self) -> None:
+        kc = self._client()
+        while kc.iopub_channel.msg_ready():
+            kc.iopub_channel.get_msg(timeout=0)
+
+    def _client(self) -> BlockingKernelClient:
+        if self.kc is None:
+            raise KernelError(f"kernel {self.name!r} is not running")
+        return self.kc
+
+    def _log_tail(self) -> str:
+        path = self._runtime_dir / f"k{self._index}-{self.generation}.log"
+        try:
+            lines = path.read_text(errors="replace").strip().splitlines()[-5:]
+        except OSError:
+            return ""
+        return (":\n  " + "\n  ".join(lines)) if lines else ""
+
+
+def _poll(sockets: Iterable[zmq.Socket[Any]], timeout: float) -> set[zmq.Socket[Any]]:
+    poller = zmq.Poller()
+    for sock in sockets:
+        poller.register(sock, zmq.POLLIN)
+    return {sock for sock, _ in poller.poll(int(timeout * 1000))}
+
+
+def _wait_gone(sessions: Iterable[KernelSession], seconds: float) -> None:
+    until = time.monotonic() + seconds
+    pending = [s for s in sessions if s.alive()]
+    while pending and time.monotonic() < until:
+        time.sleep(0.005)
+        pending = [s for s in pending if s.alive()]
+
+
+def _to_output(kind: str, content: Mapping[str, Any]) -> Output | None:
+    if kind == "stream":
+        return Output("stream", text=str(content.get("text", "")), stream=content.get("name"))
+    if kind in ("execute_result", "display_data"):
+        data = dict(content.get("data") or {})
+        return Output(
+            "result" if kind == "execute_result" else "display",
+            text=str(data.get("text/plain", "")),
+            data=data,
+        )
+    if kind == "error":
+        tb = tuple(str(line) for line in content.get("traceback") or ())
+        return Output(
+            "error",
+            text=f"{content.get('ename', '')}: {content.get('evalue', '')}",
+            ename=str(content.get("ename", "")),
+            evalue=str(content.get("evalue", "")),
+            traceback=tb,
+        )
+    return None
+
+
+# --- the pool ----------------------------------------------------------------------------------
+
+
+StartHook = Callable[[KernelSession], None]
+
+
+class KernelPool:
+    """The kernels of one run, by kernelspec name; a context manager that always shuts them down."""
+
+    def __init__(self, on_start: StartHook | None = None) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="runbook-kernels-")
+        self.runtime_dir = Path(self._dir.name)
+        self._sessions: dict[str, KernelSession] = {}
+        self._started: dict[str, int] = {}  # kernelspec -> generation the hook last saw
+        self.on_start = on_start  # called after each (re)start, e.g. to inject inputs
+
+    def prestart(self, names: Iterable[str]) -> None:
+        """Launch these kernels now, without waiting: they boot while the run is prepared."""
+        for name in names:
+            self._session(name)
+
+    def _session(self, name: str) -> KernelSession:
+        session = self._sessions.get(name)
+        if session is None:
+            session = KernelSession(name, self.runtime_dir, len(self._sessions))
+            self._sessions[name] = session
+            session.launch()
+        return session
+
+    def get(self, name: str) -> KernelSession:
+        """The running kernel for ``name``: started, or restarted if it died, on demand."""
+        session = self._session(name)
+        if session.km is not None and not session.alive():
+            session.force_stop()
+        if session.km is None:
+            session.launch()
+        session.wait_ready()
+        # Every new kernel process (first start, restart after death or timeout) gets the
+        # run's values again: the hook runs once per generation.
+        if self.on_start is not None and self._started.get(name) != session.generation:
+            self._started[name] = session.generation
+            self.on_start(session)
+        return session
+
+    def running(self) -> list[KernelSession]:
+        return [s for s in self._sessions.values() if s._ready and s.alive()]
+
+    def sessions(self) -> list[KernelSession]:
+        return list(self._sessions.values())
+
+    def shutdown(self) -> None:
+        """Shut every kernel down in parallel: requests first, then one shared wait, then force."""
+        sessions = [s for s in self._sessions.values() if s.km is not None]
+        for session in sessions:
+            session.request_shutdown()
+        _wait_gone(sessions, SHUTDOWN_REQUEST_WAIT)
+        for session in sessions:
+            session.force_stop()
+        self._sessions.clear()
+        with contextlib.suppress(OSError):
+            self._dir.cleanup()
+
+    def __enter__(self) -> KernelPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+# --- SIGTERM -----------------------------------------------------------------------------------
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwind like Ctrl-C so every ``finally`` (kernel shutdown) runs."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated("terminated by SIGTERM")
+
+
+@contextlib.contextmanager
+def sigterm_unwinds() -> Any:
+    """While active, SIGTERM raises :class:`Terminated` in the main thread."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

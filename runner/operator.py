@@ -1,0 +1,253 @@
+"""The person (or stand-in) the engine asks for every decision.
+
+The engine never reads the terminal itself: it asks an :class:`Operator`. Three stand behind it:
+
+- :class:`TerminalOperator`: a person at a TTY, with rich prompts;
+- :class:`UnattendedOperator`: ``--yes`` or no TTY: runs every executable step, skips manual
+  steps ("manual step, needs a person"), and never approves anything itself (fail closed);
+- :class:`ScriptedOperator`: answers from a list, for drills and tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from rich.console import Console
+from rich.markup import escape
+from rich.syntax import Syntax
+
+from .model import Step
+
+#: The reason recorded for a manual step in an unattended run.
+MANUAL_SKIP_REASON = "manual step, needs a person"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An answer to one prompt."""
+
+    action: str  # run | skip | quit | retry | done | continue | offscript
+    note: str | None = None  # the operator's optional note
+    code: str = ""  # for offscript: the command to run
+    language: str | None = None  # for offscript: "python" or "bash"; None = the step's kernel
+    waited: float = 0.0  # seconds from prompt to answer
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequest:
+    """What an approver sees before deciding."""
+
+    step: Step
+    procedure: str | None
+    code: str  # the exact code, with the values it uses shown (secrets redacted)
+    approver_role: str | None  # `approve=ROLE`
+    evidence: tuple[tuple[str, str], ...]  # (step, status) of the steps so far
+    run_operator: str
+    distinct_required: bool  # the two-person rule is on
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """An approver's answer."""
+
+    decision: str  # approved | denied
+    by: str
+    role: str | None = None
+    comment: str | None = None
+
+
+class Operator(Protocol):
+    """Everything the engine may ask a person."""
+
+    name: str  # who is running the run (journaled as `operator`)
+    interactive: bool  # a person answers (decisions are journaled)
+
+    def before_step(self, step: Step, index: int, total: int) -> Decision: ...
+
+    def manual(self, step: Step, index: int, total: int) -> Decision: ...
+
+    def after_failure(self, step: Step, status: str, error: str | None) -> Decision: ...
+
+    def approve(self, request: ApprovalRequest) -> Approval | None:
+        """The decision, or None when nobody can decide now (the run pauses)."""
+        ...
+
+
+class UnattendedOperator:
+    """`--yes` or no TTY: run everything executable, never approve, stop on failure."""
+
+    interactive = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def before_step(self, step: Step, index: int, total: int) -> Decision:
+        return Decision("run")
+
+    def manual(self, step: Step, index: int, total: int) -> Decision:
+        return Decision("skip", note=MANUAL_SKIP_REASON)
+
+    def after_failure(self, step: Step, status: str, error: str | None) -> Decision:
+        return Decision("quit")
+
+    def approve(self, request: ApprovalRequest) -> Approval | None:
+        return None
+
+
+@dataclass
+class ScriptedOperator:
+    """Answers prompts from a script, in order: drills and tests drive the engine with it.
+
+    ``answers`` are strings such as ``"run"``, ``"skip: not today"``, ``"!echo hi"`` (an
+    off-script command) or ``"approve:alice"`` / ``"deny:bob:too risky"``. When the script runs
+    out, the operator behaves like :class:`UnattendedOperator` (run, skip manual steps, quit
+    after a failure, no approval).
+    """
+
+    name: str = "scripted"
+    answers: list[str] = field(default_factory=list)
+    interactive: bool = True
+    asked: list[str] = field(default_factory=list)  # the prompts seen, for assertions
+
+    def _next(self, prompt: str) -> str | None:
+        self.asked.append(prompt)
+        return self.answers.pop(0) if self.answers else None
+
+    def before_step(self, step: Step, index: int, total: int) -> Decision:
+        return _parse_answer(self._next(f"step {step.number}"), "run")
+
+    def manual(self, step: Step, index: int, total: int) -> Decision:
+        return _parse_answer(self._next(f"manual {step.number}"), "skip", MANUAL_SKIP_REASON)
+
+    def after_failure(self, step: Step, status: str, error: str | None) -> Decision:
+        return _parse_answer(self._next(f"{status} {step.number}"), "quit")
+
+    def approve(self, request: ApprovalRequest) -> Approval | None:
+        answer = self._next(f"approve {request.step.number}")
+        if not answer:
+            return None
+        verb, _, rest = answer.partition(":")
+        by, _, comment = rest.partition(":")
+        decision = "approved" if verb == "approve" else "denied"
+        return Approval(decision, by or self.name, request.approver_role, comment or None)
+
+
+def _parse_answer(answer: str | None, default: str, default_note: str | None = None) -> Decision:
+    if answer is None:
+        return Decision(default, note=default_note)
+    if answer.startswith("!"):
+        return Decision("offscript", code=answer[1:].strip())
+    action, _, note = answer.partition(":")
+    return Decision(action.strip(), note=note.strip() or None)
+
+
+# --- the terminal ------------------------------------------------------------------------------
+
+_STEP_KEYS = {"r": "run", "s": "skip", "q": "quit", "": "run"}
+_FAIL_KEYS = {"r": "retry", "s": "skip", "q": "quit"}
+_MANUAL_KEYS = {"d": "done", "s": "skip", "q": "quit"}
+
+HELP = """[bold]Keys[/]
+  [bold]r[/] / Enter  run the step          [bold]s[/]  skip it (you may add a note)
+  [bold]q[/]          quit the run            [bold]?[/]  this help
+  [bold]!CMD[/]       run CMD off-script in the step's kernel (journaled)
+  [bold]!py CMD[/] / [bold]!sh CMD[/]  run it in the Python or shell kernel
+After a failure: [bold]r[/] retry, [bold]s[/] skip and go on, [bold]q[/] quit.
+Manual steps: [bold]d[/] done, [bold]s[/] skip, [bold]q[/] quit; then an optional note.
+Ctrl-C during a step interrupts it; Ctrl-C at a prompt ends the run."""
+
+
+class TerminalOperator:
+    """A person at a terminal."""
+
+    interactive = True
+
+    def __init__(
+        self, name: str, console: Console, read: Callable[[str], str] | None = None
+    ) -> None:
+        self.name = name
+        self.console = console
+        self._read = read or input
+
+    def _ask(self, prompt: str) -> str:
+        self.console.print(prompt, end="", markup=True, highlight=False)
+        return self._read("").strip()
+
+    def _choose(self, prompt: str, keys: Mapping[str, str], allow_offscript: bool) -> Decision:
+        started = time.monotonic()
+        while True:
+            answer = self._ask(prompt)
+            if answer == "?":
+                self.console.print(HELP)
+                continue
+            if allow_offscript and answer.startswith("!"):
+                return _offscript(answer[1:].strip())
+            action = keys.get(answer.lower()[:1] if answer else "")
+            if action is not None:
+                return Decision(action, waited=time.monotonic() - started)
+            self.console.print(f"[yellow]unknown answer {escape(answer)!r}; ? shows the keys[/]")
+
+    def before_step(self, step: Step, index: int, total: int) -> Decision:
+        for block in step.executable_blocks:
+            self.console.print(
+                Syntax(block.code.rstrip("\n"), block.lang or "text", theme="ansi_dark")
+            )
+        decision = self._choose(
+            "[bold]run[/] (r/Enter), skip (s), quit (q), ? help > ", _STEP_KEYS, True
+        )
+        if decision.action == "skip":
+            return Decision("skip", note=self._ask("note (optional) > ") or None)
+        return decision
+
+    def manual(self, step: Step, index: int, total: int) -> Decision:
+        decision = self._choose(
+            "[bold]done[/] (d), skip (s), quit (q), ? help > ", _MANUAL_KEYS, True
+        )
+        if decision.action in ("done", "skip"):
+            note = self._ask("note (optional) > ") or None
+            return Decision(decision.action, note=note, waited=decision.waited)
+        return decision
+
+    def after_failure(self, step: Step, status: str, error: str | None) -> Decision:
+        self.console.print(
+            f"[red]step {step.number} {status}[/]" + (f": {escape(error)}" if error else "")
+        )
+        return self._choose("retry (r), skip and go on (s), quit (q), ? help > ", _FAIL_KEYS, True)
+
+    def approve(self, request: ApprovalRequest) -> Approval | None:
+        c = self.console
+        role = request.approver_role
+        c.print(
+            f"[bold yellow]Approval needed[/] for step {request.step.number} "
+            f"{escape(request.step.title)}" + (f" (approver role: {role})" if role else "")
+        )
+        if request.evidence:
+            c.print("Evidence so far: " + ", ".join(f"{s} {st}" for s, st in request.evidence))
+        c.print(Syntax(request.code.rstrip("\n"), "text", theme="ansi_dark"))
+        if request.distinct_required:
+            c.print(f"Two-person rule: the approver may not be {escape(request.run_operator)}.")
+        while True:
+            answer = self._ask("approve (a), deny (d), or leave for later (l) > ").lower()[:1]
+            if answer in ("a", "d", "l"):
+                break
+        if answer == "l":
+            return None
+        by = (
+            self._ask(f"approver's name [{escape(request.run_operator)}] > ")
+            or request.run_operator
+        )
+        held = self._ask(f"approver's role [{role}] > ") if role else ""
+        comment = self._ask("comment (optional) > ") or None
+        return Approval("approved" if answer == "a" else "denied", by, held or role, comment)
+
+
+def _offscript(text: str) -> Decision:
+    head, _, rest = text.partition(" ")
+    if head in ("py", "python"):
+        return Decision("offscript", code=rest, language="python")
+    if head in ("sh", "bash", "shell"):
+        return Decision("offscript", code=rest, language="bash")
+    return Decision("offscript", code=text)

@@ -1,0 +1,286 @@
+"""The engine through real kernels: state, outputs, failures, timeouts, interrupts, secrets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+from runner_helpers import finished, of, run_engine, stdout_text, write_book
+
+from runner.engine import RunOptions
+from runner.journal import verify
+from runner.model import RunStatus
+from runner.operator import ScriptedOperator
+
+
+def test_state_persists_and_outputs_cross_kernels(tmp_path: Path) -> None:
+    book = write_book(
+        tmp_path,
+        """
+        1. Python sets state.
+
+           ```python {outputs=count}
+           count = 2
+           greeting = "hi"
+           ```
+
+        2. Python still has it.
+
+           ```python
+           print(greeting, count + 1)
+           ```
+
+        3. Shell sets state and an output.
+
+           ```bash {outputs=where}
+           cd /tmp && export WHERE=$(pwd)
+           MARK=kept
+           ```
+
+        4. Shell still has it, and the Python output.
+
+           ```bash
+           echo "$PWD $MARK $COUNT $HOST"
+           ```
+
+        5. Python sees the shell output.
+
+           ```python
+           print(where, host)
+           ```
+        """,
+        inputs="host:\n  default: web-1\n",
+    )
+    result, events = run_engine(book, tmp_path / "runs", inputs={"host": "web-1"})
+    assert result.status is RunStatus.SUCCEEDED and result.exit_code == 0
+    out = stdout_text(events)
+    assert "hi 3\n" in out
+    assert "/tmp kept 2 web-1\n" in out
+    assert "/tmp web-1\n" in out
+    assert [e["values"] for e in of(events, "outputs")] == [{"count": 2}, {"where": "/tmp"}]
+    assert {e["kernel"] for e in of(events, "kernel_started")} == {"python3", "runbook-shell"}
+    assert verify(result.run_dir).ok
+
+
+def test_failing_shell_command_fails_the_step_and_stops(tmp_path: Path) -> None:
+    book = write_book(
+        tmp_path,
+        """
+        1. Fails.
+
+           ```bash
+           echo before; false
+           ```
+
+        2. Never runs.
+
+           ```bash
+           echo never
+           ```
+        """,
+    )
+    result, events = run_engine(book, tmp_path / "runs")
+    assert result.status is RunStatus.FAILED and result.exit_code == 1
+    step = of(events, "step_finished")[0]
+    assert (step["status"], step["exit_status"]) == ("failed", 1)
+    assert "never" not in stdout_text(events)
+    assert of(events, "run_finished")[0]["status"] == "failed"
+
+
+def test_python_error_is_journaled_with_traceback(tmp_path: Path) -> None:
+    book = write_book(tmp_path, "1. Raises.\n\n   ```python\n   1 / 0\n   ```\n")
+    _result, events = run_engine(book, tmp_path / "runs")
+    error = next(e for e in of(events, "output") if e["kind"] == "error")
+    assert error["ename"] == "ZeroDivisionError" and error["traceback"]
+    assert of(events, "step_finished")[0]["error"].startswith("ZeroDivisionError")
+
+
+def test_timeout_interrupts_and_the_kernel_keeps_its_state(tmp_path: Path) -> None:
+    book = write_book(
+        tmp_path,
+        """
+        1. Set.
+
+           ```python
+           kept = 42
+           ```
+
+        2. Too slow.
+
+           ```python {timeout=300ms on_failure=continue}
+           import time
+           time.sleep(30)
+           ```
+
+        3. Shell too slow.
+
+           ```bash {timeout=300ms on_failure=continue}
+           sleep 30
+           ```
+
+        4. Still there.
+
+           ```python
+           print(kept)
+           ```
+        """,
+    )
+    result, events = run_engine(book, tmp_path / "runs")
+    statuses = finished(events)
+    assert statuses["too-slow"] == "timed_out" and statuses["shell-too-slow"] == "timed_out"
+    assert statuses["still-there"] == "succeeded"
+    assert "42\n" in stdout_text(events)
+    assert result.status is RunStatus.FAILED  # continue goes on, but the run did not fully succeed
+
+
+def test_ctrl_c_cancels_the_step_and_asks_what_next(tmp_path: Path) -> None:
+    book = write_book(
+        tmp_path,
+        """
+        1. Long.
+
+           ```bash
+           sleep 30
+           ```
+
+        2. Next.
+
+           ```bash
+           echo next
+           ```
+        """,
+    )
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    operator = ScriptedOperator("alice", ["run", "skip", "run"])
+    result, events = run_engine(book, tmp_path / "runs", operator=operator)
+    timer.cancel()
+    assert finished(events) == {"long": "cancelled", "next": "succeeded"}
+    assert "cancelled 1" in operator.asked
+    decisions = [e["decision"] for e in of(events, "decision")]
+    assert decisions == ["run", "skip", "run"]
+    assert result.status is RunStatus.FAILED
+
+
+def test_ctrl_c_unattended_ends_the_run_cancelled(tmp_path: Path) -> None:
+    book = write_book(
+        tmp_path, "1. Long.\n\n   ```python\n   import time\n   time.sleep(30)\n   ```\n"
+    )
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    result, events = run_engine(book, tmp_path / "runs")
+    timer.cancel()
+    assert result.status is RunStatus.CANCELLED and result.exit_code == 130
+    assert finished(events) == {"long": "cancelled"}
+
+
+def test_kernel_death_fails_the_step_and_a_retry_restarts_it(tmp_path: Path) -> None:
+    marker = tmp_path / "died-once"
+    book = write_book(
+        tmp_path,
+        f"""
+        1. Dies the first time.
+
+           ```python {{retries=1}}
+           import os, signal
+           print("host", host)
+           if not os.path.exists({str(marker)!r}):
+               open({str(marker)!r}, "w").close()
+               os.kill(os.getpid(), signal.SIGKILL)
+           ```
+        """,
+        inputs="host:\n  default: db-2\n",
+    )
+    result, events = run_engine(book, tmp_path / "runs", inputs={"host": "db-2"})
+    attempts = of(events, "step_finished")
+    assert [(e["attempt"], e["status"], e["error"]) for e in attempts] == [
+        (1, "failed", "kernel died"),
+        (2, "succeeded", None),
+    ]
+    assert len([e for e in of(events, "kernel_started") if e["kernel"] == "python3"]) == 2
+    assert "host db-2" in stdout_text(events)  # inputs injected again into the new kernel
+    assert result.status is RunStatus.SUCCEEDED
+
+
+def test_secret_never_reaches_the_runs_folder(tmp_path: Path) -> None:
+    secret = "hunter2-Zq9"
+    book = write_book(
+        tmp_path,
+        """
+        1. Prints the secret in pieces.
+
+           ```python
+           import sys
+           sys.stdout.write(token[:4]); sys.stdout.flush()
+           sys.stdout.write(token[4:] + "\\n"); sys.stdout.flush()
+           ```
+
+        2. Shell prints it.
+
+           ```bash {outputs=echoed}
+           echo "token=$TOKEN"; export ECHOED="$TOKEN"
+           ```
+
+        3. Raises with it.
+
+           ```python
+           raise ValueError(token)
+           ```
+        """,
+        inputs="token:\n  secret: true\n  required: true\n",
+    )
+    _result, events = run_engine(
+        book, tmp_path / "runs", inputs={"token": secret}, secrets=["token"]
+    )
+    assert "***" in stdout_text(events)
+    for path in (tmp_path / "runs").rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_text(errors="replace"), path
+            assert secret[:4] + "\n" not in path.read_text(errors="replace")
+
+
+def test_verify_catches_a_one_byte_edit(tmp_path: Path) -> None:
+    book = write_book(tmp_path, "1. Say.\n\n   ```bash\n   echo abc\n   ```\n")
+    result, _ = run_engine(book, tmp_path / "runs")
+    journal = result.run_dir / "journal.jsonl"
+    data = bytearray(journal.read_bytes())
+    where = data.index(b"abc")
+    data[where] = ord("x")
+    journal.write_bytes(bytes(data))
+    outcome = verify(result.run_dir)
+    assert not outcome.ok
+    bad = next(n for n, line in enumerate(data.split(b"\n"), 1) if b"xbc" in line)
+    assert outcome.line == bad + 1  # the line after the edit no longer chains to it
+
+
+def test_manual_steps_skipped_unattended_and_recorded_interactively(tmp_path: Path) -> None:
+    book = write_book(
+        tmp_path, "1. Call the user.\n2. Run it.\n\n   ```bash\n   echo ran\n   ```\n"
+    )
+    _, events = run_engine(book, tmp_path / "runs")
+    first = of(events, "step_finished")[0]
+    assert (first["status"], first["reason"]) == ("skipped", "manual step, needs a person")
+    operator = ScriptedOperator("bob", ["done: user confirmed", "!echo off-script", "run"])
+    _result, events = run_engine(book, tmp_path / "runs", operator=operator)
+    assert finished(events) == {"call-the-user": "succeeded", "run-it": "succeeded"}
+    decision = of(events, "decision")[0]
+    assert (decision["decision"], decision["note"], decision["by"]) == (
+        "done",
+        "user confirmed",
+        "bob",
+    )
+    off = of(events, "off_script")[0]
+    assert (off["code"], off["status"], off["kernel"]) == ("echo off-script", "ok", "runbook-shell")
+    assert "off-script\n" in stdout_text(events)
+
+
+def test_only_and_from_skip_with_reasons(tmp_path: Path) -> None:
+    steps = "".join(f"{n}. S{n}.\n\n   ```bash\n   echo s{n}\n   ```\n\n" for n in (1, 2, 3))
+    book = write_book(tmp_path, steps)
+    _, events = run_engine(book, tmp_path / "runs", options=RunOptions(only=("2",)))
+    reasons = {e["step"]: (e["status"], e["reason"]) for e in of(events, "step_finished")}
+    assert reasons[1] == ("skipped", "not selected (--only 2)") and reasons[2][0] == "succeeded"
+    _, events = run_engine(book, tmp_path / "runs", options=RunOptions(from_step="s3"))
+    assert [e["status"] for e in of(events, "step_finished")] == ["skipped", "skipped", "succeeded"]
