@@ -223,10 +223,12 @@ def test_criteria_and_alternative_procedures_are_styled(site: Site) -> None:
     assert "Success criteria The account is disabled The user has been told" in success
     failure = text(between(page, 'class="admonition failure rb-criteria"', "</div>"))
     assert "The account is still active after 1 hour" in failure
-    procedure = text(between(page, 'class="rb-procedure"', "</div>"))
+    procedure = text(between(page, 'class="rb-procedure"', "<h2"))
     assert "Manual disable" in procedure
     assert "followed when step 3 fails" in procedure
-    assert "Call the identity team on their hotline." in procedure
+    assert "1. Call the identity team on their hotline. role: commander manual" in procedure
+    assert "2. Ask them to disable the account by hand. role: commander manual" in procedure
+    assert "Role: commander" not in procedure
     assert "References" in text(page)
 
 

@@ -441,22 +441,41 @@ def procedures_section(section: Section, rb: Runbook, lines: Sequence[str]) -> s
 
 
 def procedure_block(proc: Procedure, rb: Runbook, lines: Sequence[str]) -> str:
-    users = [
-        s for s in rb.steps if s.on_failure in (f"procedure:{proc.id}", f"procedure:{proc.title}")
-    ]
+    targets = (f"procedure:{proc.id}", f"procedure:{proc.title}")
+    users = [s for s in rb.steps if s.on_failure in targets]
     note = "Alternative procedure"
     if users:
         refs = ", ".join(f'<a href="#step-{anchor(s.id)}">step {s.number}</a>' for s in users)
         note += f": followed when {refs} fails"
-    return "\n\n".join(
-        (
-            f'<div class="rb-procedure" data-procedure="{escape(proc.id)}" markdown>',
-            f"### {escape(proc.title)} {{ #procedure-{anchor(proc.id)} }}",
-            f'<p class="rb-procedure-note">{note}</p>',
-            _slice(lines, proc.line + 1, proc.end_line),
-            "</div>",
-        )
+    first = proc.steps[0].line if proc.steps else proc.end_line
+    intro = _slice(lines, proc.line + 1, first)
+    if proc.steps and proc.steps[0].line <= proc.line + 1:
+        intro = ""  # a procedure written as prose is its own single step
+    parts = [
+        f'<div class="rb-procedure" data-procedure="{escape(proc.id)}" markdown>',
+        f"### {escape(proc.title)} {{ #procedure-{anchor(proc.id)} }}",
+        f'<p class="rb-procedure-note">{note}</p>',
+        intro,
+        *(procedure_step(step, rb, lines, prose=step.line == proc.line) for step in proc.steps),
+        "</div>",
+    ]
+    return "\n\n".join(p for p in parts if p)
+
+
+def procedure_step(step: Step, rb: Runbook, lines: Sequence[str], prose: bool = False) -> str:
+    """A step of a procedure: numbered, with its badges, but no checkbox (it is a detour).
+
+    ``prose``: the procedure has no list of steps, so its heading already names this one.
+    """
+    title = "" if prose else f"<strong>{step.number}. {escape(step.title)}</strong> "
+    head = f'<p class="rb-pstep-title">{title}{" ".join(badges(step, rb))}</p>'
+    parts = (
+        f'<div class="rb-pstep" data-step="{escape(step.id)}" markdown>',
+        head,
+        _step_body(step, lines),
+        "</div>",
     )
+    return "\n\n".join(p for p in parts if p)
 
 
 # --- compatibility mode: plain Markdown without `## Steps` -------------------------------------

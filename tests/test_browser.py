@@ -1,0 +1,129 @@
+"""The site in a real browser: Debian's chromium, driven by Playwright, over a real HTTP server.
+
+Never downloads a browser: without /usr/bin/chromium the tests skip, except in CI (`CI` set),
+where `.ci/run` installs it and its absence is a failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_site import ROOT, build, make_project
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The fixture site, built by mkdocs and served on 127.0.0.1 by a real HTTP server."""
+    tmp = tmp_path_factory.mktemp("browser")
+    proc = build(make_project(tmp / "project"), tmp / "site")
+    assert proc.returncode == 0, proc.stderr
+    handler = functools.partial(_QuietHandler, directory=str(tmp / "site"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs it with apt-get install chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_follow_along_state_survives_a_reload_and_resets(browser: Any, base_url: str) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1600})
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{base_url}runbooks/compromised-account/")
+    progress = page.locator(".rb-progress")
+    step = page.locator('input.rb-check-box[data-step="lookup"]')
+    expect(progress).to_have_text("0 of 3 done")
+
+    step.check()
+    expect(progress).to_have_text("1 of 3 done")
+    page.reload()
+    expect(step).to_be_checked()
+    expect(progress).to_have_text("1 of 3 done")
+    expect(page.locator('input.rb-check-box[data-step="disable"]')).not_to_be_checked()
+
+    # State is per runbook: another runbook's page starts from nothing.
+    page.goto(f"{base_url}runbooks/phishing-triage/")
+    expect(page.locator(".rb-progress")).to_have_text("0 of 2 done")
+    page.go_back()
+    expect(step).to_be_checked()
+    # Material's copy button on the Run-it command.
+    expect(page.locator('.rb-run button[data-md-type="copy"]')).to_have_count(1)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "runbook-page.png"), full_page=True)
+
+    page.locator(".rb-reset").click()
+    expect(step).not_to_be_checked()
+    expect(progress).to_have_text("0 of 3 done")
+    page.reload()
+    expect(step).not_to_be_checked()
+    expect(progress).to_have_text("0 of 3 done")
+    # Offline: nothing but the site itself was fetched.
+    assert requested and all(url.startswith(base_url) for url in requested), requested
+    page.close()
+
+
+def test_index_filters_by_service_and_role(browser: Any, base_url: str) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    page.goto(f"{base_url}runbooks/")
+    rows = page.locator(".rb-index tbody tr")
+    visible = page.locator(".rb-index tbody tr:visible")
+    expect(rows).to_have_count(2)
+    expect(visible).to_have_count(2)
+    page.select_option('select[data-filter="service"]', "email")
+    expect(visible).to_have_count(1)
+    expect(visible.first).to_contain_text("Phishing triage")
+    expect(page.locator(".rb-filter-count")).to_have_text("1 of 2 shown")
+    page.select_option('select[data-filter="service"]', "")
+    page.select_option('select[data-filter="role"]', "commander")
+    expect(visible).to_have_count(1)
+    expect(visible.first).to_contain_text("Compromised account")
+    page.close()
