@@ -130,6 +130,11 @@ def _token_for(db_path: Path) -> tuple[str, str]:
     if from_env:
         return from_env, f'"${TOKEN_ENV}" (already set in your environment)'
     token_file = db_path.parent / "token"
+    if token_file.is_file():
+        # Reused across restarts so an exported RUNBOOK_LAB_TOKEN stays valid.
+        kept = token_file.read_text(encoding="utf-8").strip()
+        if kept:
+            return kept, f'"$(cat {token_file})"'
     token_file.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(24)
     # Written 0600 rather than printed: secrets never reach the terminal or a scrollback log.
