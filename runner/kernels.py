@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import ctypes
 import os
 import shlex
 import signal
@@ -206,7 +207,12 @@ class KernelSession:
             )
             log = open(str(stem) + ".log", "wb")  # noqa: SIM115  # kept open by the kernel process
             try:
-                km.start_kernel(stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
+                km.start_kernel(
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=_die_with_parent,
+                )
             finally:
                 log.close()
         except NoSuchKernel:
@@ -480,6 +486,18 @@ class KernelSession:
         except OSError:
             return ""
         return (":\n  " + "\n  ".join(lines)) if lines else ""
+
+
+def _die_with_parent() -> None:
+    """In the kernel's child process: get SIGKILL when the runner dies, even by SIGKILL.
+
+    Linux only (prctl PR_SET_PDEATHSIG); elsewhere a killed runner leaves its kernels behind.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
 
 
 def _poll(sockets: Iterable[zmq.Socket[Any]], timeout: float) -> set[zmq.Socket[Any]]:
