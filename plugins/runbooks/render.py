@@ -394,7 +394,8 @@ def _list_item_body(step: Step, lines: Sequence[str]) -> list[str]:
         return []
     item[0] = _LIST_MARKER.sub("", item[0], count=1)
     rest = textwrap.dedent("\n".join(item[1:])).split("\n") if len(item) > 1 else []
-    if not rest or not rest[0].strip():
+    whole = not rest or not rest[0].strip()
+    if whole and not step.title.endswith("..."):
         return rest  # the first line was the whole first paragraph: the heading shows it
     return [item[0], *rest]
 
@@ -467,7 +468,9 @@ def procedure_step(step: Step, rb: Runbook, lines: Sequence[str], prose: bool = 
 
     ``prose``: the procedure has no list of steps, so its heading already names this one.
     """
-    title = "" if prose else f"<strong>{step.number}. {escape(step.title)}</strong> "
+    # A cut title ("...") would only repeat the start of the text below it.
+    words = "" if step.title.endswith("...") else f" {escape(step.title)}"
+    title = "" if prose else f"<strong>{step.number}.{words}</strong> "
     head = f'<p class="rb-pstep-title">{title}{" ".join(badges(step, rb))}</p>'
     parts = (
         f'<div class="rb-pstep" data-step="{escape(step.id)}" markdown>',
