@@ -33,6 +33,7 @@ from .model import Block, Runbook
 from .stats import plot_durations
 
 FORMATS = ("md", "html", "ipynb")
+OFF_SCRIPT = "off-script"  # the block id the runner gives an operator's ad-hoc command
 MAX_OUTPUT_LINES = 40  # per output in md/html; the notebook keeps everything
 MAX_OUTPUT_CHARS = 6000
 MAX_INLINE_IMAGE = 2_000_000  # bytes; bigger images are linked, not inlined, in HTML
@@ -81,6 +82,7 @@ class StepRecord:
     error: str | None = None
     reason: str | None = None  # why it was skipped, or other context
     code: str | None = None  # the step's code, when the runner journaled it
+    total: int | None = None  # steps in its list, from step_started
     outputs: list[Event] = field(default_factory=list)  # output events, each with "attempt"
     values: dict[str, Any] = field(default_factory=dict)  # named outputs
     decisions: list[Event] = field(default_factory=list)
@@ -95,8 +97,12 @@ class StepRecord:
 
     @property
     def manual(self) -> bool:
-        """A step a person performed: it started without a kernel."""
-        return self.started is not None and self.kernel is None and not self.outputs
+        """A step for a person: no kernel ran it, yet it was done, answered or left for one."""
+        if self.kernel is not None or self.outputs:
+            return False
+        answered = any(d.get("decision") in ("done", "skip") for d in self.decisions)
+        # An executable step always has a kernel; one that succeeded without was done by hand.
+        return self.status == "succeeded" or answered or "manual" in (self.reason or "")
 
     @property
     def took_time(self) -> bool:
@@ -134,6 +140,7 @@ class RunRecord:
     off_script: list[Event] = field(default_factory=list)
     pauses: list[Event] = field(default_factory=list)  # run_paused and run_resumed
     notes: list[Event] = field(default_factory=list)  # notes and faults not tied to a step
+    owners: dict[int, StepRecord] = field(default_factory=dict)  # event seq -> its step
 
     @property
     def name(self) -> str:
@@ -188,26 +195,39 @@ class _Fold:
         self.by_key: dict[tuple[str | None, int, str], StepRecord] = {}
         self.latest: dict[tuple[int, str], StepRecord] = {}
         self.attempt: dict[int, int] = {}  # id(StepRecord) -> current attempt
+        self.off_script_outputs: list[Event] = []
 
-    def step(self, event: Event, *, placed: bool = False) -> StepRecord | None:
-        """The record an event is about; ``placed`` events (step_started/finished) name its list."""
+    def step(self, event: Event) -> StepRecord | None:
+        """The record an event is about, made on first mention.
+
+        Events that carry ``procedure`` say which list the step is in. The others (output,
+        decision, note...) belong to the latest record of that step number and id.
+        """
         if event.get("step") is None and event.get("step_id") is None:
             return None
         number, sid = int(event.get("step") or 0), str(event.get("step_id") or "")
-        if not placed:
-            found = self.latest.get((number, sid))
-            return found or self._new((None, number, sid))
+        if "procedure" not in event:
+            return self._own(
+                event, self.latest.get((number, sid)) or self._new((None, number, sid))
+            )
         key = (event.get("procedure"), number, sid)
-        if key not in self.by_key:
-            # Events before the first step_started (a prompt's answer, an approval request)
-            # made a record without knowing the list; adopt it.
-            early = self.latest.get((number, sid))
-            if early is not None and early.started is None and early.procedure is None:
-                del self.by_key[(None, number, sid)]
-                early.procedure = key[0]
-                self.by_key[key] = early
+        early = self.latest.get((number, sid))
+        # A decision can come before anything names the step's list; adopt its record if that
+        # step has not been run or finished yet.
+        if (
+            key not in self.by_key
+            and early is not None
+            and (early.procedure, early.started, early.status) == (None, None, "pending")
+        ):
+            del self.by_key[(None, number, sid)]
+            early.procedure = key[0]
+            self.by_key[key] = early
         rec = self.by_key.get(key) or self._new(key)
         self.latest[(number, sid)] = rec
+        return self._own(event, rec)
+
+    def _own(self, event: Event, rec: StepRecord) -> StepRecord:
+        self.record.owners[int(event.get("seq") or 0)] = rec
         return rec
 
     def _new(self, key: tuple[str | None, int, str]) -> StepRecord:
@@ -227,7 +247,7 @@ class _Fold:
         self.record.kernels.append(e)
 
     def _on_step_started(self, e: Event) -> None:
-        rec = self.step(e, placed=True)
+        rec = self.step(e)
         assert rec is not None
         rec.started = rec.started or e.get("ts")
         rec.title = str(e.get("title") or rec.title)
@@ -235,23 +255,33 @@ class _Fold:
         rec.kernel = e.get("kernel") or rec.kernel
         rec.code = e.get("code") or rec.code
         rec.attempts = max(rec.attempts, int(e.get("attempt") or 1))
+        rec.total = e.get("total") or rec.total
         self.attempt[id(rec)] = int(e.get("attempt") or 1)
         rec.status = "running"
 
     def _on_step_finished(self, e: Event) -> None:
-        rec = self.step(e, placed=True)
+        rec = self.step(e)
         assert rec is not None
+        status = str(e.get("status") or rec.status)
+        duration = float(e.get("duration") or 0.0)
+        # Manual and skipped steps have no step_started: they began `duration` before this.
+        rec.started = rec.started or _earlier(str(e.get("ts") or ""), duration)
         rec.title = str(e.get("title") or rec.title)
-        rec.status = str(e.get("status") or rec.status)
-        rec.duration = e.get("duration", rec.duration)
-        rec.attempts = max(rec.attempts, int(e.get("attempts") or e.get("attempt") or 0))
-        rec.exit_status = e.get("exit_status")
-        rec.error = e.get("error")
-        rec.reason = e.get("reason")
+        rec.status = status
+        # One step_finished per attempt, and one more when a procedure handled the failure:
+        # the step took the sum of them.
+        rec.duration = (rec.duration or 0.0) + duration
+        if status != "handled":  # "handled" is a verdict on the failure before it; keep its why
+            rec.exit_status = e.get("exit_status")
+            rec.error = e.get("error")
+        rec.reason = e.get("reason") or (rec.reason if status == "handled" else None)
 
     def _on_output(self, e: Event) -> None:
         rec = self.step(e)
-        if rec is not None:
+        if e.get("block_id") == OFF_SCRIPT:
+            # An ad-hoc command's output comes before the off_script event that names it.
+            self.off_script_outputs.append(e)
+        elif rec is not None:
             rec.outputs.append({**e, "attempt": self.attempt.get(id(rec), 1)})
 
     def _on_outputs(self, e: Event) -> None:
@@ -281,7 +311,9 @@ class _Fold:
         (rec.faults if rec else self.record.notes).append(e)
 
     def _on_off_script(self, e: Event) -> None:
-        self.record.off_script.append(e)
+        self.step(e)
+        self.record.off_script.append({**e, "outputs": self.off_script_outputs})
+        self.off_script_outputs = []
 
     def _on_run_paused(self, e: Event) -> None:
         self.record.pauses.append(e)
@@ -299,6 +331,14 @@ class _Fold:
         r.duration = e.get("duration")
         r.within_time_limit = e.get("within_time_limit")
         r.counts = dict(e.get("counts") or {})
+
+
+def _earlier(iso: str, seconds: float) -> str | None:
+    try:
+        when = dt.datetime.fromisoformat(iso.replace("Z", "+00:00")) - dt.timedelta(seconds=seconds)
+    except ValueError:
+        return None
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def load_run(run_dir: Path, events: list[Event] | None = None) -> RunRecord:
@@ -374,6 +414,16 @@ def _candidate_sources(path: Path, record: RunRecord) -> Iterable[bytes]:
                 )
                 if shown.returncode == 0:
                     yield shown.stdout
+
+
+def fill_from_runbook(record: RunRecord, runbook: Runbook) -> None:
+    """Titles and roles the journal left out (a manual step has no step_started) come from the
+    runbook as it was run."""
+    for s in record.steps:
+        step = _runbook_step(runbook, s)
+        if step is not None:
+            s.title = s.title or step.title
+            s.role = s.role or step.role
 
 
 # --- shared formatting -----------------------------------------------------------------------
@@ -679,11 +729,21 @@ def _merge_streams(outputs: Sequence[Event]) -> list[Event]:
 def _md_off_script(r: RunRecord) -> str:
     lines = ["## Off-script actions", ""]
     for e in r.off_script:
+        where = r.owners.get(int(e.get("seq") or 0))
+        before = f" before step {where.label}" if where else ""
+        code = _indent(_fence(str(e.get("code") or "")))
         lines.append(
-            f"- {fmt_time(e.get('ts'))} by {_md_escape(e.get('by') or '?')} in "
-            f"`{e.get('kernel')}` ({e.get('status')}):\n\n{_fence(str(e.get('code') or ''))}"
+            f"- {fmt_time(e.get('ts'))}{before}, by {_md_escape(e.get('by') or '?')} in "
+            f"`{e.get('kernel')}` ({e.get('status')}):\n\n{code}"
         )
+        text = "".join(output_text(o) for o in e.get("outputs") or [])
+        if text.strip():
+            lines.append(f"\n  output:\n\n{_indent(_fence(truncate(strip_ansi(text))))}")
     return "\n".join(lines)
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" if line else line for line in text.split("\n"))
 
 
 def _md_drill(r: RunRecord) -> str:
@@ -863,6 +923,10 @@ def render_notebook(record: RunRecord, runbook: Runbook | None = None) -> Any:
     count = 0
     for s in record.steps:
         cells.append(v4.new_markdown_cell(_nb_step_heading(s, runbook)))
+        for action in record.off_script:
+            if record.owners.get(int(action.get("seq") or 0)) is s:
+                count += 1
+                cells.append(_nb_off_script_cell(record, action, count))
         for block_id, attempt, outs in _executions(s, runbook):
             count += 1
             cells.append(
@@ -1004,12 +1068,27 @@ def _nb_code_cell(
         "step_id": s.step_id,
         "procedure": s.procedure,
         "block_id": block_id,
-        "kernel": s.kernel or (block.kernel if block else None),
+        "kernel": (block.kernel if block else None) or s.kernel,
         "attempt": attempt,
         "status": s.status,
     }
     if s.kernel and block is not None and block.lang:
         cell.metadata["runbook"]["language"] = block.lang
+    return cell
+
+
+def _nb_off_script_cell(r: RunRecord, action: Event, count: int) -> Any:
+    outs = action.get("outputs") or []
+    outputs = [x for o in _merge_streams(outs) if (x := _nb_output(r, o, count)) is not None]
+    cell = _nbformat().v4.new_code_cell(
+        source=str(action.get("code") or ""), execution_count=count, outputs=outputs
+    )
+    cell.metadata["runbook"] = {
+        "off_script": True,
+        "kernel": action.get("kernel"),
+        "by": action.get("by"),
+        "status": action.get("status"),
+    }
     return cell
 
 
@@ -1060,11 +1139,14 @@ def write_report(run_dir: Path, fmt: str, out: Path | None = None) -> list[Path]
     if fmt not in FORMATS:
         raise UsageError(f"unknown report format {fmt!r}; expected one of: {', '.join(FORMATS)}")
     record = load_run(run_dir)
+    runbook = runbook_at_run(record)
+    if runbook is not None:
+        fill_from_runbook(record, runbook)
     out = out or default_output(run_dir, fmt)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "ipynb":
-            _nbformat().write(render_notebook(record, runbook_at_run(record)), str(out))
+            _nbformat().write(render_notebook(record, runbook), str(out))
             return [out]
         plot = _plot(record, out)
         if fmt == "md":

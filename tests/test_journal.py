@@ -107,8 +107,9 @@ def start(j: Journal, mode: str = "run", runbook: dict[str, Any] | None = None) 
         host="soc-ws-1",
         mode=mode,
         attempt=1,
-        interactive=mode == "drill",
-        options={"yes": True, "only": None, "from": None, "approve": ["lead"]},
+        interactive=True,
+        options={"yes": False, "only": None, "from": None, "approve": ["4"]},
+        total_steps=5,
     )
     j.append(
         "kernel_started",
@@ -120,17 +121,26 @@ def start(j: Journal, mode: str = "run", runbook: dict[str, Any] | None = None) 
     )
 
 
-def step(j: Journal, n: int, sid: str, title: str, **fields: Any) -> None:
+def step(j: Journal, n: int, sid: str, title: str, **f: Any) -> None:
+    """step_started, as the engine writes it before each attempt of an executable step."""
     j.append(
         "step_started",
         step=n,
         step_id=sid,
         title=title,
-        role=fields.get("role"),
-        procedure=fields.get("procedure"),
-        attempt=fields.get("attempt", 1),
-        kernel=fields.get("kernel", "python3"),
+        role=f.get("role"),
+        procedure=f.get("procedure"),
+        attempt=f.get("attempt", 1),
+        attempts=f.get("attempts", 1),
+        kernel=f.get("kernel", "python3"),
+        index=n,
+        total=f.get("total", 5),
     )
+
+
+def out(j: Journal, n: int, sid: str, kind: str, **f: Any) -> None:
+    """An output event of block ``sid`` (each step here has one block, named like the step)."""
+    j.append("output", step=n, step_id=sid, block_id=f.pop("block_id", sid), kind=kind, **f)
 
 
 def finish(
@@ -149,46 +159,46 @@ def finish(
         exit_status=f.get("exit_status"),
         error=f.get("error"),
         reason=f.get("reason"),
+        **({"retry_in": f["retry_in"]} if "retry_in" in f else {}),
+    )
+
+
+def decide(j: Journal, n: int, sid: str, decision: str, by: str = "dana", **f: Any) -> None:
+    j.append(
+        "decision",
+        step=n,
+        step_id=sid,
+        decision=decision,
+        by=by,
+        note=f.get("note"),
+        waited=f.get("waited", 1.5),
     )
 
 
 def write_full_run(runs_dir: Path, run_id: str, mode: str = "run") -> Path:
-    """A run of the runbook above: outputs in both kernels, a retry, a manual step, an
-    approval, an image, an error handled by an alternative procedure; the secret is printed."""
+    """An interactive run of the runbook above, shaped as the engine writes it: outputs in both
+    kernels, an automatic retry, a manual step (no step_started: a person did it), an approval,
+    an image, an error handled by an alternative procedure; the secret is printed."""
     j = Journal.create(runs_dir, run_id, Redactor([SECRET]))
     with j:
         start(j, mode)
         j.sync()
+        decide(j, 1, "lookup", "run")
         step(j, 1, "lookup", "Look up the user", role="analyst")
-        j.append(
-            "output",
-            step=1,
-            step_id="lookup",
-            block_id="lookup",
-            kind="stream",
+        out(
+            j,
+            1,
+            "lookup",
+            "stream",
             stream="stdout",
             text="user alice@example.com has 3 sessions\n",
         )
-        j.append(
-            "output",
-            step=1,
-            step_id="lookup",
-            block_id="lookup",
-            kind="stream",
-            stream="stdout",
-            text=f"token in use: {SECRET}\n",
-        )
-        j.append(
-            "output",
-            step=1,
-            step_id="lookup",
-            block_id="lookup",
-            kind="result",
-            data={"text/plain": "3"},
-        )
+        out(j, 1, "lookup", "stream", stream="stdout", text=f"token in use: {SECRET}\n")
+        out(j, 1, "lookup", "result", text="3", data={"text/plain": "3"})
         j.append("outputs", step=1, step_id="lookup", values={"sessions": 3})
         finish(j, 1, "lookup", "Look up the user", "succeeded", 0.84)
         j.sync()
+        revoke = (2, "revoke-the-sessions", "Revoke the sessions")
         j.append(
             "kernel_started",
             kernel="runbook-shell",
@@ -197,85 +207,48 @@ def write_full_run(runs_dir: Path, run_id: str, mode: str = "run") -> Path:
             version="0.1",
             language_version="5.2",
         )
-        step(
-            j,
-            2,
-            "revoke-the-sessions",
-            "Revoke the sessions",
-            role="analyst",
-            kernel="runbook-shell",
-        )
-        j.append(
-            "output",
-            step=2,
-            step_id="revoke-the-sessions",
-            block_id="revoke-the-sessions",
-            kind="stream",
-            stream="stderr",
-            text="curl: (7) connection refused\n",
-        )
-        j.append(
-            "decision",
-            step=2,
-            step_id="revoke-the-sessions",
-            decision="retry",
-            by="dana",
-            note=None,
-            waited=None,
-        )
-        step(
-            j,
-            2,
-            "revoke-the-sessions",
-            "Revoke the sessions",
-            role="analyst",
-            kernel="runbook-shell",
-            attempt=2,
-        )
-        j.append(
-            "output",
-            step=2,
-            step_id="revoke-the-sessions",
-            block_id="revoke-the-sessions",
-            kind="stream",
-            stream="stdout",
-            text="revoking 3 sessions\n",
-        )
+        decide(j, *revoke[:2], "run")
+        step(j, *revoke, role="analyst", kernel="runbook-shell", attempts=2)
+        out(j, *revoke[:2], "stream", stream="stderr", text="curl: (7) connection refused\n")
         finish(
             j,
-            2,
-            "revoke-the-sessions",
-            "Revoke the sessions",
-            "succeeded",
-            95.0,
-            attempt=2,
+            *revoke,
+            "failed",
+            5.0,
             attempts=2,
-            exit_status=0,
+            exit_status=7,
+            error="exit status 7",
+            retry_in=0.0,
         )
+        step(j, *revoke, role="analyst", kernel="runbook-shell", attempt=2, attempts=2)
+        out(j, *revoke[:2], "stream", stream="stdout", text="revoking 3 sessions\n")
+        finish(j, *revoke, "succeeded", 90.0, attempt=2, attempts=2, exit_status=0)
         j.sync()
-        step(j, 3, "call-the-user", "Call the user", role=None, kernel=None)
-        j.append(
-            "decision",
-            step=3,
-            step_id="call-the-user",
-            decision="done",
-            by="dana",
-            note="user confirmed: not them",
-            waited=42.5,
+        decide(j, 3, "call-the-user", "done", note="user confirmed: not them", waited=42.5)
+        finish(
+            j,
+            3,
+            "call-the-user",
+            "Call the user",
+            "succeeded",
+            42.5,
+            reason="user confirmed: not them",
         )
-        finish(j, 3, "call-the-user", "Call the user", "succeeded", 42.5)
-        j.sync()
+        disable = (4, "disable-the-account", "Disable the account")
+        decide(j, *disable[:2], "run")
         j.append(
             "approval_requested",
             step=4,
-            step_id="disable-the-account",
+            step_id=disable[1],
+            procedure=None,
             approver_role="lead",
             code='print("disabled")',
         )
         j.append(
             "approval",
             step=4,
-            step_id="disable-the-account",
+            step_id=disable[1],
+            procedure=None,
             decision="approved",
             by="lee",
             role="lead",
@@ -283,36 +256,27 @@ def write_full_run(runs_dir: Path, run_id: str, mode: str = "run") -> Path:
             preapproved=True,
             distinct_required=True,
         )
-        step(j, 4, "disable-the-account", "Disable the account")
-        outputs = j.run_dir / "outputs"
-        outputs.mkdir()
-        (outputs / "step4-1.png").write_bytes(PNG)
-        j.append(
-            "output",
-            step=4,
-            step_id="disable-the-account",
-            block_id="disable-the-account",
-            kind="display",
-            data={"image/png": "outputs/step4-1.png", "text/plain": "<Figure>"},
+        step(j, *disable)
+        (j.run_dir / "outputs").mkdir()
+        (j.run_dir / "outputs" / "output-1.png").write_bytes(PNG)
+        out(
+            j,
+            *disable[:2],
+            "display",
+            text="<Figure>",
+            data={"image/png": "outputs/output-1.png", "text/plain": "<Figure>"},
         )
-        j.append(
-            "output",
-            step=4,
-            step_id="disable-the-account",
-            block_id="disable-the-account",
-            kind="stream",
-            stream="stdout",
-            text="disabled\n",
-        )
-        finish(j, 4, "disable-the-account", "Disable the account", "succeeded", 1.25)
+        out(j, *disable[:2], "stream", stream="stdout", text="disabled\n")
+        finish(j, *disable, "succeeded", 1.25)
         j.sync()
+        decide(j, 5, "reset-mfa", "run")
         step(j, 5, "reset-mfa", "Reset MFA")
-        j.append(
-            "output",
-            step=5,
-            step_id="reset-mfa",
-            block_id="reset-mfa",
-            kind="error",
+        out(
+            j,
+            5,
+            "reset-mfa",
+            "error",
+            text="",
             ename="RuntimeError",
             evalue="MFA API unavailable",
             traceback=["\x1b[0;31mRuntimeError\x1b[0m: MFA API unavailable"],
@@ -322,20 +286,11 @@ def write_full_run(runs_dir: Path, run_id: str, mode: str = "run") -> Path:
             5,
             "reset-mfa",
             "Reset MFA",
-            "handled",
+            "failed",
             0.31,
             error="RuntimeError: MFA API unavailable",
         )
-        step(j, 1, "ask-the-help-desk", "Ask the help desk", procedure="manual-reset", kernel=None)
-        j.append(
-            "decision",
-            step=1,
-            step_id="ask-the-help-desk",
-            decision="done",
-            by="dana",
-            note=None,
-            waited=120.0,
-        )
+        decide(j, 1, "ask-the-help-desk", "done", waited=120.0)
         finish(
             j,
             1,
@@ -345,13 +300,25 @@ def write_full_run(runs_dir: Path, run_id: str, mode: str = "run") -> Path:
             120.0,
             procedure="manual-reset",
         )
+        finish(
+            j,
+            5,
+            "reset-mfa",
+            "Reset MFA",
+            "handled",
+            0.0,
+            attempt=0,
+            attempts=0,
+            reason="failed; handled by procedure manual-reset",
+        )
         j.append(
             "run_finished",
             status="succeeded_with_handled_failures",
             duration=262.4,
             time_limit=1800.0,
             within_time_limit=True,
-            counts={"succeeded": 5, "handled": 1},
+            counts={"succeeded": 4, "handled": 1},
+            aborted=False,
         )
     return j.run_dir
 
@@ -479,62 +446,40 @@ def test_find_run_by_prefix_last_and_path(tmp_path: Path) -> None:
 
 def write_drill(runs_dir: Path, run_id: str) -> Path:
     """A drill with a 10-minute limit: a fault at step 2 handled by an alternative procedure
-    whose manual step is slow, a note marking step 3 unclear; the run goes over its limit."""
+    whose manual step is slow, a note marking step 3 unclear; the run goes over its limit.
+    Its manual step is journaled as the schema describes (step_started with no kernel)."""
     j = Journal.create(runs_dir, run_id)
     with j:
         start(j, "drill", runbook_info(time_limit=600.0))
-        step(j, 1, "lookup", "Look up the user", role="analyst")
-        j.append(
-            "output",
-            step=1,
-            step_id="lookup",
-            block_id="lookup",
-            kind="stream",
-            stream="stdout",
-            text="<script>alert(1)</script>\n",
-        )
+        step(j, 1, "lookup", "Look up the user", role="analyst", total=3)
+        out(j, 1, "lookup", "stream", stream="stdout", text="<script>alert(1)</script>\n")
         finish(j, 1, "lookup", "Look up the user", "succeeded", 30.0)
         j.append("fault", step=2, step_id="isolate", description="EDR answers 500")
-        step(j, 2, "isolate", "Isolate the host", role="analyst")
-        j.append(
-            "output",
-            step=2,
-            step_id="isolate",
-            block_id="isolate",
-            kind="error",
+        step(j, 2, "isolate", "Isolate the host", role="analyst", total=3)
+        out(
+            j,
+            2,
+            "isolate",
+            "error",
             ename="HTTPError",
             evalue="500 Server Error",
             traceback=["HTTPError: 500"],
         )
-        finish(j, 2, "isolate", "Isolate the host", "handled", 5.0, error="HTTPError: 500")
-        step(
-            j,
-            1,
-            "pull-the-cable",
-            "Pull the cable",
-            procedure="manual-isolation",
-            kernel=None,
-            role="onsite",
-        )
-        j.append(
-            "decision",
-            step=1,
-            step_id="pull-the-cable",
-            decision="done",
-            by="omar",
-            note="took a while to find the rack",
-            waited=400.0,
-        )
+        finish(j, 2, "isolate", "Isolate the host", "failed", 5.0, error="HTTPError: 500")
+        cable = (1, "pull-the-cable", "Pull the cable")
+        step(j, *cable, procedure="manual-isolation", kernel=None, role="onsite", total=1)
+        decide(j, *cable[:2], "done", by="omar", note="took a while to find the rack", waited=400.0)
+        finish(j, *cable, "succeeded", 400.0, procedure="manual-isolation")
         finish(
             j,
-            1,
-            "pull-the-cable",
-            "Pull the cable",
-            "succeeded",
-            400.0,
-            procedure="manual-isolation",
+            2,
+            "isolate",
+            "Isolate the host",
+            "handled",
+            0.0,
+            reason="failed; handled by procedure manual-isolation",
         )
-        step(j, 3, "notify", "Notify the owner", role="analyst")
+        step(j, 3, "notify", "Notify the owner", role="analyst", total=3)
         j.append(
             "note",
             step=3,
@@ -552,5 +497,6 @@ def write_drill(runs_dir: Path, run_id: str) -> Path:
             time_limit=600.0,
             within_time_limit=False,
             counts={"succeeded": 3, "handled": 1},
+            aborted=False,
         )
     return j.run_dir

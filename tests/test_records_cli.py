@@ -104,25 +104,38 @@ def test_log_replays_the_run(capsys: pytest.CaptureFixture[str], runs_dir: Path)
     assert "input api_token  ***" in lines
     expected_in_order = [
         "[1/5] Look up the user  role analyst · kernel python3",
+        "  ? run — by dana after 1.5s",
         "      │ user alice@example.com has 3 sessions",
         "      │ token in use: ***",
         "   out│ 3",
+        "  outputs: sessions=3",
         "  → ✓ succeeded in 840ms",
+        "[2/5] Revoke the sessions  role analyst · kernel runbook-shell",
         "stderr│ curl: (7) connection refused",
-        "  ? retry — by dana",
-        "[2/5] Revoke the sessions  role analyst · kernel runbook-shell · attempt 2",
-        "  → ✓ succeeded in 1m35s after 2 attempts",
+        "  → ✗ failed in 5.0s · retrying · exit status 7",
+        "  attempt 2 of 2",
+        "      │ revoking 3 sessions",
+        "  → ✓ succeeded in 1m30s (attempt 2)",
+        # A manual step has no step_started; its heading comes from the runbook.
         "[3/5] Call the user  manual step",
         "  ? done — by dana after 42.5s: user confirmed: not them",
+        "[4/5] Disable the account  kernel python3",
+        "  ⚑ approval requested from role lead",
         "  ⚑ approved by lee (lead) (pre-approved): go ahead",
-        "   out│ [image outputs/step4-1.png]",
+        "   out│ [image outputs/output-1.png]",
+        "      │ disabled",
+        "[5/5] Reset MFA  kernel python3",
         " error│ RuntimeError: MFA API unavailable",
-        "  → ↻ handled in 310ms · RuntimeError: MFA API unavailable",
+        "  → ✗ failed in 310ms · RuntimeError: MFA API unavailable",
         "[manual-reset 1] Ask the help desk  manual step",
+        "  ? done — by dana after 2m00s",
+        "[5/5] Reset MFA  kernel python3",
+        "  → ↻ handled · failed; handled by procedure manual-reset",
         "run ✓ succeeded_with_handled_failures · Total 4m22s against a time limit of 30m00s: met.",
     ]
-    positions = [lines.index(line) for line in expected_in_order]
-    assert positions == sorted(positions)
+    at = 0
+    for line in expected_in_order:  # each after the one before
+        at = lines.index(line, at) + 1
 
 
 def test_log_json_has_every_event(capsys: pytest.CaptureFixture[str], runs_dir: Path) -> None:

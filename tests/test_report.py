@@ -71,7 +71,7 @@ def test_markdown_report_of_a_run(runs_dir: Path) -> None:
     assert "- decision **done** by dana, after 42.5s: user confirmed: not them" in md
     assert "- **approved** by lee (lead) (pre-approved): go ahead" in md
     # The image output and the durations plot are files the report links to.
-    assert "](outputs/step4-1.png)" in md
+    assert "](outputs/output-1.png)" in md
     assert "](report-durations.png)" in md and (run_dir / "report-durations.png").is_file()
     assert "Drill findings" not in md
 
@@ -220,5 +220,5 @@ def test_report_written_elsewhere_links_images_relative_to_it(
     written = write_report(run_dir, "md", out)
     assert written == [out, tmp_path / "reports" / "incident-42-durations.png"]
     md = out.read_text()
-    assert f"](../.runbook/runs/{RUN_ID}/outputs/step4-1.png)" in md
+    assert f"](../.runbook/runs/{RUN_ID}/outputs/output-1.png)" in md
     assert "](incident-42-durations.png)" in md

@@ -31,11 +31,14 @@ from ..journal import (
 from ..report import (
     FORMATS,
     RunRecord,
+    StepRecord,
+    fill_from_runbook,
     fmt_duration,
     fmt_status,
     fmt_time,
     load_run,
     output_images,
+    runbook_at_run,
     strip_ansi,
     time_limit_verdict,
     write_report,
@@ -74,9 +77,9 @@ _format_option = click.option(
 )
 
 
-def _console() -> Console:
+def _console(*, wide: bool = False) -> Console:
     console = Console(highlight=False, soft_wrap=False)
-    if not console.is_terminal:
+    if wide and not console.is_terminal:
         # Piped or redirected: no screen to fit, and a cut run id would be useless.
         console.width = max(console.width, 160)
     return console
@@ -109,7 +112,7 @@ def runs(runs_dir: Path | None, runbook_id: str | None, limit: int, output_forma
     if not found:
         console.print(Text(f"no runs in {folder}" + (f" of {runbook_id}" if runbook_id else "")))
         return
-    console.print(_runs_table(found))
+    _console(wide=True).print(_runs_table(found))
 
 
 def _runs_table(found: list[RunInfo]) -> Table:
@@ -171,11 +174,16 @@ def log(run: str, runs_dir: Path | None, output_format: str) -> None:
         )
         return
     record = load_run(run_dir, events)
+    runbook = runbook_at_run(record)
+    if runbook is not None:
+        fill_from_runbook(record, runbook)
     console = _console()
+    # Output lines keep their length: the terminal wraps them, rich does not re-flow them.
+    console.soft_wrap = True
     console.print(_log_header(record))
-    for renderable in _replay(events, len([s for s in record.steps if not s.procedure])):
+    for renderable in _replay(record, events):
         console.print(renderable)
-    console.print(Rule())
+    console.print(Rule() if console.is_terminal else Text("─" * 80))
     final = Text("run ")
     final.append_text(_status(record.status))
     final.append(f" · {time_limit_verdict(record).replace('**', '')}")
@@ -207,12 +215,20 @@ def _log_header(record: RunRecord) -> RenderableType:
     return Group(Text(record.name, style="bold"), grid)
 
 
-def _replay(events: list[Event], main_steps: int) -> Iterator[RenderableType]:
-    """The events in order, as a person would have watched them."""
+def _replay(record: RunRecord, events: list[Event]) -> Iterator[RenderableType]:
+    """The events in order, as a person would have watched them: a heading whenever the run
+    moves to another step, then what happened there."""
+    start = next((e for e in events if e.get("event") == "run_started"), {})
+    main_total = start.get("total_steps") or len([s for s in record.steps if not s.procedure])
+    current: StepRecord | None = None
     for e in events:
+        owner = record.owners.get(int(e.get("seq") or 0))
+        if owner is not None and owner is not current:
+            current = owner
+            yield _step_heading(owner, main_total)
         kind = e.get("event")
-        if kind == "step_started":
-            yield _step_start(e, main_steps)
+        if kind == "step_started" and int(e.get("attempt") or 1) > 1:
+            yield Text(f"  attempt {e['attempt']} of {e.get('attempts') or '?'}", style="bold")
         elif kind == "output":
             yield from _output(e)
         elif kind == "step_finished":
@@ -221,16 +237,20 @@ def _replay(events: list[Event], main_steps: int) -> Iterator[RenderableType]:
             yield _LINES[str(kind)](e)
 
 
-def _step_start(e: Event, total: int) -> RenderableType:
-    where = f"{e.get('procedure')} " if e.get("procedure") else ""
-    counter = f"[{where}{e.get('step')}/{total}]" if not where else f"[{where}{e.get('step')}]"
-    title = Text(f"{counter} {e.get('title') or e.get('step_id')}", style="bold")
+def _step_heading(s: StepRecord, main_total: int) -> RenderableType:
+    if s.procedure:
+        counter = (
+            f"[{s.procedure} {s.number}/{s.total}]" if s.total else f"[{s.procedure} {s.number}]"
+        )
+    else:
+        counter = f"[{s.number}/{s.total or main_total}]"
+    title = Text(f"{counter} {s.title or s.step_id}", style="bold")
     facts = [
-        f"role {e['role']}" if e.get("role") else "",
-        f"kernel {e['kernel']}" if e.get("kernel") else "manual step",
-        f"attempt {e['attempt']}" if int(e.get("attempt") or 1) > 1 else "",
+        f"role {s.role}" if s.role else "",
+        f"kernel {s.kernel}" if s.kernel else "manual step" if s.manual else "",
     ]
-    title.append("  " + " · ".join(f for f in facts if f), style="dim")
+    if any(facts):
+        title.append("  " + " · ".join(f for f in facts if f), style="dim")
     return Group(Text(""), title)
 
 
@@ -270,14 +290,17 @@ def _prefixed(text: str, prefix: str, style: str) -> Text:
 def _step_end(e: Event) -> RenderableType:
     line = Text("  → ")
     line.append_text(_status(str(e.get("status") or "")))
-    if e.get("duration") is not None:
+    if e.get("duration"):  # 0 for verdicts that took no time (skipped, handled)
         line.append(f" in {fmt_duration(e['duration'])}")
-    if int(e.get("attempts") or 1) > 1:
-        line.append(f" after {e['attempts']} attempts")
-    if e.get("exit_status") not in (None, 0):
-        line.append(f" · exit status {e['exit_status']}", style="red")
-    if e.get("error"):
-        line.append(f" · {e['error']}", style="red")
+    if int(e.get("attempt") or 1) > 1:
+        line.append(f" (attempt {e['attempt']})")
+    if e.get("retry_in") is not None:
+        delay = f" in {fmt_duration(e['retry_in'])}" if e["retry_in"] else ""
+        line.append(f" · retrying{delay}", style="yellow")
+    exit_text = f"exit status {e['exit_status']}" if e.get("exit_status") not in (None, 0) else ""
+    for problem in dict.fromkeys([exit_text, str(e.get("error") or "")]):
+        if problem:
+            line.append(f" · {problem}", style="red")
     if e.get("reason"):
         line.append(f" · {e['reason']}", style="dim")
     return line
@@ -462,7 +485,7 @@ def stats(
     if not rows:
         _console().print(Text(f"no runs in {folder}"))
         return
-    _console().print(_stats_table(rows))
+    _console(wide=True).print(_stats_table(rows))
 
 
 def _runbook_id(ref: str, found: list[RunInfo]) -> str:
