@@ -174,12 +174,13 @@ def print_summary(console: Console, result: RunResult, runbook: Runbook) -> None
         total += f" of the {format_duration(limit)} time limit ({verdict})"
     console.print(total)
     if result.status is RunStatus.PAUSED:
+        console.print(f"[yellow]paused:[/] step {result.paused_step} waits for an approval.")
         console.print(
-            f"[yellow]paused:[/] step {result.paused_step} waits for an approval. "
-            f"Record it with `runbook approve {result.run_id} {result.paused_step} --by NAME`, "
-            f"then continue with `runbook resume {result.run_id}`."
+            f"  record it:  runbook approve {result.run_id} {result.paused_step} --by NAME\n"
+            f"  then:       runbook resume {result.run_id}",
+            soft_wrap=True,
         )
-    console.print(f"journal: {result.run_dir / 'journal.jsonl'}")
+    console.print(f"journal: {result.run_dir / 'journal.jsonl'}", soft_wrap=True)
 
 
 # --- inputs ---------------------------------------------------------------------------------------
