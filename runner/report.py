@@ -157,10 +157,10 @@ class RunRecord:
 
     @property
     def met_time_limit(self) -> bool | None:
-        """The journal's verdict, or one computed from the duration when it has none."""
+        """The journal's verdict, or one computed from the duration; None until it finished."""
         if self.within_time_limit is not None:
             return self.within_time_limit
-        if self.time_limit is None or self.duration is None:
+        if self.finished is None or self.time_limit is None or self.duration is None:
             return None
         return self.duration <= self.time_limit
 
@@ -398,6 +398,8 @@ def _candidate_sources(path: Path, record: RunRecord) -> Iterable[bytes]:
     places = [path]
     if not path.is_absolute():
         places.append(record.run_dir.resolve().parent.parent.parent / path)
+    if record.runbook.get("abs_path"):
+        places.append(Path(str(record.runbook["abs_path"])))
     for place in places:
         try:
             yield place.read_bytes()

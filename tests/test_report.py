@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -222,3 +225,125 @@ def test_report_written_elsewhere_links_images_relative_to_it(
     md = out.read_text()
     assert f"](../.runbook/runs/{RUN_ID}/outputs/output-1.png)" in md
     assert "](incident-42-durations.png)" in md
+
+
+TINY = """\
+---
+name: Tiny
+service: demo
+objective: Show that a run is recorded
+time_limit: 5m
+inputs:
+  token: {type: string, secret: true}
+---
+# Tiny
+
+## Steps
+
+1. Count
+
+   ```python {outputs=total}
+   total = 6 * 7
+   print("total is", total)
+   print("token", token)
+   total
+   ```
+
+2. Shell
+
+   ```bash
+   echo "shell sees $TOTAL and $TOKEN"
+   echo "oops" >&2
+   ```
+
+3. Image
+
+   ```python
+   from IPython.display import display
+   display({"image/png": "PNG_BASE64", "text/plain": "<1x1 image>"}, raw=True)
+   ```
+
+4. Phone the owner.
+""".replace("PNG_BASE64", base64.b64encode(PNG).decode())
+
+
+def test_end_to_end_run_then_notebook_and_report(tmp_path: Path) -> None:
+    """`runbook run --yes` through real kernels, then the reports of that run."""
+    (tmp_path / "tiny.md").write_text(TINY)
+    env = {**os.environ, "RUNBOOK_RUNS_DIR": str(tmp_path / "runs"), "RUNBOOK_INPUT_TOKEN": SECRET}
+    cli = [sys.executable, "-m", "runner"]
+    done = subprocess.run(
+        [*cli, "run", "tiny.md", "--yes"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stderr
+    for fmt in ("ipynb", "md"):
+        made = subprocess.run(
+            [*cli, "report", "last", "--format", fmt],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert made.returncode == 0, made.stderr
+    [run_dir] = (tmp_path / "runs").iterdir()
+    nb = nbformat.read(run_dir / "report.ipynb", as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.metadata.runbook.kernel for c in code] == ["python3", "runbook-shell", "python3"]
+    assert code[0].source.startswith("total = 6 * 7\n")
+    assert code[0].outputs[0].text == "total is 42\ntoken ***\n"
+    assert code[0].outputs[1].data["text/plain"] == "42"
+    assert [(o.name, o.text) for o in code[1].outputs] == [
+        ("stdout", "shell sees 42 and ***\n"),
+        ("stderr", "oops\n"),
+    ]
+    assert base64.b64decode(code[2].outputs[0].data["image/png"]) == PNG
+    assert nb.metadata.kernelspec.name == "python3"
+    md = (run_dir / "report.md").read_text()
+    assert _row(md, "2")[1:4] == ["Shell", "—", "✓ succeeded"]
+    assert _row(md, "4")[3] == "– skipped"
+    assert "against a time limit of 5m00s: **met**." in md
+    for path, data in all_bytes_under(tmp_path):
+        assert SECRET.encode() not in data, path
+
+
+def test_a_paused_run_is_not_judged_against_its_limit(runs_dir: Path) -> None:
+    with Journal.create(runs_dir, RUN_ID) as j:
+        start(j)
+        j.append(
+            "approval_requested",
+            step=4,
+            step_id="disable-the-account",
+            procedure=None,
+            approver_role="lead",
+            code='print("disabled")',
+        )
+        finish(
+            j,
+            4,
+            "disable-the-account",
+            "Disable the account",
+            "waiting_approval",
+            0.0,
+            reason="waiting for an approval",
+        )
+        j.append(
+            "run_paused",
+            status="paused",
+            reason="step 4 needs an approval",
+            step=4,
+            step_id="disable-the-account",
+            procedure=None,
+            duration=12.0,
+        )
+    md = write_report(j.run_dir, "md")[0].read_text()
+    assert "| **Status** | **… paused** |" in md
+    assert "the run has not finished, so it is not judged yet" in md
+    assert "paused: step 4 needs an approval" in md
+    assert _row(md, "4")[3] == "… waiting_approval"
