@@ -72,7 +72,7 @@ def _header(runbook: Runbook) -> Iterator[RenderableType]:
 def _inputs(runbook: Runbook) -> RenderableType:
     table = Table(title="Inputs", title_justify="left", show_lines=False)
     for column in ("name", "type", "required", "default", "description"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for spec in runbook.metadata.inputs:
         default = "" if spec.default is None else str(spec.default)
         if spec.secret and default:

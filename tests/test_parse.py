@@ -409,7 +409,7 @@ BAD_ATTRS = [
     ),
     ("unknown", "{colour=red}", "RB030", "unknown block attribute 'colour'"),
     ("unclosed-brace", "{id=x", "RB031", "not closed"),
-    ("bad-quote", '{when="x == 1}', "RB031", "No closing quotation"),
+    ("bad-quote", '{when="x == 1}', "RB031", "a quote is not closed"),
     ("bad-json", '{"name": }', "RB031", "not valid JSON"),
     ("duration", "{timeout=soon}", "RB031", "expected a duration"),
     ("duration-unit", "{timeout=5y}", "RB031", "expected a duration"),
