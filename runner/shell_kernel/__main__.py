@@ -14,6 +14,9 @@ def _install(argv: list[str]) -> None:
         description="Install the runbook-shell kernelspec (default: into sys.prefix).",
     )
     where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--sys-prefix", action="store_true", help="install into sys.prefix (default)"
+    )
     where.add_argument("--user", action="store_true", help="install for the current user")
     where.add_argument("--prefix", help="install under this prefix instead of sys.prefix")
     args = parser.parse_args(argv)

@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 RECORD_FD = 62
 #: Seconds bash gets to leave after SIGHUP/SIGTERM before the group is SIGKILLed.
 CLOSE_GRACE = 0.2
+#: Seconds between checks that the pump thread is alive while a cell waits.
+PUMP_CHECK = 1.0
 #: Bytes read per ``os.read``; big reads keep a flood of output to a few messages.
 READ_SIZE = 1 << 16
 
@@ -89,6 +91,7 @@ class Shell:
         self._sink = sink  # where stdout/stderr text goes, from the pump thread
         self._env = dict(os.environ if env is None else env)
         self._lock = threading.Lock()  # guards _cell, _next_id and writes to bash's stdin
+        self._run_lock = threading.Lock()  # one cell at a time, whichever thread asks
         self._next_id = 1
         self._cell: _Cell | None = None
         self._records: queue.SimpleQueue[tuple[str, int, str]] = queue.SimpleQueue()
@@ -130,13 +133,17 @@ class Shell:
         self._pump = _Pump(self._proc, record_read, self._sink, self._records)
         self._pump.start()
         self._write(_setup_line(record_write))
-        kind, _, payload = self._records.get()
+        kind, _, payload = self._next_record()
         if kind != "E":
             raise OSError(f"bash exited with status {payload} while starting")
         self.version = payload
 
     def run(self, code: str, expressions: Mapping[str, str] | None = None) -> CellResult:
         """Run ``code`` as one cell, then expand each of ``expressions`` in the same shell."""
+        with self._run_lock:
+            return self._run(code, expressions)
+
+    def _run(self, code: str, expressions: Mapping[str, str] | None) -> CellResult:
         if self._closed:
             raise RuntimeError("the shell has been closed")
         if not self.alive():
@@ -146,7 +153,7 @@ class Shell:
         status: int | None = None
         values: dict[int, str] = {}
         while True:
-            kind, ident, payload = self._records.get()
+            kind, ident, payload = self._next_record()
             if kind == "X":
                 with self._lock:
                     self._cell = None
@@ -166,6 +173,18 @@ class Shell:
             self._cell = None
         found = {name: values.get(i) for i, name in enumerate(names)}
         return _verdict(cell.interrupted, status, found)
+
+    def _next_record(self) -> tuple[str, int, str]:
+        """The next record; an exit record if the pump thread died without one."""
+        while True:
+            try:
+                return self._records.get(timeout=PUMP_CHECK)
+            except queue.Empty:
+                if self._pump is None or not self._pump.is_alive():
+                    # Drained by now if the pump queued anything before dying.
+                    with contextlib.suppress(queue.Empty):
+                        return self._records.get_nowait()
+                    return ("X", -1, "-1")
 
     def interrupt(self) -> bool:
         """Interrupt the running cell, as Ctrl-C would; False when no cell is running."""
@@ -367,9 +386,17 @@ class _Pump(threading.Thread):
                 raise
             text = self._decoders[fd].decode(chunk, final=not chunk)
             if text and self._forwarding:
-                self._sink(self._streams[fd], text)
+                self._forward(self._streams[fd], text)
             if not chunk:
                 return False
+
+    def _forward(self, name: str, text: str) -> None:
+        try:
+            self._sink(name, text)
+        except Exception:
+            # Output that cannot be delivered (say, during shutdown) is dropped; the
+            # pump must live on, or the cell waiting for its records never returns.
+            return
 
     def _read_records(self) -> bool:
         """Queue every complete record; output written before it is forwarded first."""
