@@ -49,9 +49,8 @@ class _Tok:
 def _tokenize(source: str) -> list[_Tok]:
     toks: list[_Tok] = []
     pos = 0
-    while pos < len(source):
-        if source[pos:].strip() == "":
-            break
+    end = len(source.rstrip())  # trailing blanks end the expression
+    while pos < end:
         match = _TOKEN_RE.match(source, pos)
         if not match or match.end() == pos:
             col = len(source) - len(source[pos:].lstrip())
