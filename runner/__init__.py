@@ -1,3 +1,3 @@
-"""secops-runbooks: runbooks that are both the responder's documentation and the response program."""
+"""secops-runbooks: runbooks that are the responder's documentation and the response program."""
 
 __version__ = "0.1.0"

@@ -235,7 +235,10 @@ def _check_line(raw: bytes, n: int, prev: str) -> str | None:
     if not isinstance(record, dict):
         return f"line {n} is not a JSON object"
     if record.get("prev") != prev:
-        return f"line {n} does not follow line {n - 1}: it was edited, inserted or a line before it was removed"
+        return (
+            f"line {n} does not follow line {n - 1}: "
+            "it was edited, inserted, or a line before it was removed"
+        )
     if record.get("seq") != n:
         return f"line {n} has sequence number {record.get('seq')}, expected {n}"
     return None
@@ -254,7 +257,9 @@ def _check_head(run_dir: Path, n: int, prev: str, raw_lines: list[bytes]) -> Ver
             False, n, f"lines after {n} were removed (the head records {head_seq})", n + 1, prev
         )
     if head_seq and _line_hash(raw_lines[head_seq - 1]) != head_hash:
-        return VerifyResult(False, n, f"line {head_seq} differs from the recorded head", head_seq, prev)
+        return VerifyResult(
+            False, n, f"line {head_seq} differs from the recorded head", head_seq, prev
+        )
     return VerifyResult(True, n, "intact", None, prev)
 
 
@@ -292,7 +297,11 @@ class RunInfo:
     def as_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
-            "runbook": {"id": self.runbook_id, "name": self.runbook_name, "path": self.runbook_path},
+            "runbook": {
+                "id": self.runbook_id,
+                "name": self.runbook_name,
+                "path": self.runbook_path,
+            },
             "mode": self.mode,
             "status": self.status,
             "started": self.started,
@@ -304,6 +313,9 @@ class RunInfo:
         }
 
 
+_END_EVENTS = ("run_finished", "run_paused", "run_started")
+
+
 def summarise(run_dir: Path, events: list[Event] | None = None) -> RunInfo | None:
     events = read_events(run_dir) if events is None else events
     start = next((e for e in events if e.get("event") == "run_started"), None)
@@ -311,7 +323,7 @@ def summarise(run_dir: Path, events: list[Event] | None = None) -> RunInfo | Non
         return None
     book = start.get("runbook") or {}
     end = next(
-        (e for e in reversed(events) if e.get("event") in ("run_finished", "run_paused", "run_started")),
+        (e for e in reversed(events) if e.get("event") in _END_EVENTS),
         start,
     )
     if end.get("event") == "run_started":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
@@ -20,7 +20,7 @@ InputValue = Scalar | tuple[Scalar, ...]
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
-class StepStatus(str, Enum):
+class StepStatus(StrEnum):
     """The state of one step, shared by the journal, the summary, reports and the site."""
 
     PENDING = "pending"
@@ -35,7 +35,7 @@ class StepStatus(str, Enum):
     HANDLED = "handled"
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     """The state of a whole run."""
 
     RUNNING = "running"
@@ -46,7 +46,7 @@ class RunStatus(str, Enum):
     PAUSED = "paused"  # waiting for an approval; `runbook resume` continues it
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"

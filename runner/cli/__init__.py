@@ -1,4 +1,4 @@
-"""The `runbook` command. All error handling lives here: each error maps to a message and an exit status.
+"""The `runbook` command. All error handling lives here: each error maps to a message and an exit.
 
 Exit statuses (documented in docs/cli.md and `runbook --help`):
   0  success
