@@ -267,6 +267,8 @@ class Engine:
             flow = Flow.FAIL
         except KeyboardInterrupt:  # Ctrl-C outside a step, a second Ctrl-C, or SIGTERM
             flow = Flow.ABORT
+        finally:
+            self.pool.on_start = None  # the pool may outlive this run; its journal closes
         if flow is Flow.ABORT:
             self._aborted = True
             self._close_current()
