@@ -37,8 +37,11 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+from .procs import interrupt_missed
 
 #: The descriptor bash writes records to; high enough that scripts leave it alone.
 RECORD_FD = 62
@@ -46,6 +49,9 @@ RECORD_FD = 62
 CLOSE_GRACE = 0.2
 #: Seconds between checks that the pump thread is alive while a cell waits.
 PUMP_CHECK = 1.0
+#: How often, and how far apart, a lost interrupt is sent again.
+REINTERRUPTS = 10
+REINTERRUPT_DELAY = 0.1
 #: Bytes read per ``os.read``; big reads keep a flood of output to a few messages.
 READ_SIZE = 1 << 16
 
@@ -200,7 +206,22 @@ class Shell:
             sync = self._take_id()
             cell.accepted.add(sync)
             self._write(f"printf 'E {sync} \\0' >&{RECORD_FD}\n")
+            pgid = self._proc.pid
+        threading.Thread(
+            target=self._follow_up, args=(cell, pgid), name="interrupt-follow-up", daemon=True
+        ).start()
         return True
+
+    def _follow_up(self, cell: _Cell, pgid: int) -> None:
+        """Send SIGINT again while the cell's commands can only have missed it (see procs)."""
+        for _ in range(REINTERRUPTS):
+            time.sleep(REINTERRUPT_DELAY)
+            with self._lock:
+                if self._cell is not cell:
+                    return
+                if interrupt_missed(pgid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pgid, signal.SIGINT)
 
     def close(self) -> None:
         """Stop bash and everything it started, then remove the cell files."""
