@@ -10,6 +10,7 @@ Exit statuses (documented in docs/cli.md and `runbook --help`):
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -29,7 +30,42 @@ EXIT_ABORTED = 130
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+# Which module holds each command. Modules load on first use, so `runbook run` does not pay
+# for importing the lab's web stack or the report templates.
+_COMMAND_MODULES: dict[str, str] = {
+    "check": "authoring",
+    "list": "authoring",
+    "show": "authoring",
+    "schema": "authoring",
+    "run": "running",
+    "resume": "running",
+    "approve": "running",
+    "deny": "running",
+    "runs": "records",
+    "log": "records",
+    "verify": "records",
+    "report": "records",
+    "stats": "records",
+    "lab": "lab",
+    "drill": "drills",
+}
+
+
+class _LazyGroup(click.Group):
+    """A click group that imports a command's module only when that command is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(_COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _COMMAND_MODULES:
+            # Importing the module runs its @cli.command decorators, which register it here.
+            importlib.import_module(f"{__name__}.{_COMMAND_MODULES[cmd_name]}")
+        return self.commands.get(cmd_name)
+
+
 @click.group(
+    cls=_LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="Exit statuses: 0 success; 1 problems found, a step failed or the run was cancelled; "
     "2 unusable input (command line, runbook or inputs); 3 paused for an approval; "
@@ -41,20 +77,13 @@ def cli() -> None:
 
 
 def _register() -> None:
-    # Command modules register themselves on import; each holds one family of commands.
-    from . import authoring  # noqa: F401
-
-    for optional in ("running", "records", "lab", "drills"):
-        try:
-            __import__(f"{__name__}.{optional}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{optional}":
-                raise
+    """Load every command module (for tools that walk the whole command tree)."""
+    for module in sorted(set(_COMMAND_MODULES.values())):
+        importlib.import_module(f"{__name__}.{module}")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the command and map every outcome to an exit status."""
-    _register()
     try:
         status = cli.main(args=argv, prog_name="runbook", standalone_mode=False)
     except click.exceptions.Exit as exc:
