@@ -11,11 +11,12 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.livereload import LiveReloadServer
 from mkdocs.plugins import BasePlugin
 from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page
 
 from .catalog import Catalog, Entry, Loaded
 from .config import RunbooksConfig
 from .index import index_markdown
-from .render import page_markdown
+from .render import Rendered, page_markdown
 from .runs import RunIndex, read_runs
 
 # MkDocs counts warnings on the `mkdocs` logger tree; `--strict` fails the build on any of them.
@@ -27,7 +28,6 @@ ASSET_URI = "assets/runbooks"
 EXTENSIONS = (
     "admonition",
     "attr_list",
-    "md_in_html",
     "pymdownx.details",
     "tables",
     "pymdownx.highlight",
@@ -47,6 +47,7 @@ class RunbooksPlugin(BasePlugin[RunbooksConfig]):  # type: ignore[no-untyped-cal
         self.runs = RunIndex({}, ())
         self.folder = Path("runbooks")
         self.runs_dir: Path | None = None
+        self.rendered: dict[str, Rendered] = {}  # src_uri -> page, for on_post_page
 
     def on_startup(self, *, command: Literal["build", "gh-deploy", "serve"], dirty: bool) -> None:
         """Declared so MkDocs keeps this instance (and its parse cache) across `serve` rebuilds."""
@@ -78,15 +79,22 @@ class RunbooksPlugin(BasePlugin[RunbooksConfig]):  # type: ignore[no-untyped-cal
                 self.loaded, self.runs, folder, config.use_directory_urls
             )
         }
+        self.rendered = {}
         for entry in self.loaded.entries:
             runs = self.runs.by_runbook.get(entry.id, ())
-            pages[entry.src_uri] = page_markdown(entry, runs, self.loaded.last_change[entry.id])
+            page = page_markdown(entry, runs, self.loaded.last_change[entry.id])
+            self.rendered[entry.src_uri] = page
+            pages[entry.src_uri] = page.markdown
         for uri, content in pages.items():
             _replace(files, File.generated(config, uri, content=content))
         for asset in sorted(ASSETS.iterdir()):
             uri = f"{ASSET_URI}/{asset.name}"
             _replace(files, File.generated(config, uri, abs_src_path=str(asset)))
         return files
+
+    def on_post_page(self, output: str, /, *, page: Page, config: MkDocsConfig) -> str:
+        rendered = self.rendered.get(page.file.src_uri)
+        return rendered.fill(output) if rendered is not None else output
 
     def on_serve(
         self, server: LiveReloadServer, /, *, config: MkDocsConfig, builder: Any

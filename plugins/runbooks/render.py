@@ -5,7 +5,7 @@ responder sees: the header card first, the exact command to run it, numbered ste
 policies as badges and a checkbox each, criteria and alternative procedures styled as such.
 Prose and code come from the file's own lines, located by the line numbers the parser recorded;
 fence info strings are cut down to the language, so highlighting works and the `{...}` attributes
-never leak onto the page. The output uses Material's admonitions and `md_in_html`.
+never leak onto the page. The output uses Material's admonitions, `attr_list` and raw HTML.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 import shlex
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
 
 from runner.expr import describe
@@ -34,24 +35,47 @@ def anchor(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "x"
 
 
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A runbook page: Markdown for MkDocs, and HTML to put in place of its slot markers."""
+
+    markdown: str  # with `<!--rb:N-->` where ready-made HTML goes
+    slots: tuple[str, ...]  # the HTML for marker N, put in by the plugin's `on_post_page`
+
+    def fill(self, html: str) -> str:
+        return SLOT_RE.sub(lambda m: self.slots[int(m.group(1))], html)
+
+
+SLOT_RE = re.compile(r"<!--rb:(\d+)-->")
+
+
+def hold(slots: list[str], html: str) -> str:
+    """A marker for ``html``. The card, bar and badges are ready-made HTML: left in the Markdown,
+    every tag would be parsed again by Markdown's raw-HTML pass and by the search indexer, which
+    made the plugin's pages cost twice a plain page (see benchmarks/bench_site.py)."""
+    slots.append(html)
+    return f"<!--rb:{len(slots) - 1}-->"
+
+
 def page_markdown(
     entry: Entry, runs: Sequence[Run], last_change: str, command_path: str | None = None
-) -> str:
+) -> Rendered:
     """The whole page for one runbook. ``command_path`` overrides the path in the Run-it box."""
     rb = entry.runbook
     lines = fenced_lines(entry)
+    slots: list[str] = []
     parts = [
         f"# {escape(rb.metadata.name)}",
-        header_card(rb.metadata, entry.display, last_change, runs),
+        hold(slots, header_card(rb.metadata, entry.display, last_change, runs)),
         run_box(rb.metadata, command_path or entry.display),
         problems_box(entry),
     ]
     if rb.has_steps_section:
-        parts += _structured_body(rb, entry.lines, lines)
+        parts += _structured_body(rb, entry.lines, lines, slots)
     else:
-        parts.append(_compat_body(rb, lines))
+        parts.append(_compat_body(rb, lines, slots))
     parts.append(runs_section(runs, rb.metadata))
-    return "\n\n".join(p for p in parts if p) + "\n"
+    return Rendered("\n\n".join(p for p in parts if p) + "\n", tuple(slots))
 
 
 # --- source lines --------------------------------------------------------------------------
@@ -99,6 +123,8 @@ def _indent(text: str) -> str:
 
 
 def header_card(meta: Metadata, display: str, last_change: str, runs: Sequence[Run]) -> str:
+    """Key facts as one `<dl>`, then the inputs table. Few tags on purpose: every tag is parsed
+    twice more (by Markdown and by the search indexer), and the benchmark counts them."""
     facts = [
         ("Service", escape(meta.service) or "—"),
         ("Severity", _severity(meta)),
@@ -106,14 +132,15 @@ def header_card(meta: Metadata, display: str, last_change: str, runs: Sequence[R
         ("Time limit", escape(meta.time_limit_text) or "none"),
         ("Owner", escape(meta.owner) or "—"),
         ("Trigger", _trigger(meta)),
+        ("Roles", _roles(meta.roles)),
+        ("Tools", ", ".join(f"<code>{escape(t)}</code>" for t in meta.tools) or "—"),
         ("Source", f"<code>{escape(display)}</code>"),
         ("Last change", escape(last_change) or "—"),
         ("Last exercised", _last_exercised(runs)),
     ]
-    rows = "".join(f'<div class="rb-fact"><dt>{k}</dt><dd>{v}</dd></div>' for k, v in facts)
+    rows = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     parts = [f'<div class="rb-card" data-runbook="{escape(meta.id)}">', f"<dl>{rows}</dl>"]
-    parts += [_roles_table(meta.roles), _tools(meta.tools), _inputs_table(meta.inputs)]
-    parts.append("</div>")
+    parts += [_inputs_table(meta.inputs), "</div>"]
     return "\n".join(p for p in parts if p)
 
 
@@ -142,28 +169,8 @@ def _last_exercised(runs: Sequence[Run]) -> str:
     )
 
 
-def _roles_table(roles: Mapping[str, str]) -> str:
-    if not roles:
-        return ""
-    rows = "".join(
-        f'<tr><td><span class="rb-badge rb-badge--role">{escape(r)}</span></td>'
-        f"<td>{escape(who)}</td></tr>"
-        for r, who in roles.items()
-    )
-    return (
-        '<div class="rb-card-part rb-roles"><p class="rb-card-label">Roles</p>'
-        f"<table><thead><tr><th>Role</th><th>Who</th></tr></thead><tbody>{rows}</tbody></table></div>"
-    )
-
-
-def _tools(tools: Sequence[str]) -> str:
-    if not tools:
-        return ""
-    items = "".join(f"<li><code>{escape(t)}</code></li>" for t in tools)
-    return (
-        '<div class="rb-card-part rb-tools"><p class="rb-card-label">Required tools</p>'
-        f"<ul>{items}</ul></div>"
-    )
+def _roles(roles: Mapping[str, str]) -> str:
+    return "<br>".join(f"<b>{escape(r)}</b> {escape(who)}" for r, who in roles.items()) or "—"
 
 
 def _inputs_table(inputs: Sequence[InputSpec]) -> str:
@@ -173,10 +180,7 @@ def _inputs_table(inputs: Sequence[InputSpec]) -> str:
     head = (
         "<tr><th>Input</th><th>Type</th><th>Required</th><th>Default</th><th>Description</th></tr>"
     )
-    return (
-        '<div class="rb-card-part rb-inputs"><p class="rb-card-label">Inputs</p>'
-        f"<table><thead>{head}</thead><tbody>{rows}</tbody></table></div>"
-    )
+    return f'<table class="rb-inputs"><thead>{head}</thead><tbody>{rows}</tbody></table>'
 
 
 def _input_row(spec: InputSpec) -> str:
@@ -220,8 +224,14 @@ def run_command(meta: Metadata, path: str) -> str:
 
 
 def run_box(meta: Metadata, path: str) -> str:
-    lines = ['!!! example rb-run "Run it"', "", "    ```bash", f"    {run_command(meta, path)}"]
-    lines += ["    ```", ""]
+    # The command as ready-made HTML rather than a fence: one Pygments run per page saved, and
+    # Material still adds its copy button to every `pre > code`.
+    command = escape(run_command(meta, path))
+    lines = ['!!! example rb-run "Run it"', ""]
+    lines.append(
+        f'    <div class="language-bash highlight"><pre><code>{command}</code></pre></div>'
+    )
+    lines.append("")
     described = [_input_words(spec) for spec in meta.inputs]
     lines.append(f"    Inputs: {'; '.join(described)}." if described else "    It takes no inputs.")
     secrets = [f"`{spec.name}`" for spec in meta.inputs if spec.secret]
@@ -260,13 +270,15 @@ def problems_box(entry: Entry) -> str:
 # --- the body, for runbooks with a `## Steps` section ----------------------------------------
 
 
-def _structured_body(rb: Runbook, original: Sequence[str], lines: Sequence[str]) -> list[str]:
+def _structured_body(
+    rb: Runbook, original: Sequence[str], lines: Sequence[str], slots: list[str]
+) -> list[str]:
     parts = [_description(rb, original, lines)]
     steps_at = rb.steps[0].line if rb.steps else 0
     before = [s for s in rb.sections if steps_at and s.line < steps_at]
     after = [s for s in rb.sections if s not in before]
     parts += [_section(s, rb, lines) for s in before]
-    parts.append(steps_section(rb, lines))
+    parts.append(steps_section(rb, lines, slots))
     parts += [_section(s, rb, lines) for s in after]
     return parts
 
@@ -281,13 +293,13 @@ def _description(rb: Runbook, original: Sequence[str], lines: Sequence[str]) -> 
     return "\n".join(lines[start - 1 : start - 1 + rb.description.count("\n") + 1])
 
 
-def steps_section(rb: Runbook, lines: Sequence[str]) -> str:
+def steps_section(rb: Runbook, lines: Sequence[str], slots: list[str]) -> str:
     parts = ["## Steps"]
     if not rb.steps:
         parts.append("This runbook has no steps yet.")
         return "\n\n".join(parts)
-    parts.append(follow_bar(rb))
-    parts += [step_block(step, rb, lines) for step in rb.steps]
+    parts.append(hold(slots, follow_bar(rb)))
+    parts += [step_block(step, rb, lines, slots) for step in rb.steps]
     return "\n\n".join(parts)
 
 
@@ -301,28 +313,24 @@ def follow_bar(rb: Runbook) -> str:
     )
 
 
-def step_block(step: Step, rb: Runbook, lines: Sequence[str]) -> str:
+def step_block(step: Step, rb: Runbook, lines: Sequence[str], slots: list[str]) -> str:
+    # No wrapping `<div markdown>`: md_in_html would double the Markdown time of the page.
     kind = "manual" if step.manual else "automated"
-    body = _step_body(step, lines)
-    return "\n\n".join(
-        p
-        for p in (
-            f'<div class="rb-step rb-step--{kind}" data-step="{escape(step.id)}" markdown>',
-            f"### {step.number}. {escape(step.title)} {{ #step-{anchor(step.id)} }}",
-            step_meta(step, rb),
-            body,
-            "</div>",
-        )
-        if p
+    parts = (
+        f"### {step.number}. {escape(step.title)} {{ #step-{anchor(step.id)} .rb-step }}",
+        hold(slots, step_meta(step, rb, kind)),
+        _step_body(step, lines),
     )
+    return "\n\n".join(p for p in parts if p)
 
 
-def step_meta(step: Step, rb: Runbook) -> str:
+def step_meta(step: Step, rb: Runbook, kind: str = "") -> str:
     box = (
         f'<label class="rb-check"><input type="checkbox" class="rb-check-box" '
         f'data-step="{escape(step.id)}" aria-label="Step {step.number} done" disabled> done</label>'
     )
-    return f'<div class="rb-step-meta">{box} {" ".join(badges(step, rb))}</div>'
+    cls = f"rb-step-meta rb-step-meta--{kind}" if kind else "rb-step-meta"
+    return f'<div class="{cls}">{box} {" ".join(badges(step, rb))}</div>'
 
 
 def badges(step: Step, rb: Runbook) -> list[str]:
@@ -442,25 +450,26 @@ def procedures_section(section: Section, rb: Runbook, lines: Sequence[str]) -> s
 
 
 def procedure_block(proc: Procedure, rb: Runbook, lines: Sequence[str]) -> str:
+    """The procedure's heading, then its steps in an admonition (no `<div markdown>`: speed)."""
     targets = (f"procedure:{proc.id}", f"procedure:{proc.title}")
     users = [s for s in rb.steps if s.on_failure in targets]
     note = "Alternative procedure"
     if users:
-        refs = ", ".join(f'<a href="#step-{anchor(s.id)}">step {s.number}</a>' for s in users)
+        refs = ", ".join(f"[step {s.number}](#step-{anchor(s.id)})" for s in users)
         note += f": followed when {refs} fails"
     first = proc.steps[0].line if proc.steps else proc.end_line
     intro = _slice(lines, proc.line + 1, first)
     if proc.steps and proc.steps[0].line <= proc.line + 1:
         intro = ""  # a procedure written as prose is its own single step
-    parts = [
-        f'<div class="rb-procedure" data-procedure="{escape(proc.id)}" markdown>',
-        f"### {escape(proc.title)} {{ #procedure-{anchor(proc.id)} }}",
-        f'<p class="rb-procedure-note">{note}</p>',
-        intro,
-        *(procedure_step(step, rb, lines, prose=step.line == proc.line) for step in proc.steps),
-        "</div>",
-    ]
-    return "\n\n".join(p for p in parts if p)
+    steps = [procedure_step(step, rb, lines, prose=step.line == proc.line) for step in proc.steps]
+    body = "\n\n".join(p for p in (intro, *steps) if p)
+    return "\n\n".join(
+        (
+            f"### {escape(proc.title)} {{ #procedure-{anchor(proc.id)} .rb-procedure-title }}",
+            f'!!! failure rb-procedure "{note}"',
+            _indent(body),
+        )
+    )
 
 
 def procedure_step(step: Step, rb: Runbook, lines: Sequence[str], prose: bool = False) -> str:
@@ -471,20 +480,17 @@ def procedure_step(step: Step, rb: Runbook, lines: Sequence[str], prose: bool = 
     # A cut title ("...") would only repeat the start of the text below it.
     words = "" if step.title.endswith("...") else f" {escape(step.title)}"
     title = "" if prose else f"<strong>{step.number}.{words}</strong> "
-    head = f'<p class="rb-pstep-title">{title}{" ".join(badges(step, rb))}</p>'
-    parts = (
-        f'<div class="rb-pstep" data-step="{escape(step.id)}" markdown>',
-        head,
-        _step_body(step, lines),
-        "</div>",
+    head = (
+        f'<p class="rb-pstep-title" data-step="{escape(step.id)}">'
+        f"{title}{' '.join(badges(step, rb))}</p>"
     )
-    return "\n\n".join(p for p in parts if p)
+    return "\n\n".join(p for p in (head, _step_body(step, lines)) if p)
 
 
 # --- compatibility mode: plain Markdown without `## Steps` -------------------------------------
 
 
-def _compat_body(rb: Runbook, lines: Sequence[str]) -> str:
+def _compat_body(rb: Runbook, lines: Sequence[str], slots: list[str]) -> str:
     """The file as written, with a checkbox and badges above each runnable block."""
     start = _body_start(rb, lines)
     at_line = {step.line: step for step in rb.steps}
@@ -495,10 +501,11 @@ def _compat_body(rb: Runbook, lines: Sequence[str]) -> str:
         step = at_line.get(number)
         if step is not None:
             indent = line[: len(line) - len(line.lstrip())]
-            out += [f"{indent}{_compat_meta(step, rb)}", indent.rstrip() or ""]
+            out += [f"{indent}{hold(slots, _compat_meta(step, rb))}", indent.rstrip() or ""]
         out.append(line)
     body = "\n".join(out).strip("\n")
-    return "\n\n".join(p for p in (follow_bar(rb) if rb.steps else "", body) if p)
+    bar = hold(slots, follow_bar(rb)) if rb.steps else ""
+    return "\n\n".join(p for p in (bar, body) if p)
 
 
 def _compat_meta(step: Step, rb: Runbook) -> str:

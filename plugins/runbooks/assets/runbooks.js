@@ -42,8 +42,10 @@
       progress.textContent = done + " of " + boxes.length + " done";
       bar.classList.toggle("rb-follow--complete", boxes.length > 0 && done === boxes.length);
       boxes.forEach(function (b) {
-        var step = b.closest(".rb-step");
-        if (step) step.classList.toggle("rb-step--done", b.checked);
+        var meta = b.closest(".rb-step-meta");
+        var heading = meta && meta.previousElementSibling;
+        if (meta) meta.classList.toggle("rb-step-meta--done", b.checked);
+        if (heading) heading.classList.toggle("rb-step--done", b.checked);
       });
     }
 
