@@ -1,0 +1,727 @@
+"""Tabletop drills: a scenario (YAML) that drives a runbook against the lab.
+
+A scenario names the runbook, the alert shown to the participants, input values, who takes part
+in which role, how each step is answered (approve or deny, done or skip, notes), the faults the
+lab injects before given steps, and the expected end: the run's status and assertions on the
+lab's ``/api/_lab/state``. See ``docs/drills.md`` for the format.
+
+This module holds the scenario model and its loading (:func:`load_scenario`), the checks of a
+scenario against its runbook (:func:`check_scenario`), the operator that plays the scenario
+(:class:`DrillOperator`) and the end-of-drill verdict (:func:`check_expectations`). The CLI
+(``runner.cli.drills``) wires them to a lab, kernels and the terminal.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import RunbookError, UsageError
+from .journal import Journal
+from .lab.api import LabError
+from .lab.control import parse_route
+from .lab.server import is_loopback
+from .model import Runbook, Step
+from .operator import Approval, ApprovalRequest, Decision, Operator
+
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+DRILLS_FOLDER = "drills"  # scenarios live in runbooks/drills/<runbook-id>.yaml
+DEFAULT_APPROVER = "drill-approver"  # who approves when the scenario names no participant
+RunStatusName = Literal["succeeded", "succeeded_with_handled_failures", "failed", "cancelled"]
+Loc = tuple[str | int, ...]
+
+
+class ScenarioError(RunbookError):
+    """A scenario file cannot be used: unreadable, invalid, or not fitting its runbook."""
+
+    exit_code = 2
+
+
+class LabUnreachable(RunbookError):
+    """The lab did not answer, or refused the token."""
+
+    exit_code = 2
+
+
+# --- the scenario model --------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Note(_Strict):
+    """A participant's remark on a step, e.g. "which console?"."""
+
+    by: str  # a participant's name
+    text: str
+    unclear: bool = False  # the step was unclear to them: listed in the report's findings
+
+
+class Answer(_Strict):
+    """How one step is answered; every field optional (defaults: run, approve, done)."""
+
+    decision: Literal["run", "skip", "done", "approve", "deny"] | None = None
+    by: str | None = None  # the participant who acts (an approver for approve/deny)
+    comment: str | None = None  # the approver's comment, or the note on done/skip
+    notes: tuple[Note, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # `isolate: deny` is short for `isolate: {decision: deny}`.
+        return {"decision": value} if isinstance(value, str) else value
+
+
+class Fault(_Strict):
+    """A lab fault injected just before a step starts."""
+
+    at_step: str  # step id or number; `procedure-id/N` for a procedure's step
+    route: str  # "POST /api/edr/hosts/{id}/isolate", or a path prefix such as "/api/idp"
+    status: int = Field(500, ge=100, le=599)
+    times: int = Field(1, ge=-1, le=1000)  # how many requests fail; -1: until the drill ends
+    delay: float = Field(0.0, ge=0.0, le=30.0)  # seconds before the answer
+    description: str = ""  # what the fault stands for ("the EDR API is down")
+
+    @model_validator(mode="after")
+    def _route_and_times(self) -> Fault:
+        if self.times == 0:
+            raise ValueError("times must be at least 1, or -1 for every request until the end")
+        try:
+            parse_route(self.route)
+        except LabError as exc:
+            raise ValueError(exc.message) from None
+        return self
+
+
+_OPERATORS = ("equals", "not_equals", "contains", "not_contains")
+
+
+class Assertion(_Strict):
+    """One fact about the lab's end state: a dotted path into /api/_lab/state and one test."""
+
+    path: str  # e.g. "hosts.wks-0042.isolated" or "firewall_rules"
+    equals: Any = None
+    not_equals: Any = None
+    contains: Any = None  # list item (a mapping matches a subset), substring, or mapping key
+    not_contains: Any = None
+
+    @model_validator(mode="after")
+    def _one_test(self) -> Assertion:
+        given = [name for name in _OPERATORS if name in self.model_fields_set]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one of {', '.join(_OPERATORS)} (got {len(given)}: "
+                f"{', '.join(given) or 'none'})"
+            )
+        return self
+
+    @property
+    def test(self) -> str:
+        return next(name for name in _OPERATORS if name in self.model_fields_set)
+
+    @property
+    def expected(self) -> Any:
+        return getattr(self, self.test)
+
+
+class Expect(_Strict):
+    """How the drill must end for it to pass."""
+
+    status: RunStatusName = "succeeded"
+    state: tuple[Assertion, ...] = ()
+
+
+class LabInputs(_Strict):
+    """Which runbook inputs receive the lab's URL and token (guessed when not given)."""
+
+    url: str | None = None
+    token: str | None = None
+
+
+InputScalar = str | int | float | bool
+
+
+class Scenario(_Strict):
+    """A drill scenario, as written in YAML."""
+
+    runbook: str  # path or id of the runbook it drills
+    description: str = ""
+    alert: dict[str, Any] = Field(default_factory=dict)  # shown to the participants first
+    inputs: dict[str, InputScalar | list[InputScalar]] = Field(default_factory=dict)
+    lab_inputs: LabInputs = LabInputs()
+    participants: dict[str, str] = Field(default_factory=dict)  # name -> role
+    answers: dict[str, Answer] = Field(default_factory=dict)  # step ref -> answer
+    faults: tuple[Fault, ...] = ()
+    expect: Expect = Expect()
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioFile:
+    """A loaded scenario with the line of every key, so later checks can point at it."""
+
+    path: Path
+    spec: Scenario
+    lines: Mapping[Loc, int]  # location (keys and indexes) -> 1-based line
+
+    def line(self, *loc: str | int) -> int:
+        """The line of ``loc`` or of its closest enclosing key."""
+        for end in range(len(loc), -1, -1):
+            if loc[:end] in self.lines:
+                return self.lines[loc[:end]]
+        return 1
+
+    def error(self, message: str, *loc: str | int) -> ScenarioError:
+        return ScenarioError(message, path=str(self.path), line=self.line(*loc))
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def load_scenario(path: Path) -> ScenarioFile:
+    """Read and validate a scenario file; ScenarioError names the file and line of a problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise ScenarioError(f"cannot read the scenario: {reason}", path=str(path)) from None
+    data, lines = _parse_yaml(text, path)
+    if not isinstance(data, dict):
+        raise ScenarioError(
+            "a scenario is a YAML mapping with at least `runbook:`; see docs/drills.md",
+            path=str(path),
+            line=1,
+        )
+    try:
+        spec = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(exc, path, lines) from None
+    return ScenarioFile(path, spec, lines)
+
+
+def _parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(
+            f"not valid YAML: {problem}",
+            path=str(path),
+            line=mark.line + 1 if mark is not None else None,
+        ) from None
+    finally:
+        loader.dispose()
+    lines: dict[Loc, int] = {}
+    if node is not None:
+        _record_lines(node, (), lines)
+    return data, lines
+
+
+def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
+    lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            here = (*loc, str(key.value))
+            lines[here] = key.start_mark.line + 1
+            _record_lines(value, here, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_lines(item, (*loc, index), lines)
+
+
+def _validation_error(exc: ValidationError, path: Path, lines: Mapping[Loc, int]) -> ScenarioError:
+    problems = []
+    first_line: int | None = None
+    for err in exc.errors():
+        # pydantic puts type tags (`literal[...]`, `function-after[...]`) among the keys.
+        loc = tuple(p for p in err["loc"] if isinstance(p, int) or "[" not in p)
+        line = next((lines[loc[:end]] for end in range(len(loc), -1, -1) if loc[:end] in lines), 1)
+        first_line = first_line or line
+        where = ".".join(str(p) for p in loc) or "the scenario"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key; see docs/drills.md for the scenario keys"
+        problems.append(f"line {line}: {where}: {message}")
+    summary = problems[0].split(": ", 1)[1] if len(problems) == 1 else "invalid scenario:\n  "
+    body = summary if len(problems) == 1 else summary + "\n  ".join(problems)
+    return ScenarioError(body, path=str(path), line=first_line)
+
+
+def find_scenario(runbook_path: Path, runbook_id: str) -> Path:
+    """The default scenario: runbooks/drills/<id>.yaml, drills/ beside the runbook, or beside it."""
+    folders = [Path("runbooks") / DRILLS_FOLDER, runbook_path.parent / DRILLS_FOLDER]
+    names = [runbook_id, runbook_path.stem]
+    candidates = [f / f"{n}{s}" for f in folders for n in names for s in SCENARIO_SUFFIXES]
+    candidates += [runbook_path.with_suffix(f".drill{s}") for s in SCENARIO_SUFFIXES]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in dict.fromkeys(candidates[:2] + candidates[-2:-1]))
+    raise UsageError(
+        f"no drill scenario for runbook {runbook_id!r} (looked for {looked}); write one "
+        "(see docs/drills.md) or give --scenario FILE",
+        path=str(runbook_path),
+    )
+
+
+# --- the scenario against its runbook -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StepRef:
+    """A step of the runbook, main or in an alternative procedure."""
+
+    step: Step
+    procedure: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.procedure}/{self.step.number}" if self.procedure else str(self.step.number)
+
+
+def all_steps(book: Runbook) -> list[StepRef]:
+    refs = [StepRef(s, None) for s in book.steps]
+    refs += [StepRef(s, p.id) for p in book.procedures for s in p.steps]
+    return refs
+
+
+def find_step(book: Runbook, ref: str) -> StepRef | None:
+    """`isolate`, `3`, `manual-isolation/2` or `manual-isolation/<step id>`."""
+    proc, sep, rest = ref.rpartition("/")
+    for r in all_steps(book):
+        if sep:
+            if r.procedure == proc and rest in (str(r.step.number), r.step.id):
+                return r
+        elif r.step.id == ref or (r.procedure is None and str(r.step.number) == ref):
+            return r
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class LabInputNames:
+    """The runbook inputs the drill fills with the lab's URL and token."""
+
+    url: str
+    token: str
+
+
+def check_scenario(scenario: ScenarioFile, book: Runbook) -> LabInputNames:
+    """Every problem of the scenario against its runbook, as a ScenarioError with its line."""
+    spec = scenario.spec
+    _check_runbook_named(scenario, book)
+    names = _lab_input_names(scenario, book)
+    for name in spec.inputs:
+        declared = book.metadata.input(name)
+        if declared is None:
+            known = ", ".join(i.name for i in book.metadata.inputs) or "none"
+            raise scenario.error(
+                f"unknown input {name!r} (the runbook's inputs: {known})", "inputs", name
+            )
+        if declared.secret:
+            raise scenario.error(
+                f"input {name!r} is a secret: scenarios hold no secrets, the drill gives the lab "
+                "token itself; remove it",
+                "inputs",
+                name,
+            )
+    for ref, answer in spec.answers.items():
+        _check_answer(scenario, book, ref, answer)
+    for index, fault in enumerate(spec.faults):
+        if find_step(book, fault.at_step) is None:
+            raise scenario.error(_no_step(book, fault.at_step), "faults", index, "at_step")
+    return names
+
+
+def _check_runbook_named(scenario: ScenarioFile, book: Runbook) -> None:
+    named = scenario.spec.runbook
+    if named in (book.metadata.id, book.path.stem) or Path(named).stem == book.path.stem:
+        return
+    raise scenario.error(
+        f"this scenario drills runbook {named!r}, not {book.metadata.id!r} ({book.path}); "
+        "give the matching runbook or scenario",
+        "runbook",
+    )
+
+
+def _lab_input_names(scenario: ScenarioFile, book: Runbook) -> LabInputNames:
+    inputs = book.metadata.inputs
+    chosen = scenario.spec.lab_inputs
+    url = chosen.url or next(
+        (i.name for i in inputs if i.name == "base_url"),
+        next((i.name for i in inputs if "url" in i.name.lower() and not i.secret), None),
+    )
+    secrets = [i.name for i in inputs if i.secret]
+    token = chosen.token or next(
+        (n for n in secrets if "token" in n.lower()), secrets[0] if len(secrets) == 1 else None
+    )
+    for kind, name in (("url", url), ("token", token)):
+        if name is None or book.metadata.input(name) is None:
+            raise scenario.error(
+                f"cannot tell which input of runbook {book.metadata.id!r} receives the lab's "
+                f"{kind}; name it in `lab_inputs: {{{kind}: INPUT}}`",
+                "lab_inputs",
+                kind,
+            )
+    others = [n for n in secrets if n != token and book.metadata.input(n)]
+    required = [n for n in others if (spec := book.metadata.input(n)) and spec.required]
+    if required:
+        raise scenario.error(
+            f"the runbook needs secret input(s) {', '.join(required)} that a drill cannot supply; "
+            "only the lab token is given",
+        )
+    assert url is not None and token is not None
+    return LabInputNames(url, token)
+
+
+def _no_step(book: Runbook, ref: str) -> str:
+    known = ", ".join(f"{r.label} ({r.step.id})" for r in all_steps(book)[:12])
+    return (
+        f"no step {ref!r} in runbook {book.metadata.id!r}; steps are named by id or number: {known}"
+    )
+
+
+def _check_answer(scenario: ScenarioFile, book: Runbook, ref: str, answer: Answer) -> None:
+    target = find_step(book, ref)
+    if target is None:
+        raise scenario.error(_no_step(book, ref), "answers", ref)
+    step, decision = target.step, answer.decision
+    if decision in ("approve", "deny") and not step.approve:
+        raise scenario.error(
+            f"step {ref} needs no approval, so it cannot be {decision}d; use run or skip",
+            "answers",
+            ref,
+        )
+    if decision == "done" and not step.manual:
+        raise scenario.error(f"step {ref} runs code; `done` is for manual steps", "answers", ref)
+    if decision == "run" and step.manual:
+        raise scenario.error(f"step {ref} is manual; answer done or skip", "answers", ref)
+    people = scenario.spec.participants
+    named = [("by", answer.by)] + [(f"notes.{i}.by", n.by) for i, n in enumerate(answer.notes)]
+    for key, who in named:
+        if who is not None and who not in people:
+            known = ", ".join(people) or "none"
+            raise scenario.error(
+                f"{who!r} is not a participant (participants: {known}); add them under "
+                "`participants:` with their role",
+                "answers",
+                ref,
+                *key.split("."),
+            )
+
+
+def check_loopback(values: Mapping[str, object], scenario: ScenarioFile | None = None) -> None:
+    """Refuse any URL input that points anywhere but this machine: drills only touch the lab."""
+    for name, value in values.items():
+        if not isinstance(value, str) or not value:
+            continue
+        if "://" not in value and "url" not in name.lower():
+            continue
+        host = urlsplit(value if "://" in value else f"//{value}").hostname or ""
+        if not is_loopback(host):
+            message = (
+                f"input {name!r} points at {host or value!r}, which is not this machine: "
+                "drills run against the lab only (127.0.0.1); remove it from the scenario or "
+                "point it at the lab"
+            )
+            if scenario is not None and name in scenario.spec.inputs:
+                raise scenario.error(message, "inputs", name)
+            raise UsageError(message)
+
+
+# --- the lab -------------------------------------------------------------------------------------
+
+
+class LabClient:
+    """The lab's control API, as a drill uses it."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=15
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        try:
+            response = self._http.request(method, path, json=body)
+        except httpx.TransportError as exc:
+            raise LabUnreachable(
+                f"the lab at {self.url} does not answer ({type(exc).__name__}); start it with "
+                "`runbook lab`, or drop --lab to let the drill start its own"
+            ) from None
+        if response.status_code == 401:
+            raise LabUnreachable(
+                f"the lab at {self.url} refused the token; set RUNBOOK_LAB_TOKEN to the lab's "
+                "token (see .runbook/lab/token)"
+            )
+        if response.status_code >= 400:
+            raise LabUnreachable(f"the lab answered {method} {path}: {response.text[:300]}")
+        return response.json()
+
+    def reset(self) -> None:
+        self._call("POST", "/api/_lab/reset")
+
+    def add_fault(self, fault: Fault) -> None:
+        self._call(
+            "POST",
+            "/api/_lab/faults",
+            {
+                "route": fault.route,
+                "status": fault.status,
+                "times": fault.times,
+                "delay": fault.delay,
+            },
+        )
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/api/_lab/faults")
+
+    def state(self) -> dict[str, Any]:
+        result = self._call("GET", "/api/_lab/state")
+        return result if isinstance(result, dict) else {}
+
+
+# --- playing the scenario ------------------------------------------------------------------------
+
+
+@dataclass
+class DrillOperator:
+    """Plays a scenario: injects its faults before their steps, writes participants' notes, and
+    answers each prompt as the scenario says, or asks ``person`` (an interactive drill).
+
+    Decisions are journaled by the engine with ``by`` set to :attr:`name`, which this operator
+    sets to the participant acting for the step's role before each answer.
+    """
+
+    book: Runbook
+    scenario: ScenarioFile
+    journal: Journal
+    lab: LabClient
+    facilitator: str  # who runs the drill
+    person: Operator | None = None  # a person answers; None: the scenario answers
+    on_event: Any = None  # callable(event) for live display of faults and notes
+    name: str = ""
+    interactive: bool = True  # decisions are journaled
+    injected: list[tuple[int, str]] = field(default_factory=list)  # (fault index, step label)
+    _procedures: dict[int, str | None] = field(default_factory=dict)
+    _prepared: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.name = self.facilitator
+        self._procedures = {id(r.step): r.procedure for r in all_steps(self.book)}
+
+    # who acts
+
+    def _participant(self, role: str | None) -> str:
+        people = self.scenario.spec.participants
+        return next((n for n, r in people.items() if r == role), self.facilitator)
+
+    def _answer(self, step: Step) -> Answer:
+        answers = self.scenario.spec.answers
+        procedure = self._procedures.get(id(step))
+        for ref, answer in answers.items():
+            found = find_step(self.book, ref)
+            if found is not None and found.step is step and found.procedure == procedure:
+                return answer
+        return Answer()
+
+    def _role(self, name: str) -> str | None:
+        return self.scenario.spec.participants.get(name)
+
+    # what happens before a step
+
+    def _before(self, step: Step) -> Answer:
+        answer = self._answer(step)
+        key = id(step)
+        if key not in self._prepared:  # a retried or re-prompted step gets its faults once
+            self._prepared.add(key)
+            self._inject(step)
+            if self.person is None:
+                for note in answer.notes:
+                    self._write_note(step, note)
+        acting = answer.by if answer.decision not in ("approve", "deny") else None
+        self.name = self.person.name if self.person else acting or self._participant(step.role)
+        return answer
+
+    def _inject(self, step: Step) -> None:
+        procedure = self._procedures.get(id(step))
+        for index, fault in enumerate(self.scenario.spec.faults):
+            found = find_step(self.book, fault.at_step)
+            if found is None or found.step is not step or found.procedure != procedure:
+                continue
+            self.lab.add_fault(fault)
+            self.injected.append((index, found.label))
+            self._emit(
+                "fault",
+                step=step.number,
+                step_id=step.id,
+                procedure=procedure,
+                description=fault.description or f"{fault.route} answers {fault.status}",
+                route=fault.route,
+                status=fault.status,
+                times=fault.times,
+            )
+
+    def _write_note(self, step: Step, note: Note) -> None:
+        self._emit(
+            "note",
+            step=step.number,
+            step_id=step.id,
+            procedure=self._procedures.get(id(step)),
+            by=note.by,
+            role=self._role(note.by),
+            text=note.text,
+            unclear=note.unclear,
+        )
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        record = self.journal.append(event, **fields)
+        if self.on_event is not None:
+            self.on_event(record)
+
+    # the Operator protocol
+
+    def before_step(self, step: Step, index: int, total: int) -> Decision:
+        answer = self._before(step)
+        if self.person is not None:
+            return self.person.before_step(step, index, total)
+        if answer.decision == "skip":
+            return Decision("skip", note=answer.comment or "skipped as the scenario says")
+        return Decision("run")
+
+    def manual(self, step: Step, index: int, total: int) -> Decision:
+        asked = time.monotonic()
+        answer = self._before(step)
+        if self.person is not None:
+            return self.person.manual(step, index, total)
+        action = "skip" if answer.decision == "skip" else "done"
+        return Decision(action, note=answer.comment, waited=time.monotonic() - asked)
+
+    def after_failure(self, step: Step, status: str, error: str | None) -> Decision:
+        if self.person is not None:
+            return self.person.after_failure(step, status, error)
+        # Not retry, skip, quit or continue: the engine applies the step's on_failure policy,
+        # which is what the drill exercises.
+        return Decision("on_failure", note="the runbook's on_failure policy applies")
+
+    def approve(self, request: ApprovalRequest) -> Approval | None:
+        if self.person is not None:
+            return self.person.approve(request)
+        answer = self._answer(request.step)
+        by = answer.by or self._approver(request.approver_role)
+        role = self._role(by) if by in self.scenario.spec.participants else request.approver_role
+        decision = "denied" if answer.decision == "deny" else "approved"
+        return Approval(decision, by, role, answer.comment)
+
+    def _approver(self, role: str | None) -> str:
+        people = self.scenario.spec.participants
+        if role is None:
+            return next(iter(people), DEFAULT_APPROVER)
+        return next((n for n, r in people.items() if r == role), DEFAULT_APPROVER)
+
+
+# --- the verdict ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One expectation and whether it held."""
+
+    what: str  # "run status" or the assertion's path and test
+    ok: bool
+    detail: str  # expected and actual
+
+
+def check_expectations(
+    scenario: ScenarioFile, status: str, state: Mapping[str, Any], injected: Sequence[int]
+) -> list[Check]:
+    """The run's status, every state assertion, and whether each fault was injected."""
+    spec = scenario.spec
+    checks = [
+        Check(
+            "run status",
+            status == spec.expect.status,
+            f"expected {spec.expect.status}, got {status}",
+        )
+    ]
+    for assertion in spec.expect.state:
+        checks.append(_assert(assertion, state))
+    for index, fault in enumerate(spec.faults):
+        if index not in injected:
+            checks.append(
+                Check(
+                    f"fault at {fault.at_step}",
+                    False,
+                    "never injected: the run did not reach that step",
+                )
+            )
+    return checks
+
+
+_MISSING = object()
+
+
+def lookup(data: Any, path: str) -> Any:
+    """``a.b.0.c`` in nested mappings and lists; _MISSING when absent."""
+    current = data
+    for part in path.split("."):
+        if isinstance(current, Mapping) and part in current:
+            current = current[part]
+        elif (
+            isinstance(current, list)
+            and part.lstrip("-").isdigit()
+            and -len(current) <= int(part) < len(current)
+        ):
+            current = current[int(part)]
+        else:
+            return _MISSING
+    return current
+
+
+def _contains(container: Any, item: Any) -> bool:
+    if isinstance(container, str):
+        return isinstance(item, str) and item in container
+    if isinstance(container, Mapping):
+        return isinstance(item, str) and item in container
+    if isinstance(container, list):
+        if isinstance(item, Mapping):
+            return any(
+                isinstance(x, Mapping) and all(x.get(k) == v for k, v in item.items())
+                for x in container
+            )
+        return item in container
+    return False
+
+
+def _assert(assertion: Assertion, state: Mapping[str, Any]) -> Check:
+    actual = lookup(state, assertion.path)
+    test, expected = assertion.test, assertion.expected
+    what = f"{assertion.path} {test.replace('_', ' ')} {_show(expected)}"
+    if actual is _MISSING:
+        return Check(what, False, f"{assertion.path} is not in the lab state")
+    if test in ("equals", "not_equals"):
+        ok = (actual == expected) == (test == "equals")
+    else:
+        ok = _contains(actual, expected) == (test == "contains")
+    if ok and test == "contains":
+        return Check(what, ok, "found")
+    return Check(what, ok, f"actual: {_show(actual)}")
+
+
+def _show(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+    text = text.removesuffix("...").strip()
+    return text if len(text) <= 160 else text[:157] + "..."
