@@ -237,7 +237,7 @@ def _check_line(raw: bytes, n: int, prev: str) -> str | None:
     if record.get("prev") != prev:
         return (
             f"line {n} does not follow line {n - 1}: "
-            "it was edited, inserted, or a line before it was removed"
+            "it was edited, inserted or a line before it was removed"
         )
     if record.get("seq") != n:
         return f"line {n} has sequence number {record.get('seq')}, expected {n}"
