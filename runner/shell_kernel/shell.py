@@ -290,7 +290,7 @@ def _setup_line(record_write: int) -> str:
     """Move the record pipe to RECORD_FD and quiet everything an interactive bash adds."""
     return (
         f"exec {RECORD_FD}>&{record_write} {record_write}>&-; "
-        "PS1=; PS2=; PS0=; PROMPT_COMMAND=; unset HISTFILE MAILCHECK; set +o history; "
+        "PS1=; PS2=; PS0=; PROMPT_COMMAND=; unset HISTFILE MAILCHECK; set +o history +H; "
         f"printf 'E 0 %s\\0' \"$BASH_VERSION\" >&{RECORD_FD}\n"
     )
 
