@@ -15,9 +15,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m runner.shell_kernel install
 	touch $(STAMP)
 
+# The main job, end to end: start the lab on a free loopback port with a fresh token, run the
+# compromised-endpoint runbook unattended (its two approval gates pre-approved on the command
+# line, as an operator would), write the post-incident report, stop the lab.
+DEMO_RUNBOOK ?= runbooks/compromised-endpoint.md
 demo: $(STAMP)
 	$(BIN)/runbook check runbooks/
-	$(BIN)/runbook show runbooks/compromised-endpoint.md
+	@set -e; mkdir -p .runbook/lab; \
+	port=$$($(BIN)/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	export RUNBOOK_LAB_TOKEN=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(24))'); \
+	$(BIN)/runbook lab --reset --port $$port --db .runbook/lab/demo.db & lab=$$!; \
+	trap 'kill $$lab 2>/dev/null; wait $$lab 2>/dev/null || true' EXIT; \
+	for i in $$(seq 100); do curl -fsS http://127.0.0.1:$$port/health >/dev/null 2>&1 && break; sleep 0.1; done; \
+	RUNBOOK_INPUT_API_TOKEN=$$RUNBOOK_LAB_TOKEN $(BIN)/runbook run $(DEMO_RUNBOOK) --yes \
+	  -i base_url=http://127.0.0.1:$$port --approve isolate --approve reimage --operator demo; \
+	$(BIN)/runbook report last --format html; \
+	$(BIN)/runbook verify last
 
 test: $(STAMP)
 	$(BIN)/ruff check .
