@@ -1,0 +1,391 @@
+"""`runbook drill` as a team uses it: real processes, a real lab per drill, real kernels.
+
+Every example runbook's standard drill passes from a copy of `runbooks/` alone (the done-when of
+the drills issue); the EDR-outage drill exercises injected faults, a denied approval and
+alternative procedures, and its report is read back; bad scenarios and non-loopback URLs are
+refused with the file and line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from runner_helpers import cli
+
+from runner.drill import ScenarioError, load_scenario
+from runner.journal import read_events
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted(p.name for p in (REPO / "runbooks").glob("*.md"))
+OUTAGE = "runbooks/drills/compromised-endpoint-edr-outage.yaml"
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding only what a fresh clone has for drills: the runbooks and their drills."""
+    root = tmp_path_factory.mktemp("clone")
+    shutil.copytree(REPO / "runbooks", root / "runbooks")
+    return root
+
+
+def _run_dir(root: Path, runbook_id: str) -> Path:
+    runs = sorted((root / ".runbook" / "runs").glob(f"*-{runbook_id}-*"))
+    assert runs, f"no run of {runbook_id} under {root}"
+    return runs[-1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runbook", EXAMPLES)
+def test_every_example_runbook_passes_its_drill(clone: Path, runbook: str) -> None:
+    result = cli(["drill", f"runbooks/{runbook}", "--yes"], clone, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    out = result.stdout
+    assert "Drill expectations" in out
+    assert "✓ run status — expected succeeded, got succeeded" in out
+    assert "✗" not in out.split("Drill expectations", 1)[1]
+    # The scenario's state assertions ran against the lab: each is listed as held.
+    scenario = load_scenario(clone / "runbooks" / "drills" / runbook.replace(".md", ".yaml"))
+    assert scenario.spec.expect.state, "a standard drill asserts on the lab's end state"
+    for assertion in scenario.spec.expect.state:
+        assert f"✓ {assertion.path} " in out
+    run_dir = _run_dir(clone, runbook.removesuffix(".md"))
+    started = read_events(run_dir)[0]
+    assert started["mode"] == "drill"
+    assert (run_dir / "report.md").is_file() and (run_dir / "report.html").is_file()
+    assert f"drill report: {run_dir.relative_to(clone) / 'report.md'}" in out
+
+
+@pytest.fixture(scope="module")
+def outage(clone: Path) -> tuple[str, Path]:
+    """The EDR-outage drill, run once: its terminal output and its run folder."""
+    result = cli(
+        ["drill", "compromised-endpoint", "--scenario", OUTAGE, "--yes"], clone, timeout=120
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    return result.stdout, _run_dir(clone, "compromised-endpoint")
+
+
+@pytest.mark.slow
+def test_faults_drive_alternative_procedures_and_are_journaled(outage: tuple[str, Path]) -> None:
+    out, run_dir = outage
+    events = read_events(run_dir)
+    assert events[-1]["event"] == "run_finished"
+    assert events[-1]["status"] == "succeeded_with_handled_failures"
+    faults = [e for e in events if e["event"] == "fault"]
+    assert [(f["step_id"], f["status"]) for f in faults] == [
+        ("confirm-alert", 503),
+        ("lateral-movement", 500),
+    ]
+    # Each fault comes before its step starts, and the step felt it.
+    for fault in faults:
+        start = next(
+            e for e in events if e["event"] == "step_started" and e["step_id"] == fault["step_id"]
+        )
+        assert fault["seq"] < start["seq"]
+    finished = {
+        (e.get("procedure"), e["step_id"]): e["status"]
+        for e in events
+        if e["event"] == "step_finished"
+    }
+    assert finished[(None, "lateral-movement")] == "handled"
+    assert finished[(None, "confirm-alert")] == "succeeded"
+    attempts = [
+        e["attempt"]
+        for e in events
+        if e["event"] == "step_started" and e["step_id"] == "confirm-alert"
+    ]
+    assert attempts == [1, 2]
+    procedures = {e.get("procedure") for e in events if e["event"] == "step_finished"}
+    assert {"manual-isolation", "contain-lateral-movement"} <= procedures
+    assert "fault injected: The EDR's telemetry API fails (HTTP 500)" in out
+
+
+@pytest.mark.slow
+def test_denied_approval_takes_the_alternative_procedure(outage: tuple[str, Path]) -> None:
+    _, run_dir = outage
+    events = read_events(run_dir)
+    approval = next(e for e in events if e["event"] == "approval" and e["step_id"] == "isolate")
+    assert (approval["decision"], approval["by"], approval["role"]) == (
+        "denied",
+        "priya",
+        "IR-lead",
+    )
+    assert approval["comment"] == "The EDR is unstable; isolate at the switch port instead."
+    isolate = [e for e in events if e["event"] == "step_finished" and e["step_id"] == "isolate"]
+    assert [e["status"] for e in isolate] == ["denied", "handled"]
+    assert not any(e["event"] == "step_started" and e["step_id"] == "isolate" for e in events)
+    manual = [
+        e
+        for e in events
+        if e["event"] == "decision" and e["step_id"].startswith("ask-the-network-on-call")
+    ]
+    assert [(d["decision"], d["by"]) for d in manual] == [("done", "sam")]
+
+
+@pytest.mark.slow
+def test_drill_report_content(outage: tuple[str, Path]) -> None:
+    _, run_dir = outage
+    report = (run_dir / "report.md").read_text()
+    sha = hashlib.sha256((REPO / "runbooks" / "compromised-endpoint.md").read_bytes()).hexdigest()
+    assert report.startswith("# Drill report: Compromised endpoint detected by XDR")
+    assert f"SHA-256 `{sha[:16]}`" in report
+    assert "against a time limit of 1h00m: **met**" in report
+    # Time per step: every main step in the timeline with a duration.
+    timeline = report.split("## Timeline", 1)[1].split("## ", 1)[0]
+    for title in (
+        "Confirm the alert",
+        "Check for lateral movement",
+        "Reimage from the golden image",
+    ):
+        row = next(line for line in timeline.splitlines() if f"| {title} |" in line)
+        assert re.fullmatch(
+            r"[0-9.]+(ms|s)( \(\d attempts\))?", row.rstrip(" |").split("|")[-1].strip()
+        )
+    findings = report.split("## Drill findings", 1)[1].split("## Failures", 1)[0]
+    assert "The EDR's telemetry API fails (HTTP 500)" in findings
+    assert "handled: alternative procedure contain-lateral-movement ran" in findings
+    assert "the step still succeeded after 2 attempts" in findings
+    assert "Who is the network on-call, and how do I page them?" in findings
+    assert "— sam (L2)" in findings
+    assert "priya (IR-lead)" in findings
+    assert "**denied** by priya (IR-lead)" in report
+    html = (run_dir / "report.html").read_text()
+    assert "<title>Drill report: Compromised endpoint detected by XDR</title>" in html
+    assert "Who is the network on-call" in html
+
+
+@pytest.mark.slow
+def test_the_lab_token_never_reaches_journal_or_report(outage: tuple[str, Path]) -> None:
+    _, run_dir = outage
+    events = read_events(run_dir)
+    assert events[0]["inputs"]["api_token"] == "***"
+    journal = (run_dir / "journal.jsonl").read_text()
+    assert '"api_token": "***"' in journal or '"api_token":"***"' in journal
+    # The token is random per drill; nothing that looks like a bearer value was written.
+    assert "Bearer " not in (run_dir / "report.md").read_text().replace("Bearer $API_TOKEN", "")
+
+
+def _scenario(tmp_path: Path, text: str, name: str = "drill.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+@pytest.mark.slow
+def test_expected_state_mismatch_fails_and_shows_the_assertion(tmp_path: Path) -> None:
+    scenario = _scenario(
+        tmp_path,
+        """
+        runbook: server-not-responding
+        answers:
+          restart: approve
+        expect:
+          status: succeeded
+          state:
+            - {path: services.web-portal, equals: down}
+            - {path: tickets.INC-1001, equals: resolved}
+            - {path: services.no-such-service, equals: up}
+        """,
+    )
+    result = cli(
+        [
+            "drill",
+            str(REPO / "runbooks/server-not-responding.md"),
+            "--scenario",
+            str(scenario),
+            "--yes",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr
+    out = result.stdout
+    assert "✓ run status — expected succeeded, got succeeded" in out
+    assert "✗ services.web-portal equals down — actual: up" in out
+    assert "✓ tickets.INC-1001 equals resolved" in out
+    assert (
+        "✗ services.no-such-service equals up — services.no-such-service is not in the lab" in out
+    )
+
+
+def test_non_loopback_base_url_is_refused(tmp_path: Path) -> None:
+    scenario = _scenario(
+        tmp_path,
+        """
+        runbook: server-not-responding
+        inputs:
+          base_url: https://monitoring.corp.example
+        """,
+    )
+    result = cli(
+        [
+            "drill",
+            str(REPO / "runbooks/server-not-responding.md"),
+            "--scenario",
+            str(scenario),
+            "--yes",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 2
+    assert f"{scenario}:3: input 'base_url' points at 'monitoring.corp.example'" in result.stderr
+    assert "drills run against the lab only" in result.stderr
+    assert not (tmp_path / ".runbook").exists()  # nothing ran
+
+
+def test_lab_option_off_loopback_is_refused(tmp_path: Path) -> None:
+    result = cli(
+        [
+            "drill",
+            str(REPO / "runbooks/server-not-responding.md"),
+            "--scenario",
+            str(REPO / "runbooks/drills/server-not-responding.yaml"),
+            "--yes",
+            "--lab",
+            "http://10.1.2.3:8765",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 2
+    assert "points at '10.1.2.3', which is not this machine" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        pytest.param(
+            """
+            runbook: server-not-responding
+            answers:
+              restart: {decision: approve, by: kim}
+            faults:
+              - at_step: restart
+                route: POST /api/services/{name}/restart
+                status: 700
+            """,
+            7,
+            "faults.0.status: Input should be less than or equal to 599",
+            id="fault-status",
+        ),
+        pytest.param(
+            """
+            runbook: server-not-responding
+            expect:
+              status: succeeded
+              stat:
+                - {path: services.web-portal, equals: up}
+            """,
+            4,
+            "expect.stat: unknown key",
+            id="unknown-key",
+        ),
+        pytest.param(
+            """
+            runbook: server-not-responding
+            expect:
+              state:
+                - {path: services.web-portal, equals: up, contains: up}
+            """,
+            4,
+            "give exactly one of equals, not_equals, contains, not_contains",
+            id="two-tests",
+        ),
+        pytest.param(
+            """
+            runbook: server-not-responding
+            answers:
+              restart: [approve
+            """,
+            4,
+            "not valid YAML",
+            id="yaml-syntax",
+        ),
+        pytest.param(
+            """
+            runbook: server-not-responding
+            participants: {kim: L2}
+            answers:
+              restart: {decision: approve, by: kym}
+            """,
+            4,
+            "'kym' is not a participant (participants: kim)",
+            id="unknown-participant",
+        ),
+        pytest.param(
+            """
+            runbook: server-not-responding
+            faults:
+              - {at_step: restrat, route: /api/services}
+            """,
+            3,
+            "no step 'restrat' in runbook 'server-not-responding'",
+            id="unknown-step",
+        ),
+        pytest.param(
+            """
+            runbook: server-not-responding
+            inputs:
+              api_token: hunter2
+            """,
+            3,
+            "input 'api_token' is a secret: scenarios hold no secrets",
+            id="secret-input",
+        ),
+        pytest.param(
+            """
+            runbook: server-not-responding
+            answers:
+              tell-the-users: approve
+            """,
+            3,
+            "step tell-the-users needs no approval",
+            id="approve-manual-step",
+        ),
+    ],
+)
+def test_bad_scenario_names_file_and_line(
+    tmp_path: Path, text: str, line: int, message: str
+) -> None:
+    scenario = _scenario(tmp_path, text)
+    result = cli(
+        [
+            "drill",
+            str(REPO / "runbooks/server-not-responding.md"),
+            "--scenario",
+            str(scenario),
+            "--yes",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{scenario}:{line}: " in result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_scenario_says_where_it_looked(tmp_path: Path) -> None:
+    book = tmp_path / "mine.md"
+    shutil.copy(REPO / "runbooks" / "server-not-responding.md", book)
+    result = cli(["drill", str(book), "--yes"], tmp_path)
+    assert result.returncode == 2
+    assert "no drill scenario for runbook 'server-not-responding'" in result.stderr
+    assert "--scenario FILE" in result.stderr
+
+
+def test_shipped_scenarios_load() -> None:
+    for path in sorted((REPO / "runbooks" / "drills").glob("*.yaml")):
+        try:
+            load_scenario(path)
+        except ScenarioError as exc:  # pragma: no cover - the assertion message shows it
+            pytest.fail(str(exc))
+    outage = load_scenario(REPO / OUTAGE)
+    assert outage.spec.expect.status == "succeeded_with_handled_failures"
+    assert json.dumps(outage.spec.alert)  # the alert is plain data, shown to participants
