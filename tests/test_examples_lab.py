@@ -1,0 +1,122 @@
+"""Every example runbook, run with `runbook run --yes` and its gates pre-approved, succeeds
+against the lab, and the lab's state shows the effect. One lab for the module, reset per test.
+
+The expected end states are written here, independently of the drill scenarios, from the lab's
+seeded story (docs/lab.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from runner_helpers import cli
+
+from runner.lab import LabServer
+from runner.parse import parse_file
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    with LabServer(tmp_path_factory.mktemp("lab") / "lab.db", reset=True) as server:
+        yield server
+
+
+def _api(lab: LabServer) -> httpx.Client:
+    return httpx.Client(
+        base_url=lab.url, headers={"Authorization": f"Bearer {lab.token}"}, timeout=15
+    )
+
+
+def _rules(state: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(r["type"], r["value"]) for r in state["firewall_rules"]}
+
+
+def _compromised_endpoint(s: dict[str, Any]) -> None:
+    host = s["hosts"]["wks-0042"]
+    assert host["isolated"] is True
+    assert host["infected"] is False
+    assert host["restored_from"] == "golden-2024-06"
+    assert s["alerts"]["alrt-1001"] == "closed"
+
+
+def _ransomware(s: dict[str, Any]) -> None:
+    host = s["hosts"]["srv-files-01"]
+    assert (host["isolated"], host["infected"]) == (True, False)
+    assert host["restored_from"] == "snap-files-0602"
+    assert {("ip", "45.137.21.9"), ("domain", "decrypt-files-now.top")} <= _rules(s)
+    assert s["users"]["svc-backup"]["enabled"] is False
+    assert s["alerts"]["alrt-1002"] == "closed"
+
+
+def _server_not_responding(s: dict[str, Any]) -> None:
+    assert s["services"]["web-portal"] == "up"
+
+
+def _restore_backup(s: dict[str, Any]) -> None:
+    assert s["snapshots"]["snap-db-0603"] == "corrupt"
+    assert list(s["restore_jobs"].values()) == ["completed"]
+    assert s["services"]["postgres-db"] == "up"
+
+
+def _cloud_misconfiguration(s: dict[str, Any]) -> None:
+    bucket = s["cloud"]["bucket-finance-reports"]
+    assert (bucket["revision"], bucket["findings"]) == (4, [])
+
+
+def _phishing(s: dict[str, Any]) -> None:
+    user = s["users"]["asmith"]
+    assert user == {
+        "enabled": False,
+        "sessions": 0,
+        "mfa_enrolled": False,
+        "must_change_password": True,
+    }
+    assert {("domain", "login-micros0ft-support.com"), ("ip", "198.51.100.23")} <= _rules(s)
+
+
+def _repeated_auth_failures(s: dict[str, Any]) -> None:
+    assert ("ip", "203.0.113.77") in _rules(s)
+    assert s["users"]["mlopez"]["enabled"] is True
+
+
+EFFECTS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "compromised-endpoint": _compromised_endpoint,
+    "ransomware": _ransomware,
+    "server-not-responding": _server_not_responding,
+    "restore-backup": _restore_backup,
+    "cloud-misconfiguration": _cloud_misconfiguration,
+    "phishing-compromised-credentials": _phishing,
+    "repeated-auth-failures": _repeated_auth_failures,
+}
+
+
+def test_every_example_runbook_has_an_expected_effect() -> None:
+    assert sorted(EFFECTS) == sorted(p.stem for p in (REPO / "runbooks").glob("*.md"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runbook", sorted(EFFECTS))
+def test_example_runbook_succeeds_against_the_lab(
+    lab: LabServer, tmp_path: Path, runbook: str
+) -> None:
+    with _api(lab) as api:
+        api.post("/api/_lab/reset").raise_for_status()
+        before = api.get("/api/_lab/state").json()
+        path = REPO / "runbooks" / f"{runbook}.md"
+        gated = [s.id for s in parse_file(path).steps if s.approve]
+        args = ["run", str(path), "--yes", "-i", f"base_url={lab.url}"]
+        args += [a for step in gated for a in ("--approve", step)]
+        result = cli(args, tmp_path, env={"RUNBOOK_INPUT_API_TOKEN": lab.token}, timeout=120)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+        assert ": succeeded" in result.stdout
+        assert lab.token not in result.stdout + result.stderr
+        state = api.get("/api/_lab/state").json()
+    opened = {t: st for t, st in state["tickets"].items() if t not in before["tickets"]}
+    assert list(opened.values()) == ["resolved"], "one ticket opened by the run, and resolved"
+    EFFECTS[runbook](state)
