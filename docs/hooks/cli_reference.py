@@ -23,9 +23,9 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any, **_: Any
 
 
 def reference() -> str:
-    from runner.cli import _register, cli
+    from runner.cli import cli, register_all
 
-    _register()  # command modules attach themselves to the group on import
+    register_all()  # command modules attach themselves to the group on import
     return "\n\n".join(_sections(cli, "runbook", None, 2))
 
 

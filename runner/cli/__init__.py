@@ -76,7 +76,7 @@ def cli() -> None:
     """Runbooks for security and IT operations: read them, check them, run them."""
 
 
-def _register() -> None:
+def register_all() -> None:
     """Load every command module (for tools that walk the whole command tree)."""
     for module in sorted(set(_COMMAND_MODULES.values())):
         importlib.import_module(f"{__name__}.{module}")
