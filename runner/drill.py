@@ -13,6 +13,7 @@ scenario against its runbook (:func:`check_scenario`), the operator that plays t
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,12 +26,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import RunbookError, UsageError
-from .journal import Journal
+from .journal import Journal, RunInfo, list_runs
 from .lab.api import LabError
 from .lab.control import parse_route
 from .lab.server import is_loopback
-from .model import Runbook, Step
+from .model import Problem, Runbook, Step
 from .operator import Approval, ApprovalRequest, Decision, Operator
+from .parse import parse_file
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 DRILLS_FOLDER = "drills"  # scenarios live in runbooks/drills/<runbook-id>.yaml
@@ -725,3 +727,53 @@ def _show(value: Any) -> str:
     text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
     text = text.removesuffix("...").strip()
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+# --- readiness: runbooks not drilled lately ------------------------------------------------------
+
+STALE_CODE = "RB050"  # `runbook check --stale DAYS`: not drilled within DAYS
+
+
+def stale_problems(
+    files: Sequence[Path], days: float, runs_dir: Path, now: dt.datetime | None = None
+) -> list[Problem]:
+    """A warning per runbook with no drill that started within ``days`` (journals in runs_dir)."""
+    now = now or dt.datetime.now(dt.UTC)
+    last: dict[str, RunInfo] = {}
+    for info in list_runs(runs_dir) if runs_dir.is_dir() else []:
+        if info.mode == "drill" and _started(info) is not None:
+            known = last.get(info.runbook_id)
+            if known is None or info.started > known.started:
+                last[info.runbook_id] = info
+    problems = []
+    for path in files:
+        try:
+            runbook_id = parse_file(path).metadata.id or path.stem
+        except RunbookError:
+            continue  # an unreadable file already has its own problem
+        drill = last.get(runbook_id)
+        when = _started(drill) if drill is not None else None
+        if when is not None and now - when <= dt.timedelta(days=days):
+            continue
+        ago = f"never drilled (no drill in {runs_dir})"
+        if drill is not None and when is not None:
+            days_ago = (now - when).days
+            ago = f"last drilled {when.date()}, {days_ago} days ago ({drill.status})"
+        problems.append(
+            Problem(
+                str(path),
+                0,
+                "warning",
+                STALE_CODE,
+                f"not drilled within {days:g} days: {ago}; run `runbook drill {path}`",
+            )
+        )
+    return problems
+
+
+def _started(info: RunInfo) -> dt.datetime | None:
+    try:
+        when = dt.datetime.fromisoformat(info.started.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)

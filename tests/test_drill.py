@@ -8,6 +8,7 @@ refused with the file and line.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 from runner_helpers import cli
 
-from runner.drill import ScenarioError, load_scenario
+from runner.drill import ScenarioError, load_scenario, stale_problems
 from runner.journal import read_events
 
 REPO = Path(__file__).resolve().parent.parent
@@ -389,3 +390,27 @@ def test_shipped_scenarios_load() -> None:
     outage = load_scenario(REPO / OUTAGE)
     assert outage.spec.expect.status == "succeeded_with_handled_failures"
     assert json.dumps(outage.spec.alert)  # the alert is plain data, shown to participants
+
+
+@pytest.mark.slow
+def test_check_stale_warns_for_runbooks_not_drilled(
+    outage: tuple[str, Path], tmp_path: Path
+) -> None:
+    _, run_dir = outage
+    runs = tmp_path / "runs"
+    shutil.copytree(run_dir, runs / run_dir.name)  # one drill of compromised-endpoint, today
+    books = [str(REPO / "runbooks" / f"{n}.md") for n in ("compromised-endpoint", "ransomware")]
+    args = ["check", "--stale", "30", "--runs-dir", str(runs), *books]
+    result = cli(args, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines == [
+        f"{books[1]}:0: warning RB050 not drilled within 30 days: never drilled "
+        f"(no drill in {runs}); run `runbook drill {books[1]}`"
+    ]
+    assert cli([*args, "--strict"], tmp_path).returncode == 1
+    # Forty days on, the drill made today is too old too.
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=40)
+    problems = stale_problems([Path(b) for b in books], 30, runs, now=later)
+    assert [Path(p.path).stem for p in problems] == ["compromised-endpoint", "ransomware"]
+    assert "days ago (succeeded_with_handled_failures)" in problems[0].message

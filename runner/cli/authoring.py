@@ -69,7 +69,21 @@ def problem_json(problem: Problem) -> dict[str, Any]:
 @click.argument("paths", nargs=-1, type=click.Path())
 @_format_option
 @click.option("--strict", is_flag=True, help="exit 1 on warnings too, not only on errors")
-def check(paths: tuple[str, ...], output_format: str, strict: bool) -> int:
+@click.option(
+    "--stale",
+    "stale_days",
+    type=click.FloatRange(min=0),
+    metavar="DAYS",
+    help="also warn (RB050) for runbooks not drilled within DAYS, from the journals in --runs-dir",
+)
+@click.option("--runs-dir", metavar="DIR", help="where runs are kept (default: .runbook/runs)")
+def check(
+    paths: tuple[str, ...],
+    output_format: str,
+    strict: bool,
+    stale_days: float | None,
+    runs_dir: str | None,
+) -> int:
     """Lint runbooks: files or folders (searched for *.md), runbooks/ by default.
 
     Prints one line per problem, `path:line: error|warning CODE message`; the codes are listed
@@ -78,6 +92,11 @@ def check(paths: tuple[str, ...], output_format: str, strict: bool) -> int:
     """
     files = _paths(paths)
     problems = [p for f in files for p in check_path(f)]
+    if stale_days is not None:
+        from ..drill import stale_problems
+        from ..journal import default_runs_dir
+
+        problems += stale_problems(files, stale_days, Path(runs_dir or default_runs_dir()))
     errors, warnings = count_levels(problems)
     if output_format == "json":
         _dump(
