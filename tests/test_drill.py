@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from runner_helpers import cli
+from runner_helpers import RUNBOOK, cli
 
 from runner.drill import ScenarioError, load_scenario, stale_problems
 from runner.journal import read_events
@@ -414,3 +414,48 @@ def test_check_stale_warns_for_runbooks_not_drilled(
     problems = stale_problems([Path(b) for b in books], 30, runs, now=later)
     assert [Path(p.path).stem for p in problems] == ["compromised-endpoint", "ransomware"]
     assert "days ago (succeeded_with_handled_failures)" in problems[0].message
+
+
+@pytest.mark.slow
+def test_interactive_drill_shows_the_alert_first(tmp_path: Path) -> None:
+    import pexpect
+
+    runs = tmp_path / "runs"
+    child = pexpect.spawn(
+        RUNBOOK,
+        ["drill", "server-not-responding", "--runs-dir", str(runs), "--operator", "olga"],
+        cwd=str(REPO),
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(50, 200),
+    )
+    child.expect("Alert")
+    briefing = child.before + child.after
+    child.expect(r"\(r/Enter\)")
+    assert "web-portal" in child.before and "Participants:" in child.before
+    assert "[1/9]" not in briefing  # the alert comes before step 1
+    answers = {0: "", 1: "a", 2: "kim", 3: "", 4: "d", 5: "status page updated"}
+    child.sendline("")
+    while True:
+        index = child.expect(
+            [
+                r"\(r/Enter\)",
+                r"approve \(a\)",
+                r"approver's name",
+                r"comment \(optional\)",
+                r"\(d\), skip \(s\), quit",
+                r"note \(optional\)",
+                pexpect.EOF,
+            ]
+        )
+        if index == 6:
+            break
+        child.sendline(answers[index])
+    child.close()
+    assert child.exitstatus == 0
+    events = read_events(next(runs.iterdir()))
+    assert events[0]["mode"] == "drill" and events[0]["interactive"] is True
+    approval = next(e for e in events if e["event"] == "approval")
+    assert (approval["decision"], approval["by"]) == ("approved", "kim")
+    manual = next(e for e in events if e["event"] == "decision" and e["decision"] == "done")
+    assert (manual["by"], manual["note"]) == ("olga", "status page updated")
