@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import RunbookError, UsageError
-from .journal import Journal, RunInfo, list_runs
+from .journal import Event, Journal, RunInfo, list_runs
 from .lab.api import LabError
 from .lab.control import parse_route
 from .lab.server import is_loopback
@@ -514,7 +514,7 @@ class DrillOperator:
     lab: LabClient
     facilitator: str  # who runs the drill
     person: Operator | None = None  # a person answers; None: the scenario answers
-    on_event: Any = None  # callable(event) for live display of faults and notes
+    on_event: Callable[[Event], None] | None = None  # live display of faults and notes
     name: str = ""
     interactive: bool = True  # decisions are journaled
     injected: list[tuple[int, str]] = field(default_factory=list)  # (fault index, step label)

@@ -16,6 +16,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
+import httpx
 import pytest
 from runner_helpers import RUNBOOK, cli
 
@@ -459,3 +460,32 @@ def test_interactive_drill_shows_the_alert_first(tmp_path: Path) -> None:
     assert (approval["decision"], approval["by"]) == ("approved", "kim")
     manual = next(e for e in events if e["event"] == "decision" and e["decision"] == "done")
     assert (manual["by"], manual["note"]) == ("olga", "status page updated")
+
+
+@pytest.mark.slow
+def test_drill_against_a_running_lab(tmp_path: Path) -> None:
+    from runner.lab import LabServer
+
+    with LabServer(tmp_path / "lab.db", reset=True) as lab:
+        headers = {"Authorization": f"Bearer {lab.token}"}
+        # A dirty lab: the drill resets it first, so the service is down again when it starts.
+        httpx.post(f"{lab.url}/api/services/web-portal/restart", headers=headers, json={})
+        result = cli(
+            [
+                "drill",
+                "server-not-responding",
+                "--yes",
+                "--lab",
+                lab.url,
+                "--runs-dir",
+                str(tmp_path / "runs"),
+            ],
+            REPO,
+            env={"RUNBOOK_LAB_TOKEN": lab.token},
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+        state = httpx.get(f"{lab.url}/api/_lab/state", headers=headers).json()
+    assert state["services"]["web-portal"] == "up"
+    assert state["tickets"]["INC-1001"] == "resolved"
+    assert state["faults"] == []
