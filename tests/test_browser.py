@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_site import ROOT, build, make_project
+from test_site import ROOT, _write_runs, build, make_project
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -40,7 +40,9 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The fixture site, built by mkdocs and served on 127.0.0.1 by a real HTTP server."""
     tmp = tmp_path_factory.mktemp("browser")
-    proc = build(make_project(tmp / "project"), tmp / "site")
+    project = make_project(tmp / "project", runs_dir=".runbook/runs")
+    _write_runs(project / ".runbook" / "runs")
+    proc = build(project, tmp / "site")
     assert proc.returncode == 0, proc.stderr
     handler = functools.partial(_QuietHandler, directory=str(tmp / "site"))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -126,4 +128,24 @@ def test_index_filters_by_service_and_role(browser: Any, base_url: str) -> None:
     page.select_option('select[data-filter="role"]', "commander")
     expect(visible).to_have_count(1)
     expect(visible.first).to_contain_text("Compromised account")
+    page.close()
+
+
+def test_duration_chart_reads_on_screen_and_in_print(browser: Any, base_url: str) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{base_url}runbooks/compromised-account/")
+    chart = page.locator("#latest-runs ~ figure svg.rb-chart")
+    expect(chart).to_have_attribute("role", "img")
+    expect(chart.locator(".rb-chart-point")).to_have_count(2)
+    ARTIFACTS.mkdir(exist_ok=True)
+    for media, name in (("screen", "runbook-chart.png"), ("print", "runbook-chart-print.png")):
+        page.emulate_media(media=media)
+        chart.scroll_into_view_if_needed()
+        expect(chart).to_be_visible()
+        box = chart.bounding_box()
+        # Material sizes figures to their content; a scalable SVG must not shrink to a sliver.
+        assert box is not None and box["width"] >= 400 and box["height"] >= 140, (media, box)
+        chart.screenshot(path=str(ARTIFACTS / name))
     page.close()

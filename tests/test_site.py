@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -267,10 +267,77 @@ def test_latest_runs_and_drills_from_the_journals(site: Site) -> None:
     assert "r4/journal.jsonl" in site.log
 
 
+def _finished_in_journals(runs: Path) -> list[dict[str, object]]:
+    """The run_finished events of the fixture's journals, read the plain way."""
+    out = []
+    for journal in sorted(runs.glob("*/journal.jsonl")):
+        for line in journal.read_text(encoding="utf-8").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("event") == "run_finished":
+                out.append(event)
+    return out
+
+
+def test_chart_of_run_durations_against_the_time_limit(site: Site) -> None:
+    page = site.page("runbooks/compromised-account")
+    section = between(page, 'id="latest-runs"', "</table>")
+    svg = between(section, "<svg", "</svg>")
+    assert 'role="img"' in svg
+    finished = _finished_in_journals(site.project / ".runbook" / "runs")
+    within = sum(1 for e in finished if e.get("within_time_limit"))
+    assert f'aria-label="Run durations: {len(finished)} runs, {within} within the time limit' in svg
+    points = re.findall(r'<g class="rb-chart-point rb-chart-point--(\w+)"[^>]*>(.*?)</g>', svg)
+    assert len(points) == len(finished) == 2
+    # Oldest first; the drill is a diamond, the run a circle; hovering names the run.
+    (drill_status, drill), (run_status, run) = points
+    assert (drill_status, run_status) == ("failed", "succeeded")
+    assert drill.startswith("<path") and run.startswith("<circle")
+    assert "<title>2025-03-20 14:00 UTC · drill · failed · 1h6m (limit 1h, over)</title>" in drill
+    assert "<title>2025-04-02 09:15 UTC · run · succeeded · 25m (limit 1h, within)</title>" in run
+    # The dashed limit line sits exactly at the y axis' "1h" tick, and the drill over it is above.
+    limit = re.search(r'<g class="rb-chart-limit"[^>]*><line [^>]*y1="([\d.]+)"[^>]*>', svg)
+    assert limit and "stroke-dasharray" in limit.group(0)
+    tick = re.search(r'<text x="[\d.]+" y="([\d.]+)" text-anchor="end">1h</text>', svg)
+    assert tick and float(tick.group(1)) - 4 == float(limit.group(1))
+    drill_y = float(re.findall(r"M[\d.]+ ([\d.]+)", drill)[0])
+    run_y = float(re.findall(r'cy="([\d.]+)"', run)[0])
+    assert drill_y < float(limit.group(1)) < run_y  # SVG's y grows downwards
+    assert "time limit 1h" in text(svg)
+    assert section.index('<svg class="rb-chart"') < section.index("<table")
+
+
 def test_a_runbook_without_journals_says_never(site: Site) -> None:
     page = site.page("runbooks/phishing-triage")
     assert "Last exercised never" in text(page)
     assert 'id="latest-runs"' not in page
+    assert "rb-chart" not in page
+
+
+def test_no_chart_without_a_finished_run() -> None:
+    from plugins.runbooks.chart import duration_chart
+    from plugins.runbooks.runs import Run
+
+    started = dt.datetime(2025, 1, 5, 8, tzinfo=dt.UTC)
+    unfinished = Run("r3", "x", started, "drill", "unfinished", None, 3600, None)
+    undated = Run("r5", "x", None, "run", "succeeded", 60.0, 3600, True)
+    assert duration_chart([unfinished, undated], 3600) == ""
+    chart = duration_chart([unfinished, undated, replace(unfinished, duration=10.0)], None)
+    assert 'aria-label="Run durations: 1 run; the runbook sets no time limit"' in chart
+    assert "rb-chart-limit" not in chart
+
+
+@pytest.mark.parametrize(
+    ("seconds", "label"),
+    [(0, "0"), (0.5, "500ms"), (45, "45s"), (300, "5m"), (5400, "1h30m"), (172800, "2d")],
+    ids=["zero", "ms", "s", "m", "h-m", "d"],
+)
+def test_chart_durations_read_like_a_clock(seconds: float, label: str) -> None:
+    from plugins.runbooks.chart import tick_label
+
+    assert tick_label(seconds) == label
 
 
 # --- the index and the navigation ---------------------------------------------------------------

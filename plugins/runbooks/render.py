@@ -22,6 +22,7 @@ from runner.format import format_duration
 from runner.model import InputSpec, Metadata, Procedure, Runbook, Section, Step
 
 from .catalog import Entry
+from .chart import duration_chart
 from .runs import Run
 
 MAX_RUNS = 10  # runs and drills listed on a runbook page, newest first
@@ -74,7 +75,7 @@ def page_markdown(
         parts += _structured_body(rb, entry.lines, lines, slots)
     else:
         parts.append(_compat_body(rb, lines, slots))
-    parts.append(runs_section(runs, rb.metadata))
+    parts.append(runs_section(runs, rb.metadata, slots))
     return Rendered("\n\n".join(p for p in parts if p) + "\n", tuple(slots))
 
 
@@ -532,9 +533,13 @@ def _is_h1(line: str, name: str) -> bool:
 # --- runs -------------------------------------------------------------------------------------
 
 
-def runs_section(runs: Sequence[Run], meta: Metadata) -> str:
+def runs_section(runs: Sequence[Run], meta: Metadata, slots: list[str]) -> str:
+    """The latest runs as a table, after a chart of every finished run against the time limit."""
     if not runs:
         return ""
+    # The limit the runbook sets now; the latest run's when the file no longer sets one.
+    limit = meta.time_limit if meta.time_limit is not None else runs[0].time_limit
+    chart = duration_chart(runs, limit)
     head = "| Started | Mode | Status | Duration | Time limit |\n|---|---|---|---|---|"
     rows = [
         f"| {escape(r.started_text)} | {escape(r.mode)} | {_status(r.status)} | "
@@ -542,7 +547,9 @@ def runs_section(runs: Sequence[Run], meta: Metadata) -> str:
         for r in runs[:MAX_RUNS]
     ]
     more = f"\n\n{len(runs) - MAX_RUNS} older run(s) not shown." if len(runs) > MAX_RUNS else ""
-    return "## Latest runs and drills { #latest-runs }\n\n" + "\n".join([head, *rows]) + more
+    parts = ["## Latest runs and drills { #latest-runs }", hold(slots, chart) if chart else ""]
+    parts.append("\n".join([head, *rows]) + more)
+    return "\n\n".join(p for p in parts if p)
 
 
 def _status(status: str) -> str:
