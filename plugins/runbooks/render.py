@@ -68,7 +68,7 @@ def page_markdown(
     parts = [
         f"# {escape(rb.metadata.name)}",
         hold(slots, header_card(rb.metadata, entry.display, last_change, runs)),
-        run_box(rb.metadata, command_path or entry.display),
+        hold(slots, run_box(rb.metadata, command_path or entry.display)),
         problems_box(entry),
     ]
     if rb.has_steps_section:
@@ -225,32 +225,33 @@ def run_command(meta: Metadata, path: str) -> str:
 
 
 def run_box(meta: Metadata, path: str) -> str:
-    # The command as ready-made HTML rather than a fence: one Pygments run per page saved, and
-    # Material still adds its copy button to every `pre > code`.
+    """The "Run it" box, as the admonition Markdown would make, written as HTML: it holds no
+    author's text, and each Markdown construct saved (admonition, inline code, raw HTML) is
+    time saved on every page. Material still adds its copy button to every `pre > code`."""
     command = escape(run_command(meta, path))
-    lines = ['!!! example rb-run "Run it"', ""]
-    lines.append(
-        f'    <div class="language-bash highlight"><pre><code>{command}</code></pre></div>'
-    )
-    lines.append("")
     described = [_input_words(spec) for spec in meta.inputs]
-    lines.append(f"    Inputs: {'; '.join(described)}." if described else "    It takes no inputs.")
-    secrets = [f"`{spec.name}`" for spec in meta.inputs if spec.secret]
+    inputs = f"Inputs: {'; '.join(described)}." if described else "It takes no inputs."
+    parts = [
+        '<div class="admonition example rb-run">',
+        '<p class="admonition-title">Run it</p>',
+        f'<div class="language-bash highlight"><pre><code>{command}</code></pre></div>',
+        f"<p>{inputs}</p>",
+    ]
+    secrets = [f"<code>{escape(spec.name)}</code>" for spec in meta.inputs if spec.secret]
     if secrets:
-        lines += [
-            "",
-            f"    Secret: {', '.join(secrets)}. Never put a secret on the command line; "
-            "the Running runbooks page says how to supply it.",
-        ]
-    return "\n".join(lines)
+        parts.append(
+            f"<p>Secret: {', '.join(secrets)}. Never put a secret on the command line; "
+            "the Running runbooks page says how to supply it.</p>"
+        )
+    return "\n".join([*parts, "</div>"])
 
 
 def _input_words(spec: InputSpec) -> str:
-    words = f"`{spec.name}` ({spec.type}"
+    words = f"<code>{escape(spec.name)}</code> ({spec.type}"
     if spec.required and spec.default is None:
         words += ", required"
     elif spec.default is not None and not spec.secret:
-        words += f", default `{_value(spec.default)}`"
+        words += f", default <code>{escape(_value(spec.default))}</code>"
     if spec.secret:
         words += ", secret"
     return words + ")"
@@ -278,9 +279,9 @@ def _structured_body(
     steps_at = rb.steps[0].line if rb.steps else 0
     before = [s for s in rb.sections if steps_at and s.line < steps_at]
     after = [s for s in rb.sections if s not in before]
-    parts += [_section(s, rb, lines) for s in before]
+    parts += [_section(s, rb, lines, slots) for s in before]
     parts.append(steps_section(rb, lines, slots))
-    parts += [_section(s, rb, lines) for s in after]
+    parts += [_section(s, rb, lines, slots) for s in after]
     return parts
 
 
@@ -431,26 +432,28 @@ def _squash(text: str) -> str:
 # --- other sections ----------------------------------------------------------------------------
 
 
-def _section(section: Section, rb: Runbook, lines: Sequence[str]) -> str:
+def _section(section: Section, rb: Runbook, lines: Sequence[str], slots: list[str]) -> str:
     low = section.title.lower()
     body = _slice(lines, section.line + 1, section.end_line)
     if low in _CRITERIA:
         kind = _CRITERIA[low]
         return f'!!! {kind} rb-criteria "{escape(section.title)}"\n\n{_indent(body)}'
     if low in _PROCEDURE_SECTIONS:
-        return procedures_section(section, rb, lines)
+        return procedures_section(section, rb, lines, slots)
     return f"## {escape(section.title)}\n\n{body}"
 
 
-def procedures_section(section: Section, rb: Runbook, lines: Sequence[str]) -> str:
+def procedures_section(
+    section: Section, rb: Runbook, lines: Sequence[str], slots: list[str]
+) -> str:
     inside = [p for p in rb.procedures if section.line < p.line < section.end_line]
     intro_end = inside[0].line if inside else section.end_line
     parts = [f"## {escape(section.title)}", _slice(lines, section.line + 1, intro_end)]
-    parts += [procedure_block(p, rb, lines) for p in inside]
+    parts += [procedure_block(p, rb, lines, slots) for p in inside]
     return "\n\n".join(p for p in parts if p)
 
 
-def procedure_block(proc: Procedure, rb: Runbook, lines: Sequence[str]) -> str:
+def procedure_block(proc: Procedure, rb: Runbook, lines: Sequence[str], slots: list[str]) -> str:
     """The procedure's heading, then its steps in an admonition (no `<div markdown>`: speed)."""
     targets = (f"procedure:{proc.id}", f"procedure:{proc.title}")
     users = [s for s in rb.steps if s.on_failure in targets]
@@ -462,7 +465,9 @@ def procedure_block(proc: Procedure, rb: Runbook, lines: Sequence[str]) -> str:
     intro = _slice(lines, proc.line + 1, first)
     if proc.steps and proc.steps[0].line <= proc.line + 1:
         intro = ""  # a procedure written as prose is its own single step
-    steps = [procedure_step(step, rb, lines, prose=step.line == proc.line) for step in proc.steps]
+    steps = [
+        procedure_step(step, rb, lines, slots, prose=step.line == proc.line) for step in proc.steps
+    ]
     body = "\n\n".join(p for p in (intro, *steps) if p)
     return "\n\n".join(
         (
@@ -473,7 +478,9 @@ def procedure_block(proc: Procedure, rb: Runbook, lines: Sequence[str]) -> str:
     )
 
 
-def procedure_step(step: Step, rb: Runbook, lines: Sequence[str], prose: bool = False) -> str:
+def procedure_step(
+    step: Step, rb: Runbook, lines: Sequence[str], slots: list[str], prose: bool = False
+) -> str:
     """A step of a procedure: numbered, with its badges, but no checkbox (it is a detour).
 
     ``prose``: the procedure has no list of steps, so its heading already names this one.
@@ -485,7 +492,7 @@ def procedure_step(step: Step, rb: Runbook, lines: Sequence[str], prose: bool = 
         f'<p class="rb-pstep-title" data-step="{escape(step.id)}">'
         f"{title}{' '.join(badges(step, rb))}</p>"
     )
-    return "\n\n".join(p for p in (head, _step_body(step, lines)) if p)
+    return "\n\n".join(p for p in (hold(slots, head), _step_body(step, lines)) if p)
 
 
 # --- compatibility mode: plain Markdown without `## Steps` -------------------------------------
