@@ -3,8 +3,9 @@
     python benchmarks/bench_shell_kernel.py [--cells 200] [--starts 10]
         [--bash-kernel DIR]   # also measure stock bash_kernel, importable from DIR
 
-Stock bash_kernel is not a project dependency; to compare, install it somewhere apart:
-``pip install --target /tmp/bk --no-deps bash_kernel`` and pass ``--bash-kernel /tmp/bk``.
+Stock bash_kernel is not a project dependency; to compare, install it somewhere apart,
+``pip install --target DIR --no-deps bash_kernel filetype`` (pexpect comes with the
+project's environment), and pass ``--bash-kernel DIR``.
 Targets: trivial step <= 5 ms, 10-line step <= 10 ms, start <= 0.8 s, no shutdown stall.
 """
 
@@ -69,6 +70,8 @@ def start(factory: ManagerFactory) -> tuple[KernelManager, BlockingKernelClient,
     kc.start_channels()
     replied = None
     while replied is None:
+        if not km.is_alive():
+            raise RuntimeError("the kernel died while starting")
         msg_id = kc.kernel_info()
         with contextlib.suppress(queue.Empty):
             while True:
@@ -141,18 +144,16 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def bash_kernel_factory(site_dir: str) -> ManagerFactory:
-    """A kernelspec for stock bash_kernel in a temp dir, importable from ``site_dir``."""
-    spec_root = tempfile.mkdtemp(prefix="bench-bash-kernel-")
+def bash_kernel_factory(site_dir: str, spec_root: str) -> ManagerFactory:
+    """A kernelspec for stock bash_kernel under ``spec_root``, importable from ``site_dir``."""
     spec_dir = Path(spec_root) / "bash"
     spec_dir.mkdir()
+    pythonpath = os.pathsep.join(filter(None, [site_dir, os.environ.get("PYTHONPATH")]))
     spec = {
         "argv": [sys.executable, "-m", "bash_kernel", "-f", "{connection_file}"],
         "display_name": "Bash",
         "language": "bash",
-        "env": {
-            "PYTHONPATH": os.pathsep.join(filter(None, [site_dir, os.environ.get("PYTHONPATH")]))
-        },
+        "env": {"PYTHONPATH": pythonpath},
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
     manager = KernelSpecManager(kernel_dirs=[spec_root])
@@ -194,8 +195,9 @@ def main() -> None:
         )
     }
     if args.bash_kernel:
-        factory = bash_kernel_factory(args.bash_kernel)
-        results["bash_kernel"] = measure(factory, args.cells, args.starts)
+        with tempfile.TemporaryDirectory(prefix="bench-bash-kernel-") as spec_root:
+            factory = bash_kernel_factory(args.bash_kernel, spec_root)
+            results["bash_kernel"] = measure(factory, args.cells, args.starts)
     print(f"{args.cells} round trips per step kind, {args.starts} starts; {os.cpu_count()} CPUs")
     print(table(results))
 
