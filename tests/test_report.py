@@ -25,7 +25,8 @@ from test_journal import (
 )
 
 from runner.journal import Journal
-from runner.report import load_run, write_report
+from runner.record import load_run
+from runner.report import write_report
 
 RUN_ID = "20260102T000000Z-compromised-account-0002"
 
@@ -121,7 +122,7 @@ def test_drill_report_names_faults_unclear_slow_and_manual_steps(runs_dir: Path)
     assert "Look up" not in slow and "Notify" not in slow
     manual = _row(md.split("### Manual steps")[1], "manual-isolation/1")
     assert manual[1:] == ["Pull the cable", "onsite", "done", "omar", "6m40s"]
-    assert "Participants: omar, sam (analyst)" in md
+    assert "Participants: omar (onsite), sam (analyst)" in md
 
 
 def test_html_is_self_contained_and_escapes_journal_text(runs_dir: Path) -> None:

@@ -28,21 +28,16 @@ from ..journal import (
     summarise,
     verify,
 )
-from ..report import (
-    FORMATS,
-    RunRecord,
-    StepRecord,
-    fill_from_runbook,
+from ..record import RunRecord, StepRecord, fill_from_runbook, load_run, runbook_at_run
+from ..record_text import (
     fmt_duration,
     fmt_status,
     fmt_time,
-    load_run,
     output_images,
-    runbook_at_run,
     strip_ansi,
     time_limit_verdict,
-    write_report,
 )
+from ..report import FORMATS, write_report
 from ..stats import RunbookStats, all_stats, plot_durations, runbook_stats
 from . import EXIT_FAILED, cli
 
@@ -309,7 +304,12 @@ def _step_end(e: Event) -> RenderableType:
 def _decision(e: Event) -> Text:
     waited = f" after {fmt_duration(e['waited'])}" if e.get("waited") is not None else ""
     note = f": {e['note']}" if e.get("note") else ""
-    return Text(f"  ? {e.get('decision')} — by {e.get('by')}{waited}{note}", style="magenta")
+    role = f" ({e['role']})" if e.get("role") else ""
+    return Text(f"  ? {e.get('decision')} — by {e.get('by')}{role}{waited}{note}", style="magenta")
+
+
+def _block_started(e: Event) -> Text:
+    return Text(f"  ▸ block {e.get('block_id')} in {e.get('kernel') or '?'}", style="dim")
 
 
 def _approval_requested(e: Event) -> Text:
@@ -374,6 +374,7 @@ def _resumed(e: Event) -> Text:
 
 
 _LINES = {
+    "block_started": _block_started,
     "decision": _decision,
     "approval_requested": _approval_requested,
     "approval": _approval,
