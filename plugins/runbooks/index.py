@@ -11,17 +11,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 
 from .catalog import Entry, Loaded
+from .render import Rendered, hold
 from .runs import Run, RunIndex
 
 _SEVERITY_ORDER = ("critical", "high", "medium", "low")
 
 
-def index_markdown(loaded: Loaded, runs: RunIndex, folder: str, directory_urls: bool) -> str:
-    """The Markdown of `runbooks/index.md`; ``folder`` is the runbooks folder as configured."""
+def index_markdown(loaded: Loaded, runs: RunIndex, folder: str, directory_urls: bool) -> Rendered:
+    """The page `runbooks/index.md`; ``folder`` is the runbooks folder as configured.
+
+    The filters and the table are ready-made HTML, put in after Markdown (see `render.hold`):
+    a row per runbook would otherwise be parsed again by Markdown's raw-HTML pass and the
+    search indexer, a cost that grows with the number of runbooks.
+    """
     entries = loaded.entries
     title = "# Runbooks"
     if not entries:
-        return f"{title}\n\nNo runbooks found in `{folder}/`.\n"
+        return Rendered(f"{title}\n\nNo runbooks found in `{folder}/`.\n", ())
     count = f"{len(entries)} runbook(s) from `{folder}/`, grouped by service."
     rows = "\n".join(
         _row(e, loaded.last_change.get(e.id, ""), runs.by_runbook.get(e.id, ()), directory_urls)
@@ -32,7 +38,9 @@ def index_markdown(loaded: Loaded, runs: RunIndex, folder: str, directory_urls: 
         "<th>Severity</th><th>Objective</th><th>Roles</th><th>Steps</th><th>Last change</th>"
         f"<th>Last exercised</th></tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>\n</div>"
     )
-    return "\n\n".join((title, count, _filters(entries), table)) + "\n"
+    slots: list[str] = []
+    parts = (title, count, hold(slots, _filters(entries)), hold(slots, table))
+    return Rendered("\n\n".join(parts) + "\n", tuple(slots))
 
 
 def _filters(entries: Sequence[Entry]) -> str:

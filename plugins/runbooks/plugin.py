@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mkdocs.config.defaults import MkDocsConfig
-from mkdocs.livereload import LiveReloadServer
 from mkdocs.plugins import BasePlugin
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
@@ -18,6 +17,10 @@ from .config import RunbooksConfig
 from .index import index_markdown
 from .render import Rendered, page_markdown
 from .runs import RunIndex, read_runs
+
+if TYPE_CHECKING:
+    # Only `serve` needs it, and it pulls in watchdog and an HTTP server: not for `build`.
+    from mkdocs.livereload import LiveReloadServer
 
 # MkDocs counts warnings on the `mkdocs` logger tree; `--strict` fails the build on any of them.
 log = logging.getLogger("mkdocs.plugins.runbooks")
@@ -74,19 +77,15 @@ class RunbooksPlugin(BasePlugin[RunbooksConfig]):  # type: ignore[no-untyped-cal
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files:
         self._report()
         folder = self.config.runbooks_dir.rstrip("/")
-        pages = {
-            "runbooks/index.md": index_markdown(
-                self.loaded, self.runs, folder, config.use_directory_urls
-            )
-        }
-        self.rendered = {}
+        index = index_markdown(self.loaded, self.runs, folder, config.use_directory_urls)
+        self.rendered = {"runbooks/index.md": index}
         for entry in self.loaded.entries:
             runs = self.runs.by_runbook.get(entry.id, ())
-            page = page_markdown(entry, runs, self.loaded.last_change[entry.id])
-            self.rendered[entry.src_uri] = page
-            pages[entry.src_uri] = page.markdown
-        for uri, content in pages.items():
-            _replace(files, File.generated(config, uri, content=content))
+            self.rendered[entry.src_uri] = page_markdown(
+                entry, runs, self.loaded.last_change[entry.id]
+            )
+        for uri, page in self.rendered.items():
+            _replace(files, File.generated(config, uri, content=page.markdown))
         for asset in sorted(ASSETS.iterdir()):
             uri = f"{ASSET_URI}/{asset.name}"
             _replace(files, File.generated(config, uri, abs_src_path=str(asset)))
