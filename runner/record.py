@@ -466,14 +466,17 @@ def fill_from_runbook(record: RunRecord, runbook: Runbook) -> None:
 
 
 def runbook_step(runbook: Runbook | None, s: StepRecord) -> Step | None:
-    """The runbook's step a record is about (by id, else by number, in the right list)."""
+    """The runbook's step a record is about, in the right list: by id, or by number when the
+    journal named no id (a number alone could be another step of an edited runbook)."""
     if runbook is None:
         return None
     steps = runbook.steps
     if s.procedure:
         proc = runbook.procedure(s.procedure)
         steps = proc.steps if proc else ()
-    return next((x for x in steps if x.id == s.step_id or x.number == s.number), None)
+    if s.step_id:
+        return next((x for x in steps if x.id == s.step_id), None)
+    return next((x for x in steps if x.number == s.number), None)
 
 
 # --- which blocks ran ------------------------------------------------------------------------

@@ -96,7 +96,9 @@ def runbook_info(path: str = "runbooks/compromised-account.md", **extra: Any) ->
     }
 
 
-def start(j: Journal, mode: str = "run", runbook: dict[str, Any] | None = None) -> None:
+def start(
+    j: Journal, mode: str = "run", runbook: dict[str, Any] | None = None, total_steps: int = 5
+) -> None:
     j.append(
         "run_started",
         run_id=j.run_id,
@@ -109,7 +111,7 @@ def start(j: Journal, mode: str = "run", runbook: dict[str, Any] | None = None) 
         attempt=1,
         interactive=True,
         options={"yes": False, "only": None, "from": None, "approve": ["4"]},
-        total_steps=5,
+        total_steps=total_steps,
     )
     j.append(
         "kernel_started",
@@ -172,6 +174,7 @@ def decide(j: Journal, n: int, sid: str, decision: str, by: str = "dana", **f: A
         by=by,
         note=f.get("note"),
         waited=f.get("waited", 1.5),
+        **({"role": f["role"]} if "role" in f else {}),
     )
 
 
@@ -224,11 +227,13 @@ def write_full_run(runs_dir: Path, run_id: str, mode: str = "run") -> Path:
         out(j, *revoke[:2], "stream", stream="stdout", text="revoking 3 sessions\n")
         finish(j, *revoke, "succeeded", 90.0, attempt=2, attempts=2, exit_status=0)
         j.sync()
-        decide(j, 3, "call-the-user", "done", note="user confirmed: not them", waited=42.5)
+        # Step ids as the parser makes them (the slug of the step's first line).
+        call = "call-the-user-to-confirm-the-sign-ins-were-not-theirs"
+        decide(j, 3, call, "done", note="user confirmed: not them", waited=42.5)
         finish(
             j,
             3,
-            "call-the-user",
+            call,
             "Call the user",
             "succeeded",
             42.5,
@@ -290,11 +295,12 @@ def write_full_run(runs_dir: Path, run_id: str, mode: str = "run") -> Path:
             0.31,
             error="RuntimeError: MFA API unavailable",
         )
-        decide(j, 1, "ask-the-help-desk", "done", waited=120.0)
+        help_desk = "ask-the-help-desk-to-reset-mfa-by-phone"
+        decide(j, 1, help_desk, "done", waited=120.0)
         finish(
             j,
             1,
-            "ask-the-help-desk",
+            help_desk,
             "Ask the help desk",
             "succeeded",
             120.0,
@@ -500,3 +506,178 @@ def write_drill(runs_dir: Path, run_id: str) -> Path:
             aborted=False,
         )
     return j.run_dir
+
+
+CONTAIN_TEXT = """\
+---
+name: Contain host
+service: endpoints
+objective: Isolate a compromised host
+time_limit: 10m
+roles:
+  analyst: SOC analyst
+  lead: Incident lead
+  onsite: Onsite technician
+inputs:
+  host: {type: string, required: true}
+---
+# Contain host
+
+## Steps
+
+1. Collect evidence
+
+   Role: analyst
+
+   ```python {id=snapshot}
+   print("snapshot of", host)
+   ```
+
+   ```bash {id=hash}
+   sha256sum /evidence/*
+   ```
+
+   ```python {id=upload}
+   uploaded = True
+   ```
+
+2. Isolate the host
+
+   Role: analyst
+
+   ```bash {id=isolate approve=lead on_failure=procedure:manual-isolation}
+   edr isolate "$HOST"
+   ```
+
+3. Tell the owner.
+
+## Alternative procedures
+
+### Manual isolation
+
+1. Pull the cable
+
+   Role: onsite
+"""
+
+
+def block(j: Journal, n: int, sid: str, bid: str, code: str, **f: Any) -> None:
+    """block_started, as the runner writes it before each block of each attempt."""
+    j.append(
+        "block_started",
+        step=n,
+        step_id=sid,
+        procedure=f.get("procedure"),
+        block_id=bid,
+        lang=f.get("lang", "python"),
+        kernel=f.get("kernel", "python3"),
+        code=code,
+        attempt=f.get("attempt", 1),
+    )
+
+
+def block_end(j: Journal, bid: str, status: str, duration: float, exit_status: Any = None) -> None:
+    j.append(
+        "block_finished",
+        block_id=bid,
+        status=status,
+        exit_status=exit_status,
+        duration=duration,
+    )
+
+
+def write_block_run(runs_dir: Path, run_id: str, mode: str = "run") -> Path:
+    """A run of CONTAIN_TEXT in the journal shape with block_started/block_finished, manual
+    steps' step_started (kernel null) and decisions with a role. Step 1 has three blocks; its
+    first attempt fails in the second block (output on stderr, no error event), its second
+    runs all three, the last one silently. Step 2's approval is denied and the procedure
+    `manual-isolation` handles it."""
+    collect = (1, "snapshot", "Collect evidence")  # a step takes its first block's id
+    sha = hashlib.sha256(CONTAIN_TEXT.encode()).hexdigest()
+    info = runbook_info("runbooks/contain-host.md", id="contain-host", name="Contain host")
+    info.update(sha256=sha, time_limit=600.0, objective="Isolate a compromised host")
+    snapshot = 'print("snapshot of", host)\n'
+    hash_code = "sha256sum /evidence/*\n"
+    j = Journal.create(runs_dir, run_id)
+    with j:
+        start(j, mode, runbook=info, total_steps=3)
+        j.append(
+            "kernel_started",
+            kernel="runbook-shell",
+            language="bash",
+            implementation="runbook-shell",
+            version="0.1",
+            language_version="5.2",
+        )
+        decide(j, *collect[:2], "run", role="analyst")
+        for attempt in (1, 2):
+            step(j, *collect, role="analyst", attempt=attempt, attempts=2, total=3)
+            block(j, *collect[:2], "snapshot", snapshot, attempt=attempt)
+            out(j, *collect[:2], "stream", block_id="snapshot", stream="stdout", text="snapshot\n")
+            block_end(j, "snapshot", "succeeded", 0.5)
+            shell = {"lang": "bash", "kernel": "runbook-shell", "attempt": attempt}
+            block(j, *collect[:2], "hash", hash_code, **shell)
+            if attempt == 1:
+                out(j, *collect[:2], "stream", block_id="hash", stream="stderr", text="no such\n")
+                block_end(j, "hash", "failed", 0.25, exit_status=1)
+                finish(j, *collect, "failed", 1.0, attempts=2, exit_status=1, retry_in=0.0)
+                continue
+            out(j, *collect[:2], "stream", block_id="hash", stream="stdout", text="abc123\n")
+            block_end(j, "hash", "succeeded", 0.25, exit_status=0)
+            block(j, *collect[:2], "upload", "uploaded = True\n", attempt=2)
+            block_end(j, "upload", "succeeded", 0.125)
+            finish(j, *collect, "succeeded", 2.0, attempt=2, attempts=2, exit_status=0)
+        _denied_and_handled(j)
+        tell = (3, "tell-the-owner", "Tell the owner")
+        step(j, *tell, kernel=None, total=3)
+        decide(j, *tell[:2], "done", by="dana", waited=30.0)
+        finish(j, *tell, "succeeded", 30.0)
+        j.append(
+            "run_finished",
+            status="succeeded_with_handled_failures",
+            duration=400.0,
+            time_limit=600.0,
+            within_time_limit=True,
+            counts={"succeeded": 3, "handled": 1},
+        )
+    return j.run_dir
+
+
+def _denied_and_handled(j: Journal) -> None:
+    isolate = (2, "isolate", "Isolate the host")
+    decide(j, *isolate[:2], "run", role="analyst")
+    j.append(
+        "approval_requested",
+        step=2,
+        step_id=isolate[1],
+        procedure=None,
+        approver_role="lead",
+        code='edr isolate "web-1"',
+    )
+    j.append(
+        "approval",
+        step=2,
+        step_id=isolate[1],
+        procedure=None,
+        decision="denied",
+        by="lee",
+        role="lead",
+        comment="not during business hours",
+        preapproved=False,
+        distinct_required=True,
+    )
+    finish(j, *isolate, "denied", 0.0, reason="approval denied")
+    decide(j, *isolate[:2], "on_failure", role="analyst", note="the runbook's policy applies")
+    cable = (1, "pull-the-cable", "Pull the cable")
+    step(j, *cable, procedure="manual-isolation", kernel=None, role="onsite", total=1)
+    decide(j, *cable[:2], "done", by="omar", role="onsite", waited=300.0)
+    finish(j, *cable, "succeeded", 300.0, procedure="manual-isolation")
+    finish(
+        j,
+        *isolate,
+        "handled",
+        0.0,
+        attempt=0,
+        attempts=0,
+        reason="denied; handled by procedure manual-isolation",
+    )

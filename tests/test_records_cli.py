@@ -8,9 +8,11 @@ from pathlib import Path
 import nbformat
 import pytest
 from test_journal import (
+    CONTAIN_TEXT,
     RUNBOOK_TEXT,
     SECRET,
     all_bytes_under,
+    write_block_run,
     write_drill,
     write_full_run,
     write_short_run,
@@ -136,6 +138,39 @@ def test_log_replays_the_run(capsys: pytest.CaptureFixture[str], runs_dir: Path)
     at = 0
     for line in expected_in_order:  # each after the one before
         at = lines.index(line, at) + 1
+
+
+def test_log_names_each_block_and_who_decided_in_which_role(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "runbooks" / "contain-host.md").write_text(CONTAIN_TEXT)
+    runs = tmp_path / ".runbook" / "runs"
+    write_block_run(runs, "20260105T000000Z-contain-host-0001")
+    code, out, _ = run_cli(capsys, "log", "last", "--runs-dir", str(runs))
+    assert code == 0
+    lines = [line.rstrip() for line in out.splitlines()]
+    expected_in_order = [
+        "[1/3] Collect evidence  role analyst · kernel python3",
+        "  ? run — by dana (analyst) after 1.5s",
+        "  ▸ block snapshot in python3",
+        "      │ snapshot",
+        "  ▸ block hash in runbook-shell",
+        "stderr│ no such",
+        "  → ✗ failed in 1.0s · retrying · exit status 1",
+        "  attempt 2 of 2",
+        "  ▸ block upload in python3",
+        "  → ✓ succeeded in 2.0s (attempt 2)",
+        # Denied, then handled by procedure manual-isolation: not a manual step itself.
+        "[2/3] Isolate the host  role analyst",
+        "  ⚑ denied by lee (lead): not during business hours",
+        "  ? on_failure — by dana (analyst) after 1.5s: the runbook's policy applies",
+        "[manual-isolation 1/1] Pull the cable  role onsite · manual step",
+        "  ? done — by omar (onsite) after 5m00s",
+        "[3/3] Tell the owner  manual step",
+    ]
+    at = [lines.index(line) for line in expected_in_order]
+    assert at == sorted(at), "\n".join(lines)
 
 
 def test_log_json_has_every_event(capsys: pytest.CaptureFixture[str], runs_dir: Path) -> None:

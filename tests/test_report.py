@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from test_journal import (
+    CONTAIN_TEXT,
     PNG,
     RUNBOOK_TEXT,
     SECRET,
@@ -19,6 +20,7 @@ from test_journal import (
     finish,
     start,
     step,
+    write_block_run,
     write_drill,
     write_full_run,
     write_short_run,
@@ -122,6 +124,7 @@ def test_drill_report_names_faults_unclear_slow_and_manual_steps(runs_dir: Path)
     assert "Look up" not in slow and "Notify" not in slow
     manual = _row(md.split("### Manual steps")[1], "manual-isolation/1")
     assert manual[1:] == ["Pull the cable", "onsite", "done", "omar", "6m40s"]
+    # omar's decision carries no role: he acted in the role of the step he answered.
     assert "Participants: omar (onsite), sam (analyst)" in md
 
 
@@ -348,3 +351,102 @@ def test_a_paused_run_is_not_judged_against_its_limit(runs_dir: Path) -> None:
     assert "the run has not finished, so it is not judged yet" in md
     assert "paused: step 4 needs an approval" in md
     assert _row(md, "4")[3] == "… waiting_approval"
+
+
+# --- journals with block_started, manual steps' step_started and decision roles ---------------
+
+CONTAIN_ID = "20260105T000000Z-contain-host-0001"
+
+
+def _with_runbook(project: Path) -> None:
+    (project / "runbooks" / "contain-host.md").write_text(CONTAIN_TEXT)
+
+
+def _section(md: str, heading: str) -> str:
+    """The text of a `### heading` section, up to the next heading."""
+    return md.split(f"### {heading}\n", 1)[1].split("\n#", 1)[0]
+
+
+def test_report_shows_each_block_that_ran_with_its_code_and_output(
+    runs_dir: Path, project: Path
+) -> None:
+    _with_runbook(project)
+    md = write_report(write_block_run(runs_dir, CONTAIN_ID), "md")[0].read_text()
+    collect = _section(md, "1. Collect evidence")
+    heads = [line for line in collect.splitlines() if line.startswith("Block ")]
+    # The first attempt stopped at `hash` (it printed to stderr, no error): `upload` never ran.
+    # The second ran all three; `upload` printed nothing, yet the journal says it ran.
+    assert heads == [
+        "Block `snapshot` in `python3` · attempt 1 · ✓ succeeded · 500ms:",
+        "Block `hash` in `runbook-shell` · attempt 1 · ✗ failed · 250ms · exit status 1:",
+        "Block `snapshot` in `python3` · attempt 2 · ✓ succeeded · 500ms:",
+        "Block `hash` in `runbook-shell` · attempt 2 · ✓ succeeded · 250ms:",
+        "Block `upload` in `python3` · attempt 2 · ✓ succeeded · 125ms:",
+    ]
+    failed_hash = collect.split(heads[1], 1)[1].split(heads[2], 1)[0]
+    assert "```bash\nsha256sum /evidence/*\n```" in failed_hash
+    assert "stderr:\n\n```text\nno such\n```" in failed_hash
+    upload = collect.split(heads[4], 1)[1]
+    assert upload.strip() == "```python\nuploaded = True\n```"
+    isolate = _section(md, "2. Isolate the host")
+    assert "- decision **on\\_failure** by dana (analyst), after 1.5s" in isolate
+    cable = _section(
+        md, "manual-isolation/1. Pull the cable (alternative procedure `manual-isolation`)"
+    )
+    assert "- decision **done** by omar (onsite), after 5m00s" in cable
+
+
+@pytest.mark.parametrize("have_runbook", [True, False], ids=["runbook", "no-runbook"])
+def test_manual_steps_are_those_the_runbook_or_step_started_says(
+    runs_dir: Path, project: Path, have_runbook: bool
+) -> None:
+    """A denied step handled by procedure `manual-isolation` is not manual, whatever its reason
+    says; the procedure's step and step 3 are (the runbook, or step_started with no kernel)."""
+    if have_runbook:
+        _with_runbook(project)
+    run_dir = write_block_run(runs_dir, CONTAIN_ID, mode="drill")
+    record = load_run(run_dir)
+    assert [s.label for s in record.steps if s.manual] == ["manual-isolation/1", "3"]
+    md = write_report(run_dir, "md")[0].read_text()
+    facts = _section(md, "2. Isolate the host").strip().splitlines()[0]
+    assert facts == ("↻ handled · role analyst · 0ms" if have_runbook else "↻ handled · 0ms")
+    manual = md.split("### Manual steps", 1)[1].split("\n#", 1)[0]
+    rows = [line.split("|")[1].strip() for line in manual.splitlines() if line.startswith("| ")]
+    assert rows == ["step", "manual-isolation/1", "3"]
+    assert "Participants: dana (analyst), lee (lead), omar (onsite)" in md
+
+
+def test_notebook_takes_blocks_and_code_from_block_started_without_the_runbook(
+    runs_dir: Path,
+) -> None:
+    nb = nbformat.read(write_report(write_block_run(runs_dir, CONTAIN_ID), "ipynb")[0], 4)
+    nbformat.validate(nb)
+    assert "was not found" in nb.cells[0].source
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    meta = [c.metadata.runbook for c in code]
+    assert [(m.block_id, m.attempt, m.block_status) for m in meta] == [
+        ("snapshot", 1, "succeeded"),
+        ("hash", 1, "failed"),
+        ("snapshot", 2, "succeeded"),
+        ("hash", 2, "succeeded"),
+        ("upload", 2, "succeeded"),
+    ]
+    assert all(m.journaled for m in meta)
+    assert [c.source for c in code[:2]] == [
+        'print("snapshot of", host)\n',
+        "sha256sum /evidence/*\n",
+    ]
+    assert (meta[1].kernel, meta[1].language, meta[1].exit_status) == ("runbook-shell", "bash", 1)
+    assert [(o.name, o.text) for o in code[1].outputs] == [("stderr", "no such\n")]
+    assert [(o.name, o.text) for o in code[3].outputs] == [("stdout", "abc123\n")]
+    assert code[4].outputs == []
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "> done by omar (onsite)" in markdown
+    assert "> done by dana\n" in markdown + "\n"
+
+
+def test_notebook_without_block_started_marks_its_cells_inferred(runs_dir: Path) -> None:
+    nb = nbformat.read(write_report(write_full_run(runs_dir, RUN_ID), "ipynb")[0], 4)
+    meta = [c.metadata.runbook for c in nb.cells if c.cell_type == "code"]
+    assert meta and not any(m.journaled for m in meta)
+    assert not any("block_status" in m for m in meta)
