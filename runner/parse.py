@@ -844,6 +844,10 @@ def _input_spec(name: str, raw: object) -> InputSpec:
 _SEVERITIES = frozenset(s.value for s in Severity)
 
 
+def _is_severity(value: object) -> bool:
+    return isinstance(value, str) and value in _SEVERITIES
+
+
 def _build_metadata(fm: Mapping[str, Any], stem_id: str, fallback_name: str) -> Metadata:
     """Typed metadata from a front matter that may be invalid: take what is usable."""
     severity = fm.get("severity")
@@ -866,7 +870,7 @@ def _build_metadata(fm: Mapping[str, Any], stem_id: str, fallback_name: str) -> 
         name=str(fm.get("name") or fallback_name),
         service=str(fm.get("service") or ""),
         owner=str(fm.get("owner") or ""),
-        severity=Severity(severity) if isinstance(severity, str) and severity in _SEVERITIES else None,
+        severity=Severity(severity) if _is_severity(severity) else None,
         objective=str(fm.get("objective") or ""),
         time_limit=time_limit,
         time_limit_text=str(fm.get("time_limit") or ""),
