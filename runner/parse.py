@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 from markdown_it import MarkdownIt
@@ -844,7 +844,7 @@ def _input_spec(name: str, raw: object) -> InputSpec:
 _SEVERITIES = frozenset(s.value for s in Severity)
 
 
-def _is_severity(value: object) -> bool:
+def _is_severity(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and value in _SEVERITIES
 
 
