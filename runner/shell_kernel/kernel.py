@@ -53,6 +53,9 @@ class ShellKernel(Kernel):
         # Installed before bash starts: the app ignores SIGINT, and an ignored signal
         # would be inherited by every command bash runs.
         signal.signal(signal.SIGINT, self._on_sigint)
+        # jupyter_client's last resort before SIGKILL; without this bash's commands
+        # would outlive the kernel.
+        signal.signal(signal.SIGTERM, self._on_sigterm)
         self._shell.start()
         self.language_info = {**self.language_info, "version": self._shell.version}
 
@@ -160,6 +163,10 @@ class ShellKernel(Kernel):
         # A thread does the work so the handler never waits on a lock the interrupted
         # main thread might hold.
         threading.Thread(target=self._shell.interrupt, name="sigint", daemon=True).start()
+
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        self._shell.close()
+        os._exit(128 + signum)
 
 
 def _error_content(result: CellResult) -> dict[str, Any]:
