@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -130,6 +131,25 @@ def test_status_is_that_of_the_last_command(kc: BlockingKernelClient) -> None:
     assert cell.reply["status"] == "ok"
     assert cell.reply["exit_status"] == 0
     assert cell.errors == []
+
+
+def test_a_failing_command_in_a_pipeline_fails_the_cell(kc: BlockingKernelClient) -> None:
+    # `curl -f URL | jq ...` must fail when curl does, or a step reports success for a 503.
+    cell = execute(kc, "(exit 7) | cat")
+    assert cell.reply["status"] == "error"
+    assert cell.reply["exit_status"] == 7
+
+
+def test_cell_code_does_not_stay_on_disk(kc: BlockingKernelClient) -> None:
+    # The runner injects secret inputs as cells; their text must not linger in a file.
+    cell = execute(kc, "export PROBE_SECRET=hunter2-value", user_expressions={"d": "${PWD}"})
+    assert cell.reply["status"] == "ok"
+    leftovers = [
+        path
+        for path in Path(tempfile.gettempdir()).glob("runbook-shell-*/*")
+        if "hunter2-value" in path.read_text(errors="replace")
+    ]
+    assert leftovers == []
 
 
 def test_multi_line_code_with_functions_loops_and_heredocs(kc: BlockingKernelClient) -> None:

@@ -177,6 +177,7 @@ class Shell:
                 break
         with self._lock:
             self._cell = None
+        self._forget_code()
         found = {name: values.get(i) for i, name in enumerate(names)}
         return _verdict(cell.interrupted, status, found)
 
@@ -241,6 +242,15 @@ class Shell:
             self._write(_cell_lines(cell.ident, cell_path, expr_path))
         return cell
 
+    def _forget_code(self) -> None:
+        """Remove the cell file once bash has run it.
+
+        The runner injects inputs as cells (`export API_TOKEN=...`), so a cell file may hold a
+        secret; it must not outlive the cell, even when the kernel is killed later.
+        """
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(self._workdir, "cell.sh"))
+
     def _take_id(self) -> int:
         ident = self._next_id
         self._next_id += 1
@@ -291,6 +301,9 @@ def _setup_line(record_write: int) -> str:
     return (
         f"exec {RECORD_FD}>&{record_write} {record_write}>&-; "
         "PS1=; PS2=; PS0=; PROMPT_COMMAND=; unset HISTFILE MAILCHECK; set +o history +H; "
+        # A runbook step is judged by its exit status, so `curl -f ... | jq ...` must fail when
+        # curl does: pipefail, as CI systems' bash steps do.
+        "set -o pipefail; "
         f"printf 'E 0 %s\\0' \"$BASH_VERSION\" >&{RECORD_FD}\n"
     )
 
