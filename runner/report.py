@@ -236,9 +236,13 @@ def _md_events(s: StepRecord) -> list[str]:
 def _md_outputs(r: RunRecord, s: StepRecord, image: ImageLink) -> list[str]:
     """Each block that ran with its code and output, when the journal says which blocks ran
     (block_started); otherwise the step's outputs in order."""
-    if s.blocks:
-        return [part for run in s.blocks for part in _md_block(r, s, run, image)]
-    return _md_output_list(r, s, s.outputs, image, attempt=s.attempts > 1)
+    if not s.blocks:
+        return _md_output_list(r, s, s.outputs, image, attempt=s.attempts > 1)
+    parts = [part for run in s.blocks for part in _md_block(r, s, run, image)]
+    # Output no block_started claimed (a journal cut mid-step) is still shown, after the blocks.
+    claimed = {id(o) for run in s.blocks for o in run.outputs}
+    loose = [o for o in s.outputs if id(o) not in claimed]
+    return parts + _md_output_list(r, s, loose, image, attempt=s.attempts > 1)
 
 
 def _md_block(r: RunRecord, s: StepRecord, run: BlockRun, image: ImageLink) -> list[str]:

@@ -18,6 +18,7 @@ from test_journal import (
     SECRET,
     all_bytes_under,
     finish,
+    out,
     start,
     step,
     write_block_run,
@@ -450,3 +451,27 @@ def test_notebook_without_block_started_marks_its_cells_inferred(runs_dir: Path)
     meta = [c.metadata.runbook for c in nb.cells if c.cell_type == "code"]
     assert meta and not any(m.journaled for m in meta)
     assert not any("block_status" in m for m in meta)
+
+
+def test_output_of_a_block_never_started_is_still_reported(runs_dir: Path) -> None:
+    with Journal.create(runs_dir, RUN_ID) as j:
+        start(j)
+        step(j, 1, "lookup", "Look up the user")
+        j.append(
+            "block_started",
+            step=1,
+            step_id="lookup",
+            procedure=None,
+            block_id="lookup",
+            lang="python",
+            kernel="python3",
+            code="print('a')\n",
+            attempt=1,
+        )
+        out(j, 1, "lookup", "stream", stream="stdout", text="from a\n")
+        out(j, 1, "lookup", "stream", block_id="other", stream="stdout", text="from b\n")
+        finish(j, 1, "lookup", "Look up the user", "cancelled", 1.0)
+    md = write_report(j.run_dir, "md")[0].read_text()
+    # Cut short: no block_finished, so the block is marked unfinished; both outputs are there.
+    assert "Block `lookup` in `python3` · did not finish:" in md
+    assert md.index("from a") < md.index("from b")
