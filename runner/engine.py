@@ -39,7 +39,7 @@ from .kernels import (
     is_shell,
 )
 from .model import Block, InputValue, Procedure, Runbook, RunStatus, Step, StepStatus
-from .operator import ApprovalRequest, Decision, Operator
+from .operator import Approval, ApprovalRequest, Decision, Operator
 from .policy import (
     FAILED_STATUSES,
     ResumeState,
@@ -130,13 +130,15 @@ class RunConditionError(RunbookError):
 
 @dataclass
 class _Current:
-    """The step under way, so an abort can close it in the journal."""
+    """The step (and block) under way, so an abort can close them in the journal."""
 
     step: Step
     procedure: str | None
     started: float
     attempt: int
     attempts: int
+    block: Block | None = None  # the block executing now, if any
+    block_started: float = 0.0
 
 
 @dataclass
@@ -433,7 +435,7 @@ class Engine:
                 return flow
         if step.manual:
             return self._manual(step, index, total, procedure)
-        decision = self._ask_before(step, index, total)
+        decision = self._ask_before(step, index, total, procedure)
         if decision.action == "skip":
             self._record(step, procedure, StepStatus.SKIPPED, reason=_operator_reason(decision))
             return Flow.NEXT
@@ -466,27 +468,40 @@ class Engine:
         self._record(step, procedure, StepStatus.SKIPPED, reason=f"condition false: {expression}")
         return Flow.NEXT
 
-    def _decision(self, step: Step, decision: Decision) -> None:
-        if self.operator.interactive:
-            self._event(
-                "decision",
-                step=step.number,
-                step_id=step.id,
-                decision=decision.action,
-                by=self.operator.name,
-                note=decision.note,
-                waited=round(decision.waited, 3),
-            )
+    def _decision(
+        self,
+        step: Step,
+        procedure: str | None,
+        decision: Decision,
+        *,
+        waited: float | None = None,
+        always: bool = False,
+    ) -> None:
+        """Journal a person's answer; an unattended run's answers are its rules, not decisions,
+        except for manual steps (``always``), whose outcome a reader must see either way."""
+        if not (self.operator.interactive or always):
+            return
+        self._event(
+            "decision",
+            step=step.number,
+            step_id=step.id,
+            procedure=procedure,
+            role=step.role,
+            decision=decision.action,
+            by=self.operator.name,
+            note=decision.note,
+            waited=round(decision.waited if waited is None else waited, 3),
+        )
 
-    def _ask_before(self, step: Step, index: int, total: int) -> Decision:
+    def _ask_before(self, step: Step, index: int, total: int, procedure: str | None) -> Decision:
         if self.operator.interactive:
             self._prompt_event(step, index, total, manual=False)
         while True:
             decision = self.operator.before_step(step, index, total)
             if decision.action != "offscript":
-                self._decision(step, decision)
+                self._decision(step, procedure, decision)
                 return decision
-            self._off_script(step, decision)
+            self._off_script(step, procedure, decision)
 
     def _prompt_event(self, step: Step, index: int, total: int, *, manual: bool) -> None:
         """For the display only (not journaled): the step about to be asked about."""
@@ -505,24 +520,32 @@ class Engine:
         )
 
     def _manual(self, step: Step, index: int, total: int, procedure: str | None) -> Flow:
+        """A step for a person: journaled like any other (started, a decision, finished), so
+        a reader sees who answered and how long it took, also in unattended runs and drills."""
+        self.journal.sync()
+        started = time.monotonic()
+        self._current = _Current(step, procedure, started, 1, 1)
+        self._step_started(step, procedure, index, total, attempt=1, attempts=1, kernel=None)
         self._prompt_event(step, index, total, manual=True)
         while True:
             decision = self.operator.manual(step, index, total)
             if decision.action != "offscript":
                 break
-            self._off_script(step, decision)
-        self._decision(step, decision)
+            self._off_script(step, procedure, decision)
+        waited = time.monotonic() - started
+        self._current = None
+        self._decision(step, procedure, decision, waited=waited, always=True)
+        reason: str | None
         if decision.action == "quit":
-            return Flow.QUIT
-        if decision.action == "done":
-            self._record(
-                step, procedure, StepStatus.SUCCEEDED, decision.waited, reason=decision.note
-            )
+            status, reason = StepStatus.CANCELLED, "the operator quit the run"
+        elif decision.action == "done":
+            status, reason = StepStatus.SUCCEEDED, decision.note
         else:
-            self._record(step, procedure, StepStatus.SKIPPED, reason=_operator_reason(decision))
-        return Flow.NEXT
+            status, reason = StepStatus.SKIPPED, _operator_reason(decision)
+        self._record(step, procedure, status, waited, attempt=1, attempts=1, reason=reason)
+        return Flow.QUIT if decision.action == "quit" else Flow.NEXT
 
-    def _off_script(self, step: Step, decision: Decision) -> None:
+    def _off_script(self, step: Step, procedure: str | None, decision: Decision) -> None:
         kernel = self._kernel_for(step, decision.language)
         try:
             session = self.pool.get(kernel)
@@ -541,6 +564,7 @@ class Engine:
             "off_script",
             step=step.number,
             step_id=step.id,
+            procedure=procedure,
             kernel=kernel,
             code=decision.code,
             status=status,
@@ -567,7 +591,6 @@ class Engine:
                 return "approved"
             return "denied"
         code = self._approval_code(step)
-        distinct = self.options.require_distinct_approver
         self._event(
             "approval_requested",
             step=step.number,
@@ -576,28 +599,12 @@ class Engine:
             approver_role=step.approver_role,
             code=code,
         )
-        if self._preapproved(step) and not distinct:
+        if self._preapproved(step) and not self.options.require_distinct_approver:
             self._approval_event(step, procedure, "approved", self.operator.name, None, None, True)
             self._approved.add(key)
             return "approved"
-        answer = self.operator.approve(
-            ApprovalRequest(
-                step=step,
-                procedure=procedure,
-                code=self.journal.redactor.text(code),
-                approver_role=step.approver_role,
-                evidence=tuple((f"{o.number}", o.status.value) for o in self._outcomes.values()),
-                run_operator=self.context.operator,
-                distinct_required=distinct,
-            )
-        )
+        answer = self._ask_approval(step, procedure, code)
         if answer is None:
-            return "paused"
-        problem = approval_problem(
-            step.number, step.approver_role, answer.by, answer.role, self.context.operator, distinct
-        )
-        if problem:
-            self.reporter.on_event({"event": "notice", "text": f"approval refused: {problem}"})
             return "paused"
         self._approval_event(
             step, procedure, answer.decision, answer.by, answer.role, answer.comment, False
@@ -606,6 +613,58 @@ class Engine:
             self._approved.add(key)
             return "approved"
         return "denied"
+
+    def _ask_approval(self, step: Step, procedure: str | None, code: str) -> Approval | None:
+        """An acceptable answer, or None (left for later). A refused approver (the two-person
+        rule, a missing role) is journaled and the question asked again: someone else may be
+        at hand; otherwise the person leaves it for later and the run pauses."""
+        distinct = self.options.require_distinct_approver
+        request = ApprovalRequest(
+            step=step,
+            procedure=procedure,
+            code=self.journal.redactor.text(code),
+            approver_role=step.approver_role,
+            evidence=self._evidence(),
+            run_operator=self.context.operator,
+            distinct_required=distinct,
+        )
+        refused: set[tuple[str, str | None]] = set()
+        while True:
+            answer = self.operator.approve(request)
+            if answer is None or (answer.by, answer.role) in refused:
+                return None  # an operator that repeats itself would loop: pause instead
+            problem = approval_problem(
+                step.number,
+                step.approver_role,
+                answer.by,
+                answer.role,
+                self.context.operator,
+                distinct,
+            )
+            if problem is None or answer.decision == "denied":
+                return answer
+            refused.add((answer.by, answer.role))
+            self._event(
+                "approval_refused",
+                step=step.number,
+                step_id=step.id,
+                procedure=procedure,
+                by=answer.by,
+                role=answer.role,
+                reason=problem,
+            )
+
+    def _evidence(self) -> tuple[tuple[str, str, str, str], ...]:
+        """(step, title, status, why) of every step so far, as the approver sees them."""
+        return tuple(
+            (
+                f"{o.procedure}:{o.number}" if o.procedure else str(o.number),
+                o.title,
+                o.status.value,
+                self.journal.redactor.text(o.error or o.reason or ""),
+            )
+            for o in self._outcomes.values()
+        )
 
     def _approval_event(
         self,
@@ -660,8 +719,7 @@ class Engine:
                 time.sleep(retry_delay(step, attempt))
                 continue
             if self.operator.interactive:
-                decision = self.operator.after_failure(step, status.value, error)
-                self._decision(step, decision)
+                decision = self._ask_after_failure(step, procedure, status, error)
                 if decision.action == "retry":
                     attempts = max(attempts, attempt + 1)
                     continue
@@ -669,7 +727,18 @@ class Engine:
                     return Flow.QUIT
                 if decision.action in ("skip", "continue"):
                     return Flow.NEXT
+            # Unattended runs, and a person who chose "on_failure": the runbook's own policy.
             return self._on_failure(step, procedure, status)
+
+    def _ask_after_failure(
+        self, step: Step, procedure: str | None, status: StepStatus, error: str | None
+    ) -> Decision:
+        while True:
+            decision = self.operator.after_failure(step, status.value, error)
+            if decision.action != "offscript":
+                self._decision(step, procedure, decision)
+                return decision
+            self._off_script(step, procedure, decision)
 
     def _on_failure(self, step: Step, procedure: str | None, status: StepStatus) -> Flow:
         policy = step.on_failure
@@ -701,37 +770,18 @@ class Engine:
     ) -> tuple[StepStatus, str | None]:
         self.journal.sync()  # everything before this step is durable before it starts
         started = time.monotonic()
-        self._current = _Current(step, procedure, started, attempt, attempts)
+        current = self._current = _Current(step, procedure, started, attempt, attempts)
         first_kernel = step.executable_blocks[0].kernel
-        self._event(
-            "step_started",
-            step=step.number,
-            step_id=step.id,
-            title=step.title,
-            role=step.role,
-            procedure=procedure,
-            attempt=attempt,
-            attempts=attempts,
-            kernel=first_kernel,
-            index=index,
-            total=total,
+        self._step_started(
+            step, procedure, index, total, attempt=attempt, attempts=attempts, kernel=first_kernel
         )
         deadline = started + step.timeout if step.timeout else None
         status, error, exit_status = StepStatus.SUCCEEDED, None, None
-        try:
-            for block in step.executable_blocks:
-                result = self._run_block(step, block, deadline)
-                exit_status = result.exit_status if result.exit_status is not None else exit_status
-                status, error = _status_of(result)
-                if status is StepStatus.SUCCEEDED:
-                    error = self._read_outputs(step, block, result)
-                    status = StepStatus.FAILED if error else status
-                if status is not StepStatus.SUCCEEDED:
-                    break
-        except Interrupted as exc:
-            status, error = StepStatus.CANCELLED, exc.result.error
-        except KernelError as exc:
-            status, error = StepStatus.FAILED, exc.message
+        for block in step.executable_blocks:
+            status, error, code = self._block(current, block, deadline)
+            exit_status = code if code is not None else exit_status
+            if status is not StepStatus.SUCCEEDED:
+                break
         self._current = None
         retry = attempt < attempts and status not in (StepStatus.SUCCEEDED, StepStatus.CANCELLED)
         self._record(
@@ -747,8 +797,91 @@ class Engine:
         )
         return status, error
 
-    def _run_block(self, step: Step, block: Block, deadline: float | None) -> ExecResult:
-        session = self.pool.get(block.kernel or SHELL_KERNEL)
+    def _step_started(
+        self,
+        step: Step,
+        procedure: str | None,
+        index: int,
+        total: int,
+        *,
+        attempt: int,
+        attempts: int,
+        kernel: str | None,
+    ) -> None:
+        self._event(
+            "step_started",
+            step=step.number,
+            step_id=step.id,
+            title=step.title,
+            role=step.role,
+            procedure=procedure,
+            attempt=attempt,
+            attempts=attempts,
+            kernel=kernel,
+            index=index,
+            total=total,
+        )
+
+    def _block(
+        self, current: _Current, block: Block, deadline: float | None
+    ) -> tuple[StepStatus, str | None, int | None]:
+        """Run one block between `block_started` and `block_finished`: (status, error, exit)."""
+        step = current.step
+        try:
+            # A kernel that has to (re)start does so before the block's clock starts.
+            session = self.pool.get(block.kernel or SHELL_KERNEL)
+        except KernelError as exc:
+            return StepStatus.FAILED, exc.message, None
+        current.block, current.block_started = block, time.monotonic()
+        self._event(
+            "block_started",
+            step=step.number,
+            step_id=step.id,
+            procedure=current.procedure,
+            block_id=block.id,
+            lang=block.lang,
+            kernel=session.name,
+            code=block.code,
+            attempt=current.attempt,
+        )
+        exit_status: int | None = None
+        try:
+            result = self._run_block(session, step, block, deadline)
+            exit_status = result.exit_status
+            status, error = _status_of(result)
+            if status is StepStatus.SUCCEEDED:
+                error = self._read_outputs(step, block, result)
+                status = StepStatus.FAILED if error else status
+        except Interrupted as exc:
+            status, error, exit_status = StepStatus.CANCELLED, exc.result.error, None
+        except KernelError as exc:
+            status, error = StepStatus.FAILED, exc.message
+        self._block_finished(current, status, exit_status, error)
+        return status, error, exit_status
+
+    def _block_finished(
+        self, current: _Current, status: StepStatus, exit_status: int | None, error: str | None
+    ) -> None:
+        block = current.block
+        if block is None:
+            return
+        current.block = None
+        self._event(
+            "block_finished",
+            step=current.step.number,
+            step_id=current.step.id,
+            procedure=current.procedure,
+            block_id=block.id,
+            attempt=current.attempt,
+            status=status.value,
+            exit_status=exit_status,
+            error=error,
+            duration=time.monotonic() - current.block_started,
+        )
+
+    def _run_block(
+        self, session: KernelSession, step: Step, block: Block, deadline: float | None
+    ) -> ExecResult:
         language = session.info.language if session.info else block.lang
         expressions = {name: expression_for(language, name) for name in block.outputs}
         timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
@@ -813,6 +946,7 @@ class Engine:
         if current is None:
             return
         self._current = None
+        self._block_finished(current, StepStatus.CANCELLED, None, "run aborted")
         self._record(
             current.step,
             current.procedure,

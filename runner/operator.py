@@ -4,7 +4,8 @@ The engine never reads the terminal itself: it asks an :class:`Operator`. Three 
 
 - :class:`TerminalOperator`: a person at a TTY, with rich prompts;
 - :class:`UnattendedOperator`: ``--yes`` or no TTY: runs every executable step, skips manual
-  steps ("manual step, needs a person"), and never approves anything itself (fail closed);
+  steps ("manual step, needs a person"), applies each step's ``on_failure`` after a failure,
+  and never approves anything itself (fail closed);
 - :class:`ScriptedOperator`: answers from a list, for drills and tests.
 """
 
@@ -29,7 +30,9 @@ MANUAL_SKIP_REASON = "manual step, needs a person"
 class Decision:
     """An answer to one prompt."""
 
-    action: str  # run | skip | quit | retry | done | continue | offscript
+    # run | skip | quit | retry | done | continue | on_failure (apply the step's policy) |
+    # offscript
+    action: str
     note: str | None = None  # the operator's optional note
     code: str = ""  # for offscript: the command to run
     language: str | None = None  # for offscript: "python" or "bash"; None = the step's kernel
@@ -44,7 +47,7 @@ class ApprovalRequest:
     procedure: str | None
     code: str  # the exact code, with the values it uses shown (secrets redacted)
     approver_role: str | None  # `approve=ROLE`
-    evidence: tuple[tuple[str, str], ...]  # (step, status) of the steps so far
+    evidence: tuple[tuple[str, str, str, str], ...]  # (step, title, status, why) so far
     run_operator: str
     distinct_required: bool  # the two-person rule is on
 
@@ -77,7 +80,8 @@ class Operator(Protocol):
 
 
 class UnattendedOperator:
-    """`--yes` or no TTY: run everything executable, never approve, stop on failure."""
+    """`--yes` or no TTY: run everything executable, never approve, and after a failure do what
+    the step's ``on_failure`` says (the engine applies it without asking)."""
 
     interactive = False
 
@@ -91,7 +95,7 @@ class UnattendedOperator:
         return Decision("skip", note=MANUAL_SKIP_REASON)
 
     def after_failure(self, step: Step, status: str, error: str | None) -> Decision:
-        return Decision("quit")
+        return Decision("on_failure")
 
     def approve(self, request: ApprovalRequest) -> Approval | None:
         return None
@@ -102,8 +106,9 @@ class ScriptedOperator:
     """Answers prompts from a script, in order: drills and tests drive the engine with it.
 
     ``answers`` are strings such as ``"run"``, ``"skip: not today"``, ``"!echo hi"`` (an
-    off-script command) or ``"approve:alice"`` / ``"deny:bob:too risky"``. When the script runs
-    out, the operator behaves like :class:`UnattendedOperator` (run, skip manual steps, quit
+    off-script command), ``"on_failure"`` (after a failure: apply the step's policy) or
+    ``"approve:alice"`` / ``"deny:bob:too risky"``. When the script runs out, the operator
+    behaves like :class:`UnattendedOperator` (run, skip manual steps, apply ``on_failure``
     after a failure, no approval).
     """
 
@@ -123,7 +128,7 @@ class ScriptedOperator:
         return _parse_answer(self._next(f"manual {step.number}"), "skip", MANUAL_SKIP_REASON)
 
     def after_failure(self, step: Step, status: str, error: str | None) -> Decision:
-        return _parse_answer(self._next(f"{status} {step.number}"), "quit")
+        return _parse_answer(self._next(f"{status} {step.number}"), "on_failure")
 
     def approve(self, request: ApprovalRequest) -> Approval | None:
         answer = self._next(f"approve {request.step.number}")
@@ -155,9 +160,26 @@ HELP = """[bold]Keys[/]
   [bold]q[/]          quit the run            [bold]?[/]  this help
   [bold]!CMD[/]       run CMD off-script in the step's kernel (journaled)
   [bold]!py CMD[/] / [bold]!sh CMD[/]  run it in the Python or shell kernel
-After a failure: [bold]r[/] retry, [bold]s[/] skip and go on, [bold]q[/] quit.
+After a failure: [bold]r[/] retry, [bold]s[/] skip and go on, [bold]q[/] quit; when the step
+  names an on_failure policy, [bold]p[/] runs its alternative procedure, or [bold]c[/] continues.
 Manual steps: [bold]d[/] done, [bold]s[/] skip, [bold]q[/] quit; then an optional note.
+Approvals: [bold]a[/] approve, [bold]d[/] deny, [bold]l[/] leave for later (the run pauses).
 Ctrl-C during a step interrupts it; Ctrl-C at a prompt ends the run."""
+
+
+def failure_keys(step: Step) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """The answers after a failure of ``step``: key -> action, and (key, label) to show. The
+    step's own ``on_failure`` is offered when it names something other than the default stop."""
+    keys = dict(_FAIL_KEYS)
+    choices = [("r", "retry"), ("s", "skip and go on"), ("q", "quit")]
+    policy = step.on_failure
+    if policy.startswith("procedure:"):
+        keys["p"] = "on_failure"
+        choices.append(("p", f"run procedure {policy.split(':', 1)[1]}"))
+    elif policy == "continue":
+        keys["c"] = "on_failure"
+        choices.append(("c", "continue, as the runbook says"))
+    return keys, choices
 
 
 class TerminalOperator:
@@ -171,6 +193,7 @@ class TerminalOperator:
         self.name = name
         self.console = console
         self._read = read or input
+        self._shown: ApprovalRequest | None = None  # the approval request last displayed
 
     def _ask(self, prompt: str) -> str:
         self.console.print(prompt, end="", markup=True, highlight=False)
@@ -215,9 +238,28 @@ class TerminalOperator:
         self.console.print(
             f"[red]step {step.number} {status}[/]" + (f": {escape(error)}" if error else "")
         )
-        return self._choose("retry (r), skip and go on (s), quit (q), ? help > ", _FAIL_KEYS, True)
+        keys, choices = failure_keys(step)
+        prompt = ", ".join(f"{escape(label)} ({key})" for key, label in choices)
+        return self._choose(f"{prompt}, ? help > ", keys, True)
 
     def approve(self, request: ApprovalRequest) -> Approval | None:
+        if request is not self._shown:  # asked again after a refusal: the facts are on screen
+            self._shown = request
+            self._show_request(request)
+        while True:
+            answer = self._ask("approve (a), deny (d), or leave for later (l) > ").lower()[:1]
+            if answer in ("a", "d", "l"):
+                break
+        if answer == "l":
+            return None
+        by = self._approver_name(request)
+        role = request.approver_role
+        # escape() the whole "[default]": rich would take a bare [word] for a style tag.
+        held = self._ask(f"approver's role {escape(f'[{role}]')} > ") if role else ""
+        comment = self._ask("comment (optional) > ") or None
+        return Approval("approved" if answer == "a" else "denied", by, held or role, comment)
+
+    def _show_request(self, request: ApprovalRequest) -> None:
         c = self.console
         role = request.approver_role
         c.print(
@@ -225,23 +267,26 @@ class TerminalOperator:
             f"{escape(request.step.title)}" + (f" (approver role: {role})" if role else "")
         )
         if request.evidence:
-            c.print("Evidence so far: " + ", ".join(f"{s} {st}" for s, st in request.evidence))
+            c.print("Evidence so far:")
+            for label, title, status, why in request.evidence:
+                c.print(
+                    f"  {escape(label)} {escape(title)} ({status}"
+                    + (f": {escape(why)})" if why else ")")
+                )
+        c.print("The code to approve, with the values it uses:")
         c.print(Syntax(request.code.rstrip("\n"), "text", theme="ansi_dark"))
         if request.distinct_required:
             c.print(f"Two-person rule: the approver may not be {escape(request.run_operator)}.")
+
+    def _approver_name(self, request: ApprovalRequest) -> str:
+        if not request.distinct_required:
+            default = request.run_operator
+            return self._ask(f"approver's name {escape(f'[{default}]')} > ") or default
+        # No default under the two-person rule: the one it would offer is the one it refuses.
         while True:
-            answer = self._ask("approve (a), deny (d), or leave for later (l) > ").lower()[:1]
-            if answer in ("a", "d", "l"):
-                break
-        if answer == "l":
-            return None
-        by = (
-            self._ask(f"approver's name [{escape(request.run_operator)}] > ")
-            or request.run_operator
-        )
-        held = self._ask(f"approver's role [{role}] > ") if role else ""
-        comment = self._ask("comment (optional) > ") or None
-        return Approval("approved" if answer == "a" else "denied", by, held or role, comment)
+            name = self._ask("approver's name > ")
+            if name:
+                return name
 
 
 def _offscript(text: str) -> Decision:

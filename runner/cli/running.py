@@ -1,4 +1,10 @@
-"""`runbook run`, `resume`, `approve` and `deny`: running runbooks and deciding on their gates."""
+"""`runbook run`, `resume`, `approve` and `deny`: running runbooks and deciding on their gates.
+
+Start-up time matters here (an operator under pressure waits for it): a kernel takes a few
+tenths of a second to boot, so `runbook run` launches the kernels as soon as it knows which
+the runbook needs, and only then imports the engine, checks the runbook and resolves the
+inputs, while they boot. Hence this module imports little at the top, and the rest where used.
+"""
 
 from __future__ import annotations
 
@@ -11,34 +17,23 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
-from ..engine import Engine, RunContext, RunOptions, RunResult, file_sha256
 from ..errors import InvalidInputs, RunbookError, UsageError
-from ..format import format_duration
-from ..inputs import resolve
-from ..journal import (
-    Event,
-    Journal,
-    JournalError,
-    Redactor,
-    default_runs_dir,
-    find_run,
-    new_run_id,
-    read_events,
-)
-from ..kernels import KernelPool, sigterm_unwinds
 from ..model import InputValue, Runbook, RunStatus, Step
-from ..operator import Operator, TerminalOperator, UnattendedOperator
-from ..policy import ResumeState, approval_problem, load_resume, matches
 from . import EXIT_OK, cli
+
+if TYPE_CHECKING:
+    from ..engine import RunContext, RunOptions, RunResult
+    from ..journal import Event, Journal
+    from ..kernels import KernelPool
+    from ..operator import Operator
+    from ..policy import ResumeState
 
 EXIT_HELP = """
 \b
@@ -125,6 +120,8 @@ class RichReporter:
             self.console.print(Text(shown or str(event.get("text", ""))))
 
     def _on_step_finished(self, event: Event) -> None:
+        from ..format import format_duration
+
         self._header(event)
         status = str(event.get("status"))
         extra = event.get("error") or event.get("reason") or ""
@@ -139,6 +136,12 @@ class RichReporter:
     def _on_approval_requested(self, event: Event) -> None:
         self.console.print(f"[yellow]step {event['step']} needs an approval[/]")
 
+    def _on_approval_refused(self, event: Event) -> None:
+        self.console.print(
+            f"[red]approval by {escape(str(event.get('by')))} refused:[/] "
+            f"{escape(str(event.get('reason', '')))}"
+        )
+
     def _on_approval(self, event: Event) -> None:
         how = " (pre-approved on the command line)" if event.get("preapproved") else ""
         self.console.print(f"[yellow]{event['decision']} by {escape(str(event['by']))}{how}[/]")
@@ -151,6 +154,10 @@ class RichReporter:
 
 
 def print_summary(console: Console, result: RunResult, runbook: Runbook) -> None:
+    from rich.table import Table
+
+    from ..format import format_duration
+
     table = Table(title=f"{runbook.metadata.name}: {result.status.value}", title_justify="left")
     for column in ("step", "title", "status", "time", "note"):
         table.add_column(column, no_wrap=column in ("step", "status", "time"))
@@ -189,6 +196,8 @@ def print_summary(console: Console, result: RunResult, runbook: Runbook) -> None
 def _read_inputs_file(path: str | None) -> dict[str, Any]:
     if not path:
         return {}
+    import yaml
+
     try:
         text = Path(path).read_text(encoding="utf-8")
         data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
@@ -223,6 +232,8 @@ def gather_inputs(
     placeholder_secrets: bool = False,
 ) -> tuple[dict[str, InputValue], list[str]]:
     """Resolved input values and the names of the secret ones; InvalidInputs on any problem."""
+    from ..inputs import resolve
+
     meta = runbook.metadata
     given: dict[str, Any] = dict(recorded or {})
     for spec in meta.inputs:
@@ -296,6 +307,8 @@ def _needed_kernels(steps: Sequence[Step]) -> list[str]:
 
 
 def _check_refs(runbook: Runbook, steps: Sequence[Step], refs: Sequence[str], flag: str) -> None:
+    from ..policy import matches
+
     for ref in refs:
         if not any(matches(s, ref) for s in steps):
             known = ", ".join(f"{s.number} ({s.id})" for s in steps)
@@ -315,6 +328,8 @@ def _steps_for(runbook: Runbook, procedure: str | None) -> tuple[Step, ...]:
 @contextlib.contextmanager
 def _kernels(names: Sequence[str]) -> Iterator[KernelPool]:
     """A pool with the kernels the run needs already booting; always shut down."""
+    from ..kernels import KernelPool, sigterm_unwinds
+
     with sigterm_unwinds():
         pool = KernelPool()
         try:
@@ -325,6 +340,8 @@ def _kernels(names: Sequence[str]) -> Iterator[KernelPool]:
 
 
 def _operator(name: str, yes: bool, console: Console) -> Operator:
+    from ..operator import TerminalOperator, UnattendedOperator
+
     if not yes and sys.stdin.isatty() and sys.stdout.isatty():
         return TerminalOperator(name, console)
     return UnattendedOperator(name)
@@ -343,6 +360,8 @@ def _execute(
     console: Console,
     resume: ResumeState | None = None,
 ) -> int:
+    from ..engine import Engine
+
     engine = Engine(
         runbook,
         inputs=values,
@@ -434,10 +453,14 @@ def run_command(
         )
         _print_plan(console, book, _steps_for(book, procedure), values, secrets)
         return EXIT_OK
-    # Start the kernels first: they boot while the runbook is checked and the inputs resolved.
+    # Start the kernels first: they boot while the engine is imported, the runbook checked
+    # and the inputs resolved. Parsing is the least that tells which kernels are needed.
     early = parse_file(path)
     steps = early.steps if procedure is None else _steps_for(early, procedure)
     with _kernels(_needed_kernels(steps)) as pool:
+        from ..engine import RunContext, RunOptions
+        from ..journal import Journal, Redactor, default_runs_dir, new_run_id
+
         book = load_for_run(path)
         steps = _steps_for(book, procedure)
         _check_refs(book, steps, only, "--only")
@@ -487,6 +510,8 @@ def _print_plan(
     values: Mapping[str, InputValue],
     secrets: Sequence[str],
 ) -> None:
+    from rich.table import Table
+
     console.print(f"[bold]{escape(book.metadata.name)}[/] — dry run, nothing is executed")
     for name, value in values.items():
         shown = "***" if name in secrets else repr(value)
@@ -505,6 +530,8 @@ def _print_plan(
 
 
 def _policies(step: Step) -> str:
+    from ..format import format_duration
+
     parts = []
     if step.approve:
         parts.append("approve" + (f"={step.approver_role}" if step.approver_role else ""))
@@ -523,6 +550,9 @@ def _policies(step: Step) -> str:
 
 
 def _load_run(runs_dir: str | None, ref: str) -> tuple[Path, list[Event], ResumeState]:
+    from ..journal import JournalError, default_runs_dir, find_run, read_events
+    from ..policy import load_resume
+
     run_dir = find_run(Path(runs_dir) if runs_dir else default_runs_dir(), ref)
     events = read_events(run_dir)
     try:
@@ -557,6 +587,8 @@ def resume_command(
 ) -> int:
     """Continue a paused, failed, cancelled or crashed run from its first unfinished step."""
     from ..check import load_for_run
+    from ..engine import RunContext, RunOptions, file_sha256
+    from ..journal import Journal, Redactor
 
     run_dir, _, state = _load_run(runs_dir, run)
     if state.last_status in (
@@ -634,6 +666,9 @@ def _decide(
     runs_dir: str | None,
     decision: str,
 ) -> int:
+    from ..journal import Journal
+    from ..policy import approval_problem
+
     run_dir, events, state = _load_run(runs_dir, run)
     waiting = _waiting_step(events, step_ref)
     if waiting is None:
