@@ -257,19 +257,37 @@ def test_verify_catches_a_one_byte_edit(tmp_path: Path) -> None:
 
 def test_manual_steps_skipped_unattended_and_recorded_interactively(tmp_path: Path) -> None:
     book = write_book(
-        tmp_path, "1. Call the user.\n2. Run it.\n\n   ```bash\n   echo ran\n   ```\n"
+        tmp_path,
+        "1. Call the user.\n\n   Role: lead\n\n2. Run it.\n\n   ```bash\n   echo ran\n   ```\n",
     )
     _, events = run_engine(book, tmp_path / "runs")
+    started = of(events, "step_started")[0]
+    assert (started["step_id"], started["kernel"], started["role"], started["title"]) == (
+        "call-the-user",
+        None,
+        "lead",
+        "Call the user.",
+    )
+    (decision,) = of(events, "decision")  # an unattended run journals the manual step's outcome
+    assert (decision["decision"], decision["note"], decision["by"], decision["role"]) == (
+        "skip",
+        "manual step, needs a person",
+        "tester",
+        "lead",
+    )
+    assert decision["waited"] >= 0
     first = of(events, "step_finished")[0]
     assert (first["status"], first["reason"]) == ("skipped", "manual step, needs a person")
+    assert started["seq"] < decision["seq"] < first["seq"]
     operator = ScriptedOperator("bob", ["done: user confirmed", "!echo off-script", "run"])
     _result, events = run_engine(book, tmp_path / "runs", operator=operator)
     assert finished(events) == {"call-the-user": "succeeded", "run-it": "succeeded"}
     decision = of(events, "decision")[0]
-    assert (decision["decision"], decision["note"], decision["by"]) == (
+    assert (decision["decision"], decision["note"], decision["by"], decision["role"]) == (
         "done",
         "user confirmed",
         "bob",
+        "lead",
     )
     off = of(events, "off_script")[0]
     assert (off["code"], off["status"], off["kernel"]) == ("echo off-script", "ok", "runbook-shell")
@@ -284,3 +302,47 @@ def test_only_and_from_skip_with_reasons(tmp_path: Path) -> None:
     assert reasons[1] == ("skipped", "not selected (--only 2)") and reasons[2][0] == "succeeded"
     _, events = run_engine(book, tmp_path / "runs", options=RunOptions(from_step="s3"))
     assert [e["status"] for e in of(events, "step_finished")] == ["skipped", "skipped", "succeeded"]
+
+
+def test_each_block_is_journaled_with_its_exact_code(tmp_path: Path) -> None:
+    book = write_book(
+        tmp_path,
+        """
+        1. Two blocks, the second fails.
+
+           ```python
+           print("first block", host)
+           ```
+
+           ```bash
+           echo "second block on $HOST"
+           exit 4
+           ```
+        """,
+        inputs="host:\n  default: web-3\n",
+    )
+    result, events = run_engine(book, tmp_path / "runs", inputs={"host": "web-3"})
+    starts, ends = of(events, "block_started"), of(events, "block_finished")
+    assert [(e["lang"], e["kernel"], e["code"], e["attempt"]) for e in starts] == [
+        ("python", "python3", 'print("first block", host)\n', 1),
+        ("bash", "runbook-shell", 'echo "second block on $HOST"\nexit 4\n', 1),
+    ]
+    assert [(e["status"], e["exit_status"]) for e in ends] == [("succeeded", None), ("failed", 4)]
+    assert [e["block_id"] for e in starts] == [e["block_id"] for e in ends]
+    assert len(set(e["block_id"] for e in starts)) == 2
+    assert all(e["duration"] >= 0 for e in ends)
+    # each block's output lies between its own start and finish
+    for start, end in zip(starts, ends, strict=True):
+        inside = [e for e in of(events, "output") if start["seq"] < e["seq"] < end["seq"]]
+        assert inside and {e["block_id"] for e in inside} == {start["block_id"]}
+    step = of(events, "step_finished")[0]
+    assert (step["status"], step["exit_status"]) == ("failed", 4)
+    assert ends[-1]["seq"] < step["seq"] and result.status is RunStatus.FAILED
+
+
+def test_secret_in_block_code_is_redacted(tmp_path: Path) -> None:
+    book = write_book(
+        tmp_path, '1. Uses a literal.\n\n   ```bash\n   echo "pw=Sekr1t-literal"\n   ```\n'
+    )
+    _, events = run_engine(book, tmp_path / "runs", inputs={"pw": "Sekr1t-literal"}, secrets=["pw"])
+    assert of(events, "block_started")[0]["code"] == 'echo "pw=***"\n'

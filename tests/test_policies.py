@@ -81,6 +81,9 @@ def test_two_person_rule_refuses_the_operator_as_approver(tmp_path: Path) -> Non
     )
     assert result.status is RunStatus.PAUSED and result.exit_code == 3 and not marker.exists()
     assert of(events, "approval") == []
+    (refusal,) = of(events, "approval_refused")  # refused, asked again, left for later
+    assert refusal["by"] == "alice" and "two-person rule" in refusal["reason"]
+    assert operator.asked == ["step 1", "step 2", "approve 2", "approve 2"]
 
 
 def test_pause_approve_resume(tmp_path: Path) -> None:
@@ -245,6 +248,40 @@ def test_procedure_recovery_gives_succeeded_with_handled_failures(tmp_path: Path
         (None, "after", "succeeded"),
     ]
     assert of(events, "run_finished")[0]["status"] == "succeeded_with_handled_failures"
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "ran"),
+    [("on_failure", "failed", False), ("quit", "cancelled", False), ("skip", "failed", True)],
+)
+def test_after_a_failure_the_operator_may_apply_on_failure(
+    tmp_path: Path, answer: str, status: str, ran: bool
+) -> None:
+    """With the default on_failure (abort), applying it fails the run; quitting cancels it."""
+    book = write_book(tmp_path, RECOVERY.replace(" {on_failure=procedure:fallback}", ""))
+    operator = ScriptedOperator("alice", ["run", answer, "run"])
+    result, events = run_engine(book, tmp_path / "runs", operator=operator)
+    assert result.status.value == status
+    assert ("after\n" in stdout_text(events)) is ran
+    decision = of(events, "decision")[1]
+    assert (decision["step_id"], decision["decision"], decision["by"]) == (
+        "primary",
+        answer,
+        "alice",
+    )
+
+
+def test_on_failure_chosen_by_the_operator_runs_the_procedure(tmp_path: Path) -> None:
+    book = write_book(tmp_path, RECOVERY)
+    operator = ScriptedOperator("alice", ["run", "on_failure", "run", "run"])
+    result, events = run_engine(book, tmp_path / "runs", operator=operator)
+    assert result.status is RunStatus.SUCCEEDED_WITH_HANDLED_FAILURES
+    assert operator.asked == ["step 1", "failed 1", "step 1", "step 2"]
+    assert finished(events)["primary"] == "handled"
+    decision = next(e for e in of(events, "decision") if e["decision"] == "on_failure")
+    assert decision["procedure"] is None and decision["step_id"] == "primary"
+    inner = [e for e in of(events, "decision") if e["procedure"] == "fallback"]
+    assert [e["step_id"] for e in inner] == ["do-it-another-way"]
 
 
 def test_continue_goes_on_and_procedure_runs_alone(tmp_path: Path) -> None:
