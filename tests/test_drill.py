@@ -493,3 +493,8 @@ def test_drill_against_a_running_lab(tmp_path: Path) -> None:
     assert state["services"]["web-portal"] == "up"
     assert state["tickets"]["INC-1001"] == "resolved"
     assert state["faults"] == []
+    # The token was known here: its value is nowhere in the terminal output or the run folder.
+    assert lab.token not in result.stdout + result.stderr
+    written = [p for p in (tmp_path / "runs").rglob("*") if p.is_file()]
+    assert written
+    assert [p for p in written if lab.token.encode() in p.read_bytes()] == []
