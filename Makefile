@@ -47,8 +47,12 @@ docs: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/mkdocs serve
 
+# By hand, on a quiet machine; figures go into docs/performance.md.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_parse.py
+	$(BIN)/python benchmarks/bench_shell_kernel.py
+	$(BIN)/python benchmarks/bench_runner.py
+	$(BIN)/python benchmarks/bench_site.py
 
 clean:
 	rm -rf $(VENV) site .runbook
