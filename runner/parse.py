@@ -12,6 +12,7 @@ rule "every fenced block appears exactly once" true by construction.
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import hashlib
 import json
@@ -187,6 +188,13 @@ class _Parser:
         self.tokens: list[Token] = _MD.parse(text)
         self.n_lines = len(self.lines)
         self.fences = [t for t in self.tokens if t.type == "fence" and t.map]
+        # The 1-based line each token opens on; a closing token (no map) takes its predecessor's,
+        # so the list is sorted and a line range maps to a slice of tokens.
+        self.token_lines: list[int] = []
+        line = 0
+        for tok in self.tokens:
+            line = tok.map[0] + 1 if tok.map else line
+            self.token_lines.append(line)
         self.used_fences: set[int] = set()  # ids of fence tokens assigned to a step
         # A fence is read once, whichever part of the parser asks first, so that each of its
         # problems is reported once.
@@ -376,11 +384,9 @@ class _Parser:
             self.problem(line, "error", "RB014", f"bad value for {'.'.join(loc)!r}: {exc}")
 
     def _check_input(self, name: str, spec: fmt.InputModel, fm_line: int) -> None:
-        loc = ("inputs", name)
-        line = self._key_line(fm_line, loc)
         if not fmt.IDENT_RE.match(name):
-            self.problem(
-                line, "error", "RB014",
+            self._input_problem(
+                name, fm_line,
                 f"input name {name!r} must be an identifier (letters, digits, _), "
                 "since it becomes a variable in the kernels",
             )  # fmt: skip
@@ -388,20 +394,25 @@ class _Parser:
             try:
                 re.compile(spec.pattern)
             except re.error as exc:
-                self.problem(line, "error", "RB014", f"input {name!r}: bad pattern: {exc}")
+                self._input_problem(name, fm_line, f"input {name!r}: bad pattern: {exc}")
                 return
         if spec.default is not None:
             try:
                 coerce(_input_spec(name, spec.model_dump()), spec.default)
             except InputValueError as exc:
-                self.problem(line, "error", "RB014", f"input {name!r}: default {exc}")
+                self._input_problem(name, fm_line, f"input {name!r}: default {exc}")
+
+    def _input_problem(self, name: str, fm_line: int, message: str) -> None:
+        # The key's line is searched for only when there is something to report.
+        self.problem(self._key_line(fm_line, ("inputs", name)), "error", "RB014", message)
 
     # --- steps --------------------------------------------------------------------------
 
     def _tokens_in(self, start: int, end: int) -> Iterable[Token]:
-        for tok in self.tokens:
-            if tok.map and start <= tok.map[0] + 1 < end:
-                yield tok
+        """The tokens that open on a line in [start, end), by bisection over their lines."""
+        first = bisect.bisect_left(self.token_lines, start)
+        last = bisect.bisect_left(self.token_lines, end, lo=first)
+        return [tok for tok in self.tokens[first:last] if tok.map]
 
     def _step_spans(self, span: _Span, level: int) -> tuple[list[_Span], int]:
         """The step ranges of a section and the line where the first step starts."""
