@@ -335,8 +335,9 @@ class _Parser:
         return _build_metadata(fm, stem_id, h1 or self.path.stem)
 
     def _validate_front_matter(self, fm: dict[str, Any], fm_line: int) -> None:
+        specs: dict[str, fmt.InputModel] | None = None
         try:
-            fmt.FrontMatterModel.model_validate(fm)
+            specs = fmt.FrontMatterModel.model_validate(fm).inputs
         except ValidationError as exc:
             reported: set[str] = set()
             for err in _branch_errors(exc.errors(), fm):
@@ -345,13 +346,20 @@ class _Parser:
         # hide the problems of the others.
         if isinstance(fm.get("time_limit"), str | int | float):
             self._check_duration(fm["time_limit"], ("time_limit",), fm_line)
+        for name, spec in (specs if specs is not None else self._valid_inputs(fm)).items():
+            self._check_input(name, spec, fm_line)
+
+    @staticmethod
+    def _valid_inputs(fm: Mapping[str, Any]) -> dict[str, fmt.InputModel]:
+        """The inputs that are valid on their own, when the front matter as a whole is not."""
         inputs = fm.get("inputs")
+        valid = {}
         for name, raw in (inputs if isinstance(inputs, dict) else {}).items():
             try:
-                spec = fmt.InputModel.model_validate(raw if raw is not None else {})
+                valid[str(name)] = fmt.InputModel.model_validate(raw if raw is not None else {})
             except ValidationError:
-                continue  # already reported above
-            self._check_input(str(name), spec, fm_line)
+                continue  # already reported
+        return valid
 
     def _schema_problem(self, err: Mapping[str, Any], fm_line: int, reported: set[str]) -> None:
         loc = _strip_tags(tuple(err["loc"]))
