@@ -611,7 +611,8 @@ class _Parser:
     def _read_block(self, tok: Token, kernels: Mapping[str, str]) -> Block:
         assert tok.map is not None
         line = tok.map[0] + 1
-        info = unescapeAll(tok.info).strip()
+        info = tok.info
+        info = (unescapeAll(info) if "\\" in info or "&" in info else info).strip()
         lang = fmt.normalise_lang(info)
         self._check_closed(tok, line)
         attrs = self._attributes(info, line)
@@ -715,7 +716,7 @@ def split_attributes(text: str) -> dict[str, str]:
             raise ValueError(f"cannot read {rest[:30]!r}; write key=value pairs")
         quoted = match.group("dq") if match.group("dq") is not None else match.group("sq")
         if quoted is not None:
-            value = _ESCAPE_RE.sub(r"\1", quoted)
+            value = _ESCAPE_RE.sub(r"\1", quoted) if "\\" in quoted else quoted
         elif match.group("bare") is not None:
             value = match.group("bare")
         else:
