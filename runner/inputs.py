@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 
@@ -83,8 +84,10 @@ def resolve(meta: Metadata, given: Mapping[str, object]) -> tuple[dict[str, Inpu
     declared = {spec.name for spec in meta.inputs}
     for name in given:
         if name not in declared:
+            close = difflib.get_close_matches(name, sorted(declared), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             known = ", ".join(sorted(declared)) or "none"
-            problems.append(f"unknown input {name!r} (this runbook's inputs: {known})")
+            problems.append(f"unknown input {name!r} ({hint}this runbook's inputs: {known})")
     for spec in meta.inputs:
         if spec.name in given:
             raw = given[spec.name]
