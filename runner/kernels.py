@@ -46,6 +46,10 @@ INTERRUPT_GRACE = 3.0
 #: Shutdown escalation: wait this long after the request, then after SIGTERM (seconds).
 SHUTDOWN_REQUEST_WAIT = 0.15
 SHUTDOWN_TERM_WAIT = 0.1
+#: Set in each kernel's environment and inherited by everything it starts: how shutdown finds
+#: processes that left the kernel's process group (the shell kernel runs bash in a session of
+#: its own) or outlived a kernel that died.
+KERNEL_TAG = "RUNBOOK_KERNEL_TAG"
 
 Message = dict[str, Any]
 
@@ -191,6 +195,7 @@ class KernelSession:
         self.info: KernelInfo | None = None
         self._ready = False
         self.generation = 0  # incremented at each (re)start
+        self._tag: str | None = None  # KERNEL_TAG's value in the current kernel's environment
 
     # -- lifecycle --
 
@@ -198,6 +203,7 @@ class KernelSession:
         """Start the kernel process; returns at once (see :meth:`wait_ready`)."""
         self.generation += 1
         stem = self._runtime_dir / f"k{self._index}-{self.generation}"
+        self._tag = str(stem)
         try:
             km = KernelManager(
                 kernel_name=self.name,
@@ -212,6 +218,7 @@ class KernelSession:
                     stderr=log,
                     stdin=subprocess.DEVNULL,
                     preexec_fn=_die_with_parent,
+                    env={**os.environ, KERNEL_TAG: self._tag},
                 )
             finally:
                 log.close()
@@ -322,6 +329,8 @@ class KernelSession:
         if isinstance(process, subprocess.Popen):
             with contextlib.suppress(Exception):
                 process.wait(timeout=1)
+        if self._tag is not None:
+            _kill_tagged(self._tag)
         if self.kc is not None:
             with contextlib.suppress(Exception):
                 self.kc.stop_channels()
@@ -498,6 +507,38 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
+
+
+def _kill_tagged(tag: str) -> None:
+    """SIGKILL every process whose environment carries ``KERNEL_TAG=tag``.
+
+    The kernel's process group does not hold everything the kernel started: the shell kernel
+    runs bash in a session of its own, and when a kernel dies its children are reparented
+    away from it. Their environment still names the kernel. Linux only (/proc); a few passes,
+    so a process forked during a pass is caught by the next one.
+    """
+    needle = b"\0" + f"{KERNEL_TAG}={tag}".encode() + b"\0"
+    me = os.getpid()
+    for _ in range(3):
+        found = False
+        try:
+            entries = os.listdir("/proc")
+        except OSError:
+            return
+        for entry in entries:
+            if not entry.isdigit() or int(entry) == me:
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as fh:
+                    environ = b"\0" + fh.read()
+            except OSError:
+                continue
+            if needle in environ:
+                found = True
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(int(entry), signal.SIGKILL)
+        if not found:
+            return
 
 
 def _poll(sockets: Iterable[zmq.Socket[Any]], timeout: float) -> set[zmq.Socket[Any]]:

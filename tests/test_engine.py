@@ -7,7 +7,7 @@ import signal
 import threading
 from pathlib import Path
 
-from runner_helpers import finished, of, run_engine, stdout_text, write_book
+from runner_helpers import finished, kernel_processes, of, run_engine, stdout_text, write_book
 
 from runner.engine import RunOptions
 from runner.journal import verify
@@ -346,3 +346,24 @@ def test_secret_in_block_code_is_redacted(tmp_path: Path) -> None:
     )
     _, events = run_engine(book, tmp_path / "runs", inputs={"pw": "Sekr1t-literal"}, secrets=["pw"])
     assert of(events, "block_started")[0]["code"] == 'echo "pw=***"\n'
+
+
+def test_a_dead_shell_kernel_leaves_no_bash_or_command_behind(tmp_path: Path) -> None:
+    """bash runs in a session of its own (so interrupts reach it and never the kernel): when the
+    kernel dies, the run must still stop bash and whatever it started."""
+    book = write_book(
+        tmp_path,
+        f"""
+        1. Starts a long command, then its kernel dies.
+
+           ```bash
+           sh -c 'sleep 600; echo {tmp_path}' &
+           kill -9 $PPID
+           sleep 600
+           ```
+        """,
+    )
+    _result, events = run_engine(book, tmp_path / "runs")
+    assert finished(events) == {"starts-a-long-command-then-its-kernel-dies": "failed"}
+    assert of(events, "step_finished")[0]["error"] == "kernel died"
+    assert kernel_processes(str(tmp_path)) == []
