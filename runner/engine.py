@@ -599,7 +599,7 @@ class Engine:
             approver_role=step.approver_role,
             code=code,
         )
-        if self._preapproved(step) and not self.options.require_distinct_approver:
+        if self._preapproved(step, procedure) and not self.options.require_distinct_approver:
             self._approval_event(step, procedure, "approved", self.operator.name, None, None, True)
             self._approved.add(key)
             return "approved"
@@ -689,7 +689,11 @@ class Engine:
             distinct_required=self.options.require_distinct_approver,
         )
 
-    def _preapproved(self, step: Step) -> bool:
+    def _preapproved(self, step: Step, procedure: str | None) -> bool:
+        """`--approve` names steps of the plan being run (the CLI checks them against it), so
+        it never approves a step of an alternative procedure that a failure brings in."""
+        if procedure != self.options.procedure:
+            return False
         return any(ref in (str(step.number), step.id) for ref in self.options.approve)
 
     def _approval_code(self, step: Step) -> str:

@@ -325,3 +325,18 @@ def test_resume_state_restores_outputs_and_skips_done_steps(tmp_path: Path) -> N
     assert second.status is RunStatus.SUCCEEDED
     assert len(of(events, "run_resumed")) == 1 and "42\n" in stdout_text(events)
     assert len([e for e in of(events, "step_started") if e["step"] == 1]) == 1
+
+
+def test_preapproval_names_a_step_of_the_plan_not_a_procedure_step(tmp_path: Path) -> None:
+    """`--approve 1` is checked against the steps being run; it must not also approve step 1
+    of an alternative procedure that a failure brings in."""
+    book = write_book(
+        tmp_path,
+        RECOVERY.replace(
+            "   ```bash\n   echo fallback", "   ```bash {approve=true}\n   echo fallback"
+        ),
+    )
+    result, events = run_engine(book, tmp_path / "runs", options=RunOptions(approve=("1",)))
+    assert "fallback-ran" not in stdout_text(events)
+    assert result.status is RunStatus.PAUSED and result.exit_code == 3
+    assert of(events, "approval") == []
