@@ -113,6 +113,11 @@ def _standard(runbook: Runbook) -> bool:
     return runbook.metadata.has_front_matter
 
 
+def _front_matter_unreadable(runbook: Runbook) -> bool:
+    """Whether the front matter is there but is not YAML, or not a mapping of keys."""
+    return any(p.code in ("RB010", "RB011") for p in runbook.problems)
+
+
 def _problem(runbook: Runbook, line: int, level: ProblemLevel, code: str, msg: str) -> Problem:
     return Problem(str(runbook.path), line, level, code, msg)
 
@@ -155,8 +160,8 @@ def rule_not_empty(runbook: Runbook) -> Iterator[Problem]:
 
 def rule_standard_format(runbook: Runbook) -> Iterator[Problem]:
     """RB040: plain Markdown (or another tool's front matter), not the standard format."""
-    if _standard(runbook):
-        return
+    if _standard(runbook) or _front_matter_unreadable(runbook):
+        return  # the author wrote our front matter; RB010/RB011 already say what is wrong
     lacks = ["front matter with name and service", "objective", "time_limit", "roles"]
     if not runbook.has_steps_section:
         lacks.append("a `## Steps` section")
@@ -188,10 +193,9 @@ def rule_steps_section(runbook: Runbook) -> Iterator[Problem]:
             "list item per step",
         )
     elif not runbook.steps:
-        line = next((s.line for s in runbook.sections if s.title.lower() == "steps"), 1)
         yield _problem(
             runbook,
-            line,
+            runbook.steps_line or 1,
             level,
             "RB021",
             "the Steps section has no steps; give each step a `### ` heading, "

@@ -239,6 +239,7 @@ class Runbook:
     doc_blocks: tuple[Block, ...] = ()  # fenced blocks outside any step
     description: str = ""  # Markdown between the title and the first H2
     has_steps_section: bool = False
+    steps_line: int = 0  # line of the `## Steps` heading, 0 when there is none
     front_matter: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     front_matter_line: int = 0  # line of the opening `---`, 0 when there is none
     problems: tuple[Problem, ...] = ()  # found while parsing; `check` adds its own

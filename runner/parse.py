@@ -224,13 +224,14 @@ class _Parser:
             low = span.title.lower()
             if span is steps_span:
                 continue
-            if low in ("alternative procedures", "alternate procedures", "alternatives"):
+            if _is_procedures(span):
                 procedures += self._procedures(span, kernels)
             elif low in ("success criteria", "failure criteria"):
                 criteria[low] = self._list_items(span)
             other.append(Section(span.title, span.start, span.end, self._body(span)))
         if steps_span is None:
             steps = self._compat_steps(headings, kernels)
+        self._stray_blocks([s for s in sections if s is steps_span or _is_procedures(s)], kernels)
         doc_blocks = tuple(
             self._raw_block(tok, kernels) for tok in self.fences if id(tok) not in self.used_fences
         )
@@ -249,10 +250,30 @@ class _Parser:
             doc_blocks=doc_blocks,
             description=description,
             has_steps_section=steps_span is not None,
+            steps_line=steps_span.start if steps_span is not None else 0,
             front_matter=MappingProxyType(dict(fm or {})),
             front_matter_line=fm_line,
             problems=tuple(self.problems),
         )
+
+    def _stray_blocks(self, spans: Sequence[_Span], kernels: Mapping[str, str]) -> None:
+        """A runnable block in a steps section that no step holds never runs: say so.
+
+        It sits before the first step (under `## Steps` before the first `###` or list item, or
+        between a procedure's heading and its first item), where an author expects it to run.
+        """
+        for tok in self.fences:
+            assert tok.map is not None
+            line = tok.map[0] + 1
+            if id(tok) in self.used_fences or not any(s.start < line < s.end for s in spans):
+                continue
+            block = self._raw_block(tok, kernels)
+            if block.executable:
+                self.problem(
+                    line, "warning", "RB045",
+                    f"```{block.lang} block is in no step, so it will never run; move it under "
+                    "a step's `###` heading or into a numbered item, or mark it `{exec=false}`",
+                )  # fmt: skip
 
     def _headings(self) -> list[_Heading]:
         out = []
@@ -724,6 +745,10 @@ def split_attributes(text: str) -> dict[str, str]:
         attrs[match.group("key")] = value
         pos = match.end()
     return attrs
+
+
+def _is_procedures(span: _Span) -> bool:
+    return span.title.lower() in ("alternative procedures", "alternate procedures", "alternatives")
 
 
 def is_runbook_front_matter(fm: Mapping[str, object]) -> bool:

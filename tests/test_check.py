@@ -69,7 +69,7 @@ def test_clean_runbook_has_no_problems() -> None:
 
 CASES = [
     ("no-steps-section", ("## Steps", "## Procedure"), "RB020", "error", 1),
-    ("steps-without-steps", ("### 1. Confirm", "Confirm:"), None, None, None),
+    ("block-in-no-step", ("### 1. Confirm", "Confirm:"), "RB045", "warning", 19),
     ("duplicate-id", ("{approve=L2", "{id=confirm approve=L2"), "RB022", "error", 23),
     ("unknown-when-name", ("confirmed == 'yes'", "confirmd == 'yes'"), "RB033", "error", 26),
     ("missing-procedure", ("procedure:manual}", "procedure:manaul}"), "RB034", "error", 26),
@@ -87,14 +87,10 @@ CASES = [
 
 @pytest.mark.parametrize(("change", "code", "level", "line"), [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])  # fmt: skip
-def test_each_rule(
-    change: tuple[str, str], code: str | None, level: str | None, line: int | None
-) -> None:
+def test_each_rule(change: tuple[str, str], code: str, level: str, line: int) -> None:
     old, new = change
     assert old in CLEAN
     problems = lint_text(CLEAN.replace(old, new, 1))
-    if code is None:
-        return
     assert [(code, level)] == [(p.code, p.level) for p in problems if p.code == code]
     assert [p.line for p in problems if p.code == code] == [line]
 
@@ -102,7 +98,9 @@ def test_each_rule(
 def test_steps_section_with_no_steps() -> None:
     text = CLEAN.split("### 1. Confirm")[0] + "Just prose.\n"
     problems = lint_text(text)
-    assert ("RB021", "error") in found(problems)
+    assert [(p.code, p.level, p.line) for p in problems if p.code == "RB021"] == [
+        ("RB021", "error", 14)  # the `## Steps` heading, where the author must add steps
+    ]
 
 
 def test_when_naming_a_later_output() -> None:
@@ -134,6 +132,21 @@ def test_plain_markdown_gets_warnings_only() -> None:
     assert found(problems) == [("RB020", "warning"), ("RB040", "warning"), ("RB036", "warning")]
     rb040 = next(p for p in problems if p.code == "RB040")
     assert "no front matter" in rb040.message and "time_limit" in rb040.message
+
+
+def test_front_matter_that_is_not_yaml_is_not_called_plain_markdown() -> None:
+    # name and service are written; the YAML error is the problem, not a missing format.
+    problems = lint_text(CLEAN.replace("service: edr", "service: [edr"))
+    assert ("RB010", "error") in found(problems)
+    assert "RB040" not in [p.code for p in problems]
+
+
+def test_runnable_blocks_in_no_step_are_reported_where_they_never_run() -> None:
+    text = CLEAN.replace("## Steps\n", "## Steps\n\n```bash\nsetup\n```\n").replace(
+        "### Manual\n", "### Manual\n\n```python {exec=false}\nshown()\n```\n\n```sh\nx\n```\n"
+    )
+    stray = [(p.line, p.level) for p in lint_text(text) if p.code == "RB045"]
+    assert stray == [(16, "warning"), (42, "warning")]  # not the exec=false block
 
 
 def test_exec_false_silences_no_kernel() -> None:
