@@ -197,7 +197,12 @@ class TerminalOperator:
 
     def _ask(self, prompt: str) -> str:
         self.console.print(prompt, end="", markup=True, highlight=False)
-        return self._read("").strip()
+        try:
+            return self._read("").strip()
+        except EOFError:
+            # Ctrl-D (end of input): the person left; end the run as Ctrl-C at a prompt does,
+            # so the engine journals it cancelled instead of the error escaping unrecorded.
+            raise KeyboardInterrupt from None
 
     def _choose(self, prompt: str, keys: Mapping[str, str], allow_offscript: bool) -> Decision:
         started = time.monotonic()

@@ -215,3 +215,17 @@ def test_failure_prompt_offers_the_steps_on_failure_procedure(tmp_path: Path) ->
         (None, "tell-people", "succeeded"),
     ]
     assert events[-1]["status"] == "succeeded_with_handled_failures"
+
+
+def test_end_of_input_at_a_prompt_ends_the_run_cleanly(tmp_path: Path) -> None:
+    """Ctrl-D at a prompt (the terminal's end of input) ends the run as Ctrl-C does: journaled
+    as cancelled, exit 130, never an internal error."""
+    book, marker = _gated(tmp_path)
+    run = Session(tmp_path, [book.name, "-i", "host=web-1"])
+    run.wait("? help > ")
+    run.child.sendeof()
+    assert run.finish() == 130
+    assert "internal error" not in run.seen
+    events = read_events(_run_dir(tmp_path))
+    assert events[-1]["event"] == "run_finished" and events[-1]["status"] == "cancelled"
+    assert not marker.exists()
