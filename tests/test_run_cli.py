@@ -237,3 +237,11 @@ def test_unknown_step_references_exit_2(tmp_path: Path, flag: list[str]) -> None
     book = write_book(tmp_path, TWO_STEPS, inputs="host:\n  default: a\n")
     done = cli(["run", book.name, "--yes", *flag], tmp_path)
     assert done.returncode == 2 and "no such" in done.stderr
+
+
+def test_steps_left_out_are_named_by_number_not_counted(tmp_path: Path) -> None:
+    book = write_book(tmp_path, TWO_STEPS, inputs="host:\n  default: a\n")
+    done = cli(["run", book.name, "--yes", "--only", "2"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "[step 1] Python." in done.stdout and "[2/3] Shell." in done.stdout
+    assert "[?/?]" not in done.stdout

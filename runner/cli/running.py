@@ -85,8 +85,14 @@ class RichReporter:
         self._headed = key
         where = f"{event.get('procedure')}: " if event.get("procedure") else ""
         role = f" [dim]({escape(str(event['role']))})[/]" if event.get("role") else ""
+        # A step that never started (skipped, waiting for an approval, handled) has no place
+        # in the progress count: name it by its number instead of showing `[?/?]`.
+        if "index" in event:
+            counter = f"{event['index']}/{event.get('total', '?')}"
+        else:
+            counter = f"step {event.get('step', '?')}"
         self.console.print(
-            f"\n[bold cyan][{event.get('index', '?')}/{event.get('total', '?')}][/] "
+            f"\n[bold cyan]{escape(f'[{counter}]')}[/] "
             f"[bold]{escape(where + str(event.get('title', '')))}[/]{role}"
         )
 
