@@ -413,8 +413,19 @@ class Engine:
         key = (procedure, step.id)
         previous = self._outcomes.get(key)
         total = duration + (previous.duration if previous and not previous.earlier else 0.0)
+        # The outcome feeds the summary table and the approver's evidence: an error may quote
+        # a secret (`raise ValueError(token)`), so it is kept as the journal has it.
+        redact = self.journal.redactor.text
         self._outcomes[key] = StepOutcome(
-            step.number, step.id, step.title, procedure, status, total, attempt, reason, error
+            step.number,
+            step.id,
+            step.title,
+            procedure,
+            status,
+            total,
+            attempt,
+            redact(reason) if reason else reason,
+            redact(error) if error else error,
         )
 
     def _step(self, step: Step, index: int, total: int, procedure: str | None) -> Flow:
@@ -787,6 +798,8 @@ class Engine:
             if status is not StepStatus.SUCCEEDED:
                 break
         self._current = None
+        # Redacted here, since the error also reaches the operator's failure prompt.
+        error = self.journal.redactor.text(error) if error else error
         retry = attempt < attempts and status not in (StepStatus.SUCCEEDED, StepStatus.CANCELLED)
         self._record(
             step,

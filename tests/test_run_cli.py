@@ -78,13 +78,27 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path: Path) -> None:
 def test_secret_from_environment_is_redacted_on_the_terminal(tmp_path: Path) -> None:
     book = write_book(
         tmp_path,
-        '1. Leak.\n\n   ```bash\n   echo "key=$API_KEY"\n   ```\n',
+        """
+        1. Leak.
+
+           ```bash
+           echo "key=$API_KEY"
+           printf '%s' "${API_KEY:0:4}"; sleep 0.1; printf '%s\\n' "${API_KEY:4}"
+           ```
+
+        2. Fail with it in the error (the summary table shows the error).
+
+           ```python
+           raise ValueError(api_key)
+           ```
+        """,
         inputs="api_key:\n  secret: true\n  required: true\n",
     )
     secret = "s3cr3t-Xy7"
     done = cli(["run", book.name, "--yes"], tmp_path, env={"RUNBOOK_INPUT_API_KEY": secret})
-    assert done.returncode == 0, done.stderr
-    assert "key=***" in done.stdout and secret not in done.stdout + done.stderr
+    assert done.returncode == 1, done.stderr
+    assert "key=***" in done.stdout and "ValueError: ***" in done.stdout
+    assert secret not in done.stdout + done.stderr
     for path in (tmp_path / ".runbook").rglob("*"):
         assert not path.is_file() or secret not in path.read_text(errors="replace")
 
