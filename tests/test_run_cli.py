@@ -259,3 +259,18 @@ def test_steps_left_out_are_named_by_number_not_counted(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "[step 1] Python." in done.stdout and "[2/3] Shell." in done.stdout
     assert "[?/?]" not in done.stdout
+
+
+def test_dry_run_needs_no_secret_and_runs_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    book = write_book(
+        tmp_path,
+        f"1. Touch.\n\n   ```bash\n   touch {marker}\n   ```\n",
+        inputs="token:\n  secret: true\n  required: true\n  pattern: '[a-z]+'\n",
+    )
+    done = cli(["run", book.name, "--dry-run"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "input token = ***" in done.stdout
+    assert not marker.exists() and not (tmp_path / ".runbook").exists()
+    bad = cli(["run", book.name, "--dry-run", "-i", "token=NOT-OK"], tmp_path)
+    assert bad.returncode == 2 and "does not match the pattern" in bad.stderr

@@ -9,6 +9,7 @@ inputs, while they boot. Hence this module imports little at the top, and the re
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import getpass
 import json
 import os
@@ -249,14 +250,21 @@ def gather_inputs(
     given.update(_read_inputs_file(inputs_file))
     given.update(_pairs(pairs))
     secrets = [s.name for s in meta.inputs if s.secret]
+    placeholders: list[str] = []
     for name in secrets:
         if given.get(name) in (None, "***"):
             given.pop(name, None)
             if placeholder_secrets:
-                given[name] = "***"
+                placeholders.append(name)
             elif prompt:
                 given[name] = click.prompt(f"{name} (secret)", hide_input=True, err=True)
-    values, problems = resolve(meta, given)
+    # A placeholder stands for a secret not given (dry run): it is not checked against the
+    # input's type or pattern, which `***` could never satisfy.
+    checked = dataclasses.replace(
+        meta, inputs=tuple(s for s in meta.inputs if s.name not in placeholders)
+    )
+    values, problems = resolve(checked, given)
+    values.update(dict.fromkeys(placeholders, "***"))
     if problems:
         raise InvalidInputs(
             "the inputs are not usable:\n" + "\n".join(f"  {p}" for p in problems),
