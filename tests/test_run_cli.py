@@ -135,7 +135,7 @@ SLOW = """
 2. Slow.
 
    ```bash
-   echo started-slow; sleep 60
+   echo started-slow; sh -c "sleep 60; : $TMPDIR"
    ```
 """
 
@@ -157,7 +157,8 @@ def test_sigkill_mid_run_leaves_a_valid_journal_then_resume_finishes(tmp_path: P
     assert verify(run_dir).ok
     kinds = [e["event"] for e in read_events(run_dir)]
     assert kinds[:1] == ["run_started"] and "step_finished" in kinds and kinds[-1] == "output"
-    # the kernels die with the runner (PR_SET_PDEATHSIG), even though it had no time to clean up
+    # the kernels die with the runner (PR_SET_PDEATHSIG), even though it had no time to clean
+    # up, and so do bash and the command it ran (`sh -c ... $TMPDIR` names tmp_path)
     _wait_for(lambda: kernel_processes(str(tmp_path)) == [], timeout=5)
     (tmp_path / "book.md").write_text(book.read_text().replace("sleep 60", "echo resumed"))
     refused = cli(["resume", run_dir.name], tmp_path)

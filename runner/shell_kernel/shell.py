@@ -107,6 +107,7 @@ class Shell:
         self._pump: threading.Thread | None = None
         self.version = ""  # $BASH_VERSION, known once the first bash has started
         self._closed = False  # close() was called: never start bash again
+        self._watchdog: _Watchdog | None = None  # kills bash's group if this process vanishes
 
     @property
     def pid(self) -> int | None:
@@ -133,6 +134,7 @@ class Shell:
             preexec_fn=_unignore_interrupts if _interrupts_ignored() else None,
         )
         os.close(record_write)
+        self._watchdog = _Watchdog(self._proc.pid)
         assert self._proc.stdin is not None
         self._stdin_fd = self._proc.stdin.fileno()
         self._records = queue.SimpleQueue()
@@ -294,6 +296,9 @@ class Shell:
             self._pump.join(timeout=1)
         self._proc = None
         self._pump = None
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
 
 
 def _setup_line(record_write: int) -> str:
@@ -333,6 +338,36 @@ def _verdict(interrupted: bool, status: int | None, values: Mapping[str, str | N
         # The status line itself was lost; bash reports 130 for an aborted command.
         return CellResult(Outcome.INTERRUPTED, 130, values)
     return CellResult(Outcome.OK if status == 0 else Outcome.FAILED, status, values)
+
+
+class _Watchdog:
+    """A small process that SIGKILLs bash's process group once this kernel is gone.
+
+    bash runs in a session of its own, so when the kernel is killed outright (SIGKILL, or its
+    runner killed: the kernel dies with its parent) nothing would stop bash and the commands
+    it started. The watchdog waits for end of file on a pipe whose write end only this
+    process holds (descriptors are not inherited), so it notices the kernel's end however it
+    comes. A clean stop kills the watchdog first, so it never signals a recycled group id.
+    """
+
+    def __init__(self, pgid: int) -> None:
+        read_end, self._write_end = os.pipe()
+        try:
+            self._proc = subprocess.Popen(
+                ["bash", "-c", 'read _; kill -KILL -- "-$0" 2>/dev/null', str(pgid)],
+                stdin=read_end,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # out of reach of the group it guards
+            )
+        finally:
+            os.close(read_end)
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._proc.kill()
+        self._proc.wait()
+        os.close(self._write_end)
 
 
 def _interrupts_ignored() -> bool:
