@@ -595,13 +595,17 @@ class Engine:
         key = (procedure, step.id)
         if key in self._approved:
             return "approved"
+        code = self._approval_code(step)
         recorded = self.resume.approvals.pop(key, None) if self.resume else None
         if recorded is not None:
-            if recorded.get("decision") == "approved":
+            if recorded.get("decision") != "approved":
+                return "denied"
+            assert self.resume is not None
+            # An approval covers the code the approver saw; a runbook edited since (resumed
+            # with --allow-changed) needs a fresh one.
+            if self.resume.approved_code.get(key) == self.journal.redactor.text(code):
                 self._approved.add(key)
                 return "approved"
-            return "denied"
-        code = self._approval_code(step)
         self._event(
             "approval_requested",
             step=step.number,

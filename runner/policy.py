@@ -123,6 +123,9 @@ class ResumeState:
     last_status: str  # paused | failed | cancelled | crashed | succeeded ...
     allow_changed: bool = False
     statuses: dict[tuple[str | None, str], str] = field(default_factory=dict)
+    # The code each gated step showed its approver (as journaled, secrets redacted): an
+    # approval covers that code only, not an edit made before the resume.
+    approved_code: dict[tuple[str | None, str], str] = field(default_factory=dict)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -143,6 +146,7 @@ def load_resume(events: Sequence[Event]) -> ResumeState:
     outputs: dict[str, Any] = {}
     finished: dict[tuple[str | None, str], Event] = {}
     approvals: dict[tuple[str | None, str], Event] = {}
+    shown: dict[tuple[str | None, str], str] = {}
     for event in events:
         kind = event.get("event")
         key = (event.get("procedure"), str(event.get("step_id", "")))
@@ -160,6 +164,8 @@ def load_resume(events: Sequence[Event]) -> ResumeState:
             approvals.pop(key, None)  # an approval is used up by the step it let run
         elif kind == "approval":
             approvals[key] = event
+        elif kind == "approval_requested":
+            shown[key] = str(event.get("code", ""))
     done = {}
     for key, event in finished.items():
         status = StepStatus(event["status"])
@@ -187,4 +193,5 @@ def load_resume(events: Sequence[Event]) -> ResumeState:
         elapsed=elapsed,
         last_status=last_status,
         statuses={k: str(e.get("status")) for k, e in finished.items()},
+        approved_code=shown,
     )

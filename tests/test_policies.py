@@ -340,3 +340,18 @@ def test_preapproval_names_a_step_of_the_plan_not_a_procedure_step(tmp_path: Pat
     assert "fallback-ran" not in stdout_text(events)
     assert result.status is RunStatus.PAUSED and result.exit_code == 3
     assert of(events, "approval") == []
+
+
+def test_an_approval_does_not_cover_code_changed_after_it(tmp_path: Path) -> None:
+    """Approve, then edit the gated step and resume with --allow-changed: the approver never saw
+    the new code, so the step waits for a fresh approval."""
+    book, marker = _gated(tmp_path)
+    assert cli(["run", book.name, "--yes"], tmp_path).returncode == 3
+    run_dir = next((tmp_path / ".runbook" / "runs").iterdir())
+    assert cli(["approve", run_dir.name, "2", "--by", "dana"], tmp_path).returncode == 0
+    book.write_text(book.read_text().replace('echo "isolating $HOST"', "echo changed"))
+    resumed = cli(["resume", run_dir.name, "--yes", "--allow-changed"], tmp_path)
+    assert resumed.returncode == 3, resumed.stdout + resumed.stderr
+    assert not marker.exists()
+    requested = of(read_events(run_dir), "approval_requested")
+    assert len(requested) == 2 and "echo changed" in requested[-1]["code"]
