@@ -433,7 +433,7 @@ class Engine:
         if self.resume is not None and key in self.resume.done:
             self._outcomes[key] = self.resume.done[key]
             return Flow.NEXT
-        if procedure is None or procedure == self.options.procedure:
+        if procedure == self._plan()[1]:  # --only/--from name steps of the plan being run
             reason = selection_reason(
                 step, self.options.only, self.options.from_step, self._plan()[0]
             )
@@ -707,7 +707,7 @@ class Engine:
     def _preapproved(self, step: Step, procedure: str | None) -> bool:
         """`--approve` names steps of the plan being run (the CLI checks them against it), so
         it never approves a step of an alternative procedure that a failure brings in."""
-        if procedure != self.options.procedure:
+        if procedure != self._plan()[1]:  # the id, however --procedure named it
             return False
         return any(ref in (str(step.number), step.id) for ref in self.options.approve)
 

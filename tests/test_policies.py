@@ -355,3 +355,21 @@ def test_an_approval_does_not_cover_code_changed_after_it(tmp_path: Path) -> Non
     assert not marker.exists()
     requested = of(read_events(run_dir), "approval_requested")
     assert len(requested) == 2 and "echo changed" in requested[-1]["code"]
+
+
+def test_procedure_named_by_its_title_keeps_only(tmp_path: Path) -> None:
+    """`--procedure` takes an id or a title; `--only` must apply either way."""
+    book = write_book(
+        tmp_path,
+        RECOVERY.replace(
+            "echo fallback-ran\n   ```\n",
+            "echo fallback-ran\n   ```\n\n2. Second way.\n\n"
+            "   ```bash\n   echo second-ran\n   ```\n",
+        ),
+    )
+    _result, events = run_engine(
+        book,
+        tmp_path / "runs",
+        options=RunOptions(mode="procedure", procedure="Fallback", only=("2",)),
+    )
+    assert "second-ran" in stdout_text(events) and "fallback-ran" not in stdout_text(events)
