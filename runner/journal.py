@@ -1,9 +1,11 @@
 """The append-only, hash-chained journal of a run: `<runs_dir>/<run_id>/journal.jsonl`.
 
 Every line is one JSON event. Each carries ``prev``, the SHA-256 of the previous line's bytes, so
-an edit, insertion or deletion anywhere breaks the chain from that line on. Deleting lines at the
-end leaves a valid chain, so the writer also keeps ``journal.head`` (the sequence number and hash
-of the last line made durable); `verify` compares the two.
+an edit, insertion or deletion anywhere breaks the chain from that line on, and ends with
+``hash``, the SHA-256 of the line without that field, so `verify` names the very line that was
+edited. Deleting lines at the end leaves a valid chain, so the writer also keeps
+``journal.head`` (the sequence number and hash of the last line made durable); `verify` compares
+the two.
 
 Durability: each event is written with one ``os.write`` on an ``O_APPEND`` descriptor, so once
 ``append`` returns the line is in the kernel's page cache and survives a SIGKILL of the runner.
@@ -96,6 +98,26 @@ def _line_hash(line: bytes) -> str:
     return hashlib.sha256(line).hexdigest()
 
 
+# Each line ends with its own hash, `,"hash":"<64 hex>"}`, taken over the line as it would be
+# without that field. `prev` alone finds a change only at the line after it; the line's own hash
+# names the line that was edited.
+_HASH_KEY = b',"hash":"'
+_SEAL_LEN = len(_HASH_KEY) + 64 + 2
+
+
+def _seal(body: bytes, digest: str) -> bytes:
+    return body[:-1] + _HASH_KEY + digest.encode("ascii") + b'"}'
+
+
+def _unsealed(line: bytes) -> tuple[bytes, str] | None:
+    """The line without its own hash, and that hash; None when the line carries none."""
+    if len(line) <= _SEAL_LEN or not line.endswith(b'"}'):
+        return None
+    if line[-_SEAL_LEN : -_SEAL_LEN + len(_HASH_KEY)] != _HASH_KEY:
+        return None
+    return line[:-_SEAL_LEN] + b"}", line[-66:-2].decode("ascii", "replace")
+
+
 class Journal:
     """The writer of one run's journal. Holds an exclusive lock while open."""
 
@@ -158,11 +180,13 @@ class Journal:
         record: Event = {"seq": self._seq + 1, "ts": now_iso(), "event": event}
         record.update(self.redactor.value(fields))
         record["prev"] = self._prev
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
-        data = line.encode("utf-8")
+        body = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+        digest = _line_hash(body.encode("utf-8"))
+        data = _seal(body.encode("utf-8"), digest)
         os.write(self._fd, data + b"\n")
         self._seq += 1
         self._prev = _line_hash(data)
+        record["hash"] = digest
         return record
 
     def sync(self) -> None:
@@ -234,10 +258,12 @@ def _check_line(raw: bytes, n: int, prev: str) -> str | None:
         return f"line {n} is not valid JSON"
     if not isinstance(record, dict):
         return f"line {n} is not a JSON object"
+    sealed = _unsealed(raw)
+    if sealed is None or _line_hash(sealed[0]) != sealed[1]:
+        return f"line {n} was edited: it does not match its own hash"
     if record.get("prev") != prev:
         return (
-            f"line {n} does not follow line {n - 1}: "
-            "it was edited, inserted or a line before it was removed"
+            f"line {n} does not follow line {n - 1}: a line was inserted here or removed before it"
         )
     if record.get("seq") != n:
         return f"line {n} has sequence number {record.get('seq')}, expected {n}"

@@ -383,7 +383,7 @@ def test_the_secret_is_redacted_in_the_journal(tmp_path: Path) -> None:
     assert "token in use: ***\n" in texts
 
 
-def test_a_one_byte_edit_breaks_the_chain_at_the_next_line(tmp_path: Path) -> None:
+def test_a_one_byte_edit_is_named_at_the_edited_line(tmp_path: Path) -> None:
     run_dir = write_full_run(tmp_path, "20260101T000000Z-compromised-account-aaaa")
     path = run_dir / JOURNAL
     lines = path.read_bytes().split(b"\n")
@@ -392,9 +392,22 @@ def test_a_one_byte_edit_breaks_the_chain_at_the_next_line(tmp_path: Path) -> No
     path.write_bytes(b"\n".join(lines))
     result = verify(run_dir)
     assert not result.ok
-    # The edited line still parses; the next one carries the hash of the original.
-    assert result.line == edited + 2
-    assert f"line {edited + 2} does not follow line {edited + 1}" in result.message
+    # The edited line still parses and still follows its predecessor; its own hash gives it away.
+    assert result.line == edited + 1
+    assert result.message == f"line {edited + 1} was edited: it does not match its own hash"
+
+
+def test_an_inserted_line_breaks_the_chain_where_it_stands(tmp_path: Path) -> None:
+    run_dir = write_full_run(tmp_path, "20260101T000000Z-compromised-account-aaaa")
+    path = run_dir / JOURNAL
+    lines = path.read_bytes().split(b"\n")
+    # A well-formed copy of line 3, sealed with its own correct hash, inserted after line 4.
+    lines.insert(4, lines[2])
+    path.write_bytes(b"\n".join(lines))
+    result = verify(run_dir)
+    assert not result.ok
+    assert result.line == 5
+    assert result.message.startswith("line 5 does not follow line 4")
 
 
 def test_deleting_the_last_line_is_caught_by_the_head(tmp_path: Path) -> None:

@@ -206,8 +206,7 @@ def test_verify_intact_then_a_one_byte_edit(
     code, out, err = run_cli(capsys, "verify", FULL, "--runs-dir", str(runs_dir))
     assert code == 1 and out == ""
     assert err.strip() == (
-        f"{journal}:{k + 1}: NOT intact: line {k + 1} does not follow line {k}: "
-        "it was edited, inserted or a line before it was removed"
+        f"{journal}:{k}: NOT intact: line {k} was edited: it does not match its own hash"
     )
 
 
