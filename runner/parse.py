@@ -188,6 +188,9 @@ class _Parser:
         self.tokens: list[Token] = _MD.parse(text)
         self.n_lines = len(self.lines)
         self.fences = [t for t in self.tokens if t.type == "fence" and t.map]
+        # Opening lines of the fences, sorted: a step finds its fences by bisection, so that a
+        # file of thousands of steps is not read in quadratic time.
+        self.fence_lines = [t.map[0] + 1 for t in self.fences if t.map]
         # The 1-based line each token opens on; a closing token (no map) takes its predecessor's,
         # so the list is sorted and a line range maps to a slice of tokens.
         self.token_lines: list[int] = []
@@ -485,7 +488,9 @@ class _Parser:
         ]
 
     def _item_title(self, index: int) -> str:
-        for tok in self.tokens[index + 1 :]:
+        # By index: a slice (or islice) walks the rest of the tokens for every item: quadratic.
+        for k in range(index + 1, len(self.tokens)):
+            tok = self.tokens[k]
             if tok.type == "inline":
                 first = tok.content.strip().split("\n", 1)[0]
                 title = plain(first)
@@ -504,7 +509,8 @@ class _Parser:
         )
 
     def _fences_in(self, s: _Span) -> list[Token]:
-        return [t for t in self.fences if t.map and s.start <= t.map[0] + 1 < s.end]
+        first = bisect.bisect_left(self.fence_lines, s.start)
+        return self.fences[first : bisect.bisect_left(self.fence_lines, s.end, lo=first)]
 
     def _explicit_ids(self, spans: Sequence[_Span], kernels: Mapping[str, str]) -> set[str]:
         """Ids the author wrote, reserved before any step gets a generated id.
@@ -565,14 +571,15 @@ class _Parser:
     ) -> tuple[Step, ...]:
         """Plain Markdown without `## Steps`: each runnable fence is a step named by its heading."""
         spans = []
+        heading_lines = [h.line for h in headings]
         for tok in self.fences:
             # Fences already in an alternative procedure belong to it.
             if id(tok) in self.used_fences or not self._raw_block(tok, kernels).executable:
                 continue
             assert tok.map is not None
             line = tok.map[0] + 1
-            above = [h for h in headings if h.line < line]
-            title = above[-1].title if above else f"Block at line {line}"
+            above = bisect.bisect_left(heading_lines, line)
+            title = headings[above - 1].title if above else f"Block at line {line}"
             spans.append(_Span(title, line, tok.map[1] + 1, 0))
         used = self._explicit_ids(spans, kernels)
         return tuple(self._step(number, s, kernels, "", used) for number, s in enumerate(spans, 1))

@@ -632,3 +632,17 @@ def test_procedure_role_line_applies_to_its_steps() -> None:
            Role: L1
         """)
     assert [s.role for s in r.procedures[0].steps] == ["L2", "L1"]
+
+
+# A hang guard, not a speed figure (those are in benchmarks/): the parse is linear, so this
+# near-1-MiB file takes about two seconds; a per-step rescan of the file took over a minute.
+@pytest.mark.timeout(30)
+def test_a_file_of_thousands_of_list_steps_parses_in_linear_time() -> None:
+    items = "\n".join(
+        f"{n}. Step {n}\n   Role: L1\n\n   ```bash\n   echo {n}\n   ```" for n in range(1, 15001)
+    )
+    runbook = rb(f"## Steps\n\n{items}\n")
+    assert len(runbook.steps) == 15000
+    last = runbook.steps[-1]
+    assert (last.title, last.role, last.blocks[0].code) == ("Step 15000", "L1", "echo 15000\n")
+    assert last.line == 8 + 1 + 6 * 14999 + 1
