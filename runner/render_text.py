@@ -1,7 +1,8 @@
 """The plan as a person reads it in a terminal (`runbook show`): rich renderables, no I/O.
 
 Everything that came from the file is shown as plain ``Text``, never as console markup, so a
-runbook cannot style (or hide) its own output with `[...]` tags.
+runbook cannot style (or hide) its own output with `[...]` tags; and its control characters
+are shown escaped (:func:`visible`), so it cannot do so with raw escape sequences either.
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ from .format import format_duration
 from .model import Block, Problem, Runbook, Step
 
 _LEXERS = {"sh": "bash", "shell": "bash", "py": "python", "python3": "python"}
+# C0 and C1 control characters but tab and newline: ESC above all, which would let a runbook
+# move the cursor, clear the screen, retitle the window or hide lines in the reader's terminal.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if c not in (9, 10)}
+
+
+def visible(text: str) -> str:
+    """Text from a runbook with its control characters escaped (`\\x1b`), safe for a terminal."""
+    return text.translate(_CONTROLS)
 
 
 def plan_view(runbook: Runbook, problems: Sequence[Problem] = ()) -> RenderableType:
@@ -32,22 +41,24 @@ def plan_view(runbook: Runbook, problems: Sequence[Problem] = ()) -> RenderableT
         parts.append(Text("  (no steps)", style="dim"))
     parts += _steps(runbook.steps)
     for proc in runbook.procedures:
-        parts += [Text(""), Rule(f"Alternative procedure: {proc.title}", align="left")]
+        parts += [Text(""), Rule(f"Alternative procedure: {visible(proc.title)}", align="left")]
         parts.append(Text(f"  on_failure=procedure:{proc.id}  (line {proc.line})", style="dim"))
         parts += _steps(proc.steps)
     parts += _criteria("Success criteria", runbook.success_criteria)
     parts += _criteria("Failure criteria", runbook.failure_criteria)
     if problems:
         parts += [Text(""), Rule("Problems (runbook check)", align="left")]
-        parts += [Text(str(p), style="red" if p.level == "error" else "yellow") for p in problems]
+        parts += [
+            Text(visible(str(p)), style="red" if p.level == "error" else "yellow") for p in problems
+        ]
     return Group(*parts)
 
 
 def _header(runbook: Runbook) -> Iterator[RenderableType]:
     meta = runbook.metadata
-    yield Text(meta.name, style="bold")
+    yield Text(visible(meta.name), style="bold")
     facts = [meta.id, meta.service, meta.severity.value if meta.severity else "", meta.owner]
-    yield Text(" · ".join(f for f in facts if f), style="cyan")
+    yield Text(visible(" · ".join(f for f in facts if f)), style="cyan")
     table = Table.grid(padding=(0, 2))
     table.add_column(style="dim", no_wrap=True)
     table.add_column()
@@ -63,7 +74,7 @@ def _header(runbook: Runbook) -> Iterator[RenderableType]:
     ]
     for label, value in rows:
         if value:
-            table.add_row(label, Text(value))
+            table.add_row(label, Text(visible(value)))
     if not meta.has_front_matter:
         table.add_row("format", Text("plain Markdown (compatibility mode)"))
     yield table
@@ -79,13 +90,17 @@ def _inputs(runbook: Runbook) -> RenderableType:
             default = "***"
         allowed = f"one of: {', '.join(str(v) for v in spec.enum)}" if spec.enum else ""
         table.add_row(
-            Text(spec.name + (" (secret)" if spec.secret else "")),
+            Text(visible(spec.name + (" (secret)" if spec.secret else ""))),
             spec.type,
             "yes" if spec.required else "",
-            Text(default),
+            Text(visible(default)),
             Text(
-                " ".join(
-                    part for part in (spec.description, f"({allowed})" if allowed else "") if part
+                visible(
+                    " ".join(
+                        part
+                        for part in (spec.description, f"({allowed})" if allowed else "")
+                        if part
+                    )
                 )
             ),
         )
@@ -95,10 +110,10 @@ def _inputs(runbook: Runbook) -> RenderableType:
 def _steps(steps: Iterable[Step]) -> Iterator[RenderableType]:
     for step in steps:
         title = Text(f"{step.number}. ", style="bold")
-        title.append(step.title, style="bold")
+        title.append(visible(step.title), style="bold")
         title.append(f"  [{step.id}]  line {step.line}", style="dim")
         yield title
-        yield Padding(Text("; ".join(_step_facts(step))), (0, 0, 0, 3))
+        yield Padding(Text(visible("; ".join(_step_facts(step)))), (0, 0, 0, 3))
         for block in step.blocks:
             yield Padding(_block(block), (0, 0, 0, 3))
 
@@ -127,10 +142,10 @@ def _step_facts(step: Step) -> list[str]:
 
 
 def _block(block: Block) -> RenderableType:
-    label = f"{block.lang or 'text'} · line {block.line}"
+    label = f"{visible(block.lang) or 'text'} · line {block.line}"
     label += "" if block.executable else " · documentation, not run"
     code = Syntax(
-        block.code.rstrip("\n") or " ",
+        visible(block.code.rstrip("\n")) or " ",
         _LEXERS.get(block.lang, block.lang or "text"),
         theme="ansi_dark",
         background_color="default",
@@ -145,4 +160,4 @@ def _criteria(title: str, items: Sequence[str]) -> Iterator[RenderableType]:
     yield Text("")
     yield Rule(title, align="left")
     for item in items:
-        yield Text(f"  • {item}")
+        yield Text(f"  • {visible(item)}")

@@ -240,3 +240,23 @@ def test_schema_is_json_schema() -> None:
     assert schema["$schema"].startswith("https://json-schema.org/")
     assert {"name", "service", "inputs", "kernels"} <= set(schema["properties"])
     assert schema["required"] == ["name", "service"]
+
+
+def test_a_runbook_cannot_send_escape_sequences_to_the_terminal(tmp_path: Path) -> None:
+    # A runbook under review could clear the reader's screen, retitle the window or hide lines.
+    evil = (
+        GOOD.replace("name: Good", 'name: "Good \\e[2J\\e]0;pwned\\a"')
+        .replace("### 1. Confirm", "### 1. Confirm \x1b[8mhidden")
+        .replace('curl -s "', 'printf "\x1b[1A\x1b[2K"; curl -s "')
+        .replace("roles:", 'kernels: {"ps\\e[31m": no-such-kernel}\nroles:')
+    )
+    book = tmp_path / "evil.md"
+    book.write_text(evil, encoding="utf-8")
+    shown, listed, checked = run("show", str(book)), run("list", str(book)), run("check", str(book))
+    for proc in (shown, listed, checked):
+        assert "\x1b" not in proc.stdout + proc.stderr
+    assert "Good \\x1b[2J\\x1b]0;pwned\\x07" in shown.stdout
+    assert "Confirm \\x1b[8mhidden" in shown.stdout
+    assert "\\x1b[1A\\x1b[2K" in shown.stdout
+    assert "\\x1b[2J" in listed.stdout
+    assert "RB039" in checked.stdout and "ps\\x1b[31m" in checked.stdout

@@ -23,7 +23,7 @@ from ..format import front_matter_schema
 from ..model import Problem
 from ..parse import parse_file
 from ..plan import plan_json
-from ..render_text import plan_view
+from ..render_text import plan_view, visible
 from . import EXIT_FAILED, EXIT_OK, cli
 
 DEFAULT_FOLDER = "runbooks"
@@ -110,7 +110,7 @@ def check(
         )
     else:
         for problem in problems:
-            click.echo(str(problem))
+            click.echo(visible(str(problem)))
         click.echo(
             f"checked {len(files)} file(s): {errors} error(s), {warnings} warning(s)",
             err=True,
@@ -150,12 +150,12 @@ def list_runbooks(paths: tuple[str, ...], output_format: str) -> int:
         table.add_column(column, justify="right" if column == "steps" else "left")
     for row in rows:
         table.add_row(
-            Text(row["id"]),
-            Text(row["name"]),
-            Text(row["service"]),
+            Text(visible(row["id"])),
+            Text(visible(row["name"])),
+            Text(visible(row["service"])),
             row["severity"] or "",
             str(row["steps"]),
-            Text(", ".join(row["roles"])),
+            Text(visible(", ".join(row["roles"]))),
         )
     _console().print(table)
     return EXIT_OK
