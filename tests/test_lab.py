@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -232,3 +233,20 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
 def test_serve_refuses_a_non_loopback_host(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="loopback"):
         serve(host="0.0.0.0", port=0, db_path=tmp_path / "lab.db", token=TOKEN)
+
+
+def test_serve_refuses_a_port_already_in_use(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UsageError, match=rf"127\.0\.0\.1:{port}.*--port"):
+            serve(port=port, db_path=tmp_path / "lab.db", token=TOKEN)
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["serve", "reset"])
+def test_serve_explains_a_file_that_is_not_a_lab_database(tmp_path: Path, reset: bool) -> None:
+    db = tmp_path / "notes.txt"
+    db.write_text("not a database\n" * 200, encoding="utf-8")
+    with pytest.raises(UsageError, match=r"notes\.txt.*not a lab database.*--db"):
+        serve(port=0, db_path=db, token=TOKEN, reset=reset)

@@ -11,6 +11,7 @@ import ipaddress
 import os
 import secrets
 import socket
+import sqlite3
 import sys
 import threading
 import time
@@ -144,6 +145,27 @@ def _token_for(db_path: Path) -> tuple[str, str]:
     return token, f'"$(cat {token_file})"'
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            "is another lab running? Stop it, or pick another --port"
+        ) from None
+
+
+def _check_db(db: Path) -> None:
+    """Fail with the fix when `db` exists but is not an SQLite database (a mistyped --db)."""
+    try:
+        Store(db).close()
+    except sqlite3.DatabaseError as exc:
+        raise UsageError(
+            f"{db}: not a lab database ({exc}); point --db at a new file or an earlier lab.db"
+        ) from None
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
@@ -160,18 +182,27 @@ def serve(
             "(use 127.0.0.1, or pass the explicit allow flag if you really mean it)"
         )
     db = Path(db_path) if db_path is not None else DEFAULT_DB
-    if reset:
-        reset_db(db)
-    how = "the token you passed"
-    if not token:
-        token, how = _token_for(db)
-    app = create_app(db, token)
+    # Bind and open the database before announcing anything: a taken port or a stray --db file
+    # gets one clear message instead of a "serving" line followed by uvicorn's log.
+    sock = _listen(host, port)
+    try:
+        _check_db(db)
+        if reset:
+            reset_db(db)
+        how = "the token you passed"
+        if not token:
+            token, how = _token_for(db)
+        app = create_app(db, token)
+    except BaseException:
+        sock.close()
+        raise
     url = f"http://{host}:{port}"
     print(f"runbook lab: serving {url} (database {db})", file=sys.stderr)
     print(f"  token: {how}", file=sys.stderr)
     if how != "the token you passed":
         print(f"  export {URL_ENV}={url} {TOKEN_ENV}={how.split(' (')[0]}", file=sys.stderr)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="off")
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         app.state.store.close()
