@@ -252,7 +252,8 @@ def test_verify_catches_a_one_byte_edit(tmp_path: Path) -> None:
     outcome = verify(result.run_dir)
     assert not outcome.ok
     bad = next(n for n, line in enumerate(data.split(b"\n"), 1) if b"xbc" in line)
-    assert outcome.line == bad + 1  # the line after the edit no longer chains to it
+    assert outcome.line == bad  # the edited line no longer matches its own hash
+    assert outcome.message == f"line {bad} was edited: it does not match its own hash"
 
 
 def test_manual_steps_skipped_unattended_and_recorded_interactively(tmp_path: Path) -> None:
