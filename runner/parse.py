@@ -56,7 +56,9 @@ _STEP_NUMBER_RE = re.compile(r"^\s*(?:step\s+\d+\s*[.):\-–—]?|\d+[.):])\s+",
 _ROLE_RE = re.compile(
     r"^\s*[*_]*\s*role\s*[*_]*\s*:\s*[*_`]*\s*(?P<role>[^*_`\n]+?)\s*[*_`]*\s*$", re.I
 )
-_MARKUP_RE = re.compile(r"[*_`]+|\[([^\]]*)\]\([^)]*\)")
+# Emphasis markers, code ticks and link syntax; an underscore only at a word's edge, so that
+# `host_id` in a title keeps its underscore.
+_MARKUP_RE = re.compile(r"\*+|`+|(?<![0-9A-Za-z])_+|_+(?![0-9A-Za-z])|\[([^\]]*)\]\([^)]*\)")
 
 
 def _markdown() -> MarkdownIt:

@@ -646,3 +646,17 @@ def test_a_file_of_thousands_of_list_steps_parses_in_linear_time() -> None:
     last = runbook.steps[-1]
     assert (last.title, last.role, last.blocks[0].code) == ("Step 15000", "L1", "echo 15000\n")
     assert last.line == 8 + 1 + 6 * 14999 + 1
+
+
+@pytest.mark.parametrize(
+    ("heading", "title"),
+    [
+        ("### 2. Block the peer with `-i host_id=<peer>`", "Block the peer with -i host_id=<peer>"),
+        ("### 3. **Isolate** the _host_", "Isolate the host"),
+        ("### 4. See [the guide](https://example.org) for run_id", "See the guide for run_id"),
+    ],
+    ids=["underscore-in-code", "emphasis", "link"],
+)
+def test_titles_drop_markup_but_keep_words(heading: str, title: str) -> None:
+    book = parse_text(f"# T\n\n## Steps\n\n{heading}\n\nDo it.\n", "t.md")
+    assert book.steps[0].title == title
