@@ -120,3 +120,19 @@ def test_example_runbook_succeeds_against_the_lab(
     opened = {t: st for t, st in state["tickets"].items() if t not in before["tickets"]}
     assert list(opened.values()) == ["resolved"], "one ticket opened by the run, and resolved"
     EFFECTS[runbook](state)
+
+
+@pytest.mark.slow
+def test_phished_credentials_disable_the_account_at_any_severity(
+    lab: LabServer, tmp_path: Path
+) -> None:
+    # Credentials typed into a phishing page are compromised whatever the report's severity.
+    with _api(lab) as api:
+        api.post("/api/_lab/reset").raise_for_status()
+        path = REPO / "runbooks" / "phishing-compromised-credentials.md"
+        gated = [s.id for s in parse_file(path).steps if s.approve]
+        args = ["run", str(path), "--yes", "-i", f"base_url={lab.url}", "-i", "severity=medium"]
+        args += [a for step in gated for a in ("--approve", step)]
+        result = cli(args, tmp_path, env={"RUNBOOK_INPUT_API_TOKEN": lab.token}, timeout=120)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+        assert api.get("/api/_lab/state").json()["users"]["asmith"]["enabled"] is False
