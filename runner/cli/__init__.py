@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -62,6 +63,24 @@ class _LazyGroup(click.Group):
             # Importing the module runs its @cli.command decorators, which register it here.
             importlib.import_module(f"{__name__}.{_COMMAND_MODULES[cmd_name]}")
         return self.commands.get(cmd_name)
+
+
+# Options several commands share, defined once so their names, types and help agree.
+runs_dir_option = click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Where runs are kept [default: $RUNBOOK_RUNS_DIR or .runbook/runs].",
+)
+format_option = click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for programs (a stable, versioned shape)",
+)
 
 
 @click.group(

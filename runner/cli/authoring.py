@@ -24,19 +24,10 @@ from ..model import Problem
 from ..parse import parse_file
 from ..plan import plan_json
 from ..render_text import plan_view, visible
-from . import EXIT_FAILED, EXIT_OK, cli
+from . import EXIT_FAILED, EXIT_OK, cli, format_option, runs_dir_option
 
 DEFAULT_FOLDER = "runbooks"
 OUTPUT_VERSION = 1
-
-_format_option = click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people, json for programs (a stable, versioned shape)",
-)
 
 
 def _console() -> Console:
@@ -67,7 +58,7 @@ def problem_json(problem: Problem) -> dict[str, Any]:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@_format_option
+@format_option
 @click.option("--strict", is_flag=True, help="exit 1 on warnings too, not only on errors")
 @click.option(
     "--stale",
@@ -76,13 +67,13 @@ def problem_json(problem: Problem) -> dict[str, Any]:
     metavar="DAYS",
     help="also warn (RB050) for runbooks not drilled within DAYS, from the journals in --runs-dir",
 )
-@click.option("--runs-dir", metavar="DIR", help="where runs are kept (default: .runbook/runs)")
+@runs_dir_option
 def check(
     paths: tuple[str, ...],
     output_format: str,
     strict: bool,
     stale_days: float | None,
-    runs_dir: str | None,
+    runs_dir: Path | None,
 ) -> int:
     """Lint runbooks: files or folders (searched for *.md), runbooks/ by default.
 
@@ -120,7 +111,7 @@ def check(
 
 @cli.command(name="list")
 @click.argument("paths", nargs=-1, type=click.Path())
-@_format_option
+@format_option
 def list_runbooks(paths: tuple[str, ...], output_format: str) -> int:
     """List runbooks: id, name, service, severity, steps and roles (runbooks/ by default)."""
     rows: list[dict[str, Any]] = []
@@ -163,7 +154,7 @@ def list_runbooks(paths: tuple[str, ...], output_format: str) -> int:
 
 @cli.command()
 @click.argument("runbook")
-@_format_option
+@format_option
 def show(runbook: str, output_format: str) -> int:
     """Show the plan of RUNBOOK (a path, or an id under runbooks/) as a person reads it."""
     path = resolve_runbook(runbook)

@@ -35,7 +35,7 @@ from ..lab.server import TOKEN_ENV, LabServer
 from ..model import InputValue, Runbook
 from ..operator import TerminalOperator
 from ..report import write_report
-from . import EXIT_FAILED, EXIT_OK, cli
+from . import EXIT_FAILED, EXIT_OK, cli, runs_dir_option
 from .running import (
     RichReporter,
     _git_commit,
@@ -149,14 +149,14 @@ def _print_checks(console: Console, checks: Sequence[Check]) -> None:
     help=f"Use this running lab (token from ${TOKEN_ENV} or {LAB_TOKEN_FILE}); "
     "default: start a fresh one on a free port.",
 )
-@click.option("--runs-dir", metavar="DIR", help="Where runs are kept (default: .runbook/runs).")
+@runs_dir_option
 @click.option("--operator", "operator_name", metavar="NAME", help="Who runs the drill.")
 def drill_command(
     runbook: str,
     scenario_file: str | None,
     yes: bool,
     lab_url: str | None,
-    runs_dir: str | None,
+    runs_dir: Path | None,
     operator_name: str | None,
 ) -> int:
     """Rehearse RUNBOOK against the lab: the scenario's alert, answers, faults and expected end."""
@@ -206,7 +206,7 @@ def _play(
     lab: LabClient,
     name: str,
     interactive: bool,
-    runs_dir: str | None,
+    runs_dir: Path | None,
     console: Console,
 ) -> tuple[RunResult, list[int]]:
     """Run the runbook in drill mode; the result and the indexes of the faults injected."""

@@ -39,7 +39,7 @@ from ..record_text import (
 )
 from ..report import FORMATS, write_report
 from ..stats import RunbookStats, all_stats, plot_durations, runbook_stats
-from . import EXIT_FAILED, cli
+from . import EXIT_FAILED, cli, format_option, runs_dir_option
 
 OUTPUT_VERSION = 1
 _STYLE = {
@@ -55,21 +55,6 @@ _STYLE = {
     "paused": "cyan",
     "running": "cyan",
 }
-
-_runs_dir_option = click.option(
-    "--runs-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="where runs are kept [default: $RUNBOOK_RUNS_DIR or .runbook/runs]",
-)
-_format_option = click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people, json for programs (a stable, versioned shape)",
-)
 
 
 def _console(*, wide: bool = False) -> Console:
@@ -92,10 +77,10 @@ def _status(status: str) -> Text:
 
 
 @cli.command()
-@_runs_dir_option
+@runs_dir_option
 @click.option("--runbook", "runbook_id", metavar="ID", help="only runs of this runbook id")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-@_format_option
+@format_option
 def runs(runs_dir: Path | None, runbook_id: str | None, limit: int, output_format: str) -> None:
     """List recent runs, newest first."""
     folder = runs_dir or default_runs_dir()
@@ -149,8 +134,8 @@ def _against_limit(r: RunInfo) -> Text:
 
 @cli.command()
 @click.argument("run")
-@_runs_dir_option
-@_format_option
+@runs_dir_option
+@format_option
 def log(run: str, runs_dir: Path | None, output_format: str) -> None:
     """Replay a run: what ran, what it printed, who decided what.
 
@@ -393,7 +378,7 @@ _LINES = {
 
 @cli.command(name="verify")
 @click.argument("run")
-@_runs_dir_option
+@runs_dir_option
 @click.pass_context
 def verify_command(ctx: click.Context, run: str, runs_dir: Path | None) -> None:
     """Check a run's journal has not been edited, cut or extended: exit 0 intact, 1 not.
@@ -415,7 +400,7 @@ def verify_command(ctx: click.Context, run: str, runs_dir: Path | None) -> None:
 
 @cli.command()
 @click.argument("run")
-@_runs_dir_option
+@runs_dir_option
 @click.option(
     "--format",
     "fmt",
@@ -447,8 +432,8 @@ def report(run: str, runs_dir: Path | None, fmt: str, output: Path | None) -> No
 
 @cli.command()
 @click.argument("runbook", required=False)
-@_runs_dir_option
-@_format_option
+@runs_dir_option
+@format_option
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -27,7 +27,7 @@ from rich.text import Text
 
 from ..errors import InvalidInputs, RunbookError, UsageError
 from ..model import InputValue, Runbook, RunStatus, Step
-from . import EXIT_OK, cli
+from . import EXIT_OK, cli, runs_dir_option
 
 if TYPE_CHECKING:
     from ..engine import RunContext, RunOptions, RunResult
@@ -423,11 +423,7 @@ def _execute(
     metavar="NAME",
     help="Who runs it (default: $RUNBOOK_OPERATOR or your login).",
 )
-@click.option(
-    "--runs-dir",
-    metavar="DIR",
-    help="Where runs are kept (default: $RUNBOOK_RUNS_DIR or .runbook/runs).",
-)
+@runs_dir_option
 @click.option(
     "--approve",
     multiple=True,
@@ -449,7 +445,7 @@ def run_command(
     from_step: str | None,
     only: tuple[str, ...],
     operator_name: str | None,
-    runs_dir: str | None,
+    runs_dir: Path | None,
     approve: tuple[str, ...],
     require_distinct_approver: bool,
     procedure: str | None,
@@ -563,7 +559,7 @@ def _policies(step: Step) -> str:
 # --- resume ---------------------------------------------------------------------------------------
 
 
-def _load_run(runs_dir: str | None, ref: str) -> tuple[Path, list[Event], ResumeState]:
+def _load_run(runs_dir: Path | None, ref: str) -> tuple[Path, list[Event], ResumeState]:
     from ..journal import JournalError, default_runs_dir, find_run, read_events
     from ..policy import load_resume
 
@@ -589,7 +585,7 @@ def _load_run(runs_dir: str | None, ref: str) -> tuple[Path, list[Event], Resume
 )
 @click.option("--yes", is_flag=True, help="Continue unattended.")
 @click.option("--operator", "operator_name", metavar="NAME")
-@click.option("--runs-dir", metavar="DIR")
+@runs_dir_option
 def resume_command(
     run: str,
     allow_changed: bool,
@@ -597,7 +593,7 @@ def resume_command(
     pairs: tuple[str, ...],
     yes: bool,
     operator_name: str | None,
-    runs_dir: str | None,
+    runs_dir: Path | None,
 ) -> int:
     """Continue a paused, failed, cancelled or crashed run from its first unfinished step."""
     from ..check import load_for_run
@@ -677,7 +673,7 @@ def _decide(
     by: str,
     role: str | None,
     comment: str | None,
-    runs_dir: str | None,
+    runs_dir: Path | None,
     decision: str,
 ) -> int:
     from ..journal import Journal
@@ -749,7 +745,7 @@ _DECIDE_OPTIONS = [
     click.option("--by", required=True, metavar="NAME", help="Who decides (recorded)."),
     click.option("--role", metavar="ROLE", help="The role the approver holds (for approve=ROLE)."),
     click.option("--comment", metavar="TEXT", help="Why (recorded)."),
-    click.option("--runs-dir", metavar="DIR"),
+    runs_dir_option,
 ]
 
 
@@ -762,7 +758,7 @@ def _with_options(func: Any) -> Any:
 @cli.command("approve")
 @_with_options
 def approve_command(
-    run: str, step: str, by: str, role: str | None, comment: str | None, runs_dir: str | None
+    run: str, step: str, by: str, role: str | None, comment: str | None, runs_dir: Path | None
 ) -> int:
     """Approve STEP of a paused RUN; `runbook resume RUN` then runs it."""
     return _decide(run, step, by, role, comment, runs_dir, "approved")
@@ -771,7 +767,7 @@ def approve_command(
 @cli.command("deny")
 @_with_options
 def deny_command(
-    run: str, step: str, by: str, role: str | None, comment: str | None, runs_dir: str | None
+    run: str, step: str, by: str, role: str | None, comment: str | None, runs_dir: Path | None
 ) -> int:
     """Deny STEP of a paused RUN; on resume the step is `denied` and its on_failure applies."""
     return _decide(run, step, by, role, comment, runs_dir, "denied")
