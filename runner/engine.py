@@ -671,12 +671,14 @@ class Engine:
 
     def _evidence(self) -> tuple[tuple[str, str, str, str], ...]:
         """(step, title, status, why) of every step so far, as the approver sees them."""
+        # Outcomes hold redacted text already: `_record` redacts, and resumed ones come from
+        # the journal.
         return tuple(
             (
                 f"{o.procedure}:{o.number}" if o.procedure else str(o.number),
                 o.title,
                 o.status.value,
-                self.journal.redactor.text(o.error or o.reason or ""),
+                o.error or o.reason or "",
             )
             for o in self._outcomes.values()
         )
