@@ -164,7 +164,6 @@ class _Heading:
     level: int
     title: str
     line: int  # 1-based
-    index: int  # token index
 
 
 @dataclass(slots=True)
@@ -204,6 +203,7 @@ class _Parser:
         # A fence is read once, whichever part of the parser asks first, so that each of its
         # problems is reported once.
         self.raw_blocks: dict[int, Block] = {}
+        self.headings = self._headings()  # top-level headings, in order: the structure
 
     def problem(self, line: int, level: ProblemLevel, code: str, message: str) -> None:
         self.problems.append(Problem(self.name, line, level, code, message))
@@ -212,7 +212,7 @@ class _Parser:
 
     def parse(self, sha256: str) -> Runbook:
         fm, fm_line, fm_end = self._front_matter()
-        headings = self._headings()
+        headings = self.headings
         h1 = next((h for h in headings if h.level == 1), None)
         sections = self._sections(headings)
         meta = self._metadata(fm, fm_line, h1.title if h1 else None)
@@ -286,7 +286,7 @@ class _Parser:
             # Only top-level headings structure a runbook; one inside a list or quote is prose.
             if tok.type == "heading_open" and tok.level == 0 and tok.map:
                 title = plain(self.tokens[i + 1].content)
-                out.append(_Heading(int(tok.tag[1]), title, tok.map[0] + 1, i))
+                out.append(_Heading(int(tok.tag[1]), title, tok.map[0] + 1))
         return out
 
     def _sections(self, headings: Sequence[_Heading]) -> list[_Span]:
@@ -448,25 +448,15 @@ class _Parser:
         last = bisect.bisect_left(self.token_lines, end, lo=first)
         return [tok for tok in self.tokens[first:last] if tok.map]
 
-    def _step_spans(self, span: _Span, level: int) -> tuple[list[_Span], int]:
-        """The step ranges of a section and the line where the first step starts."""
-        tag = f"h{level}"
-        heads = [
-            (plain(self.tokens[i + 1].content), tok.map[0] + 1)
-            for i, tok in enumerate(self.tokens)
-            if tok.type == "heading_open"
-            and tok.tag == tag
-            and tok.level == 0
-            and tok.map
-            and span.start < tok.map[0] + 1 < span.end
-        ]
+    def _step_spans(self, span: _Span, level: int) -> list[_Span]:
+        """The step ranges of a section: one per heading of `level`, else one per list item."""
+        heads = [h for h in self.headings if h.level == level and span.start < h.line < span.end]
         if heads:
-            spans = [
-                _Span(title, line, heads[k + 1][1] if k + 1 < len(heads) else span.end, level)
-                for k, (title, line) in enumerate(heads)
+            return [
+                _Span(h.title, h.line, heads[k + 1].line if k + 1 < len(heads) else span.end, level)
+                for k, h in enumerate(heads)
             ]
-            return spans, heads[0][1]
-        return self._list_spans(span), 0
+        return self._list_spans(span)
 
     def _list_spans(self, span: _Span) -> list[_Span]:
         """Steps from the top-level ordered lists of a section, one per item."""
@@ -504,7 +494,7 @@ class _Parser:
     def _steps(
         self, span: _Span, level: int, kernels: Mapping[str, str], prefix: str
     ) -> tuple[Step, ...]:
-        spans, _ = self._step_spans(span, level)
+        spans = self._step_spans(span, level)
         used_ids = self._explicit_ids(spans, kernels)
         return tuple(
             self._step(number, s, kernels, prefix, used_ids) for number, s in enumerate(spans, 1)
@@ -589,7 +579,7 @@ class _Parser:
     # --- procedures and criteria ----------------------------------------------------------
 
     def _procedures(self, span: _Span, kernels: Mapping[str, str]) -> list[Procedure]:
-        heads, _ = self._step_spans(span, 3)
+        heads = self._step_spans(span, 3)
         out: list[Procedure] = []
         for h in heads if heads and heads[0].heading_level == 3 else []:
             proc_id = slugify(h.title) or f"procedure-{len(out) + 1}"
