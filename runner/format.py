@@ -1,16 +1,13 @@
-"""The runbook format's vocabulary: front-matter schema, block attributes, languages, durations.
+"""The runbook format's vocabulary: block attributes, languages, durations.
 
 This module holds facts about the format and nothing that reads a file, so the parser, the
-linter, the runner and the site all agree on one definition. ``runbook schema`` prints
-:func:`front_matter_schema`.
+linter, the runner and the site all agree on one definition. The front matter's schema is in
+:mod:`runner.schema`.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 # --- languages ------------------------------------------------------------------------------
 
@@ -193,70 +190,3 @@ def format_duration(seconds: float) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
-
-
-# --- front matter schema ----------------------------------------------------------------------
-
-InputType = Literal["string", "integer", "number", "boolean", "list"]
-ScalarValue = str | int | float | bool | None
-
-
-class InputModel(BaseModel):
-    """An input the operator supplies when the runbook runs."""
-
-    model_config = ConfigDict(extra="forbid")
-    type: InputType = Field("string", description="string, integer, number, boolean or list")
-    description: str = Field("", description="what the value is, for the operator")
-    required: bool = Field(False, description="the run refuses to start without it")
-    default: ScalarValue | list[ScalarValue] = Field(None, description="used when none is given")
-    enum: list[ScalarValue] | None = Field(None, description="the only values allowed")
-    pattern: str | None = Field(None, description="regular expression a string must match")
-    secret: bool = Field(False, description="never written to the journal, reports or the terminal")
-
-
-class TriggerModel(BaseModel):
-    """When the runbook is activated."""
-
-    model_config = ConfigDict(extra="forbid")
-    when: str = Field("", description="the situation, in words")
-    match: dict[str, ScalarValue] = Field(
-        default_factory=dict, description="alert fields that select this runbook"
-    )
-
-
-class FrontMatterModel(BaseModel):
-    """The YAML front matter of a runbook."""
-
-    model_config = ConfigDict(extra="forbid", title="secops-runbooks front matter")
-    id: str | None = Field(
-        None, description="slug; defaults to the file name", pattern=SLUG_RE.pattern
-    )
-    name: str = Field(description="the runbook's title")
-    service: str = Field(description="the service or system it concerns")
-    owner: str = Field("", description="team or person who maintains it")
-    severity: Literal["low", "medium", "high", "critical"] | None = None
-    objective: str = Field("", description="the expected outcome, e.g. 'Contain within 1 hour'")
-    time_limit: str | int | None = Field(
-        None, description="how long the response may take: 30m, 1h, 1h30m"
-    )
-    roles: dict[str, str] = Field(default_factory=dict, description="role -> who holds it")
-    tools: list[str] = Field(default_factory=list, description="tools the responder needs")
-    trigger: TriggerModel | str | None = Field(None, description="when it is activated")
-    inputs: dict[str, InputModel] = Field(default_factory=dict)
-    tags: list[str] = Field(default_factory=list)
-    notify: list[str] | str = Field(default_factory=list, description="who is told")
-    kernels: dict[str, str] = Field(
-        default_factory=dict, description="fence language -> Jupyter kernelspec name"
-    )
-
-
-FRONT_MATTER_KEYS = tuple(FrontMatterModel.model_fields)
-INPUT_KEYS = tuple(InputModel.model_fields)
-
-
-def front_matter_schema() -> dict[str, Any]:
-    """The JSON Schema of the front matter, for editors (VS Code YAML and others)."""
-    schema = FrontMatterModel.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://secops-runbooks.dev/schema/front-matter.json"
-    return schema

@@ -23,14 +23,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeGuard
 
+import msgspec
 import yaml
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import unescapeAll
 from markdown_it.token import Token
 from mdit_py_plugins.front_matter import front_matter_plugin
-from pydantic import ValidationError
 
 from . import format as fmt
+from . import schema
 from .errors import ExpressionError, UnreadableRunbook
 from .expr import parse_expression
 from .inputs import InputValueError, coerce
@@ -361,54 +362,33 @@ class _Parser:
         return _build_metadata(fm, stem_id, h1 or self.path.stem)
 
     def _validate_front_matter(self, fm: dict[str, Any], fm_line: int) -> None:
-        specs: dict[str, fmt.InputModel] | None = None
-        try:
-            specs = fmt.FrontMatterModel.model_validate(fm).inputs
-        except ValidationError as exc:
-            reported: set[str] = set()
-            for err in _branch_errors(exc.errors(), fm):
-                self._schema_problem(err, fm_line, reported)
+        valid, issues = schema.validate_front_matter(fm)
+        for issue in issues:
+            self._schema_problem(issue, fm_line)
         # Values the schema cannot judge are checked one by one, so that one bad key does not
         # hide the problems of the others.
         if isinstance(fm.get("time_limit"), str | int | float):
             self._check_duration(fm["time_limit"], ("time_limit",), fm_line)
-        for name, spec in (specs if specs is not None else self._valid_inputs(fm)).items():
+        specs = valid.inputs if valid is not None else schema.valid_inputs(fm)
+        for name, spec in specs.items():
             self._check_input(name, spec, fm_line)
 
-    @staticmethod
-    def _valid_inputs(fm: Mapping[str, Any]) -> dict[str, fmt.InputModel]:
-        """The inputs that are valid on their own, when the front matter as a whole is not."""
-        inputs = fm.get("inputs")
-        valid = {}
-        for name, raw in (inputs if isinstance(inputs, dict) else {}).items():
-            try:
-                valid[str(name)] = fmt.InputModel.model_validate(raw if raw is not None else {})
-            except ValidationError:
-                continue  # already reported
-        return valid
-
-    def _schema_problem(self, err: Mapping[str, Any], fm_line: int, reported: set[str]) -> None:
-        loc = _strip_tags(tuple(err["loc"]))
-        key = ".".join(str(p) for p in loc)
-        if key in reported:
-            return  # one problem per key: a union's alternatives would repeat it
-        reported.add(key)
-        line = self._key_line(fm_line, loc)
-        kind = err["type"]
-        if kind == "missing":
+    def _schema_problem(self, issue: schema.SchemaIssue, fm_line: int) -> None:
+        key = ".".join(issue.loc)
+        if issue.kind == "missing":
             self.problem(
                 fm_line,
                 "error",
                 "RB012",
                 f"front matter lacks required key {key!r}; add `{key}: ...`",
             )
-        elif kind == "extra_forbidden":
-            allowed = _ALLOWED_KEYS.get(str(loc[0]) if len(loc) > 1 else "", fmt.FRONT_MATTER_KEYS)
-            hint = did_you_mean(str(loc[-1]), allowed)
+            return
+        line = self._key_line(fm_line, issue.loc)
+        if issue.kind == "unknown":
+            hint = did_you_mean(issue.loc[-1], issue.allowed)
             self.problem(line, "error", "RB013", f"unknown key {key!r}{hint}")
         else:
-            msg = _UNION_HINTS.get(key, err["msg"])
-            self.problem(line, "error", "RB014", f"bad value for {key!r}: {msg}")
+            self.problem(line, "error", "RB014", f"bad value for {key!r}: {issue.message}")
 
     def _check_duration(self, value: object, loc: tuple[str, ...], fm_line: int) -> None:
         try:
@@ -417,7 +397,7 @@ class _Parser:
             line = self._key_line(fm_line, loc)
             self.problem(line, "error", "RB014", f"bad value for {'.'.join(loc)!r}: {exc}")
 
-    def _check_input(self, name: str, spec: fmt.InputModel, fm_line: int) -> None:
+    def _check_input(self, name: str, spec: schema.InputSchema, fm_line: int) -> None:
         if not fmt.IDENT_RE.match(name):
             self._input_problem(
                 name, fm_line,
@@ -432,7 +412,7 @@ class _Parser:
                 return
         if spec.default is not None:
             try:
-                coerce(_input_spec(name, spec.model_dump()), spec.default)
+                coerce(_input_spec(name, msgspec.structs.asdict(spec)), spec.default)
             except InputValueError as exc:
                 self._input_problem(name, fm_line, f"input {name!r}: default {exc}")
 
@@ -759,49 +739,6 @@ def is_runbook_front_matter(fm: Mapping[str, object]) -> bool:
     return "name" in fm or "service" in fm
 
 
-def _strip_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    # pydantic reports a union's alternatives separately; keep the location, drop the type tag.
-    return tuple(p for p in loc if not (isinstance(p, str) and p in _PYDANTIC_TAGS))
-
-
-def _branch_errors(
-    errors: Sequence[Mapping[str, Any]], fm: Mapping[str, Any]
-) -> list[Mapping[str, Any]]:
-    """For a union-typed key, keep the errors of the alternative the value was written as.
-
-    `trigger: {whem: x}` should be told about `whem`, not that a trigger may also be text.
-    """
-    kept = []
-    for err in errors:
-        loc = tuple(err["loc"])
-        tag = loc[1] if len(loc) > 1 and loc[1] in _PYDANTIC_TAGS else None
-        value = fm.get(str(loc[0])) if loc else None
-        if tag is not None and isinstance(value, dict | list) and tag not in _CONTAINER_TAGS:
-            continue  # a scalar alternative's complaint about a value written as a container
-        kept.append(err)
-    # A key all of whose errors were dropped still gets one.
-    keys = {tuple(e["loc"])[:1] for e in kept}
-    for err in errors:
-        if tuple(err["loc"])[:1] not in keys:
-            keys.add(tuple(err["loc"])[:1])
-            kept.append(err)
-    return kept
-
-
-_CONTAINER_TAGS = {"TriggerModel", "list[str]", "dict[str,str]", "list[...]", "dict[...]"}
-_ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
-    "inputs": fmt.INPUT_KEYS,
-    "trigger": tuple(fmt.TriggerModel.model_fields),
-}
-_UNION_HINTS = {
-    "trigger": "expected text, or a mapping with `when:` (text) and `match:` (field: value)",
-    "notify": "expected a list of who is told, or one name",
-    "time_limit": "expected a duration such as 30m, 1h or 1h30m",
-}
-
-_PYDANTIC_TAGS = {"str", "int", "float", "bool", "none", "list[...]", "dict[...]", "TriggerModel",
-                  "list[str]", "dict[str,str]", "literal['low','medium','high','critical']",
-                  "function-after"}  # fmt: skip
 _ATTR_CODE = {"when": "RB032"}
 
 

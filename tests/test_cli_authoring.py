@@ -11,7 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 RUNBOOK = [str(REPO / ".venv" / "bin" / "runbook")]
@@ -240,6 +242,16 @@ def test_schema_is_json_schema() -> None:
     assert schema["$schema"].startswith("https://json-schema.org/")
     assert {"name", "service", "inputs", "kernels"} <= set(schema["properties"])
     assert schema["required"] == ["name", "service"]
+    # An editor validating with the printed schema agrees with `check`: every example's front
+    # matter passes, and a typo'd key or a bad severity fails.
+    validator = jsonschema.Draft202012Validator(schema)
+    for book in sorted(Path("runbooks").glob("*.md")):
+        front = yaml.safe_load(book.read_text(encoding="utf-8").split("---\n")[1])
+        assert list(validator.iter_errors(front)) == [], book
+    for bad in ({"name": "X", "service": "y", "sevrity": "high"},
+                {"name": "X", "service": "y", "severity": "urgent"},
+                {"name": "X", "service": "y", "inputs": {"a": {"tpye": "string"}}}):  # fmt: skip
+        assert list(validator.iter_errors(bad)), bad
 
 
 def test_a_runbook_cannot_send_escape_sequences_to_the_terminal(tmp_path: Path) -> None:

@@ -143,6 +143,9 @@ BAD_FRONT = [
         "did you mean 'when'",
     ),
     ("trigger-number", "name: X\nservice: y\ntrigger: 5\n", "RB014", 4, "`when:`"),
+    ("list-item", "name: X\nservice: y\ntools: [curl, 3]\n", "RB014", 4, "got `int` (item 2)"),
+    ("bad-id", "name: X\nservice: y\nid: Lost Laptop\n", "RB014", 4, "slug"),
+    ("input-not-mapping", "name: X\nservice: y\ninputs:\n  b: 7\n", "RB014", 5, "as a mapping"),
 ]
 
 
@@ -155,6 +158,23 @@ def test_bad_front_matter_is_reported_with_its_line(
     found = [p for p in r.problems if p.code == code]
     assert len(found) == 1, r.problems
     assert found[0].line == line and words in found[0].message and found[0].level == "error"
+
+
+def test_every_bad_key_is_reported_at_its_own_line() -> None:
+    # Validation stops at the first problem only on the fast path; a failing front matter is
+    # walked key by key so that one run of `check` shows the author everything to fix.
+    yaml_text = (
+        "name: 5\nservice: y\nsevrity: high\nroles: {L1: [x]}\n"
+        "inputs:\n  a: {tpye: string, required: maybe}\n"
+    )
+    r = parse_text(f"---\n{yaml_text}---\n## Steps\n1. a\n", path="x.md")
+    assert [(p.line, p.code, p.message) for p in r.problems] == [
+        (2, "RB014", "bad value for 'name': expected `str`, got `int`"),
+        (4, "RB013", "unknown key 'sevrity' (did you mean 'severity'?)"),
+        (5, "RB014", "bad value for 'roles': expected `str`, got `array`"),
+        (7, "RB013", "unknown key 'inputs.a.tpye' (did you mean 'type'?)"),
+        (7, "RB014", "bad value for 'inputs.a.required': expected `bool`, got `str`"),
+    ]
 
 
 def test_union_keys_give_one_problem_each() -> None:

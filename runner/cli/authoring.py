@@ -19,11 +19,11 @@ from rich.text import Text
 
 from ..check import check_path, count_levels, iter_runbook_files, lint, resolve_runbook
 from ..errors import InvalidRunbook, UnreadableRunbook, UsageError
-from ..format import front_matter_schema
 from ..model import Problem
 from ..parse import parse_file
 from ..plan import plan_json
 from ..render_text import plan_view, visible
+from ..schema import front_matter_schema
 from . import EXIT_FAILED, EXIT_OK, cli, format_option, runs_dir_option
 
 DEFAULT_FOLDER = "runbooks"
