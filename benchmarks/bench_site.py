@@ -15,6 +15,7 @@ runbooks, <= 1.05x at 500. Results also go to benchmarks/out/site.json.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import shutil
@@ -182,6 +183,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="build in this folder and keep it")
     args = parser.parse_args()
+    # MkDocs, Material and the other site-packages were byte-compiled by pip at install; this
+    # project's modules are an editable install, compiled on first import, and not at all when
+    # PYTHONDONTWRITEBYTECODE is set (as on the benchmark machine). Compile them now, as a
+    # regular `pip install` would, so that both builds import compiled code.
+    for package in ("runner", "plugins"):
+        compileall.compile_dir(ROOT / package, quiet=1)
     results = []
     print(f"{'runbooks':>8}  {'plain (s)':>9}  {'plugin (s)':>10}  {'ratio':>6}  target")
     for count in args.sizes:
