@@ -14,16 +14,19 @@ scenario against its runbook (:func:`check_scenario`), the operator that plays t
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from types import EllipsisType, UnionType
+from typing import Annotated, Any, Literal, TypeGuard, Union, cast, get_args, get_origin
 from urllib.parse import urlsplit
 
 import httpx
+import msgspec
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import RunbookError, UsageError
 from .journal import Event, Journal, RunInfo, list_runs
@@ -54,13 +57,13 @@ class LabUnreachable(RunbookError):
 
 
 # --- the scenario model --------------------------------------------------------------------------
+# msgspec structs, not pydantic models: msgspec imports in about 2 ms where pydantic and its model
+# building cost 70-100 ms. Each struct is frozen and forbids unknown fields (a key the format does
+# not have is a typo, usually); the options are spelled on every class because mypy does not see
+# them inherited.
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Note(_Strict):
+class Note(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A participant's remark on a step, e.g. "which console?"."""
 
     by: str  # a participant's name
@@ -68,81 +71,88 @@ class Note(_Strict):
     unclear: bool = False  # the step was unclear to them: listed in the report's findings
 
 
-class Answer(_Strict):
-    """How one step is answered; every field optional (defaults: run, approve, done)."""
+class Answer(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """How one step is answered; every field optional (defaults: run, approve, done).
+
+    ``isolate: deny`` is short for ``isolate: {decision: deny}``: :func:`load_scenario` expands it
+    before validation (see ``_expand_shorthand``).
+    """
 
     decision: Literal["run", "skip", "done", "approve", "deny"] | None = None
     by: str | None = None  # the participant who acts (an approver for approve/deny)
     comment: str | None = None  # the approver's comment, or the note on done/skip
     notes: tuple[Note, ...] = ()
 
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        # `isolate: deny` is short for `isolate: {decision: deny}`.
-        return {"decision": value} if isinstance(value, str) else value
+
+HttpStatus = Annotated[int, msgspec.Meta(ge=100, le=599)]
+FaultTimes = Annotated[int, msgspec.Meta(ge=-1, le=1000)]
+FaultDelay = Annotated[float, msgspec.Meta(ge=0.0, le=30.0)]
 
 
-class Fault(_Strict):
+class Fault(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A lab fault injected just before a step starts."""
 
     at_step: str  # step id or number; `procedure-id/N` for a procedure's step
     route: str  # "POST /api/edr/hosts/{id}/isolate", or a path prefix such as "/api/idp"
-    status: int = Field(500, ge=100, le=599)
-    times: int = Field(1, ge=-1, le=1000)  # how many requests fail; -1: until the drill ends
-    delay: float = Field(0.0, ge=0.0, le=30.0)  # seconds before the answer
+    status: HttpStatus = 500
+    times: FaultTimes = 1  # how many requests fail; -1: until the drill ends
+    delay: FaultDelay = 0.0  # seconds before the answer
     description: str = ""  # what the fault stands for ("the EDR API is down")
 
-    @model_validator(mode="after")
-    def _route_and_times(self) -> Fault:
+    def __post_init__(self) -> None:
+        # msgspec reports a ValueError raised here as a ValidationError at this fault's place.
         if self.times == 0:
             raise ValueError("times must be at least 1, or -1 for every request until the end")
         try:
             parse_route(self.route)
         except LabError as exc:
             raise ValueError(exc.message) from None
-        return self
 
 
 _OPERATORS = ("equals", "not_equals", "contains", "not_contains")
 
 
-class Assertion(_Strict):
-    """One fact about the lab's end state: a dotted path into /api/_lab/state and one test."""
+class Assertion(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One fact about the lab's end state: a dotted path into /api/_lab/state and one test.
+
+    The tests default to UNSET, not None: ``equals: null`` is a test (the value is null), an
+    absent key is not.
+    """
 
     path: str  # e.g. "hosts.wks-0042.isolated" or "firewall_rules"
-    equals: Any = None
-    not_equals: Any = None
-    contains: Any = None  # list item (a mapping matches a subset), substring, or mapping key
-    not_contains: Any = None
+    equals: Any | msgspec.UnsetType = msgspec.UNSET
+    not_equals: Any | msgspec.UnsetType = msgspec.UNSET
+    contains: Any | msgspec.UnsetType = msgspec.UNSET  # list item (a mapping: a subset), ...
+    not_contains: Any | msgspec.UnsetType = msgspec.UNSET  # ... substring, or mapping key
 
-    @model_validator(mode="after")
-    def _one_test(self) -> Assertion:
-        given = [name for name in _OPERATORS if name in self.model_fields_set]
+    def __post_init__(self) -> None:
+        given = self._given()
         if len(given) != 1:
             raise ValueError(
                 f"give exactly one of {', '.join(_OPERATORS)} (got {len(given)}: "
                 f"{', '.join(given) or 'none'})"
             )
-        return self
+
+    def _given(self) -> list[str]:
+        return [name for name in _OPERATORS if getattr(self, name) is not msgspec.UNSET]
 
     @property
     def test(self) -> str:
-        return next(name for name in _OPERATORS if name in self.model_fields_set)
+        return self._given()[0]
 
     @property
     def expected(self) -> Any:
         return getattr(self, self.test)
 
 
-class Expect(_Strict):
+class Expect(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """How the drill must end for it to pass."""
 
     status: RunStatusName = "succeeded"
     state: tuple[Assertion, ...] = ()
 
 
-class LabInputs(_Strict):
+class LabInputs(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Which runbook inputs receive the lab's URL and token (guessed when not given)."""
 
     url: str | None = None
@@ -152,18 +162,26 @@ class LabInputs(_Strict):
 InputScalar = str | int | float | bool
 
 
-class Scenario(_Strict):
+class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A drill scenario, as written in YAML."""
 
     runbook: str  # path or id of the runbook it drills
     description: str = ""
-    alert: dict[str, Any] = Field(default_factory=dict)  # shown to the participants first
-    inputs: dict[str, InputScalar | list[InputScalar]] = Field(default_factory=dict)
-    lab_inputs: LabInputs = LabInputs()
-    participants: dict[str, str] = Field(default_factory=dict)  # name -> role
-    answers: dict[str, Answer] = Field(default_factory=dict)  # step ref -> answer
+    alert: dict[str, Any] = {}  # shown to the participants first (msgspec copies `{}` defaults)
+    inputs: dict[str, InputScalar | list[InputScalar]] = {}
+    lab_inputs: LabInputs = msgspec.field(default_factory=LabInputs)
+    participants: dict[str, str] = {}  # name -> role
+    answers: dict[str, Answer] = {}  # step ref -> answer
     faults: tuple[Fault, ...] = ()
-    expect: Expect = Expect()
+    expect: Expect = msgspec.field(default_factory=Expect)
+
+
+def _line(lines: Mapping[Loc, int], loc: Loc) -> int:
+    """The line of ``loc`` or of its closest enclosing key (a missing key has no line)."""
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,10 +194,7 @@ class ScenarioFile:
 
     def line(self, *loc: str | int) -> int:
         """The line of ``loc`` or of its closest enclosing key."""
-        for end in range(len(loc), -1, -1):
-            if loc[:end] in self.lines:
-                return self.lines[loc[:end]]
-        return 1
+        return _line(self.lines, loc)
 
     def error(self, message: str, *loc: str | int) -> ScenarioError:
         return ScenarioError(message, path=str(self.path), line=self.line(*loc))
@@ -202,11 +217,32 @@ def load_scenario(path: Path) -> ScenarioFile:
             path=str(path),
             line=1,
         )
+    data = _expand_shorthand(data)
+    # msgspec stops at the first problem. Unknown keys, the commonest one (a typo), are all
+    # looked for first, so a scenario with several typos is fixed in one round.
+    unknown = list(_unknown_keys(data, Scenario, ()))
+    if unknown:
+        raise _scenario_error(unknown, path, lines)
     try:
-        spec = Scenario.model_validate(data)
-    except ValidationError as exc:
-        raise _validation_error(exc, path, lines) from None
+        # Not strict: like a YAML author (and pydantic's lax mode before), accept "503" for 503.
+        spec = msgspec.convert(data, type=Scenario, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _scenario_error([_problem(str(exc), data)], path, lines) from None
     return ScenarioFile(path, spec, lines)
+
+
+def _expand_shorthand(data: dict[Any, Any]) -> dict[Any, Any]:
+    """``answers: {isolate: deny}`` -> ``{isolate: {decision: deny}}``.
+
+    Expanded here rather than typed as ``Answer | Literal[...]``, so that ``Scenario.answers``
+    holds only Answers and a bad decision is reported at ``answers.<step>.decision`` with the
+    choices.
+    """
+    answers = data.get("answers")
+    if not isinstance(answers, dict):
+        return data
+    expanded = {k: {"decision": v} if isinstance(v, str) else v for k, v in answers.items()}
+    return {**data, "answers": expanded}
 
 
 def _parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
@@ -242,22 +278,210 @@ def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
             _record_lines(item, (*loc, index), lines)
 
 
-def _validation_error(exc: ValidationError, path: Path, lines: Mapping[Loc, int]) -> ScenarioError:
-    problems = []
-    first_line: int | None = None
-    for err in exc.errors():
-        # pydantic puts type tags (`literal[...]`, `function-after[...]`) among the keys.
-        loc = tuple(p for p in err["loc"] if isinstance(p, int) or "[" not in p)
-        line = next((lines[loc[:end]] for end in range(len(loc), -1, -1) if loc[:end] in lines), 1)
-        first_line = first_line or line
-        where = ".".join(str(p) for p in loc) or "the scenario"
-        message = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown key; see docs/drills.md for the scenario keys"
-        problems.append(f"line {line}: {where}: {message}")
-    summary = problems[0].split(": ", 1)[1] if len(problems) == 1 else "invalid scenario:\n  "
-    body = summary if len(problems) == 1 else summary + "\n  ".join(problems)
-    return ScenarioError(body, path=str(path), line=first_line)
+def _scenario_error(
+    problems: Sequence[tuple[Loc, str]], path: Path, lines: Mapping[Loc, int]
+) -> ScenarioError:
+    """One problem as `file:line: where: what`; several as a list with a line each."""
+    listed = [
+        (_line(lines, loc), f"{'.'.join(str(p) for p in loc) or 'the scenario'}: {message}")
+        for loc, message in problems
+    ]
+    if len(listed) == 1:
+        return ScenarioError(listed[0][1], path=str(path), line=listed[0][0])
+    body = "\n  ".join(f"line {line}: {text}" for line, text in listed)
+    return ScenarioError(f"invalid scenario:\n  {body}", path=str(path), line=listed[0][0])
+
+
+# --- msgspec's message -> a location and a fix ---------------------------------------------------
+
+ErrorPath = tuple[str | int | EllipsisType, ...]  # a Loc; `...`: a mapping key msgspec leaves out
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationProblem:
+    """msgspec's text for a problem, split into what is wrong and where."""
+
+    message: str  # "Expected `int` <= 599"
+    path: ErrorPath  # ("faults", 0, "status"); () for the whole scenario
+    in_key: bool = False  # a key of the mapping at ``path`` is wrong, not a value
+
+
+# "... - at `$.faults[0].status`", or "... - at `key` in `$.answers`" for a mapping's key. Greedy:
+# a message may quote text with " - at `" in it (a fault's route); the location comes last.
+_AT = re.compile(r"(?P<message>.*) - at (?P<key>`key` in )?`(?P<path>\$[^`]*)`", re.DOTALL)
+_PATH_STEP = re.compile(r"\.(?P<name>[^.\[\]`]+)|\[(?P<index>\d+)\]|(?P<value>\[\.\.\.\])")
+
+
+def split_validation_error(text: str) -> ValidationProblem:
+    """``str(msgspec.ValidationError)`` -> its message and location (the whole scenario when
+    there is no location, or one that cannot be read)."""
+    match = _AT.fullmatch(text)
+    path = parse_error_path(match["path"]) if match else None
+    if match is None or path is None:
+        return ValidationProblem(text, ())
+    return ValidationProblem(match["message"], path, in_key=match["key"] is not None)
+
+
+def parse_error_path(text: str) -> ErrorPath | None:
+    """msgspec's ``$.faults[0].status`` -> ("faults", 0, "status"); None if it is not one.
+
+    A struct field is ``.name``, a list index ``[0]``; a mapping's value is ``[...]``, since
+    msgspec does not say which key: it becomes ``...``, for :func:`_resolve` to find.
+    """
+    if not text.startswith("$"):
+        return None
+    parts: list[str | int | EllipsisType] = []
+    at = 1
+    while at < len(text):
+        step = _PATH_STEP.match(text, at)
+        if step is None:
+            return None
+        if step["name"] is not None:
+            parts.append(step["name"])
+        else:
+            parts.append(int(step["index"]) if step["index"] is not None else ...)
+        at = step.end()
+    return tuple(parts)
+
+
+def _problem(text: str, data: object) -> tuple[Loc, str]:
+    """msgspec's first problem as the location of its YAML key and a message saying the fix."""
+    problem = split_validation_error(text)
+    loc = _resolve(problem.path, data)
+    message, schema = problem.message, _schema_at(loc)
+    if problem.in_key:
+        bad = next((k for k in _mapping_at(data, loc) if not isinstance(k, str)), None)
+        if bad is not None:
+            return (*loc, str(bad)), f"{_yaml_words(message)}; put the key in quotes: '{bad}'"
+    if field := _quoted_after(message, "Object contains unknown field "):
+        struct = next((o for o in _options(schema) if _is_struct(o)), None)
+        return (*loc, field), _unknown_key(field, _fields(struct) if struct else {})
+    if field := _quoted_after(message, "Object missing required field "):
+        return (*loc, field), f"missing; add `{field}:` (see docs/drills.md)"
+    choices = [str(v) for o in _options(schema) if get_origin(o) is Literal for v in get_args(o)]
+    if message.startswith("Invalid enum value") and choices:
+        return loc, f"{message}; expected one of: {', '.join(choices)}"
+    return loc, _yaml_words(message)
+
+
+def _quoted_after(message: str, prefix: str) -> str | None:
+    """``Object contains unknown field `stat``` -> "stat" for that prefix; else None."""
+    rest = message.removeprefix(prefix)
+    if rest == message or len(rest) < 2 or rest[0] != "`" or rest[-1] != "`":
+        return None
+    return rest[1:-1]
+
+
+def _yaml_words(message: str) -> str:
+    """msgspec names JSON's types; a scenario's author writes YAML mappings and lists."""
+    if not message.startswith("Expected `"):
+        return message
+    return re.sub(r"\bobject\b", "mapping", re.sub(r"\barray\b", "list", message))
+
+
+def _unknown_key(key: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown key{hint}; see docs/drills.md for the scenario keys"
+
+
+def _unknown_keys(value: object, schema: object, loc: Loc) -> Iterator[tuple[Loc, str]]:
+    """Every key the scenario format does not have, with the line order of the file."""
+    struct = next((o for o in _options(schema) if _is_struct(o)), None)
+    if isinstance(value, dict) and struct is not None:
+        fields = _fields(struct)
+        for key, item in value.items():
+            if key in fields:
+                yield from _unknown_keys(item, fields[key], (*loc, key))
+            else:
+                yield (*loc, str(key)), _unknown_key(str(key), fields)
+    elif isinstance(value, dict | list):
+        for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+            child = _child(schema, key)
+            if child is not None:
+                yield from _unknown_keys(item, child, (*loc, key))
+
+
+def _resolve(path: ErrorPath, data: object) -> Loc:
+    """The location of msgspec's problem, with each key it leaves out (`...`) found again: the
+    first key, in file order, whose value alone fails too (msgspec stops at the first failure)."""
+    loc: list[str | int] = []
+    value, schema = data, cast(object, Scenario)
+    for part in path:
+        key = _failing_key(value, schema) if isinstance(part, EllipsisType) else part
+        if key is None:
+            break
+        loc.append(key)
+        value, schema = _item(value, key), _child(schema, key)
+    return tuple(loc)
+
+
+def _failing_key(value: object, schema: object) -> str | None:
+    if not isinstance(value, dict):
+        return None
+    for key, item in value.items():
+        item_type = _child(schema, key)
+        if not isinstance(key, str) or item_type is None:
+            continue
+        try:
+            msgspec.convert(item, type=item_type, strict=False)
+        except msgspec.ValidationError:
+            return key
+    return None
+
+
+def _mapping_at(data: object, loc: Loc) -> dict[Any, Any]:
+    for part in loc:
+        data = _item(data, part)
+    return data if isinstance(data, dict) else {}
+
+
+def _item(value: object, part: str | int) -> object:
+    """``value[part]`` for a mapping's key or a list's index; None when there is none."""
+    if isinstance(value, dict):
+        return value.get(part)
+    if isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+        return value[part]
+    return None
+
+
+def _schema_at(loc: Loc) -> object:
+    schema: object = Scenario
+    for part in loc:
+        schema = _child(schema, part)
+    return schema
+
+
+def _child(schema: object, part: object) -> object:
+    """The type of ``part`` (a key or index) in a value of type ``schema``; None: not known."""
+    for option in _options(schema):
+        if _is_struct(option):
+            field_type = _fields(option).get(part) if isinstance(part, str) else None
+            if field_type is not None:
+                return field_type
+        elif get_origin(option) is dict and isinstance(part, str):
+            return get_args(option)[1]
+        elif get_origin(option) in (list, tuple) and isinstance(part, int):
+            return get_args(option)[0]
+    return None
+
+
+def _options(schema: object) -> tuple[object, ...]:
+    """The types a value of ``schema`` may have: Annotated unwrapped, unions flattened."""
+    origin = get_origin(schema)
+    if origin is Annotated:
+        return _options(get_args(schema)[0])
+    if origin in (Union, UnionType):
+        return tuple(option for arg in get_args(schema) for option in _options(arg))
+    return (schema,)
+
+
+def _is_struct(schema: object) -> TypeGuard[type[msgspec.Struct]]:
+    return isinstance(schema, type) and issubclass(schema, msgspec.Struct)
+
+
+def _fields(struct: type[msgspec.Struct]) -> dict[str, object]:
+    return {f.encode_name: f.type for f in msgspec.structs.fields(struct)}
 
 
 def find_scenario(runbook_path: Path, runbook_id: str) -> Path:

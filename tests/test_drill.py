@@ -278,7 +278,7 @@ def test_lab_option_off_loopback_is_refused(tmp_path: Path) -> None:
                 status: 700
             """,
             7,
-            "faults.0.status: Input should be less than or equal to 599",
+            "faults.0.status: Expected `int` <= 599",
             id="fault-status",
         ),
         pytest.param(
@@ -290,7 +290,7 @@ def test_lab_option_off_loopback_is_refused(tmp_path: Path) -> None:
                 - {path: services.web-portal, equals: up}
             """,
             4,
-            "expect.stat: unknown key",
+            "expect.stat: unknown key (did you mean 'state'?)",
             id="unknown-key",
         ),
         pytest.param(
