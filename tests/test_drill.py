@@ -17,10 +17,20 @@ import textwrap
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 from runner_helpers import RUNBOOK, cli
 
-from runner.drill import ScenarioError, load_scenario, stale_problems
+from runner.drill import (
+    Answer,
+    Scenario,
+    ScenarioError,
+    ValidationProblem,
+    load_scenario,
+    parse_error_path,
+    split_validation_error,
+    stale_problems,
+)
 from runner.journal import read_events
 
 REPO = Path(__file__).resolve().parent.parent
@@ -498,3 +508,241 @@ def test_drill_against_a_running_lab(tmp_path: Path) -> None:
     written = [p for p in (tmp_path / "runs").rglob("*") if p.is_file()]
     assert written
     assert [p for p in written if lab.token.encode() in p.read_bytes()] == []
+
+
+# --- scenario validation in-process: msgspec's location back to the YAML line ---------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "loc"),
+    [
+        pytest.param("$", (), id="root"),
+        pytest.param("$.runbook", ("runbook",), id="field"),
+        pytest.param("$.faults[0].status", ("faults", 0, "status"), id="index-then-field"),
+        pytest.param("$.expect.state[12]", ("expect", "state", 12), id="nested-index"),
+        pytest.param("$.a[1][2]", ("a", 1, 2), id="list-in-list"),
+        pytest.param("$.answers[...].decision", ("answers", ..., "decision"), id="mapping-value"),
+        pytest.param("$.x[...][...]", ("x", ..., ...), id="mapping-in-mapping"),
+        pytest.param("", None, id="empty"),
+        pytest.param("faults[0]", None, id="no-dollar"),
+        pytest.param("$.", None, id="empty-name"),
+        pytest.param("$..a", None, id="double-dot"),
+        pytest.param("$.a[x]", None, id="bad-index"),
+        pytest.param("$.a[-1]", None, id="negative-index"),
+        pytest.param("$.a]", None, id="stray-bracket"),
+    ],
+)
+def test_parse_error_path(path: str, loc: tuple[object, ...] | None) -> None:
+    assert parse_error_path(path) == loc
+
+
+def _msgspec_error(data: object, schema: object) -> str:
+    """msgspec's own text for ``data``, so these tests notice if msgspec changes its format."""
+    with pytest.raises(msgspec.ValidationError) as caught:
+        msgspec.convert(data, type=schema, strict=False)
+    return str(caught.value)
+
+
+def test_split_validation_error_reads_msgspecs_own_messages() -> None:
+    fault = {"at_step": "a", "route": "/api/x", "status": 700}
+    problem = split_validation_error(_msgspec_error({"runbook": "x", "faults": [fault]}, Scenario))
+    assert problem == ValidationProblem("Expected `int` <= 599", ("faults", 0, "status"))
+    problem = split_validation_error(_msgspec_error({"runbook": "x", "answers": {3: {}}}, Scenario))
+    assert problem == ValidationProblem("Expected `str`, got `int`", ("answers",), in_key=True)
+    problem = split_validation_error(_msgspec_error({}, Scenario))
+    assert problem == ValidationProblem("Object missing required field `runbook`", ())
+    # A message quoting the scenario's own text keeps it whole: the location is the last one.
+    route = "GET /x - at `$.runbook`"
+    text = _msgspec_error({"runbook": "x", "faults": [{"at_step": "a", "route": route}]}, Scenario)
+    problem = split_validation_error(text)
+    assert problem.path == ("faults", 0)
+    assert problem.message.endswith(f"got {route!r}")
+
+
+def test_split_validation_error_without_a_readable_location() -> None:
+    assert split_validation_error("Expected `object`, got `array`") == ValidationProblem(
+        "Expected `object`, got `array`", ()
+    )
+    odd = "Expected `int` - at `$.a[?]`"
+    assert split_validation_error(odd) == ValidationProblem(odd, ())
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        pytest.param(
+            """
+            runbook: x
+            answers:
+              restart: run
+              isolate: aprove
+            """,
+            4,
+            "answers.isolate.decision: Invalid enum value 'aprove'; expected one of: run, skip, "
+            "done, approve, deny",
+            id="shorthand-decision",
+        ),
+        pytest.param(
+            """
+            runbook: x
+            answers:
+              restart: run
+              isolate:
+                notes:
+                  - {by: kim, text: ok}
+                  - {by: 3, text: "which console?"}
+            """,
+            7,
+            "answers.isolate.notes.1.by: Expected `str`, got `int`",
+            id="key-found-for-mapping-value",
+        ),
+        pytest.param(
+            """
+            runbook: x
+            answers:
+              restart: run
+              3: done
+            """,
+            4,
+            "answers.3: Expected `str`, got `int`; put the key in quotes: '3'",
+            id="number-as-key",
+        ),
+        pytest.param(
+            """
+            runbook: x
+            faults:
+              - {at_step: restart, route: /api/services}
+              - {at_step: restart}
+            """,
+            4,
+            "faults.1.route: missing; add `route:` (see docs/drills.md)",
+            id="missing-key",
+        ),
+        pytest.param(
+            """
+            description: no runbook
+            """,
+            1,
+            "runbook: missing; add `runbook:` (see docs/drills.md)",
+            id="missing-runbook",
+        ),
+        pytest.param(
+            """
+            runbook: x
+            faults: {at_step: restart, route: /api/services}
+            """,
+            2,
+            "faults: Expected `list`, got `mapping`",
+            id="mapping-for-list",
+        ),
+        pytest.param(
+            """
+            runbook: x
+            faults:
+              - {at_step: restart, route: /api/services, times: 0}
+            """,
+            3,
+            "faults.0: times must be at least 1, or -1 for every request until the end",
+            id="fault-times-zero",
+        ),
+        pytest.param(
+            """
+            runbook: x
+            faults:
+              - at_step: restart
+                route: "PUT /x - at `$.runbook`"
+            """,
+            3,
+            "faults.0: 'route' must look like \"POST /api/edr/hosts/{id}/isolate\" or "
+            "\"/api/edr\"; got 'PUT /x - at `$.runbook`'",
+            id="route-quoting-a-location",
+        ),
+        pytest.param(
+            """
+            runbook: x
+            expect:
+              status: succeded
+            """,
+            3,
+            "expect.status: Invalid enum value 'succeded'; expected one of: succeeded, "
+            "succeeded_with_handled_failures, failed, cancelled",
+            id="expect-status",
+        ),
+        pytest.param(
+            """
+            runbook: x
+            inputs:
+              severity:
+            """,
+            3,
+            "inputs.severity: Expected `bool | int | float | str | list`, got `null`",
+            id="input-without-value",
+        ),
+    ],
+)
+def test_invalid_scenario_message(tmp_path: Path, text: str, line: int, message: str) -> None:
+    path = _scenario(tmp_path, text)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert str(caught.value) == f"{path}:{line}: {message}"
+
+
+def test_every_unknown_key_is_listed_with_its_line(tmp_path: Path) -> None:
+    path = _scenario(
+        tmp_path,
+        """
+        runbok: server-not-responding
+        answers:
+          restart: {decision: approve, comment: ok, notes: [{by: kim, txt: hi}]}
+        faults:
+          - {at_step: restart, route: /api/services, stauts: 503}
+        expect:
+          stat: []
+        """,
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    hint = "; see docs/drills.md for the scenario keys"
+    assert str(caught.value).splitlines() == [
+        f"{path}:1: invalid scenario:",
+        f"  line 1: runbok: unknown key (did you mean 'runbook'?){hint}",
+        f"  line 3: answers.restart.notes.0.txt: unknown key (did you mean 'text'?){hint}",
+        f"  line 5: faults.0.stauts: unknown key (did you mean 'status'?){hint}",
+        f"  line 7: expect.stat: unknown key (did you mean 'state'?){hint}",
+    ]
+
+
+def test_yaml_values_are_read_as_an_author_means_them(tmp_path: Path) -> None:
+    path = _scenario(
+        tmp_path,
+        """
+        runbook: server-not-responding
+        inputs: {port: "8080", retries: 3, ratio: 0.5, dry: true, hosts: [a, 1]}
+        answers:
+          restart: approve
+          tell-the-users: {decision: done, notes: [{by: kim, text: "which page?", unclear: true}]}
+        faults:
+          - {at_step: restart, route: "POST /api/services/{name}/restart", status: "503", delay: 2}
+        expect:
+          state:
+            - {path: services.web-portal, equals: null}
+            - {path: firewall_rules, not_contains: {type: ip}}
+        """,
+    )
+    spec = load_scenario(path).spec
+    assert spec.inputs == {
+        "port": "8080",
+        "retries": 3,
+        "ratio": 0.5,
+        "dry": True,
+        "hosts": ["a", 1],
+    }
+    assert spec.answers["restart"] == Answer(decision="approve")
+    assert spec.answers["tell-the-users"].notes[0].unclear is True
+    fault = spec.faults[0]
+    assert (fault.status, fault.times, fault.delay) == (503, 1, 2.0)
+    # `equals: null` is a test for null; the tests not written are not.
+    assert [(a.test, a.expected) for a in spec.expect.state] == [
+        ("equals", None),
+        ("not_contains", {"type": "ip"}),
+    ]
