@@ -448,6 +448,28 @@ def test_strict_runbooks_false_reports_problems_as_info(tmp_path: Path) -> None:
     assert len(re.findall(r"<h1[^>]*>Legacy notes", legacy)) == 1  # the file's H1 is the title
 
 
+def test_linked_runbooks_show_their_target_and_a_dangling_link_is_reported(
+    tmp_path: Path,
+) -> None:
+    project = make_project(tmp_path / "p", strict_runbooks=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(FIXTURES / "legacy.md", elsewhere / "legacy.md")
+    (project / "runbooks" / "legacy.md").symlink_to(elsewhere / "legacy.md")
+    (project / "runbooks" / "gone.md").symlink_to(project / "runbooks" / "deleted.md")
+    proc = build(project, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "INFO    -  runbooks/deleted.md:0: RB004 no such file" in proc.stderr
+    legacy = (tmp_path / "out" / "runbooks" / "legacy" / "index.html").read_text(encoding="utf-8")
+    # A link may point anywhere: the page names the file that is really read.
+    target = (elsewhere / "legacy.md").resolve().as_posix()
+    assert f"Source {target}" in text(legacy)
+    assert f"runbook run {target}" in text(legacy)
+    plain = (tmp_path / "out" / "runbooks" / "phishing-triage" / "index.html").read_text("utf-8")
+    assert "Source runbooks/phishing-triage.md" in text(plain)
+
+
 @pytest.mark.parametrize(
     ("line", "lang", "expected"),
     [

@@ -11,9 +11,12 @@ import datetime as dt
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from stat import S_ISLNK
 
 from runner.check import lint
 from runner.errors import UnreadableRunbook
@@ -66,6 +69,30 @@ def display_path(path: Path, base: Path) -> str:
         return path.resolve().as_posix()
 
 
+class _Names:
+    """`display_path` and the file status of each file of one folder, resolving the folder once:
+    resolving costs a system call per path component, which for a hundred files was most of the
+    catalog's own time. Only a symbolic link, which may point anywhere, is resolved on its own."""
+
+    def __init__(self, folder: Path, base: Path) -> None:
+        self.base = base
+        shown = display_path(folder, base)
+        self.prefix = "" if shown == "." else f"{shown.rstrip('/')}/"
+
+    def look(self, path: Path) -> tuple[str, os.stat_result | None]:
+        """The file's display path and status (its target's, for a link); no status when there
+        is none to get (the file went away, a dangling link): reading it then says why."""
+        display = f"{self.prefix}{path.name}"
+        try:
+            stat = path.lstat()
+            if not S_ISLNK(stat.st_mode):
+                return display, stat
+            display = display_path(path, self.base)
+            return display, path.stat()
+        except OSError:
+            return display, None
+
+
 class Catalog:
     """Parsed runbooks keyed by file, kept across `mkdocs serve` rebuilds."""
 
@@ -74,14 +101,25 @@ class Catalog:
 
     def load(self, folder: Path, base: Path) -> Loaded:
         """Every `*.md` file of ``folder`` (not recursive); ``base`` is the project folder."""
+        with git_dates(folder) as dates:
+            entries, problems, mtimes = self._read(folder, base)
+        last = {e.id: dates.get(e.runbook.path.name) or _date(mtimes[e.id]) for e in entries}
+        return Loaded(tuple(entries), tuple(problems), last)
+
+    def _read(
+        self, folder: Path, base: Path
+    ) -> tuple[list[Entry], list[Problem], dict[str, float | None]]:
+        """The entries, sorted; every problem; and each entry's file time, by runbook id."""
         paths = sorted(folder.glob("*.md")) if folder.is_dir() else []
+        names = _Names(folder, base)
         entries: list[Entry] = []
         problems: list[Problem] = []
         seen: dict[str, Entry] = {}
+        mtimes: dict[str, float | None] = {}
         for path in paths:
-            display = display_path(path, base)
+            display, stat = names.look(path)
             try:
-                entry = self._entry(path, display)
+                entry = self._entry(path, display, stat)
             except UnreadableRunbook as exc:
                 problems.append(replace(exc.as_problem(), path=display))
                 continue
@@ -90,24 +128,23 @@ class Catalog:
                 problems.append(_duplicate(entry, seen[entry.id]))
                 continue
             seen[entry.id] = entry
+            mtimes[entry.id] = stat.st_mtime if stat is not None else None
             entries.append(entry)
         entries.sort(key=lambda e: (e.runbook.metadata.service.lower(), e.runbook.metadata.name))
         self._forget(set(paths))
-        dates = last_changes(folder, [e.runbook.path for e in entries])
-        last = {e.id: dates.get(e.runbook.path.name, "") for e in entries}
-        return Loaded(tuple(entries), tuple(problems), last)
+        return entries, problems, mtimes
 
-    def _entry(self, path: Path, display: str) -> Entry:
-        stat = path.stat()
-        key = (stat.st_mtime_ns, stat.st_size)
+    def _entry(self, path: Path, display: str, stat: os.stat_result | None) -> Entry:
+        key = (stat.st_mtime_ns, stat.st_size) if stat is not None else None
         cached = self._cache.get(path)
         if cached is not None and cached[0] == key and cached[1].display == display:
             return cached[1]
-        text, sha = read_text(path, display)
+        text, sha = read_text(path, display)  # without a status, this says why it is unreadable
         runbook = parse_text(text, path=path, sha256=sha)
         found = tuple(replace(p, path=display) for p in _check(runbook))
         entry = Entry(runbook, tuple(text.split("\n")), display, found)
-        self._cache[path] = (key, entry)
+        if key is not None:
+            self._cache[path] = (key, entry)
         return entry
 
     def _forget(self, present: set[Path]) -> None:
@@ -131,42 +168,55 @@ def _duplicate(entry: Entry, first: Entry) -> Problem:
     )
 
 
-def last_changes(folder: Path, paths: Iterable[Path]) -> dict[str, str]:
-    """File name -> ISO date of its last change: one `git log` for all, else the file's mtime."""
-    dates = _git_dates(folder)
-    out: dict[str, str] = {}
-    for path in paths:
-        out[path.name] = dates.get(path.name) or _mtime_date(path)
-    return out
+# `git log` of a folder: a NUL and the commit date, then the names of the files it changed.
+_GIT_LOG = ("log", "--format=%x00%cs", "--name-only", "--relative", "--", ".")
 
 
-def _git_dates(folder: Path) -> dict[str, str]:
+@contextmanager
+def git_dates(folder: Path) -> Iterator[dict[str, str]]:
+    """File name -> ISO date of its last commit, from one `git log` over ``folder``.
+
+    git runs while the body of the `with` runs (on two cores, its time is then free) and the
+    dict is filled on leaving it; it stays empty outside a git work tree or without git. The
+    log goes to a file rather than a pipe, so a long history never stalls git before it is read.
+    """
+    dates: dict[str, str] = {}
+    with tempfile.TemporaryFile() as out:
+        try:
+            proc = subprocess.Popen(
+                ["git", "-C", str(folder), *_GIT_LOG],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+            )
+        except OSError:
+            yield dates  # no git: the caller falls back to file times
+            return
+        try:
+            yield dates
+        except BaseException:
+            proc.kill()  # the build failed: its dates are no longer wanted
+            proc.wait()
+            raise
+        if _wait(proc) == 0:  # else not a work tree: the caller falls back to file times
+            out.seek(0)
+            dates.update(_dates(out.read().decode("utf-8", "replace")))
+
+
+def _wait(proc: subprocess.Popen[bytes]) -> int | None:
     try:
-        proc = subprocess.run(
-            [
-                "git",
-                "-C",
-                str(folder),
-                "log",
-                "--format=%x00%cs",
-                "--name-only",
-                "--relative",
-                "--",
-                ".",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    if proc.returncode != 0:
-        return {}  # not a git work tree: the caller falls back to file times
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+
+
+def _dates(log: str) -> dict[str, str]:
     dates: dict[str, str] = {}
     date = ""
-    for line in proc.stdout.splitlines():
+    for line in log.splitlines():
         if line.startswith("\x00"):
             date = line[1:]
         elif line and "/" not in line:
@@ -175,8 +225,5 @@ def _git_dates(folder: Path) -> dict[str, str]:
     return dates
 
 
-def _mtime_date(path: Path) -> str:
-    try:
-        return dt.date.fromtimestamp(path.stat().st_mtime).isoformat()
-    except OSError:
-        return ""
+def _date(mtime: float | None) -> str:
+    return dt.date.fromtimestamp(mtime).isoformat() if mtime is not None else ""
