@@ -224,7 +224,7 @@ def load_scenario(path: Path) -> ScenarioFile:
     if unknown:
         raise _scenario_error(unknown, path, lines)
     try:
-        # Not strict: like a YAML author (and pydantic's lax mode before), accept "503" for 503.
+        # Not strict: like a YAML author would expect, accept "503" for 503.
         spec = msgspec.convert(data, type=Scenario, strict=False)
     except msgspec.ValidationError as exc:
         raise _scenario_error([_problem(str(exc), data)], path, lines) from None

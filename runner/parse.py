@@ -211,22 +211,31 @@ class _Parser:
         self.problems: list[Problem] = []
         self.tokens: list[Token] = _MD.parse(text)
         self.n_lines = len(self.lines)
-        self.fences = [t for t in self.tokens if t.type == "fence" and t.map]
+        self.fences: list[Token] = []
         # Opening lines of the fences, sorted: a step finds its fences by bisection, so that a
         # file of thousands of steps is not read in quadratic time.
-        self.fence_lines = [t.map[0] + 1 for t in self.fences if t.map]
+        self.fence_lines: list[int] = []
         # The 1-based line each token opens on; a closing token (no map) takes its predecessor's,
         # so the list is sorted and a line range maps to a slice of tokens.
         self.token_lines: list[int] = []
+        # Top-level headings, in order: the structure. All four lists come from one pass.
+        self.headings: list[_Heading] = []
         line = 0
-        for tok in self.tokens:
-            line = tok.map[0] + 1 if tok.map else line
+        for i, tok in enumerate(self.tokens):
+            if tok.map:
+                line = tok.map[0] + 1
+                if tok.type == "fence":
+                    self.fences.append(tok)
+                    self.fence_lines.append(line)
+                # Only top-level headings structure a runbook; one inside a list is prose.
+                elif tok.type == "heading_open" and tok.level == 0:
+                    title = plain(self.tokens[i + 1].content)
+                    self.headings.append(_Heading(int(tok.tag[1]), title, line))
             self.token_lines.append(line)
         self.used_fences: set[int] = set()  # ids of fence tokens assigned to a step
         # A fence is read once, whichever part of the parser asks first, so that each of its
         # problems is reported once.
         self.raw_blocks: dict[int, Block] = {}
-        self.headings = self._headings()  # top-level headings, in order: the structure
 
     def problem(self, line: int, level: ProblemLevel, code: str, message: str) -> None:
         self.problems.append(Problem(self.name, line, level, code, message))
@@ -302,15 +311,6 @@ class _Parser:
                     f"```{block.lang} block is in no step, so it will never run; move it under "
                     "a step's `###` heading or into a numbered item, or mark it `{exec=false}`",
                 )  # fmt: skip
-
-    def _headings(self) -> list[_Heading]:
-        out = []
-        for i, tok in enumerate(self.tokens):
-            # Only top-level headings structure a runbook; one inside a list or quote is prose.
-            if tok.type == "heading_open" and tok.level == 0 and tok.map:
-                title = plain(self.tokens[i + 1].content)
-                out.append(_Heading(int(tok.tag[1]), title, tok.map[0] + 1))
-        return out
 
     def _sections(self, headings: Sequence[_Heading]) -> list[_Span]:
         bounds = [h for h in headings if h.level <= 2]
