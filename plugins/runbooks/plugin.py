@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from mkdocs.config.defaults import MkDocsConfig
-from mkdocs.plugins import BasePlugin
+from mkdocs.plugins import BasePlugin, event_priority
 from mkdocs.structure.files import File, Files
+from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
+from mkdocs.utils.templates import TemplateContext
 
 from .catalog import Catalog, Entry, Loaded
 from .config import RunbooksConfig
@@ -50,7 +52,7 @@ class RunbooksPlugin(BasePlugin[RunbooksConfig]):  # type: ignore[no-untyped-cal
         self.runs = RunIndex({}, ())
         self.folder = Path("runbooks")
         self.runs_dir: Path | None = None
-        self.rendered: dict[str, Rendered] = {}  # src_uri -> page, for on_post_page
+        self.rendered: dict[str, Rendered] = {}  # src_uri -> page, for on_page_context
 
     def on_startup(self, *, command: Literal["build", "gh-deploy", "serve"], dirty: bool) -> None:
         """Declared so MkDocs keeps this instance (and its parse cache) across `serve` rebuilds."""
@@ -91,9 +93,17 @@ class RunbooksPlugin(BasePlugin[RunbooksConfig]):  # type: ignore[no-untyped-cal
             _replace(files, File.generated(config, uri, abs_src_path=str(asset)))
         return files
 
-    def on_post_page(self, output: str, /, *, page: Page, config: MkDocsConfig) -> str:
+    # Late: the search plugin has indexed the page by then, without the ready-made HTML (see
+    # `render.hold`). The page's own HTML is filled rather than the whole output in
+    # `on_post_page`: the output is ten times longer, mostly the navigation.
+    @event_priority(-50)
+    def on_page_context(
+        self, context: TemplateContext, /, *, page: Page, config: MkDocsConfig, nav: Navigation
+    ) -> TemplateContext:
         rendered = self.rendered.get(page.file.src_uri)
-        return rendered.fill(output) if rendered is not None else output
+        if rendered is not None and page.content is not None:
+            page.content = rendered.fill(page.content)
+        return context
 
     def on_serve(
         self, server: LiveReloadServer, /, *, config: MkDocsConfig, builder: Any

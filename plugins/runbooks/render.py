@@ -41,7 +41,7 @@ class Rendered:
     """A runbook page: Markdown for MkDocs, and HTML to put in place of its slot markers."""
 
     markdown: str  # with `<!--rb:N-->` where ready-made HTML goes
-    slots: tuple[str, ...]  # the HTML for marker N, put in by the plugin's `on_post_page`
+    slots: tuple[str, ...]  # the HTML for marker N, put in by the plugin's `on_page_context`
 
     def fill(self, html: str) -> str:
         return SLOT_RE.sub(lambda m: self.slots[int(m.group(1))], html)
