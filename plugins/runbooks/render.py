@@ -19,7 +19,7 @@ from html import escape
 
 from runner.expr import describe
 from runner.format import format_duration
-from runner.model import InputSpec, Metadata, Procedure, Runbook, Section, Step
+from runner.model import Block, InputSpec, Metadata, Procedure, Runbook, Section, Step
 
 from .catalog import Entry
 from .chart import duration_chart
@@ -29,11 +29,13 @@ MAX_RUNS = 10  # runs and drills listed on a runbook page, newest first
 _PROCEDURE_SECTIONS = ("alternative procedures", "alternate procedures", "alternatives")
 _CRITERIA = {"success criteria": "success", "failure criteria": "failure"}
 _LIST_MARKER = re.compile(r"^\s*\d+[.)]\s+")
+_NOT_ID = re.compile(r"[^A-Za-z0-9_-]+")
+_EMPHASIS_OR_SPACE = re.compile(r"[*_\s]")
 
 
 def anchor(name: str) -> str:
     """An HTML id fragment for a step or procedure id (ids may hold dots or slashes)."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "x"
+    return _NOT_ID.sub("-", name).strip("-") or "x"
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,16 +343,20 @@ def badges(step: Step, rb: Runbook) -> list[str]:
     if step.role:
         who = rb.metadata.roles.get(step.role, "")
         out.append(_badge("role", f"role: {step.role}", who))
-    if step.manual:
-        out.append(_badge("manual", "manual", "a person does this step; nothing runs"))
-    else:
-        langs = sorted({b.lang for b in step.executable_blocks})
-        out.append(_badge("auto", f"runs {', '.join(langs)}", "the runner executes this step"))
+    blocks = step.executable_blocks
+    if not blocks:
+        # A step's policies are those of its executable blocks (see `Step`): a manual step has
+        # none, and asking for each of them would only walk its blocks again.
+        out.append(_MANUAL_BADGE)
+        return out
+    langs = sorted({b.lang for b in blocks})
+    out.append(_badge("auto", f"runs {', '.join(langs)}", "the runner executes this step"))
     if step.approve:
         who = f" by {step.approver_role}" if step.approver_role else ""
         out.append(_badge("approve", f"needs approval{who}", "the run pauses for a person"))
-    if step.timeout is not None:
-        out.append(_badge("timeout", f"timeout {_as_written(step, 'timeout', step.timeout)}"))
+    timeout = step.timeout
+    if timeout is not None:
+        out.append(_badge("timeout", f"timeout {_as_written(blocks, 'timeout', timeout)}"))
     if step.retries:
         out.append(_badge("retries", f"retries {step.retries}×"))
     if step.when:
@@ -361,15 +367,19 @@ def badges(step: Step, rb: Runbook) -> list[str]:
     return out
 
 
-def _as_written(step: Step, key: str, seconds: float) -> str:
-    """A duration as the author wrote it (`5m`), else formatted from seconds."""
-    text = next((b.attributes[key] for b in step.executable_blocks if key in b.attributes), "")
+def _as_written(blocks: Iterable[Block], key: str, seconds: float) -> str:
+    """A duration as the author wrote it (`5m`) on the first block that sets it, else formatted
+    from seconds."""
+    text = next((b.attributes[key] for b in blocks if key in b.attributes), "")
     return text or format_duration(seconds)
 
 
 def _badge(kind: str, text: str, title: str = "") -> str:
     tip = f' title="{escape(title)}"' if title else ""
     return f'<span class="rb-badge rb-badge--{kind}"{tip}>{escape(text)}</span>'
+
+
+_MANUAL_BADGE = _badge("manual", "manual", "a person does this step; nothing runs")
 
 
 def _on_failure(step: Step, rb: Runbook) -> list[str]:
@@ -419,14 +429,15 @@ def _without_role_line(body: Iterable[str], role: str | None) -> list[str]:
     fenced = False
     for line in body:
         fenced = fenced or line.lstrip().startswith(("```", "~~~"))
-        if not fenced and _squash(line) == target:
+        # Only a line with a colon can be the role line: the others need no squashing.
+        if not fenced and ":" in line and _squash(line) == target:
             continue
         out.append(line)
     return out
 
 
 def _squash(text: str) -> str:
-    return re.sub(r"[*_\s]", "", text).lower()
+    return _EMPHASIS_OR_SPACE.sub("", text).lower()
 
 
 # --- other sections ----------------------------------------------------------------------------
