@@ -9,16 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
+from typing import TYPE_CHECKING
 
 from .catalog import Entry, Loaded
 from .render import Rendered, hold
-from .runs import Run, RunIndex
+
+if TYPE_CHECKING:
+    from .runs import Run  # runs.py is imported only when there are runs (see `plugin._read_runs`)
 
 _SEVERITY_ORDER = ("critical", "high", "medium", "low")
 
 
-def index_markdown(loaded: Loaded, runs: RunIndex, folder: str, directory_urls: bool) -> Rendered:
-    """The page `runbooks/index.md`; ``folder`` is the runbooks folder as configured.
+def index_markdown(
+    loaded: Loaded, runs: Mapping[str, Sequence[Run]], folder: str, directory_urls: bool
+) -> Rendered:
+    """The page `runbooks/index.md`; ``runs`` are each runbook's, by id, newest first;
+    ``folder`` is the runbooks folder as configured.
 
     The filters and the table are ready-made HTML, put in after Markdown (see `render.hold`):
     a row per runbook would otherwise be parsed again by Markdown's raw-HTML pass and the
@@ -30,7 +36,7 @@ def index_markdown(loaded: Loaded, runs: RunIndex, folder: str, directory_urls: 
         return Rendered(f"{title}\n\nNo runbooks found in `{folder}/`.\n", ())
     count = f"{len(entries)} runbook(s) from `{folder}/`, grouped by service."
     rows = "\n".join(
-        _row(e, loaded.last_change.get(e.id, ""), runs.by_runbook.get(e.id, ()), directory_urls)
+        _row(e, loaded.last_change.get(e.id, ""), runs.get(e.id, ()), directory_urls)
         for e in entries
     )
     table = (

@@ -16,14 +16,16 @@ import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
+from typing import TYPE_CHECKING
 
 from runner.expr import describe
 from runner.format import format_duration
 from runner.model import Block, InputSpec, Metadata, Procedure, Runbook, Section, Step
 
 from .catalog import Entry
-from .chart import duration_chart
-from .runs import Run
+
+if TYPE_CHECKING:
+    from .runs import Run  # runs.py is imported only when there are runs (see `plugin._read_runs`)
 
 MAX_RUNS = 10  # runs and drills listed on a runbook page, newest first
 _PROCEDURE_SECTIONS = ("alternative procedures", "alternate procedures", "alternatives")
@@ -557,6 +559,8 @@ def runs_section(runs: Sequence[Run], meta: Metadata, slots: list[str]) -> str:
         return ""
     # The limit the runbook sets now; the latest run's when the file no longer sets one.
     limit = meta.time_limit if meta.time_limit is not None else runs[0].time_limit
+    from .chart import duration_chart  # here: only a page with runs needs it
+
     chart = duration_chart(runs, limit)
     head = "| Started | Mode | Status | Duration | Time limit |\n|---|---|---|---|---|"
     rows = [
