@@ -470,6 +470,47 @@ def test_linked_runbooks_show_their_target_and_a_dangling_link_is_reported(
     assert "Source runbooks/phishing-triage.md" in text(plain)
 
 
+BRACES = """---
+id: braces
+name: Restore {tenant} backups
+service: backup
+objective: Restore the tenant's data within 4 hours
+time_limit: 4h
+---
+# Restore {tenant} backups
+
+## Steps
+
+1. Find the {{snapshot}} to restore {.latest}
+
+2. Restore it.
+
+   ```bash
+   echo restore
+   ```
+
+## Success criteria
+
+- The data is back
+"""
+
+
+def test_braces_in_a_name_or_step_title_stay_text(tmp_path: Path) -> None:
+    """The plugin ends these headings with `{ #id ... }`: the title's own braces must not stop
+    Markdown from reading those attributes (nor show up as attributes themselves)."""
+    project = make_project(tmp_path / "p")
+    (project / "runbooks" / "braces.md").write_text(BRACES, encoding="utf-8")
+    proc = build(project, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "out" / "runbooks" / "braces" / "index.html").read_text(encoding="utf-8")
+    assert re.search(r"<h1[^>]*>Restore \{tenant\} backups</h1>", page)
+    title = re.escape("1. Find the {{snapshot}} to restore {.latest}")
+    step = rf'<h3 class="rb-step" id="step-[\w-]+">{title}</h3>\s*<div class="rb-step-meta'
+    assert re.search(step, page)  # the heading keeps its class and id, then the step's checkbox
+    assert len(re.findall(r'class="rb-check-box"', page)) == 2
+    assert "data-rb" not in page and "rb-step }" not in page
+
+
 @pytest.mark.parametrize(
     ("line", "lang", "expected"),
     [

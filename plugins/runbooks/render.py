@@ -44,14 +44,24 @@ def anchor(name: str) -> str:
 class Rendered:
     """A runbook page: Markdown for MkDocs, and HTML to put in place of its slot markers."""
 
-    markdown: str  # with `<!--rb:N-->` where ready-made HTML goes
+    markdown: str  # with a marker (see `hold`, `attach`) where ready-made HTML goes
     slots: tuple[str, ...]  # the HTML for marker N, put in by the plugin's `on_page_context`
 
     def fill(self, html: str) -> str:
-        return SLOT_RE.sub(lambda m: self.slots[int(m.group(1))], html)
+        return SLOT_RE.sub(self._slot, html)
+
+    def _slot(self, found: re.Match[str]) -> str:
+        held, head, number, rest = found.group(1, 2, 4, 5)
+        index = int(held if held is not None else number)
+        if index >= len(self.slots):
+            return found.group(0)  # not one of ours: an author's own text
+        if held is not None:
+            return self.slots[index]
+        return f"{head}{rest}\n{self.slots[index]}"
 
 
-SLOT_RE = re.compile(r"<!--rb:(\d+)-->")
+# `<!--rb:N-->` (see `hold`), or a heading with `data-rb="N"` (see `attach`) up to its end tag.
+SLOT_RE = re.compile(r'<!--rb:(\d+)-->|(<h([1-6])\b[^>]*?) data-rb="(\d+)"([^>]*>.*?</h\3>)', re.S)
 
 
 def hold(slots: list[str], html: str) -> str:
@@ -62,6 +72,22 @@ def hold(slots: list[str], html: str) -> str:
     return f"<!--rb:{len(slots) - 1}-->"
 
 
+def heading(text: str) -> str:
+    """``text`` for a heading that ends in attributes (`{ #id .class }`): a brace of the text
+    itself would stop Markdown's attr_list from finding them, so it is escaped."""
+    return escape(text).replace("{", "\\{").replace("}", "\\}")
+
+
+def attach(slots: list[str], html: str) -> str:
+    """A marker for ``html`` to follow a heading: an attribute for the heading's `{ ... }`.
+
+    Cheaper than `hold`: Markdown sets an attribute for next to nothing, while each comment
+    costs it a raw-HTML block (about 50 µs: stashed, parsed, put back). The attribute is taken
+    out again when the HTML goes in, so the page is the same either way."""
+    slots.append(html)
+    return f'data-rb="{len(slots) - 1}"'
+
+
 def page_markdown(
     entry: Entry, runs: Sequence[Run], last_change: str, command_path: str | None = None
 ) -> Rendered:
@@ -69,18 +95,23 @@ def page_markdown(
     rb = entry.runbook
     lines = fenced_lines(entry)
     slots: list[str] = []
-    parts = [
-        f"# {escape(rb.metadata.name)}",
-        hold(slots, header_card(rb.metadata, entry.display, last_change, runs)),
-        hold(slots, run_box(rb.metadata, command_path or entry.display)),
-        problems_box(entry),
-    ]
+    card = header_card(rb.metadata, entry.display, last_change, runs)
+    box = run_box(rb.metadata, command_path or entry.display)
+    parts = [title_block(rb.metadata.name, "\n".join((card, box)), slots), problems_box(entry)]
     if rb.has_steps_section:
         parts += _structured_body(rb, entry.lines, lines, slots)
     else:
         parts.append(_compat_body(rb, lines, slots))
     parts.append(runs_section(runs, rb.metadata, slots))
     return Rendered("\n\n".join(p for p in parts if p) + "\n", tuple(slots))
+
+
+def title_block(name: str, html: str, slots: list[str]) -> str:
+    """The page's H1, then ``html``."""
+    text = heading(name)
+    if not text.strip():
+        return f"# {text}\n\n{hold(slots, html)}"  # attributes need a heading text to follow
+    return f"# {text} {{ {attach(slots, html)} }}"
 
 
 # --- source lines --------------------------------------------------------------------------
@@ -300,11 +331,9 @@ def _description(rb: Runbook, original: Sequence[str], lines: Sequence[str]) -> 
 
 
 def steps_section(rb: Runbook, lines: Sequence[str], slots: list[str]) -> str:
-    parts = ["## Steps"]
     if not rb.steps:
-        parts.append("This runbook has no steps yet.")
-        return "\n\n".join(parts)
-    parts.append(hold(slots, follow_bar(rb)))
+        return "## Steps\n\nThis runbook has no steps yet."
+    parts = [f"## Steps {{ {attach(slots, follow_bar(rb))} }}"]
     parts += [step_block(step, rb, lines, slots) for step in rb.steps]
     return "\n\n".join(parts)
 
@@ -322,9 +351,9 @@ def follow_bar(rb: Runbook) -> str:
 def step_block(step: Step, rb: Runbook, lines: Sequence[str], slots: list[str]) -> str:
     # No wrapping `<div markdown>`: md_in_html would double the Markdown time of the page.
     kind = "manual" if step.manual else "automated"
+    meta = attach(slots, step_meta(step, rb, kind))
     parts = (
-        f"### {step.number}. {escape(step.title)} {{ #step-{anchor(step.id)} .rb-step }}",
-        hold(slots, step_meta(step, rb, kind)),
+        f"### {step.number}. {heading(step.title)} {{ #step-{anchor(step.id)} .rb-step {meta} }}",
         _step_body(step, lines),
     )
     return "\n\n".join(p for p in parts if p)
@@ -484,7 +513,7 @@ def procedure_block(proc: Procedure, rb: Runbook, lines: Sequence[str], slots: l
     body = "\n\n".join(p for p in (intro, *steps) if p)
     return "\n\n".join(
         (
-            f"### {escape(proc.title)} {{ #procedure-{anchor(proc.id)} .rb-procedure-title }}",
+            f"### {heading(proc.title)} {{ #procedure-{anchor(proc.id)} .rb-procedure-title }}",
             f'!!! failure rb-procedure "{note}"',
             _indent(body),
         )
