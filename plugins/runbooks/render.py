@@ -510,10 +510,8 @@ def procedure_block(proc: Procedure, rb: Runbook, lines: Sequence[str], slots: l
     intro = _slice(lines, proc.line + 1, first)
     if proc.steps and proc.steps[0].line <= proc.line + 1:
         intro = ""  # a procedure written as prose is its own single step
-    steps = [
-        procedure_step(step, rb, lines, slots, prose=step.line == proc.line) for step in proc.steps
-    ]
-    body = "\n\n".join(p for p in (intro, *steps) if p)
+    steps = _procedure_steps(proc, rb, lines, slots)
+    body = "\n\n".join([intro, *steps] if intro else steps)
     return "\n\n".join(
         (
             f"### {heading(proc.title)} {{ #procedure-{anchor(proc.id)} .rb-procedure-title }}",
@@ -523,9 +521,25 @@ def procedure_block(proc: Procedure, rb: Runbook, lines: Sequence[str], slots: l
     )
 
 
-def procedure_step(
-    step: Step, rb: Runbook, lines: Sequence[str], slots: list[str], prose: bool = False
-) -> str:
+def _procedure_steps(
+    proc: Procedure, rb: Runbook, lines: Sequence[str], slots: list[str]
+) -> list[str]:
+    """The procedure's steps: each head, then the step's own text. Heads with no text between
+    them share one marker: Markdown spends as much on each marker as on a short paragraph."""
+    parts: list[str] = []
+    heads: list[str] = []
+    for step in proc.steps:
+        heads.append(procedure_step_head(step, rb, prose=step.line == proc.line))
+        body = _step_body(step, lines)
+        if body:
+            parts += [hold(slots, "\n".join(heads)), body]
+            heads = []
+    if heads:
+        parts.append(hold(slots, "\n".join(heads)))
+    return parts
+
+
+def procedure_step_head(step: Step, rb: Runbook, prose: bool = False) -> str:
     """A step of a procedure: numbered, with its badges, but no checkbox (it is a detour).
 
     ``prose``: the procedure has no list of steps, so its heading already names this one.
@@ -533,11 +547,10 @@ def procedure_step(
     # A cut title ("...") would only repeat the start of the text below it.
     words = "" if step.title.endswith("...") else f" {escape(step.title)}"
     title = "" if prose else f"<strong>{step.number}.{words}</strong> "
-    head = (
+    return (
         f'<p class="rb-pstep-title" data-step="{escape(step.id)}">'
         f"{title}{' '.join(badges(step, rb))}</p>"
     )
-    return "\n\n".join(p for p in (hold(slots, head), _step_body(step, lines)) if p)
 
 
 # --- compatibility mode: plain Markdown without `## Steps` -------------------------------------
