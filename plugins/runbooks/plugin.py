@@ -96,7 +96,7 @@ class RunbooksPlugin(BasePlugin[RunbooksConfig]):  # type: ignore[no-untyped-cal
         return files
 
     # Late: the search plugin has indexed the page by then, without the ready-made HTML (see
-    # `render.hold`). The page's own HTML is filled rather than the whole output in
+    # `render.hold` and `render.attach`). The page's own HTML is filled, not the whole output in
     # `on_post_page`: the output is ten times longer, mostly the navigation.
     @event_priority(-50)
     def on_page_context(
