@@ -18,6 +18,7 @@ import difflib
 import gc
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -85,17 +86,22 @@ def read_text(path: Path, display: str | None = None) -> tuple[str, str]:
     """The file's text (CRLF normalised) and the SHA-256 of its bytes."""
     name = display or str(path)
     try:
-        if path.is_dir():
-            raise UnreadableRunbook("is a folder, not a runbook file", path=name, code="RB004")
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise UnreadableRunbook(
-                f"file is {size:,} bytes, over the 1 MiB limit for a runbook; "
-                "split it into several runbooks",
-                path=name,
-                code="RB003",
-            )
-        data = path.read_bytes()
+        # One open and one fstat: a folder fails the open, and the size is checked before
+        # anything is read, so a huge file costs no memory.
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_BYTES:
+                raise UnreadableRunbook(
+                    f"file is {size:,} bytes, over the 1 MiB limit for a runbook; "
+                    "split it into several runbooks",
+                    path=name,
+                    code="RB003",
+                )
+            data = handle.read()
+    except IsADirectoryError:
+        raise UnreadableRunbook(
+            "is a folder, not a runbook file", path=name, code="RB004"
+        ) from None
     except FileNotFoundError:
         raise UnreadableRunbook("no such file", path=name, code="RB004") from None
     except OSError as exc:
