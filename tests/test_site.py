@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from plugins.runbooks.catalog import git_dates
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "site_project"
 MKDOCS = Path(sys.executable).with_name("mkdocs")
@@ -526,3 +528,15 @@ def test_bare_fence_keeps_only_the_language(line: str, lang: str, expected: str)
     from plugins.runbooks.render import bare_fence
 
     assert bare_fence(line, lang) == expected
+
+
+def test_last_change_dates_read_non_ascii_file_names_from_git(tmp_path: Path) -> None:
+    # git quotes and escapes such names by default ("r\303\251seau.md"), which matched no file,
+    # so the index showed the file's time instead of its last commit.
+    folder = tmp_path / "runbooks"
+    folder.mkdir()
+    (folder / "réseau-coupé.md").write_text("# Réseau\n", encoding="utf-8")
+    _git_commit(tmp_path, "runbooks/réseau-coupé.md", "2023-07-14T12:00:00+00:00")
+    with git_dates(folder) as dates:
+        pass
+    assert dates == {"réseau-coupé.md": "2023-07-14"}

@@ -199,7 +199,17 @@ def _duplicate(entry: Entry, first: Entry) -> Problem:
 
 
 # `git log` of a folder: a NUL and the commit date, then the names of the files it changed.
-_GIT_LOG = ("log", "--format=%x00%cs", "--name-only", "--relative", "--", ".")
+# quotepath off: git would otherwise print a name such as `réseau.md` quoted and escaped.
+_GIT_LOG = (
+    "-c",
+    "core.quotepath=off",
+    "log",
+    "--format=%x00%cs",
+    "--name-only",
+    "--relative",
+    "--",
+    ".",
+)
 
 
 @contextmanager
