@@ -448,6 +448,10 @@ def test_strict_runbooks_false_reports_problems_as_info(tmp_path: Path) -> None:
     assert re.search(r'class="rb-check-box" data-step="[^"]+"', legacy)
     assert "systemctl restart thing" in text(legacy)
     assert len(re.findall(r"<h1[^>]*>Legacy notes", legacy)) == 1  # the file's H1 is the title
+    # A fence that Markdown reads as an indented code block keeps its text, and no marker of
+    # the plugin's shows in it.
+    assert "oc get storageclass standard" in text(legacy)
+    assert "rb:" not in text(legacy)
 
 
 def test_linked_runbooks_show_their_target_and_a_dangling_link_is_reported(

@@ -48,6 +48,11 @@ class Rendered:
     slots: tuple[str, ...]  # the HTML for marker N, put in by the plugin's `on_page_context`
 
     def fill(self, html: str) -> str:
+        if "&lt;!--rb:" in html:
+            # A marker that Markdown read as code (the author's fence sits in an indented code
+            # block, as in some plain-Markdown runbooks): no HTML can go inside code, so the
+            # marker goes, rather than show as text.
+            html = STRANDED_RE.sub("", html)
         return ATTACHED_RE.sub(self._attached, HELD_RE.sub(self._held, html))
 
     def _held(self, found: re.Match[str]) -> str:
@@ -65,6 +70,7 @@ class Rendered:
 # pattern with both as alternatives tried every position and took nine times as long.
 HELD_RE = re.compile(r"<!--rb:(\d+)-->")  # see `hold`
 ATTACHED_RE = re.compile(r' data-rb="(\d+)"([^>]*>.*?</h[1-6]>)', re.S)  # see `attach`
+STRANDED_RE = re.compile(r"[ \t]*&lt;!--rb:\d+--&gt;\n*")  # a `hold` marker escaped as code
 
 
 def hold(slots: list[str], html: str) -> str:
