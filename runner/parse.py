@@ -173,14 +173,19 @@ def _collector_paused() -> Iterator[None]:
 # --- helpers -----------------------------------------------------------------------------------
 
 
+_NOT_SLUG_RE = re.compile(r"[^a-z0-9]+")
+
+
 def slugify(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    slug = _NOT_SLUG_RE.sub("-", text.lower()).strip("-")
     return slug[:64].rstrip("-")
 
 
 def plain(text: str) -> str:
     """Inline Markdown reduced to its words: for titles and criteria."""
-    return " ".join(_MARKUP_RE.sub(lambda m: m.group(1) or "", text).split())
+    if "*" in text or "`" in text or "_" in text or "[" in text:  # most titles have no markup
+        text = _MARKUP_RE.sub(lambda m: m.group(1) or "", text)
+    return " ".join(text.split())
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
