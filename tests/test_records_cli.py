@@ -260,6 +260,7 @@ def test_stats_table_and_json(capsys: pytest.CaptureFixture[str], runs_dir: Path
     write_drill(runs_dir, "20260104T000000Z-compromised-account-0004")
     code, out, _ = run_cli(capsys, "stats", "--runs-dir", str(runs_dir))
     assert code == 0
+    assert "last exercised (UTC)" in out.splitlines()[0]  # journals are stamped in UTC
     rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
     # compromised-account: 2000 s failed, 262.4 s, 700 s drill -> median 700 s, p90 2000 s.
     assert rows["compromised-account"][1:9] == [

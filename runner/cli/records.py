@@ -499,9 +499,9 @@ def _stats_table(rows: list[RunbookStats]) -> Table:
         "median",
         "p90",
         "within limit",
-        "last exercised",
+        "last exercised (UTC)",  # journals are stamped in UTC; a shift spans time zones
     ):
-        table.add_column(name, no_wrap=name in ("runbook", "last exercised"))
+        table.add_column(name, no_wrap=name in ("runbook", "last exercised (UTC)"))
     for s in rows:
         limit = f" (limit {fmt_duration(s.time_limit)})" if s.time_limit else ""
         table.add_row(
