@@ -66,8 +66,13 @@ class Problem:
     code: str  # stable identifier, documented in docs/format.md (e.g. RB101)
     message: str  # what is wrong and how to fix it
 
+    @property
+    def where(self) -> str:
+        """`path:line`, or the path alone for a whole-file problem, as compilers print them."""
+        return f"{self.path}:{self.line}" if self.line else self.path
+
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.level} {self.code} {self.message}"
+        return f"{self.where}: {self.level} {self.code} {self.message}"
 
 
 @dataclass(frozen=True, slots=True)

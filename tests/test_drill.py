@@ -420,7 +420,7 @@ def test_check_stale_warns_for_runbooks_not_drilled(
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines == [
-        f"{books[1]}:0: warning RB050 not drilled within 30 days: never drilled "
+        f"{books[1]}: warning RB050 not drilled within 30 days: never drilled "
         f"(no drill in {runs}); run `runbook drill {books[1]}`"
     ]
     assert cli([*args, "--strict"], tmp_path).returncode == 1

@@ -466,7 +466,7 @@ def test_linked_runbooks_show_their_target_and_a_dangling_link_is_reported(
     proc = build(project, tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert "INFO    -  runbooks/deleted.md:0: RB004 no such file" in proc.stderr
+    assert "INFO    -  runbooks/deleted.md: RB004 no such file" in proc.stderr
     legacy = (tmp_path / "out" / "runbooks" / "legacy" / "index.html").read_text(encoding="utf-8")
     # A link may point anywhere: the page names the file that is really read.
     target = (elsewhere / "legacy.md").resolve().as_posix()

@@ -120,7 +120,7 @@ class RunbooksPlugin(BasePlugin[RunbooksConfig]):  # type: ignore[no-untyped-cal
         """`runbook check`'s findings as build messages, in its `file:line: CODE message` form."""
         emit = log.warning if self.config.strict_runbooks else log.info
         for p in self.loaded.problems:
-            emit(f"{p.path}:{p.line}: {p.code} {p.message}")
+            emit(f"{p.where}: {p.code} {p.message}")
         skipped = self.runs.skipped if self.runs is not None else ()
         for why in skipped:
             log.info(f"skipped an unreadable journal: {why}")

@@ -308,7 +308,9 @@ def problems_box(entry: Entry) -> str:
     marker = "???+ danger" if entry.has_errors else "??? warning"
     head = f'{marker} "`runbook check` finds {len(entry.problems)} problem(s) in this runbook"'
     items = [
-        f"    - line {p.line}: {p.level} `{p.code}` {escape(p.message)}" for p in entry.problems
+        f"    - {f'line {p.line}' if p.line else 'whole file'}: {p.level} `{p.code}` "
+        f"{escape(p.message)}"
+        for p in entry.problems
     ]
     return "\n".join([head, "", *items])
 
