@@ -264,7 +264,7 @@ class _Parser:
         steps_span = next((s for s in sections if s.title.lower() == "steps"), None)
         steps: tuple[Step, ...] = ()
         if steps_span is not None:
-            steps = self._steps(steps_span, 3, kernels, prefix="")
+            steps = self._steps(self._step_spans(steps_span, 3), kernels, prefix="")
         procedures: list[Procedure] = []
         criteria: dict[str, tuple[str, ...]] = {}
         other: list[Section] = []
@@ -511,12 +511,16 @@ class _Parser:
         return ""
 
     def _steps(
-        self, span: _Span, level: int, kernels: Mapping[str, str], prefix: str
+        self,
+        spans: Sequence[_Span],
+        kernels: Mapping[str, str],
+        prefix: str,
+        default_role: str | None = None,
     ) -> tuple[Step, ...]:
-        spans = self._step_spans(span, level)
         used_ids = self._explicit_ids(spans, kernels)
         return tuple(
-            self._step(number, s, kernels, prefix, used_ids) for number, s in enumerate(spans, 1)
+            self._step(number, s, kernels, prefix, used_ids, default_role)
+            for number, s in enumerate(spans, 1)
         )
 
     def _fences_in(self, s: _Span) -> list[Token]:
@@ -538,7 +542,13 @@ class _Parser:
         return ids
 
     def _step(
-        self, number: int, s: _Span, kernels: Mapping[str, str], prefix: str, used: set[str]
+        self,
+        number: int,
+        s: _Span,
+        kernels: Mapping[str, str],
+        prefix: str,
+        used: set[str],
+        default_role: str | None = None,
     ) -> Step:
         title = _STEP_NUMBER_RE.sub("", s.title).strip() or f"Step {number}"
         fences = self._fences_in(s)
@@ -552,7 +562,7 @@ class _Parser:
                 step_id, k = f"{base}-{k}", k + 1
         used.add(step_id)
         blocks = self._name_blocks(raw, prefix + step_id)
-        role = self._role(s) or next((b.role for b in blocks if b.role), None)
+        role = self._role(s) or next((b.role for b in blocks if b.role), None) or default_role
         text = "\n".join(self.lines[s.start - 1 : s.end - 1]).strip("\n")
         return Step(number, step_id, title, s.start, s.end, role, text, blocks)
 
@@ -567,12 +577,15 @@ class _Parser:
         return tuple(out)
 
     def _role(self, s: _Span) -> str | None:
-        for tok in self._tokens_in(s.start, s.end):
+        tokens = self.tokens
+        for i in self._token_indexes(s.start, s.end):
+            tok = tokens[i]
             if tok.type == "fence":
                 return None
-            if tok.type == "inline":
+            # A role line has a colon: most prose is passed over without trying the pattern.
+            if tok.type == "inline" and ":" in tok.content:
                 for text_line in tok.content.split("\n"):
-                    match = _ROLE_RE.match(text_line)
+                    match = _ROLE_RE.match(text_line) if ":" in text_line else None
                     if match:
                         return match.group("role").strip()
         return None
@@ -603,14 +616,15 @@ class _Parser:
         for h in heads if heads and heads[0].heading_level == 3 else []:
             proc_id = slugify(h.title) or f"procedure-{len(out) + 1}"
             inner = _Span(h.title, h.start, h.end, 3)
-            steps = self._steps(inner, 4, kernels, prefix=f"{proc_id}/")
+            spans = self._step_spans(inner, 4)
+            # A `Role:` line between the procedure's heading and its first step applies to
+            # every step that names none of its own.
+            role = None
+            if spans and spans[0].start > h.start + 1:
+                role = self._role(_Span(h.title, h.start + 1, spans[0].start, 0))
+            steps = self._steps(spans, kernels, prefix=f"{proc_id}/", default_role=role)
             if not steps:
                 steps = self._single_step(inner, kernels, proc_id)
-            elif steps[0].line > h.start + 1:
-                # A `Role:` line between the procedure's heading and its first step applies to
-                # every step that names none of its own.
-                role = self._role(_Span(h.title, h.start + 1, steps[0].line, 0))
-                steps = tuple(replace(st, role=st.role or role) for st in steps)
             text = "\n".join(self.lines[h.start : h.end - 1]).strip("\n")
             out.append(Procedure(proc_id, h.title, h.start, h.end, text, steps))
         return out
