@@ -66,9 +66,13 @@ def _tokenize(source: str) -> list[_Tok]:
             )
         if kind == "name" and text in _KEYWORDS:
             kind = "keyword"
-        append(_Tok(kind, text, match.start(group)))
+        append(_new_tok(_Tok, (kind, text, match.start(group))))
     append(_Tok("end", "", len(source)))
     return toks
+
+
+# `_Tok(...)` runs a Python-level `__new__` for every token; this builds the same tuple in C.
+_new_tok = tuple.__new__
 
 
 # The parsed tree is a tree of closures over an environment; `names` is collected while parsing
@@ -179,15 +183,17 @@ class Expression:
         return node
 
     def _operand(self) -> Node:
-        tok = self._take()
-        if tok.kind == "number":
-            num: Value = float(tok.text) if "." in tok.text else int(tok.text)
-            return lambda env: num
-        if tok.kind == "string":
+        tok = self._toks[self._i]
+        self._i += 1
+        kind = tok.kind
+        if kind == "string":
             text = _unquote(tok.text)
             return lambda env: text
-        if tok.kind == "name":
+        if kind == "name":
             return self._name(tok)
+        if kind == "number":
+            num: Value = float(tok.text) if "." in tok.text else int(tok.text)
+            return lambda env: num
         if tok.text == "(" and tok.kind == "op":
             inner = self._nested(tok, self._or)
             self._expect(")")
