@@ -3,13 +3,16 @@
 Target: at least 500 runbooks/s. Also compares PyYAML's C loader with the pure-Python one for
 the front matter, since the parser picks the C loader when it is available.
 
-    .venv/bin/python benchmarks/bench_parse.py [--count 1000] [--repeat 3]
+    .venv/bin/python benchmarks/bench_parse.py [--count 1000] [--repeat 3] [--instructions]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -119,6 +122,41 @@ def bench_parse(folder: Path, count: int, repeat: int) -> tuple[float, int]:
     return best, lines
 
 
+INSTRUCTION_FILES = 50
+
+
+def parse_once(count: int) -> None:
+    """Write INSTRUCTION_FILES runbooks, parse the first ``count``: the body of `--instructions`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for n in range(INSTRUCTION_FILES):
+            path = Path(tmp) / f"rb-{n:04d}.md"
+            path.write_text(runbook_text(n), encoding="utf-8")
+            paths.append(path)
+        parse_file(paths[0])  # warm up, as in the timed run
+        for path in paths[:count]:
+            parse_file(path)
+
+
+def instructions_per_runbook() -> int:
+    """Instructions the CPU executes per runbook parsed, counted by valgrind's callgrind.
+
+    Unlike time, the count does not move when other work shares the machine, so it compares two
+    versions of the parser exactly. The process is run twice, parsing none and then
+    INSTRUCTION_FILES runbooks; the difference, divided, leaves out start-up and imports.
+    """
+    counts = []
+    for count in (0, INSTRUCTION_FILES):
+        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+               __file__, "--parse-once", str(count)]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        found = re.search(r"I\s+refs:\s+([\d,]+)", proc.stderr)
+        if found is None:
+            raise SystemExit(f"no instruction count from valgrind:\n{proc.stderr[-2000:]}")
+        counts.append(int(found.group(1).replace(",", "")))
+    return (counts[1] - counts[0]) // INSTRUCTION_FILES
+
+
 def bench_yaml(count: int) -> tuple[float, float]:
     front = FRONT.format(n=1).split("---\n")[1]
     timings = []
@@ -134,7 +172,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3, help="passes; the best is reported")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count instructions per runbook with valgrind (about a minute)",
+    )
+    parser.add_argument("--parse-once", type=int, help=argparse.SUPPRESS)  # see parse_once
     args = parser.parse_args()
+    if args.parse_once is not None:
+        parse_once(args.parse_once)
+        return
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,6 +196,8 @@ def main() -> None:
     note = "" if hasattr(yaml, "CSafeLoader") else " (libyaml missing: same as pure)"
     print(f"front matter YAML x{args.count}: C loader {c_each:.3f} ms each{note}, "
           f"pure Python {py_each:.3f} ms each ({py_time / c_time:.1f}x slower)")  # fmt: skip
+    if args.instructions:
+        print(f"instructions per runbook (callgrind): {instructions_per_runbook():,}")
 
 
 if __name__ == "__main__":
