@@ -160,6 +160,7 @@ def parse_bool(text: str) -> bool:
 
 _DURATION_RE = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*)+$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_SECONDS_RE = re.compile(r"\d+(\.\d+)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -172,7 +173,7 @@ def parse_duration(value: object) -> float:
             raise ValueError(f"a duration cannot be negative: {value!r}")
         return float(value)
     text = str(value).strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
+    if _SECONDS_RE.fullmatch(text):
         return float(text)
     if not _DURATION_RE.match(text):
         raise ValueError(f"expected a duration such as 30s, 5m, 1h or 1h30m, got {value!r}")
