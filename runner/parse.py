@@ -763,14 +763,15 @@ def split_attributes(text: str) -> dict[str, str]:
             if rest[:1] in "\"'" or '="' in rest or "='" in rest:
                 raise ValueError(f"a quote is not closed near {rest[:30]!r}")
             raise ValueError(f"cannot read {rest[:30]!r}; write key=value pairs")
-        quoted = match.group("dq") if match.group("dq") is not None else match.group("sq")
+        key, dq, sq, bare = match.groups()  # one call, not one per group
+        quoted = dq if dq is not None else sq
         if quoted is not None:
             value = _ESCAPE_RE.sub(r"\1", quoted) if "\\" in quoted else quoted
-        elif match.group("bare") is not None:
-            value = match.group("bare")
+        elif bare is not None:
+            value = bare
         else:
             value = "true"
-        attrs[match.group("key")] = value
+        attrs[key] = value
         pos = match.end()
     return attrs
 
@@ -793,7 +794,7 @@ _ATTR_CODE = {"when": "RB032"}
 
 def _apply_attribute(out: dict[str, Any], key: str, value: str) -> None:
     if key in ("id", "name"):
-        if not value or any(c.isspace() for c in value):
+        if value.split() != [value]:  # empty, or spaces somewhere
             raise ValueError("an id is one word with no spaces")
         out["id"] = value
     elif key == "role":
