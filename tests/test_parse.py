@@ -680,3 +680,10 @@ def test_a_file_of_thousands_of_list_steps_parses_in_linear_time() -> None:
 def test_titles_drop_markup_but_keep_words(heading: str, title: str) -> None:
     book = parse_text(f"# T\n\n## Steps\n\n{heading}\n\nDo it.\n", "t.md")
     assert book.steps[0].title == title
+
+
+def test_nul_in_text_becomes_the_replacement_character() -> None:
+    # CommonMark replaces NUL with U+FFFD; the parser does it itself (markdown-it's normalize
+    # rule is off for speed), so a NUL never reaches a kernel from a string parsed in memory.
+    r = parse_text("# T\n\n## Steps\n\n1. Run\n\n   ```bash\n   echo a\0b\n   ```\n", path="x.md")
+    assert r.steps[0].blocks[0].code == "echo a\ufffdb\n"
