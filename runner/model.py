@@ -172,39 +172,46 @@ class Step:
 
     @property
     def manual(self) -> bool:
-        return not self.executable_blocks
+        return not any(b.executable for b in self.blocks)
 
     # A step's policies are those of its executable blocks: the first block that sets one wins,
-    # so an author may put the attributes on whichever block reads best.
+    # so an author may put the attributes on whichever block reads best. They filter `blocks`
+    # in place rather than build `executable_blocks`: the linter and the site ask for them
+    # dozens of times per runbook.
     @property
     def approve(self) -> bool:
-        return any(b.approve for b in self.executable_blocks)
+        return any(b.approve for b in self.blocks if b.executable)
 
     @property
     def approver_role(self) -> str | None:
-        return next((b.approver_role for b in self.executable_blocks if b.approver_role), None)
+        return next(
+            (b.approver_role for b in self.blocks if b.executable and b.approver_role), None
+        )
 
     @property
     def when(self) -> str | None:
-        return next((b.when for b in self.executable_blocks if b.when), None)
+        return next((b.when for b in self.blocks if b.executable and b.when), None)
 
     @property
     def timeout(self) -> float | None:
-        return next((b.timeout for b in self.executable_blocks if b.timeout is not None), None)
+        return next(
+            (b.timeout for b in self.blocks if b.executable and b.timeout is not None), None
+        )
 
     @property
     def retries(self) -> int:
-        return max((b.retries for b in self.executable_blocks), default=0)
+        return max((b.retries for b in self.blocks if b.executable), default=0)
 
     @property
     def on_failure(self) -> OnFailure:
         return next(
-            (b.on_failure for b in self.executable_blocks if b.on_failure != "abort"), "abort"
+            (b.on_failure for b in self.blocks if b.executable and b.on_failure != "abort"),
+            "abort",
         )
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        return tuple(name for b in self.executable_blocks for name in b.outputs)
+        return tuple(name for b in self.blocks if b.executable for name in b.outputs)
 
 
 @dataclass(frozen=True, slots=True)
