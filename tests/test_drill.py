@@ -21,7 +21,9 @@ import msgspec
 import pytest
 from runner_helpers import RUNBOOK, cli
 
-from runner.drill import (
+from runner.drill import stale_problems
+from runner.journal import read_events
+from runner.scenario import (
     Answer,
     Scenario,
     ScenarioError,
@@ -29,9 +31,7 @@ from runner.drill import (
     load_scenario,
     parse_error_path,
     split_validation_error,
-    stale_problems,
 )
-from runner.journal import read_events
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(p.name for p in (REPO / "runbooks").glob("*.md"))

@@ -20,12 +20,10 @@ from ..drill import (
     Check,
     DrillOperator,
     LabClient,
-    ScenarioFile,
     check_expectations,
     check_loopback,
     check_scenario,
     find_scenario,
-    load_scenario,
 )
 from ..engine import Engine, RunContext, RunOptions, RunResult
 from ..errors import InvalidInputs, UsageError
@@ -35,6 +33,7 @@ from ..lab.server import TOKEN_ENV, LabServer
 from ..model import InputValue, Runbook
 from ..operator import TerminalOperator
 from ..report import write_report
+from ..scenario import ScenarioFile, load_scenario
 from . import EXIT_FAILED, EXIT_OK, cli, runs_dir_option
 from .running import (
     RichReporter,
