@@ -87,9 +87,6 @@ def _field_types(cls: type[Struct]) -> dict[str, Any]:
     return {f.name: f.type for f in msgspec.structs.fields(cls)}
 
 
-FRONT_MATTER_KEYS = FrontMatterSchema.__struct_fields__
-INPUT_KEYS = InputSchema.__struct_fields__
-TRIGGER_KEYS = TriggerSchema.__struct_fields__
 _REQUIRED = tuple(f.name for f in msgspec.structs.fields(FrontMatterSchema) if f.required)
 _TYPES: dict[type[Struct], dict[str, Any]] = {
     cls: _field_types(cls) for cls in (FrontMatterSchema, InputSchema, TriggerSchema)
