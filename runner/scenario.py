@@ -13,7 +13,6 @@ lab's ``/api/_lab/state``. See ``docs/drills.md`` for the format.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import yaml
 from .errors import RunbookError
 from .lab.api import LabError
 from .lab.control import parse_route
+from .parse import did_you_mean
 
 RunStatusName = Literal["succeeded", "succeeded_with_handled_failures", "failed", "cancelled"]
 Loc = tuple[str | int, ...]
@@ -362,9 +362,7 @@ def _yaml_words(message: str) -> str:
 
 
 def _unknown_key(key: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"unknown key{hint}; see docs/drills.md for the scenario keys"
+    return f"unknown key{did_you_mean(key, known)}; see docs/drills.md for the scenario keys"
 
 
 def _unknown_keys(value: object, schema: object, loc: Loc) -> Iterator[tuple[Loc, str]]:
