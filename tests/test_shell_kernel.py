@@ -120,17 +120,122 @@ def test_failing_last_command_is_an_error_with_its_exit_status(kc: BlockingKerne
     cell = execute(kc, "echo before; (exit 4)")
     assert cell.reply["status"] == "error"
     assert cell.reply["ename"] == "ExitStatus"
-    assert cell.reply["evalue"] == "exit status 4"
+    assert cell.reply["evalue"] == "line 1: `( exit 4 )` exited 4"
     assert cell.reply["exit_status"] == 4
     assert [e["ename"] for e in cell.errors] == ["ExitStatus"]
     assert cell.text("stdout") == "before\n"
 
 
-def test_status_is_that_of_the_last_command(kc: BlockingKernelClient) -> None:
-    cell = execute(kc, "false; true")
+def test_the_first_failing_command_stops_the_cell(kc: BlockingKernelClient) -> None:
+    cell = execute(kc, "echo about to fail\nfalse\necho should not print")
+    assert cell.reply["status"] == "error"
+    assert cell.reply["evalue"] == "line 2: `false` exited 1"
+    assert cell.reply["runbook"]["failure"] == {"line": 2, "command": "false", "status": 1}
+    assert cell.text("stdout") == "about to fail\n"
+    assert execute(kc, "echo alive").text("stdout") == "alive\n"
+
+
+TESTED = """if false; then echo no; fi
+false || echo handled-or
+false && echo no
+! false
+while false; do :; done
+f() { false; echo f-goes-on; }
+if f; then echo f-in-if; fi
+echo done"""
+
+
+def test_tested_commands_do_not_stop_the_cell_as_with_set_e(kc: BlockingKernelClient) -> None:
+    cell = execute(kc, TESTED)
+    assert cell.reply["status"] == "ok", cell.reply
+    assert cell.text("stdout") == "handled-or\nf-goes-on\nf-in-if\ndone\n"
+
+
+@pytest.mark.parametrize(
+    ("code", "line", "command"),
+    [
+        ("f() {\n  echo in-f\n  false\n  echo no\n}\nf\necho no", 3, "false"),
+        ("for i in 1 2 3; do\n  if ((i == 2)); then (exit 9); fi\ndone\necho no", 2, "( exit 9 )"),
+        ("x=$(false; echo sub)\necho no", 1, "x=$(false; echo sub)"),
+        ("echo a | false | cat\necho no", 1, "cat"),
+    ],
+    ids=["in-a-function", "in-a-loop", "command-substitution", "pipeline"],
+)
+def test_a_failure_anywhere_stops_the_cell_and_names_its_line(
+    kc: BlockingKernelClient, code: str, line: int, command: str
+) -> None:
+    cell = execute(kc, code)
+    assert cell.reply["status"] == "error"
+    assert cell.reply["runbook"]["failure"]["line"] == line
+    assert cell.reply["runbook"]["failure"]["command"] == command
+    assert "no" not in cell.text("stdout").split()
+
+
+def test_set_plus_e_and_errexit_false_turn_the_stop_off(kc: BlockingKernelClient) -> None:
+    cell = execute(kc, "set +e\nfalse\necho goes-on\nset -e\nfalse\necho no")
+    assert cell.reply["runbook"]["failure"]["line"] == 5
+    assert cell.text("stdout") == "goes-on\n"
+    # Scoped to its cell: the next one stops at its first failure again.
+    again = execute(kc, "false\necho no")
+    assert again.reply["status"] == "error"
+    assert again.text("stdout") == ""
+
+
+def test_errexit_false_in_the_request_metadata_runs_every_line(
+    kernel: tuple[KernelManager, BlockingKernelClient],
+) -> None:
+    _, kc = kernel
+    content = {"code": "false\necho goes-on\ntrue", "silent": False, "user_expressions": {}}
+    msg = kc.session.msg("execute_request", content, metadata={"runbook": {"errexit": False}})
+    kc.shell_channel.send(msg)
+    reply = kc.get_shell_msg(timeout=TIMEOUT)
+    while reply["parent_header"].get("msg_id") != msg["header"]["msg_id"]:
+        reply = kc.get_shell_msg(timeout=TIMEOUT)
+    assert reply["content"]["status"] == "ok"
+
+
+def test_set_options_written_in_a_cell_are_scoped_to_it(kc: BlockingKernelClient) -> None:
+    cell = execute(kc, "set -euo pipefail\necho \"flags=$-\"")
     assert cell.reply["status"] == "ok"
-    assert cell.reply["exit_status"] == 0
-    assert cell.errors == []
+    assert "u" in cell.text("stdout")
+    after = execute(kc, 'echo "${NEVER_SET_ANYWHERE}flags=$-"')
+    assert after.reply["status"] == "ok"
+    assert "u" not in after.text("stdout").split("=", 1)[1]
+
+
+def test_set_of_positional_parameters_is_refused_loudly(kc: BlockingKernelClient) -> None:
+    cell = execute(kc, "set -- a b\necho no")
+    assert cell.reply["status"] == "error"
+    assert "use an array" in cell.text("stderr")
+
+
+def test_exit_ends_the_cell_with_its_status_and_keeps_the_shell(
+    kc: BlockingKernelClient, tmp_path: Path
+) -> None:
+    before = execute(kc, "true", user_expressions={"pid": "$$"})
+    cell = execute(
+        kc, f"cd {tmp_path}\nexport KEPT=yes\nhelper() {{ echo helped; }}\nexit 3\necho no"
+    )
+    assert cell.reply["status"] == "error"
+    assert cell.reply["exit_status"] == 3
+    assert cell.reply["evalue"] == "exit 3"
+    assert cell.reply["runbook"]["exited"] is True
+    assert cell.text("stdout") == ""
+    after = execute(kc, 'echo "$PWD $KEPT"; helper', user_expressions={"pid": "$$"})
+    assert after.text("stdout") == f"{tmp_path} yes\nhelped\n"
+    assert value(after, "pid") == value(before, "pid")
+
+
+def test_exit_zero_in_a_function_ends_the_cell_successfully(kc: BlockingKernelClient) -> None:
+    cell = execute(kc, "finish() { echo finishing; exit 0; }\nfinish\necho no")
+    assert cell.reply["status"] == "ok"
+    assert cell.text("stdout") == "finishing\n"
+
+
+def test_exit_in_a_subshell_only_ends_the_subshell(kc: BlockingKernelClient) -> None:
+    cell = execute(kc, '(exit 4) || echo "sub=$?"\necho after')
+    assert cell.reply["status"] == "ok"
+    assert cell.text("stdout") == "sub=4\nafter\n"
 
 
 def test_a_failing_command_in_a_pipeline_fails_the_cell(kc: BlockingKernelClient) -> None:
@@ -189,18 +294,23 @@ def test_user_expression_that_cannot_expand_is_reported_as_error(
     assert value(cell, "ok") == "fine"
 
 
-def test_exit_reports_error_and_the_next_cell_runs_in_a_fresh_shell(
-    kc: BlockingKernelClient,
+def test_a_killed_shell_is_replaced_in_its_directory_and_says_what_was_lost(
+    kc: BlockingKernelClient, tmp_path: Path
 ) -> None:
-    before = execute(kc, "LOST=yes", user_expressions={"pid": "$$"})
-    cell = execute(kc, "echo leaving; exit 3")
+    before = execute(
+        kc, f"cd {tmp_path}; export LOST=yes; gone() {{ :; }}", user_expressions={"pid": "$$"}
+    )
+    cell = execute(kc, "echo leaving; kill -KILL $$")
     assert cell.reply["status"] == "error"
     assert cell.reply["ename"] == "ShellExited"
-    assert cell.reply["exit_status"] == 3
+    restarted = cell.reply["runbook"]["restarted"]
+    assert restarted["cwd"] == str(tmp_path)
+    assert "LOST" in restarted["lost_exports"]
+    assert "gone" in restarted["lost_functions"]
     assert "leaving\n" in cell.text("stdout")
-    after = execute(kc, 'echo "lost=${LOST:-}"', user_expressions={"pid": "$$"})
+    after = execute(kc, 'echo "lost=${LOST:-} $PWD"', user_expressions={"pid": "$$"})
     assert after.reply["status"] == "ok"
-    assert after.text("stdout") == "lost=\n"
+    assert after.text("stdout") == f"lost= {tmp_path}\n"
     assert value(after, "pid") != value(before, "pid")
 
 
@@ -245,7 +355,7 @@ def test_ten_thousand_lines_all_arrive_in_order(kc: BlockingKernelClient) -> Non
 
 
 def test_commands_reading_stdin_get_end_of_file(kc: BlockingKernelClient) -> None:
-    cell = execute(kc, 'read -r line; echo "read=$?"; cat; echo done')
+    cell = execute(kc, 'read -r line || echo "read=$?"; cat; echo done')
     assert cell.reply["status"] == "ok"
     assert cell.text("stdout") == "read=1\ndone\n"
 

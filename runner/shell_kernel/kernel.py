@@ -95,12 +95,17 @@ class ShellKernel(Kernel):
     ) -> dict[str, Any]:
         self._output_parent = self.get_parent()  # type: ignore[no-untyped-call]
         self._silent = silent
-        result = self._shell.run(code, user_expressions or {})
+        # The runner sends a block's settings in the request's metadata (ipykernel hands
+        # it over as cell_meta): `errexit=false` on a block turns first-failure stops off.
+        options = (cell_meta or {}).get("runbook") or {}
+        errexit = options.get("errexit", True) is not False
+        result = self._shell.run(code, user_expressions or {}, errexit=errexit)
         reply = {
             "execution_count": self.execution_count,
             "exit_status": result.exit_status,
             "user_expressions": _expression_replies(result),
             "payload": [],
+            "runbook": _runbook_facts(result),
         }
         if result.outcome is Outcome.OK:
             return {"status": "ok", **reply}
@@ -173,15 +178,43 @@ def _error_content(result: CellResult) -> dict[str, Any]:
     """The ename/evalue/traceback triple Jupyter expects for an unsuccessful cell."""
     if result.outcome is Outcome.EXITED:
         evalue = (
-            f"the shell exited with status {result.exit_status}; a fresh shell was started"
-            " (directory, variables and exports were reset)"
+            f"the shell itself exited with status {result.exit_status}; a fresh shell was "
+            "started in the same directory"
         )
     elif result.outcome is Outcome.INTERRUPTED:
         evalue = "interrupted"
+    elif result.failure is not None:
+        failure = result.failure
+        command = failure.command if len(failure.command) <= 200 else failure.command[:200] + "…"
+        evalue = f"line {failure.line}: `{command}` exited {failure.status}"
+    elif result.exited:
+        evalue = f"exit {result.exit_status}"
     else:
         evalue = f"exit status {result.exit_status}"
     ename = ERROR_NAMES[result.outcome]
     return {"ename": ename, "evalue": evalue, "traceback": [f"{ename}: {evalue}"]}
+
+
+def _runbook_facts(result: CellResult) -> dict[str, Any]:
+    """What the runner needs beyond Jupyter's reply: how the cell stopped, and whether bash
+    was replaced (then the runner puts its inputs and outputs back before the next cell)."""
+    facts: dict[str, Any] = {"exited": result.exited}
+    if result.failure is not None:
+        failure = result.failure
+        facts["failure"] = {
+            "line": failure.line,
+            "command": failure.command,
+            "status": failure.status,
+        }
+    if result.restart is not None:
+        restart = result.restart
+        facts["restarted"] = {
+            "status": restart.status,
+            "cwd": restart.cwd,
+            "lost_exports": list(restart.lost_exports),
+            "lost_functions": list(restart.lost_functions),
+        }
+    return facts
 
 
 def _expression_replies(result: CellResult) -> dict[str, dict[str, Any]]:
@@ -191,7 +224,9 @@ def _expression_replies(result: CellResult) -> dict[str, dict[str, Any]]:
         if value is None and result.outcome is Outcome.EXITED:
             replies[name] = _expression_error("ShellExited", "the shell exited before it")
         elif value is None:
-            replies[name] = _expression_error("ExpansionError", "bash could not expand it")
+            replies[name] = _expression_error(
+                "ExpansionError", "not set, or bash could not expand it"
+            )
         else:
             replies[name] = {"status": "ok", "data": {"text/plain": value}, "metadata": {}}
     return replies
@@ -203,9 +238,18 @@ def _expression_error(ename: str, evalue: str) -> dict[str, Any]:
 
 def launch() -> None:
     """Run the kernel; ``IPKernelApp`` reads ``-f CONNECTION_FILE`` from ``sys.argv``."""
+    import zmq
     from ipykernel.kernelapp import IPKernelApp
 
-    IPKernelApp.launch_instance(kernel_class=ShellKernel)
+    class ShellKernelApp(IPKernelApp):
+        def init_iopub(self, context: zmq.Context[Any]) -> None:
+            # A PUB socket drops messages past its high-water mark (1,000 by default), the
+            # final `idle` among them, and a step that floods output would then never end.
+            # No limit: output waits in memory until the runner has read it.
+            context.setsockopt(zmq.SNDHWM, 0)
+            super().init_iopub(context)  # type: ignore[no-untyped-call]
+
+    ShellKernelApp.launch_instance(kernel_class=ShellKernel)
     # Tearing down the interpreter (an IPython-sized heap) takes ~80 ms and is of no use
     # to a process that is leaving: run the exit hooks -- ipykernel closes its sockets
     # there -- and go.

@@ -17,6 +17,18 @@ Why this shape:
 * Every control line stands alone: if a cell line is aborted (interrupt, expansion
   error), the status line after it still runs and reports ``$?``.
 
+* A cell stops at its first failing command, as a CI system's ``bash -e -o pipefail``
+  step does, but without ``set -e`` itself: errexit in an interactive shell ends the
+  shell, and with it the run's directory, variables and exports. An ``ERR`` trap (with
+  ``errtrace``, so functions and subshells have it too) ends the sourced cell instead.
+  bash fires it exactly where ``set -e`` would stop (never in ``if``, ``while``, ``&&``,
+  ``||`` or ``!``). ``set`` and ``exit`` are shell functions in the cell's scope: ``set
+  -e``/``set +e`` switch the trap's effect, the other options go to the builtin and are
+  reset after the cell; ``exit N`` ends the cell with status N and keeps the shell.
+* When bash is gone all the same (``exec``, ``kill $$``), a fresh one is started in the
+  last working directory, and the result says so and which exported variables and
+  functions were lost, so the runner can put its inputs and outputs back.
+
 One pump thread reads stdout, stderr, the record pipe and the exit notification. Before
 it hands a record over it drains stdout and stderr, so a cell's output is always
 published before the cell's verdict.
@@ -54,6 +66,9 @@ REINTERRUPTS = 10
 REINTERRUPT_DELAY = 0.1
 #: Bytes read per ``os.read``; big reads keep a flood of output to a few messages.
 READ_SIZE = 1 << 16
+#: Output read in one go is handed on in pieces of at most this many bytes: a flood becomes
+#: a few hundred messages a second rather than tens of thousands.
+BATCH_SIZE = 1 << 20
 
 OutputSink = Callable[[str, str], None]
 """Receives ``(stream_name, text)`` with stream_name ``"stdout"`` or ``"stderr"``."""
@@ -62,10 +77,29 @@ OutputSink = Callable[[str, str], None]
 class Outcome(enum.Enum):
     """How a cell ended."""
 
-    OK = "ok"  # last command exited 0
-    FAILED = "failed"  # last command exited non-zero
+    OK = "ok"  # ran to its end (or `exit 0`) with status 0
+    FAILED = "failed"  # a command failed and stopped the cell, or it ended non-zero
     INTERRUPTED = "interrupted"  # interrupt() was called while the cell ran
-    EXITED = "exited"  # the code made bash exit; a fresh bash has been started
+    EXITED = "exited"  # bash itself went away; a fresh bash has been started
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """The command that stopped a cell."""
+
+    line: int  # 1-based line in the cell (or in the file that defined the function)
+    command: str  # the command as bash saw it, before expansion
+    status: int  # its exit status
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """What a replaced bash got back, and what it did not."""
+
+    status: int  # the old bash's exit status
+    cwd: str | None  # the working directory restored, or None when it no longer exists
+    lost_exports: tuple[str, ...]  # exported variables the cells had set
+    lost_functions: tuple[str, ...]  # functions the cells had defined
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +107,12 @@ class CellResult:
     """What one cell produced besides its streamed output."""
 
     outcome: Outcome  # how the cell ended
-    exit_status: int  # status of the last command, or bash's own status when it exited
+    exit_status: int  # the cell's status (exit N's N), or bash's own status when it exited
     values: Mapping[str, str | None] = field(default_factory=dict)
-    """Each requested expression's value; None when bash could not expand it."""
+    """Each requested expression's value; None when it is unset or bash could not expand it."""
+    failure: Failure | None = None  # the command that stopped the cell, when one did
+    exited: bool = False  # the cell ended by `exit N` (or `return N`)
+    restart: Restart | None = None  # set when bash was replaced during this cell
 
 
 @dataclass(slots=True)
@@ -108,6 +145,9 @@ class Shell:
         self.version = ""  # $BASH_VERSION, known once the first bash has started
         self._closed = False  # close() was called: never start bash again
         self._watchdog: _Watchdog | None = None  # kills bash's group if this process vanishes
+        self.cwd: str | None = None  # bash's working directory after the last cell
+        self._baseline: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+        self._names: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
 
     @property
     def pid(self) -> int | None:
@@ -121,6 +161,7 @@ class Shell:
     def start(self) -> None:
         """Start bash and wait until it has taken its settings."""
         record_read, record_write = os.pipe()
+        prelude = self._write_file("prelude.sh", PRELUDE)
         self._proc = subprocess.Popen(
             ["bash", "--noprofile", "--norc", "--noediting", "-i"],
             stdin=subprocess.PIPE,
@@ -128,6 +169,7 @@ class Shell:
             stderr=subprocess.PIPE,
             pass_fds=(record_write,),
             env=self._env,
+            cwd=self.cwd if self.cwd and os.path.isdir(self.cwd) else None,
             # Its own session and group: interrupts and kills reach bash and every
             # command it started, and never the kernel.
             start_new_session=True,
@@ -140,25 +182,36 @@ class Shell:
         self._records = queue.SimpleQueue()
         self._pump = _Pump(self._proc, record_read, self._sink, self._records)
         self._pump.start()
-        self._write(_setup_line(record_write))
-        kind, _, payload = self._next_record()
-        if kind != "E":
-            raise OSError(f"bash exited with status {payload} while starting")
+        self._write(_setup_line(record_write, prelude))
+        while True:
+            kind, _, payload = self._next_record()
+            if kind == "N":
+                self._baseline = self._names = _names(payload)
+            elif kind == "E":
+                break
+            else:
+                raise OSError(f"bash exited with status {payload} while starting")
         self.version = payload
 
-    def run(self, code: str, expressions: Mapping[str, str] | None = None) -> CellResult:
-        """Run ``code`` as one cell, then expand each of ``expressions`` in the same shell."""
-        with self._run_lock:
-            return self._run(code, expressions)
+    def run(
+        self, code: str, expressions: Mapping[str, str] | None = None, *, errexit: bool = True
+    ) -> CellResult:
+        """Run ``code`` as one cell, then expand each of ``expressions`` in the same shell.
 
-    def _run(self, code: str, expressions: Mapping[str, str] | None) -> CellResult:
+        With ``errexit`` the cell stops at its first failing command (see the module's
+        docstring); without it only its last command's status counts.
+        """
+        with self._run_lock:
+            return self._run(code, expressions, errexit)
+
+    def _run(self, code: str, expressions: Mapping[str, str] | None, errexit: bool) -> CellResult:
         if self._closed:
             raise RuntimeError("the shell has been closed")
-        if not self.alive():
-            self._restart()
+        restart = None if self.alive() else self._restart(-1)
         names = list(expressions or {})
-        cell = self._begin(code, [(expressions or {})[n] for n in names])
+        cell = self._begin(code, [(expressions or {})[n] for n in names], errexit)
         status: int | None = None
+        stop = ""
         values: dict[int, str] = {}
         while True:
             kind, ident, payload = self._next_record()
@@ -166,22 +219,30 @@ class Shell:
                 with self._lock:
                     self._cell = None
                 if not self._closed:
-                    self._restart()
-                return CellResult(Outcome.EXITED, int(payload), dict.fromkeys(names))
+                    restart = self._restart(int(payload))
+                return CellResult(
+                    Outcome.EXITED, int(payload), dict.fromkeys(names), restart=restart
+                )
             if ident not in cell.accepted:
                 continue  # a late record of an earlier cell or interrupt
             if kind == "S":
                 status = int(payload)
+            elif kind == "F":
+                stop = payload
             elif kind == "V":
                 index, _, value = payload.partition(" ")
                 values[int(index)] = value
+            elif kind == "P":
+                self.cwd = payload
+            elif kind == "N":
+                self._names = _names(payload)
             elif kind == "E":
                 break
         with self._lock:
             self._cell = None
         self._forget_code()
         found = {name: values.get(i) for i, name in enumerate(names)}
-        return _verdict(cell.interrupted, status, found)
+        return _verdict(cell.interrupted, status, found, stop, restart)
 
     def _next_record(self) -> tuple[str, int, str]:
         """The next record; an exit record if the pump thread died without one."""
@@ -232,7 +293,7 @@ class Shell:
         self._stop()
         shutil.rmtree(self._workdir, ignore_errors=True)
 
-    def _begin(self, code: str, expressions: list[str]) -> _Cell:
+    def _begin(self, code: str, expressions: list[str], errexit: bool) -> _Cell:
         """Write the cell's files and control lines; return its bookkeeping."""
         with self._lock:
             cell = _Cell(self._take_id(), set())
@@ -241,7 +302,7 @@ class Shell:
             script = _expression_script(cell.ident, expressions)
             expr_path = self._write_file("expressions.sh", script)
             self._cell = cell
-            self._write(_cell_lines(cell.ident, cell_path, expr_path))
+            self._write(_cell_lines(cell.ident, cell_path, expr_path, errexit))
         return cell
 
     def _forget_code(self) -> None:
@@ -280,9 +341,15 @@ class Shell:
                 return  # bash is gone; the pump reports the exit
             data = data[written:]
 
-    def _restart(self) -> None:
+    def _restart(self, status: int) -> Restart:
+        """A fresh bash in the last working directory; says what the old one took with it."""
+        exports, functions = (
+            sorted(now - base) for now, base in zip(self._names, self._baseline, strict=True)
+        )
         self._stop()
         self.start()
+        cwd = self.cwd if self.cwd and os.path.isdir(self.cwd) else None
+        return Restart(status, cwd, tuple(exports), tuple(functions))
 
     def _stop(self) -> None:
         proc = self._proc
@@ -301,43 +368,139 @@ class Shell:
             self._watchdog = None
 
 
-def _setup_line(record_write: int) -> str:
+def _setup_line(record_write: int, prelude: str) -> str:
     """Move the record pipe to RECORD_FD and quiet everything an interactive bash adds."""
     return (
         f"exec {RECORD_FD}>&{record_write} {record_write}>&-; "
         "PS1=; PS2=; PS0=; PROMPT_COMMAND=; unset HISTFILE MAILCHECK; set +o history +H; "
-        # A runbook step is judged by its exit status, so `curl -f ... | jq ...` must fail when
-        # curl does: pipefail, as CI systems' bash steps do.
-        "set -o pipefail; "
-        f"printf 'E 0 %s\\0' \"$BASH_VERSION\" >&{RECORD_FD}\n"
+        f"source {shlex.quote(prelude)}; "
+        + _NAMES_RECORD.format(ident=0)
+        + f"printf 'E 0 %s\\0' \"$BASH_VERSION\" >&{RECORD_FD}\n"
     )
 
 
-def _cell_lines(ident: int, cell_path: str, expr_path: str) -> str:
+#: Loaded once into every bash: the ERR trap that stops a cell at its first failing
+#: command, and the ``set`` and ``exit`` that cells see (see the module's docstring). Names
+#: start with ``__rb_`` so no script collides with them.
+PRELUDE = r"""
+__rb_errexit=1 __rb_exit= __rb_fline= __rb_fcmd= __rb_fstat=
+# One line, so that $LINENO is still the failing command's line when it is read. The
+# `return` must be the trap's own: in a function it would only leave that function.
+__rb_trap='__rb_s=$? __rb_l=$LINENO __rb_c=$BASH_COMMAND; if ((${#BASH_SOURCE[@]})) && __rb_stop; '
+__rb_trap+='then if ((${#FUNCNAME[@]})); then return $__rb_s; fi; return ${__rb_exit:-$__rb_s}; fi'
+__rb_stop() {
+  ((__rb_errexit)) || [[ -n $__rb_exit ]] || return 1
+  ((BASH_SUBSHELL == 0)) || builtin exit "$__rb_s"
+  [[ -n $__rb_fline$__rb_exit ]] || __rb_fline=$__rb_l __rb_fcmd=$__rb_c __rb_fstat=$__rb_s
+}
+exit() {
+  ((BASH_SUBSHELL == 0)) || builtin exit "$@"
+  local __rb_n=${1-$?}
+  if ! [[ $__rb_n =~ ^-?[0-9]+$ ]]; then
+    echo "exit: $__rb_n: numeric argument required" >&2
+    __rb_n=2
+  fi
+  __rb_exit=$((__rb_n & 255))
+  return 1
+}
+__rb_positional() {
+  echo "set: a runbook block cannot set positional parameters (set -- ...);" \
+    "use an array instead: args=(...)" >&2
+  return 2
+}
+set() {
+  local -a __rb_pass=()
+  local __rb_a __rb_f __rb_o __rb_on
+  if (($# == 0)); then builtin set; return; fi
+  while (($#)); do
+    __rb_a=$1; shift
+    case $__rb_a in
+      -|--) __rb_positional; return ;;
+      [-+]?*) ;;
+      *) __rb_positional; return ;;
+    esac
+    [[ ${__rb_a:0:1} == - ]] && __rb_on=1 || __rb_on=0
+    __rb_f=${__rb_a:1}
+    if [[ $__rb_f == *e* ]]; then __rb_errexit=$__rb_on; __rb_f=${__rb_f//e/}; fi
+    if [[ $__rb_f == *o* ]]; then
+      __rb_f=${__rb_f//o/}
+      __rb_o=${1-}
+      (($#)) && shift
+      if [[ $__rb_o == errexit ]]; then __rb_errexit=$__rb_on
+      elif [[ -n $__rb_o ]]; then __rb_pass+=("${__rb_a:0:1}o" "$__rb_o")
+      else __rb_pass+=("${__rb_a:0:1}o"); fi
+    fi
+    [[ -z $__rb_f ]] || __rb_pass+=("${__rb_a:0:1}$__rb_f")
+  done
+  ((${#__rb_pass[@]} == 0)) || builtin set "${__rb_pass[@]}"
+}
+builtin set -E -o pipefail
+"""
+
+#: The settings every cell starts from, whatever the one before it set: options written in
+#: a cell are scoped to it. pipefail: a runbook step is judged by its exit status, so
+#: `curl -f ... | jq ...` must fail when curl does, as CI systems' bash steps do.
+_RESET = "builtin set +auvxfCkT -hBE -o pipefail"
+
+#: The names of exported variables and functions, to say what a lost bash took with it.
+#: Builtins only, writing straight to the record pipe: no fork per cell.
+_NAMES_RECORD = (
+    "{{ printf 'N {ident} '; compgen -e; printf '\\1'; compgen -A function; printf '\\0'; }}"
+    f" >&{RECORD_FD}; "
+)
+
+
+def _cell_lines(ident: int, cell_path: str, expr_path: str, errexit: bool) -> str:
     """The control lines for one cell; each must survive the one before being aborted."""
     return (
+        f"__rb_exit= __rb_fline= __rb_fcmd= __rb_fstat= __rb_errexit={int(errexit)}; "
+        f'trap "$__rb_trap" ERR\n'
         f"source {shlex.quote(cell_path)} </dev/null {RECORD_FD}>&-\n"
-        f"printf 'S {ident} %d\\0' \"$?\" >&{RECORD_FD}\n"
+        f"printf 'S {ident} %d\\0' \"$?\" >&{RECORD_FD}; "
+        f'printf \'F {ident} %s:%s:%s:%s\\0\' "$__rb_exit" "$__rb_fstat" "$__rb_fline" '
+        f'"$__rb_fcmd" >&{RECORD_FD}\n'
+        f"__rb_errexit=0 __rb_exit=; {_RESET}\n"
         f"source {shlex.quote(expr_path)} </dev/null\n"
-        f"printf 'E {ident} \\0' >&{RECORD_FD}\n"
+        f"printf 'P {ident} %s\\0' \"$PWD\" >&{RECORD_FD}; "
+        + _NAMES_RECORD.format(ident=ident)
+        + f"printf 'E {ident} \\0' >&{RECORD_FD}\n"
     )
 
 
 def _expression_script(ident: int, expressions: list[str]) -> str:
-    """One printf per expression, tagged with its index; a failed expansion prints nothing."""
+    """One printf per expression, tagged with its index; a failed expansion prints nothing.
+
+    Its message is bash's own (``NAME: parameter not set``), so it goes nowhere: the
+    runner names the unset output itself.
+    """
     return "".join(
-        f"printf 'V {ident} {i} %s\\0' \"{expr}\" >&{RECORD_FD}\n"
+        f"{{ printf 'V {ident} {i} %s\\0' \"{expr}\" >&{RECORD_FD}; }} 2>/dev/null\n"
         for i, expr in enumerate(expressions)
     )
 
 
-def _verdict(interrupted: bool, status: int | None, values: Mapping[str, str | None]) -> CellResult:
-    if interrupted:
-        return CellResult(Outcome.INTERRUPTED, 130 if status is None else status, values)
-    if status is None:
-        # The status line itself was lost; bash reports 130 for an aborted command.
-        return CellResult(Outcome.INTERRUPTED, 130, values)
-    return CellResult(Outcome.OK if status == 0 else Outcome.FAILED, status, values)
+def _names(payload: str) -> tuple[frozenset[str], frozenset[str]]:
+    exports, _, functions = payload.partition("\1")
+    return frozenset(exports.split()), frozenset(functions.split())
+
+
+def _verdict(
+    interrupted: bool,
+    status: int | None,
+    values: Mapping[str, str | None],
+    stop: str,
+    restart: Restart | None,
+) -> CellResult:
+    if interrupted or status is None:
+        # No status line means it was aborted itself; bash reports 130 for that.
+        code = 130 if status is None else status
+        return CellResult(Outcome.INTERRUPTED, code, values, restart=restart)
+    exit_code, fstat, fline, fcmd = stop.split(":", 3) if stop else ("", "", "", "")
+    failure = None
+    if fline and not exit_code:
+        failure = Failure(int(fline), fcmd, int(fstat))
+    outcome = Outcome.OK if status == 0 else Outcome.FAILED
+    return CellResult(outcome, status, values, failure, bool(exit_code), restart)
 
 
 class _Watchdog:
@@ -444,20 +607,32 @@ class _Pump(threading.Thread):
 
     def _drain(self, fd: int) -> bool:
         """Forward everything readable on ``fd`` now; False at end of file."""
-        while True:
+        batch: list[bytes] = []
+        size = 0
+        open_ = True
+        while open_:
             try:
                 chunk = os.read(fd, READ_SIZE)
             except BlockingIOError:
-                return True
+                break
             except OSError as err:
-                if err.errno == errno.EBADF:
-                    return False
-                raise
-            text = self._decoders[fd].decode(chunk, final=not chunk)
-            if text and self._forwarding:
-                self._forward(self._streams[fd], text)
-            if not chunk:
-                return False
+                if err.errno != errno.EBADF:
+                    raise
+                chunk = b""
+            open_ = bool(chunk)
+            batch.append(chunk)
+            size += len(chunk)
+            if size >= BATCH_SIZE or not open_:
+                self._hand_on(fd, batch, final=not open_)
+                batch, size = [], 0
+        if batch:
+            self._hand_on(fd, batch, final=False)
+        return open_
+
+    def _hand_on(self, fd: int, chunks: list[bytes], *, final: bool) -> None:
+        text = self._decoders[fd].decode(b"".join(chunks), final=final)
+        if text and self._forwarding:
+            self._forward(self._streams[fd], text)
 
     def _forward(self, name: str, text: str) -> None:
         try:
