@@ -26,9 +26,10 @@ import nbformat
 
 from runner.check import load_for_run
 from runner.engine import Engine, RunContext, RunOptions
-from runner.journal import Journal, Redactor
+from runner.journal import Journal
 from runner.kernels import ExecStatus, KernelPool
 from runner.operator import UnattendedOperator
+from runner.redact import Redactor
 
 BIN = Path(sys.executable).parent
 HEAD = "---\nname: Bench\nservice: bench\n---\n# Bench\n\n## Steps\n\n"

@@ -24,8 +24,9 @@ from typing import Any, Protocol
 from .errors import ExpressionError, RunbookError
 from .expr import parse_expression
 from .format import DEFAULT_KERNELS, SHELL_KERNEL
-from .journal import REDACTED, Event, Journal
+from .journal import Event, Journal
 from .kernels import (
+    CWD_EXPRESSION,
     ExecResult,
     ExecStatus,
     Interrupted,
@@ -33,10 +34,14 @@ from .kernels import (
     KernelPool,
     KernelSession,
     Output,
+    ShellRestart,
     Terminated,
     assignment_code,
+    chdir_code,
     expression_for,
     is_shell,
+    kernel_prelude,
+    typed_output,
 )
 from .model import Block, InputValue, Procedure, Runbook, RunStatus, Step, StepStatus
 from .operator import Approval, ApprovalRequest, Decision, Operator
@@ -49,6 +54,7 @@ from .policy import (
     run_status,
     selection_reason,
 )
+from .redact import REDACTED, rebuild
 
 StepKey = tuple[str | None, str]  # (procedure id or None, step id)
 
@@ -141,27 +147,52 @@ class _Current:
     block_started: float = 0.0
 
 
+#: A line longer than this is journaled in pieces rather than held until its newline.
+LONG_LINE = 1 << 16
+
+
 @dataclass
 class _Sink:
-    """Turns kernel outputs into journal events; streams are cut at line ends before redaction,
-    so a secret split across two chunks is still replaced whole."""
+    """Turns kernel outputs into journal events.
+
+    Streams are cut at line ends before redaction, so a secret split across two chunks is
+    still replaced whole; a line with no end in sight is cut anyway past ``LONG_LINE``,
+    keeping back as many characters as the longest secret form could span. Pieces are kept
+    in a list and joined once: a long line costs linear time, not a copy per chunk.
+    """
 
     engine: Engine
     step: Step
     block_id: str
-    buffers: dict[str, str] = field(default_factory=dict)
+    pending: dict[str, list[str]] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
 
     def add(self, output: Output) -> None:
         if output.kind == "stream":
-            name = output.stream or "stdout"
-            text = self.buffers.get(name, "") + output.text
-            cut = text.rfind("\n") + 1
-            self.buffers[name] = text[cut:]
-            if cut:
-                self._stream(name, text[:cut])
+            self._add_stream(output.stream or "stdout", output.text)
             return
         self.flush()
         self.engine._output_event(self.step, self.block_id, output)
+
+    def _add_stream(self, name: str, text: str) -> None:
+        pieces = self.pending.setdefault(name, [])
+        pieces.append(text)
+        size = self.sizes.get(name, 0) + len(text)
+        cut_in_chunk = text.rfind("\n") + 1
+        if cut_in_chunk:
+            whole = "".join(pieces)
+            cut = len(whole) - len(text) + cut_in_chunk
+        elif size > LONG_LINE:
+            whole = "".join(pieces)
+            cut = max(0, len(whole) - self.engine.journal.redactor.longest)
+        else:
+            self.sizes[name] = size
+            return
+        rest = whole[cut:]
+        self.pending[name] = [rest] if rest else []
+        self.sizes[name] = len(rest)
+        if cut:
+            self._stream(name, whole[:cut])
 
     def _stream(self, name: str, text: str) -> None:
         self.engine._event(
@@ -175,10 +206,12 @@ class _Sink:
         )
 
     def flush(self) -> None:
-        for name, text in list(self.buffers.items()):
+        for name, pieces in list(self.pending.items()):
+            text = "".join(pieces)
             if text:
                 self._stream(name, text)
-        self.buffers.clear()
+        self.pending.clear()
+        self.sizes.clear()
 
 
 class Engine:
@@ -209,12 +242,30 @@ class Engine:
         self.reporter = reporter or NullReporter()
         self.resume = resume
         self.outputs: dict[str, Any] = dict(resume.outputs) if resume else {}
+        # Secret inputs by name, to rebuild outputs that held one (see redact.template).
+        self._secrets = {n: str(v) for n, v in self.inputs.items() if n in self.secret_inputs}
+        self._cwd: dict[str, str] = dict(resume.cwd) if resume else {}  # kernel -> last cwd
+        if resume is not None:
+            self._rebuild_secret_outputs(resume)
         self._outcomes: dict[StepKey, StepOutcome] = {}
         self._approved: set[StepKey] = set()
         self._current: _Current | None = None
         self._aborted = False
         self._image_count = 0
         pool.on_start = self._kernel_started
+
+    def _rebuild_secret_outputs(self, resume: ResumeState) -> None:
+        """Outputs journaled as "***" get their real value back from the secret inputs."""
+        for name, pieces in resume.secret_templates.items():
+            value = rebuild(pieces, self._secrets)
+            if value is None:
+                raise RunbookError(
+                    f"output {name!r} held a secret in a form the run cannot rebuild (it is "
+                    "journaled as ***); run the step that sets it again with `runbook resume "
+                    "RUN --from STEP`",
+                    path=str(self.runbook.path),
+                )
+            self.outputs[name] = value
 
     # --- events --------------------------------------------------------------------------------
 
@@ -714,15 +765,23 @@ class Engine:
         return any(ref in (str(step.number), step.id) for ref in self.options.approve)
 
     def _approval_code(self, step: Step) -> str:
-        """The step's code, preceded by the values it refers to, as the approver must see them."""
-        values = {**self.inputs, **self.outputs}
+        """The step's code, preceded by the values it refers to, as the approver must see them.
+
+        Redacted before it is quoted: a secret with a quote or a backslash would otherwise
+        reach the screen and the journal in its quoted form, which no longer matches it.
+        """
+        redact = self.journal.redactor.value
+        values = {
+            n: REDACTED if n in self.secret_inputs else redact(v)
+            for n, v in {**self.inputs, **self.outputs}.items()
+        }
         parts = []
         for block in step.executable_blocks:
             used = {n: v for n, v in values.items() if n in block.code or n.upper() in block.code}
             lang = block.lang or "text"
             header = assignment_code(lang, used) if used else ""
             parts.append((header + "\n" if header else "") + block.code.rstrip("\n"))
-        return "\n\n".join(parts)
+        return self.journal.redactor.text("\n\n".join(parts))
 
     # --- executing -----------------------------------------------------------------------------
 
@@ -889,6 +948,7 @@ class Engine:
         if block is None:
             return
         current.block = None
+        kernel = block.kernel or SHELL_KERNEL
         self._event(
             "block_finished",
             step=current.step.number,
@@ -900,6 +960,8 @@ class Engine:
             exit_status=exit_status,
             error=error,
             duration=time.monotonic() - current.block_started,
+            kernel=kernel,
+            cwd=self._cwd.get(kernel),
         )
 
     def _run_block(
@@ -907,28 +969,68 @@ class Engine:
     ) -> ExecResult:
         language = session.info.language if session.info else block.lang
         expressions = {name: expression_for(language, name) for name in block.outputs}
+        expressions[CWD_EXPRESSION] = expression_for(language, CWD_EXPRESSION)
         timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
         sink = _Sink(self, step, block.id)
         try:
-            return session.execute(
-                block.code, on_output=sink.add, timeout=timeout, expressions=expressions
+            result = session.execute(
+                block.code,
+                on_output=sink.add,
+                timeout=timeout,
+                expressions=expressions,
+                errexit=block.errexit,
             )
         finally:
             sink.flush()
+        cwd = result.expressions.get(CWD_EXPRESSION)
+        if isinstance(cwd, str) and cwd:
+            self._cwd[session.name] = cwd
+        if result.restart is not None:
+            self._restore(session, result.restart)
+        if result.output_incomplete:
+            self.reporter.on_event(
+                {"event": "notice", "text": "the kernel went silent before its output ended; "
+                 "the end of this block's output may be missing"}
+            )  # fmt: skip
+        return result
 
     def _read_outputs(self, step: Step, block: Block, result: ExecResult) -> str | None:
+        """Record the block's outputs; an error (naming the output) when one cannot be read.
+
+        An output that was never set is an error, not an empty string: a later `when` would
+        otherwise be silently false, or a later step run with an empty value.
+        """
         if not block.outputs:
             return None
-        missing = [
-            f"{n} ({result.expression_errors.get(n, 'not set')})"
-            for n in block.outputs
-            if n not in result.expressions
-        ]
-        if missing:
-            return "declared outputs could not be read: " + ", ".join(missing)
-        values = {name: result.expressions[name] for name in block.outputs}
+        shell = is_shell(block.lang)
+        values: dict[str, Any] = {}
+        for name in block.outputs:
+            if name not in result.expressions:
+                how = f"${name.upper()}" if shell else f"the Python variable {name}"
+                why = result.expression_errors.get(name, "not set")
+                if shell:
+                    why = f"${name.upper()} was never set (assign {name.upper()}=... in the block)"
+                else:
+                    why = f"{how} could not be read: {why}"
+                return f"output {name!r}: {why}"
+            kind = block.output_types.get(name)
+            try:
+                values[name] = typed_output(result.expressions[name], kind)
+            except ValueError as exc:
+                return f"output {name!r}: {self.journal.redactor.text(str(exc))}"
         self.outputs.update(values)
-        self._event("outputs", step=step.number, step_id=step.id, values=values)
+        templates = {
+            name: piece
+            for name, value in values.items()
+            if isinstance(value, str) and (piece := self.journal.redactor.template(value))
+        }
+        self._event(
+            "outputs",
+            step=step.number,
+            step_id=step.id,
+            values=values,
+            **({"secret_templates": templates} if templates else {}),
+        )
         source = block.kernel
         for session in self.pool.running():
             if session.name != source and session.info is not None:
@@ -938,6 +1040,12 @@ class Engine:
     # --- kernels -------------------------------------------------------------------------------
 
     def _kernel_started(self, session: KernelSession) -> None:
+        """A new kernel process: give it the run's values before any block runs in it.
+
+        A kernel replaced mid-run (it died, or a timeout restarted it) or started for a
+        resumed run also gets its last working directory back, and the journal says what
+        was restored and what was lost.
+        """
         info = session.info
         assert info is not None
         self._event(
@@ -949,9 +1057,61 @@ class Engine:
             language_version=info.language_version,
             generation=session.generation,
         )
+        prelude = kernel_prelude(info.language)
+        if prelude:
+            self._run_silently(session, prelude, "prepare")
         values = {**self.inputs, **self.outputs}
         if values:
             self._inject(session, values)
+        cwd = self._cwd.get(session.name)
+        replaced = session.generation > 1 or self.resume is not None
+        if replaced and (cwd or self.outputs or self.inputs):
+            self._restored(session, cwd, reason=self._replacement_reason(session), lost=None)
+
+    def _replacement_reason(self, session: KernelSession) -> str:
+        if session.generation > 1:
+            return f"kernel {session.name!r} was replaced (start {session.generation})"
+        return "the run was resumed in a new kernel"
+
+    def _restore(self, session: KernelSession, restart: ShellRestart) -> None:
+        """The shell kernel replaced its bash: the run's values go back before the next block."""
+        values = {**self.inputs, **self.outputs}
+        if values:
+            self._inject(session, values)
+        lost = [*restart.lost_exports, *(f"{f}()" for f in restart.lost_functions)]
+        restored_names = {n.upper() for n in values}
+        lost = [n for n in lost if n not in restored_names]
+        reason = f"the block ended the shell (status {restart.status}); a new shell was started"
+        self._restored(session, restart.cwd, reason=reason, lost=lost)
+
+    def _restored(
+        self, session: KernelSession, cwd: str | None, *, reason: str, lost: list[str] | None
+    ) -> None:
+        wanted = self._cwd.get(session.name)
+        if wanted and cwd != wanted:
+            cwd = wanted if self._chdir(session, wanted) else None
+        self._event(
+            "kernel_restored",
+            kernel=session.name,
+            reason=reason,
+            inputs=sorted(self.inputs),
+            outputs=sorted(self.outputs),
+            cwd=cwd,
+            cwd_lost=wanted if wanted and cwd is None else None,
+            # None: unknown (a kernel process was replaced): everything not declared as an
+            # input or output is gone.
+            lost=lost,
+        )
+
+    def _chdir(self, session: KernelSession, cwd: str) -> bool:
+        language = session.info.language if session.info else ""
+        result = session.execute(chdir_code(language, cwd), silent=True)
+        return result.status is ExecStatus.OK
+
+    def _run_silently(self, session: KernelSession, code: str, what: str) -> None:
+        result = session.execute(code, silent=True)
+        if result.status is not ExecStatus.OK:
+            raise KernelError(f"could not {what} kernel {session.name!r}: {result.error}")
 
     def _inject(self, session: KernelSession, values: Mapping[str, Any]) -> None:
         language = session.info.language if session.info else ""

@@ -102,6 +102,10 @@ DOC_LANGS = frozenset(
 )
 
 
+#: The types an output may be read as (`outputs=count:int`); shell output is text otherwise.
+OUTPUT_TYPES = ("str", "int", "float", "bool")
+
+
 def normalise_lang(info: str) -> str:
     """The language of a fence: the first word of its info string, cut at `{`, lower-cased."""
     head = info.split("{", 1)[0].strip()
@@ -123,7 +127,10 @@ BLOCK_ATTRIBUTES: dict[str, str] = {
     "retry_backoff": "multiplier applied to the delay after each attempt",
     "on_failure": "abort (default), continue, or procedure:NAME",
     "when": "condition over inputs and outputs; the step is skipped when false",
-    "outputs": "comma-separated names read back from the kernel after the block",
+    "outputs": "comma-separated names read back after the block, each typed with `:int`, "
+    "`:float`, `:bool` or `:str` (the default), e.g. `outputs=count:int,verdict`",
+    "errexit": "`false`: a shell block runs every line and only its last command's status "
+    "counts (by default it stops at the first failing command)",
     "exec": "false marks a block in a runnable language as documentation",
     # Runme's attributes, accepted so Runme documents read; they have no effect here.
     "interactive": "Runme attribute (ignored)",

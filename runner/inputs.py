@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 
 from .model import InputSpec, InputValue, Metadata, Scalar
+from .redact import MIN_SECRET_LENGTH
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -22,6 +23,12 @@ def coerce(spec: InputSpec, value: object) -> InputValue:
     Command-line values arrive as strings; inputs files and defaults may already be typed.
     """
     typed = _convert(spec, value)
+    if spec.secret and isinstance(typed, str) and 0 < len(typed) < MIN_SECRET_LENGTH:
+        raise InputValueError(
+            f"the secret is {len(typed)} characters long; secrets of fewer than "
+            f"{MIN_SECRET_LENGTH} cannot be told apart from ordinary output, so they would "
+            "either leak or garble it: use a longer secret"
+        )
     if spec.enum and typed not in spec.enum:
         allowed = ", ".join(str(v) for v in spec.enum)
         raise InputValueError(f"{_show(spec, value)} is not one of: {allowed}")

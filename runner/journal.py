@@ -12,8 +12,9 @@ Durability: each event is written with one ``os.write`` on an ``O_APPEND`` descr
 :meth:`Journal.sync` fsyncs the file and the head; the runner calls it before each step starts,
 so a crash of the machine loses at most the step under way.
 
-Secrets: every string written passes through :class:`Redactor`, which replaces each secret
-value with ``***``. The journal never sees a secret.
+Secrets: every string written passes through :class:`~runner.redact.Redactor`, which replaces
+each secret value, in each of the forms it takes in output, with ``***``. The journal never sees a
+secret.
 """
 
 from __future__ import annotations
@@ -25,17 +26,17 @@ import hashlib
 import json
 import os
 import secrets as _secrets
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import RunbookError
+from .redact import Redactor
 
 JOURNAL = "journal.jsonl"
 HEAD = "journal.head"
 GENESIS = "0" * 64
-REDACTED = "***"
 SCHEMA_VERSION = 1
 
 Event = dict[str, Any]
@@ -60,38 +61,6 @@ def new_run_id(runbook_id: str) -> str:
     """Sortable by start time, readable, unique: `20261122T195144Z-compromised-endpoint-3fa2`."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{runbook_id[:40]}-{_secrets.token_hex(2)}"
-
-
-class Redactor:
-    """Replaces every secret value with `***` in strings and nested JSON values."""
-
-    def __init__(self, secret_values: Iterable[str] = ()) -> None:
-        # Longest first, so a secret that contains another is replaced whole.
-        self._values = sorted({s for s in secret_values if s}, key=len, reverse=True)
-
-    def add(self, value: str) -> None:
-        if value and value not in self._values:
-            self._values = sorted([*self._values, value], key=len, reverse=True)
-
-    def __bool__(self) -> bool:
-        return bool(self._values)
-
-    def text(self, text: str) -> str:
-        for value in self._values:
-            if value in text:
-                text = text.replace(value, REDACTED)
-        return text
-
-    def value(self, obj: Any) -> Any:
-        if not self._values:
-            return obj
-        if isinstance(obj, str):
-            return self.text(obj)
-        if isinstance(obj, Mapping):
-            return {k: self.value(v) for k, v in obj.items()}
-        if isinstance(obj, list | tuple):
-            return [self.value(v) for v in obj]
-        return obj
 
 
 def _line_hash(line: bytes) -> str:

@@ -41,6 +41,9 @@ from .errors import RunbookError
 POLL_INTERVAL = 0.02
 #: How long a kernel may take to answer its first kernel_info request (seconds).
 START_TIMEOUT = 60.0
+#: Once the reply is in, how long iopub may stay silent before the wait for ``idle`` ends: a
+#: lost ``idle`` must never hold a run forever (seconds).
+IDLE_GRACE = 10.0
 #: After an interrupt, how long the kernel has to finish the cell before it is restarted.
 INTERRUPT_GRACE = 3.0
 #: Shutdown escalation: wait this long after the request, then after SIGTERM (seconds).
@@ -84,16 +87,28 @@ class Output:
 
 
 @dataclass(frozen=True, slots=True)
+class ShellRestart:
+    """The shell kernel replaced its bash during an execution (the code ended it)."""
+
+    status: int  # the old bash's exit status
+    cwd: str | None  # the directory the new bash starts in; None when it is gone
+    lost_exports: tuple[str, ...]  # exported variables the old bash held
+    lost_functions: tuple[str, ...]  # functions it held
+
+
+@dataclass(frozen=True, slots=True)
 class ExecResult:
     """The outcome of one execute_request."""
 
     status: ExecStatus
     duration: float  # seconds
-    exit_status: int | None = None  # the shell kernel's block exit status
+    exit_status: int | None = None  # the block's exit status (shell, or a Python exit(N))
     ename: str | None = None
     evalue: str | None = None
     expressions: Mapping[str, Any] = field(default_factory=dict)  # name -> value read back
     expression_errors: Mapping[str, str] = field(default_factory=dict)  # name -> why not
+    restart: ShellRestart | None = None  # the shell kernel's bash was replaced
+    output_incomplete: bool = False  # iopub went silent before `idle`: output may be missing
 
     @property
     def error(self) -> str | None:
@@ -106,7 +121,13 @@ class ExecResult:
             return "timed out"
         if self.status is ExecStatus.INTERRUPTED:
             return "interrupted by the operator"
+        if self.ename in _PLAIN_ERRORS:
+            return self.evalue or "error"
         return f"{self.ename}: {self.evalue}" if self.ename else "error"
+
+
+#: Errors whose value says it all ("line 2: `false` exited 1", "exit 3"): no class name.
+_PLAIN_ERRORS = frozenset({"ExitStatus", "ShellExited", "SystemExit"})
 
 
 OutputCallback = Callable[[Output], None]
@@ -154,9 +175,92 @@ def python_literal(value: object) -> str:
     return repr(value)
 
 
+#: The user_expression key under which every block reads its kernel's working directory
+#: back, so a replaced kernel can be put back where it was.
+CWD_EXPRESSION = "__runbook_cwd__"
+
+
 def expression_for(language: str, name: str) -> str:
-    """The user_expression that reads output ``name`` back: the variable, or "$NAME"."""
-    return f"${name.upper()}" if is_shell(language) else name
+    """The user_expression that reads output ``name`` back: the variable, or "${NAME?}".
+
+    ``${NAME?}`` fails to expand when NAME was never set, so an unset output is an error
+    rather than an empty string.
+    """
+    if name == CWD_EXPRESSION:
+        return "$PWD" if is_shell(language) else "__import__('os').getcwd()"
+    return f"${{{name.upper()}?}}" if is_shell(language) else name
+
+
+def chdir_code(language: str, path: str) -> str:
+    """Code that puts a kernel back into ``path``."""
+    if is_shell(language):
+        return f"cd -- {shlex.quote(path)}"
+    return f"__import__('os').chdir({path!r})"
+
+
+#: Run once in each new Python kernel: `exit(N)` and `quit()` end the block with that status,
+#: as `sys.exit(N)` does, instead of IPython's exit autocall, which only asks the front end
+#: to close the kernel and lets the step succeed (`if not ok: exit(1)` would fail open).
+PYTHON_PRELUDE = """\
+def __runbook_exit_autocall():
+    try:
+        from IPython.core.autocall import IPyAutocall
+    except ImportError:
+        return None
+
+    class RunbookExit(IPyAutocall):
+        \"\"\"exit(status=None): end this runbook block with the status (0 is success).\"\"\"
+
+        def __call__(self, status=None):
+            raise SystemExit(status)
+
+    return RunbookExit()
+
+
+exit = quit = __runbook_exit_autocall() or exit
+del __runbook_exit_autocall
+"""
+
+
+def kernel_prelude(language: str) -> str:
+    """Code a new kernel of ``language`` runs before the run's first block, or ""."""
+    return PYTHON_PRELUDE if language.lower() == "python" else ""
+
+
+_TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+_FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+
+
+def typed_output(value: Any, kind: str | None) -> Any:
+    """An output read back, as its declared type (``outputs=count:int``).
+
+    Raises ValueError naming what was found when the value does not read as the type.
+    """
+    if kind is None:
+        return value
+    if kind == "str":
+        return value if isinstance(value, str) else str(value)
+    text = value.strip() if isinstance(value, str) else value
+    if kind == "bool":
+        if isinstance(text, bool):
+            return text
+        if isinstance(text, str) and text.lower() in _TRUE_WORDS | _FALSE_WORDS:
+            return text.lower() in _TRUE_WORDS
+    elif kind == "int" and not isinstance(text, bool):
+        if isinstance(text, int):
+            return text
+        with contextlib.suppress(ValueError):
+            return int(str(text))
+    elif kind == "float" and not isinstance(text, bool):
+        if isinstance(text, int | float):
+            return float(text)
+        with contextlib.suppress(ValueError):
+            return float(str(text))
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:60] + "…"
+    raise ValueError(f"expected {_TYPE_WORDS[kind]}, got {shown}")
+
+
+_TYPE_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false"}
 
 
 def _parse_expression_value(language: str, text: str) -> Any:
@@ -210,6 +314,7 @@ class KernelSession:
                 transport="ipc",
                 ip=str(stem),
                 connection_file=str(stem) + ".json",
+                context=_client_context(),
             )
             log = open(str(stem) + ".log", "wb")  # noqa: SIM115  # kept open by the kernel process
             try:
@@ -336,6 +441,8 @@ class KernelSession:
                 self.kc.stop_channels()
         with contextlib.suppress(Exception):
             self.km.cleanup_resources()
+        with contextlib.suppress(Exception):
+            self.km.context.destroy(linger=0)  # ours (see _client_context): not the manager's
         self.km, self.kc, self._ready = None, None, False
 
     def _signal_group(self, signum: int) -> None:
@@ -358,8 +465,12 @@ class KernelSession:
         timeout: float | None = None,
         expressions: Mapping[str, str] | None = None,
         silent: bool = False,
+        errexit: bool = True,
     ) -> ExecResult:
         """Run ``code``; outputs go to ``on_output`` as they arrive.
+
+        ``errexit`` reaches the shell kernel in the request's metadata: without it a shell
+        block runs every line and only the last command's status counts.
 
         Ctrl-C (KeyboardInterrupt) interrupts the kernel, waits for it to settle and raises
         :class:`Interrupted` carrying the result.
@@ -368,14 +479,17 @@ class KernelSession:
         kc = self._client()
         started = time.monotonic()
         deadline = started + timeout if timeout else None
-        msg_id = kc.execute(
-            code,
-            silent=silent,
-            store_history=not silent,
-            user_expressions=dict(expressions or {}),
-            allow_stdin=False,
-            stop_on_error=False,
-        )
+        content = {
+            "code": code,
+            "silent": silent,
+            "store_history": not silent,
+            "user_expressions": dict(expressions or {}),
+            "allow_stdin": False,
+            "stop_on_error": False,
+        }
+        msg = kc.session.msg("execute_request", content, metadata={"runbook": {"errexit": errexit}})
+        kc.shell_channel.send(msg)
+        msg_id: str = msg["header"]["msg_id"]
         try:
             return self._collect(msg_id, started, deadline, on_output)
         except KeyboardInterrupt as exc:
@@ -391,6 +505,7 @@ class KernelSession:
         shell, iopub = kc.shell_channel.socket, kc.iopub_channel.socket
         reply: Message | None = None
         idle = False
+        heard = time.monotonic()  # when iopub last delivered anything
         while not (reply is not None and idle):
             wait = POLL_INTERVAL
             if deadline is not None:
@@ -398,10 +513,15 @@ class KernelSession:
             ready = _poll([iopub, shell], wait)
             if iopub in ready:
                 idle = self._handle_iopub(msg_id, on_output) or idle
+                heard = time.monotonic()
             if shell in ready:
                 msg = kc.shell_channel.get_msg(timeout=0)
                 if msg["parent_header"].get("msg_id") == msg_id:
                     reply = msg
+            if reply is not None and not idle and time.monotonic() - heard > IDLE_GRACE:
+                # The verdict is in; only the end of the output is missing. Say so rather
+                # than wait for a message that may have been lost.
+                return self._result(reply, started, output_incomplete=True)
             if not ready or (reply is None and not idle):
                 if not self.alive():
                     return ExecResult(ExecStatus.DIED, time.monotonic() - started)
@@ -455,7 +575,9 @@ class KernelSession:
             evalue="the kernel was restarted" if restarted else "interrupted",
         )
 
-    def _result(self, reply: Message | None, started: float) -> ExecResult:
+    def _result(
+        self, reply: Message | None, started: float, *, output_incomplete: bool = False
+    ) -> ExecResult:
         assert reply is not None
         content = reply["content"]
         values: dict[str, Any] = {}
@@ -468,14 +590,25 @@ class KernelSession:
             else:
                 problems[name] = f"{answer.get('ename', 'Error')}: {answer.get('evalue', '')}"
         ok = content.get("status") == "ok"
+        ename = None if ok else str(content.get("ename", "Error"))
+        evalue = None if ok else str(content.get("evalue", ""))
+        exit_status = content.get("exit_status")
+        if ename == "SystemExit":
+            # exit(N), quit() and sys.exit(N) in a Python block end it with that status, as
+            # `exit N` does in a shell block: 0 (or none) is success.
+            exit_status = _system_exit_status(evalue or "")
+            ok = exit_status == 0
+            evalue = f"exit({evalue})" if evalue else "exit()"
         return ExecResult(
             ExecStatus.OK if ok else ExecStatus.ERROR,
             time.monotonic() - started,
-            exit_status=content.get("exit_status"),
-            ename=None if ok else str(content.get("ename", "Error")),
-            evalue=None if ok else str(content.get("evalue", "")),
+            exit_status=exit_status,
+            ename=None if ok else ename,
+            evalue=None if ok else evalue,
             expressions=values,
             expression_errors=problems,
+            restart=_shell_restart(content),
+            output_incomplete=output_incomplete,
         )
 
     def _drain_iopub(self) -> None:
@@ -495,6 +628,28 @@ class KernelSession:
         except OSError:
             return ""
         return (":\n  " + "\n  ".join(lines)) if lines else ""
+
+
+def _system_exit_status(evalue: str) -> int:
+    """The status Python itself would exit with for ``SystemExit(evalue)``."""
+    if evalue in ("", "None"):
+        return 0
+    try:
+        return int(evalue) & 0xFF
+    except ValueError:
+        return 1  # sys.exit("message"): Python prints it and exits 1
+
+
+def _shell_restart(content: Mapping[str, Any]) -> ShellRestart | None:
+    facts = (content.get("runbook") or {}).get("restarted")
+    if not facts:
+        return None
+    return ShellRestart(
+        status=int(facts.get("status", -1)),
+        cwd=facts.get("cwd"),
+        lost_exports=tuple(facts.get("lost_exports") or ()),
+        lost_functions=tuple(facts.get("lost_functions") or ()),
+    )
 
 
 def _die_with_parent() -> None:
@@ -539,6 +694,14 @@ def _kill_tagged(tag: str) -> None:
                     os.kill(int(entry), signal.SIGKILL)
         if not found:
             return
+
+
+def _client_context() -> zmq.Context[Any]:
+    """A context whose sockets queue without limit: a SUB socket past its high-water mark
+    drops messages, and a flood of output would lose its tail and the final ``idle``."""
+    context: zmq.Context[Any] = zmq.Context()
+    context.setsockopt(zmq.RCVHWM, 0)
+    return context
 
 
 def _poll(sockets: Iterable[zmq.Socket[Any]], timeout: float) -> set[zmq.Socket[Any]]:

@@ -146,7 +146,9 @@ class Block:
     retry_backoff: float = 1.0  # multiplier applied to the delay after each attempt
     on_failure: OnFailure = "abort"
     when: str | None = None
-    outputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()  # names, in the order written
+    output_types: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # name -> type
+    errexit: bool = True  # a shell block stops at its first failing command
 
     @property
     def executable(self) -> bool:

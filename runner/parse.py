@@ -834,14 +834,33 @@ def _apply_attribute(out: dict[str, Any], key: str, value: str) -> None:
         parse_expression(value)
         out["when"] = value
     elif key == "outputs":
-        names = tuple(n.strip() for n in value.split(",") if n.strip())
-        bad = [n for n in names if not fmt.IDENT_RE.match(n)]
-        if bad:
-            raise ValueError(f"output names must be identifiers, not {', '.join(bad)}")
-        out["outputs"] = names
+        out["outputs"], out["output_types"] = _outputs(value)
+    elif key == "errexit":
+        out["errexit"] = fmt.parse_bool(value)
     elif key == "exec":
         out["exec"] = fmt.parse_bool(value)
     # Runme's own attributes are accepted and have no effect here.
+
+
+def _outputs(value: str) -> tuple[tuple[str, ...], Mapping[str, str]]:
+    """`count:int,verdict` -> the names, and the types of those that carry one."""
+    names: list[str] = []
+    types: dict[str, str] = {}
+    for entry in (e.strip() for e in value.split(",")):
+        if not entry:
+            continue
+        name, _, kind = (part.strip() for part in entry.partition(":"))
+        if not fmt.IDENT_RE.match(name):
+            raise ValueError(f"output names must be identifiers, not {name!r}")
+        if kind:
+            if kind not in fmt.OUTPUT_TYPES:
+                raise ValueError(
+                    f"output {name!r}: unknown type {kind!r}; use one of "
+                    + ", ".join(fmt.OUTPUT_TYPES)
+                )
+            types[name] = kind
+        names.append(name)
+    return tuple(names), MappingProxyType(types)
 
 
 # --- metadata ----------------------------------------------------------------------------------

@@ -126,6 +126,10 @@ class ResumeState:
     # The code each gated step showed its approver (as journaled, secrets redacted): an
     # approval covers that code only, not an edit made before the resume.
     approved_code: dict[tuple[str | None, str], str] = field(default_factory=dict)
+    # Outputs that held a secret, as templates the secret inputs rebuild (redact.template):
+    # the journal shows them as "***", and a resumed step must not run with that.
+    secret_templates: dict[str, list[Any]] = field(default_factory=dict)
+    cwd: dict[str, str] = field(default_factory=dict)  # kernel -> its last working directory
 
     @property
     def options(self) -> dict[str, Any]:
@@ -147,6 +151,8 @@ def load_resume(events: Sequence[Event]) -> ResumeState:
     finished: dict[tuple[str | None, str], Event] = {}
     approvals: dict[tuple[str | None, str], Event] = {}
     shown: dict[tuple[str | None, str], str] = {}
+    templates: dict[str, list[Any]] = {}
+    cwd: dict[str, str] = {}
     for event in events:
         kind = event.get("event")
         key = (event.get("procedure"), str(event.get("step_id", "")))
@@ -158,7 +164,13 @@ def load_resume(events: Sequence[Event]) -> ResumeState:
             elapsed += float(event.get("duration") or 0.0)
             last_status = str(event.get("status", ""))
         elif kind == "outputs":
-            outputs.update(event.get("values") or {})
+            values = event.get("values") or {}
+            outputs.update(values)
+            for name in values:
+                templates.pop(name, None)
+            templates.update(event.get("secret_templates") or {})
+        elif kind == "block_finished" and event.get("cwd") and event.get("kernel"):
+            cwd[str(event["kernel"])] = str(event["cwd"])
         elif kind == "step_finished":
             finished[key] = event
             approvals.pop(key, None)  # an approval is used up by the step it let run
@@ -194,4 +206,6 @@ def load_resume(events: Sequence[Event]) -> ResumeState:
         last_status=last_status,
         statuses={k: str(e.get("status")) for k, e in finished.items()},
         approved_code=shown,
+        secret_templates=templates,
+        cwd=cwd,
     )

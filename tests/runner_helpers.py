@@ -12,10 +12,11 @@ from typing import Any
 
 from runner.check import load_for_run
 from runner.engine import Engine, RunContext, RunOptions, RunResult
-from runner.journal import Journal, Redactor, read_events
+from runner.journal import Journal, read_events
 from runner.kernels import KernelPool
 from runner.operator import Operator, UnattendedOperator
 from runner.policy import ResumeState
+from runner.redact import Redactor
 
 RUNBOOK = str(Path(sys.executable).with_name("runbook"))
 
@@ -60,7 +61,7 @@ def run_engine(
     """Run a runbook in-process through real kernels; return the result and the journal events."""
     book = load_for_run(path)
     values = dict(inputs or {})
-    redactor = Redactor([str(values[s]) for s in secrets if s in values])
+    redactor = Redactor.for_inputs(values, secrets)
     journal = (
         Journal.reopen(run_dir, redactor)
         if run_dir is not None

@@ -28,10 +28,11 @@ from ..drill import (
 from ..engine import Engine, RunContext, RunOptions, RunResult
 from ..errors import InvalidInputs, UsageError
 from ..inputs import resolve
-from ..journal import Event, Journal, Redactor, default_runs_dir, new_run_id
+from ..journal import Event, Journal, default_runs_dir, new_run_id
 from ..lab.server import TOKEN_ENV, LabServer
 from ..model import InputValue, Runbook
 from ..operator import TerminalOperator
+from ..redact import Redactor
 from ..report import write_report
 from ..scenario import ScenarioFile, load_scenario
 from . import EXIT_FAILED, EXIT_OK, cli, runs_dir_option
@@ -211,7 +212,7 @@ def _play(
     """Run the runbook in drill mode; the result and the indexes of the faults injected."""
     runs = Path(runs_dir) if runs_dir else default_runs_dir()
     with _kernels(_needed_kernels(book.steps)) as pool:
-        redactor = Redactor([str(values[s]) for s in secrets if values.get(s)])
+        redactor = Redactor.for_inputs(values, secrets)
         journal = Journal.create(runs, new_run_id(book.metadata.id), redactor)
         reporter = DrillReporter(console)
         operator = DrillOperator(

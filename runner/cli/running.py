@@ -273,15 +273,6 @@ def gather_inputs(
     return values, secrets
 
 
-def _secret_values(values: Mapping[str, InputValue], secrets: Sequence[str]) -> list[str]:
-    out: list[str] = []
-    for name in secrets:
-        value = values.get(name)
-        items = value if isinstance(value, tuple) else (value,)
-        out += [str(v) for v in items if v not in (None, "")]
-    return out
-
-
 # --- helpers --------------------------------------------------------------------------------------
 
 
@@ -469,7 +460,8 @@ def run_command(
     steps = early.steps if procedure is None else _steps_for(early, procedure)
     with _kernels(_needed_kernels(steps)) as pool:
         from ..engine import RunContext, RunOptions
-        from ..journal import Journal, Redactor, default_runs_dir, new_run_id
+        from ..journal import Journal, default_runs_dir, new_run_id
+        from ..redact import Redactor
 
         book = load_for_run(path)
         steps = _steps_for(book, procedure)
@@ -485,7 +477,7 @@ def run_command(
         name = _operator_name(operator_name)
         operator = _operator(name, yes, console)
         values, secrets = gather_inputs(book, pairs, inputs_file, prompt=operator.interactive)
-        redactor = Redactor(_secret_values(values, secrets))
+        redactor = Redactor.for_inputs(values, secrets)
         runs = Path(runs_dir) if runs_dir else default_runs_dir()
         journal = Journal.create(runs, new_run_id(book.metadata.id), redactor)
         context = RunContext(
@@ -598,7 +590,8 @@ def resume_command(
     """Continue a paused, failed, cancelled or crashed run from its first unfinished step."""
     from ..check import load_for_run
     from ..engine import RunContext, RunOptions, file_sha256
-    from ..journal import Journal, Redactor
+    from ..journal import Journal
+    from ..redact import Redactor
 
     run_dir, _, state = _load_run(runs_dir, run)
     if state.last_status in (
@@ -637,7 +630,7 @@ def resume_command(
         values, secrets = gather_inputs(
             book, pairs, inputs_file, prompt=operator.interactive, recorded=recorded
         )
-        journal = Journal.reopen(run_dir, Redactor(_secret_values(values, secrets)))
+        journal = Journal.reopen(run_dir, Redactor.for_inputs(values, secrets))
         context = RunContext(
             str(path), name, socket.gethostname(), _git_commit(path), operator.interactive
         )
