@@ -21,6 +21,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
+from .cancel import CancelToken, Terminated
 from .errors import ExpressionError, RunbookError
 from .expr import parse_expression
 from .format import DEFAULT_KERNELS, SHELL_KERNEL
@@ -35,7 +36,6 @@ from .kernels import (
     KernelSession,
     Output,
     ShellRestart,
-    Terminated,
     assignment_code,
     chdir_code,
     expression_for,
@@ -253,6 +253,12 @@ class Engine:
         self._aborted = False
         self._image_count = 0
         pool.on_start = self._kernel_started
+        # Ctrl-C and SIGTERM are noted on this token while a kernel is waited on (see
+        # runner.cancel); the CLI hands its own over through the pool.
+        self.cancel = pool.cancel or CancelToken()
+        pool.cancel = self.cancel
+        for session in pool.sessions():
+            session.cancel = self.cancel
 
     def _rebuild_secret_outputs(self, resume: ResumeState) -> None:
         """Outputs journaled as "***" get their real value back from the secret inputs."""
@@ -306,6 +312,10 @@ class Engine:
     # --- the run -------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        with self.cancel.handling_signals():
+            return self._run()
+
+    def _run(self) -> RunResult:
         started = time.monotonic()
         self._start_event()
         steps, procedure = self._plan()
@@ -914,6 +924,10 @@ class Engine:
             session = self.pool.get(block.kernel or SHELL_KERNEL)
         except KernelError as exc:
             return StepStatus.FAILED, exc.message, None
+        except Terminated:
+            raise
+        except KeyboardInterrupt:
+            return StepStatus.CANCELLED, "interrupted while the kernel was starting", None
         current.block, current.block_started = block, time.monotonic()
         self._event(
             "block_started",

@@ -35,6 +35,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.kernelspec import NoSuchKernel
 from jupyter_client.manager import KernelManager
 
+from .cancel import CancelToken, Terminated
 from .errors import RunbookError
 
 #: How often the execute loop checks that the kernel process is alive (seconds).
@@ -300,11 +301,29 @@ class KernelSession:
         self._ready = False
         self.generation = 0  # incremented at each (re)start
         self._tag: str | None = None  # KERNEL_TAG's value in the current kernel's environment
+        self.cancel: CancelToken | None = None  # polled while waiting on the kernel
+
+    def _polled(self) -> contextlib.AbstractContextManager[None]:
+        return self.cancel.polled() if self.cancel is not None else contextlib.nullcontext()
+
+    def _stop_if_cancelled(self) -> None:
+        """Raise, from a safe place, the Ctrl-C or SIGTERM a handler only noted."""
+        token = self.cancel
+        if token is not None and token.requested:
+            if token.terminated:
+                raise Terminated("terminated by SIGTERM")
+            token.take()
+            raise KeyboardInterrupt
 
     # -- lifecycle --
 
     def launch(self) -> None:
         """Start the kernel process; returns at once (see :meth:`wait_ready`)."""
+        with self._polled():
+            self._launch()
+        self._stop_if_cancelled()
+
+    def _launch(self) -> None:
         self.generation += 1
         stem = self._runtime_dir / f"k{self._index}-{self.generation}"
         self._tag = str(stem)
@@ -347,6 +366,10 @@ class KernelSession:
             self.launch()
         if self._ready and self.info is not None:
             return self.info
+        with self._polled():
+            return self._wait_ready()
+
+    def _wait_ready(self) -> KernelInfo:
         kc = self._client()
         deadline = time.monotonic() + START_TIMEOUT
         reply: Message | None = None
@@ -363,6 +386,7 @@ class KernelSession:
                     raise KernelError(
                         f"kernel {self.name!r} did not answer within {START_TIMEOUT:.0f}s"
                     )
+                self._stop_if_cancelled()
                 for sock in _poll([kc.shell_channel.socket, kc.iopub_channel.socket], 0.02):
                     if sock is kc.iopub_channel.socket:
                         kc.iopub_channel.get_msg(timeout=0)
@@ -476,6 +500,18 @@ class KernelSession:
         :class:`Interrupted` carrying the result.
         """
         self.wait_ready()
+        with self._polled():
+            return self._execute(code, on_output, timeout, expressions, silent, errexit)
+
+    def _execute(
+        self,
+        code: str,
+        on_output: OutputCallback | None,
+        timeout: float | None,
+        expressions: Mapping[str, str] | None,
+        silent: bool,
+        errexit: bool,
+    ) -> ExecResult:
         kc = self._client()
         started = time.monotonic()
         deadline = started + timeout if timeout else None
@@ -522,6 +558,12 @@ class KernelSession:
                 # The verdict is in; only the end of the output is missing. Say so rather
                 # than wait for a message that may have been lost.
                 return self._result(reply, started, output_incomplete=True)
+            if self.cancel is not None and self.cancel.requested:
+                result = self._settle(msg_id, started, on_output, ExecStatus.INTERRUPTED)
+                if self.cancel.terminated:
+                    raise Terminated("terminated by SIGTERM")
+                self.cancel.take()
+                raise Interrupted(result)
             if not ready or (reply is None and not idle):
                 if not self.alive():
                     return ExecResult(ExecStatus.DIED, time.monotonic() - started)
@@ -555,7 +597,12 @@ class KernelSession:
         kc = self._client()
         reply: Message | None = None
         idle = False
+        presses = self.cancel.presses if self.cancel is not None else 0
         while time.monotonic() < until and not (reply is not None and idle) and self.alive():
+            if self.cancel is not None and (
+                self.cancel.presses > max(presses, 1) or self.cancel.terminated
+            ):
+                break  # pressed again while the kernel settles: restart it now
             ready = _poll([kc.iopub_channel.socket, kc.shell_channel.socket], POLL_INTERVAL)
             if kc.iopub_channel.socket in ready:
                 idle = self._handle_iopub(msg_id, on_output) or idle
@@ -751,6 +798,7 @@ class KernelPool:
     """The kernels of one run, by kernelspec name; a context manager that always shuts them down."""
 
     def __init__(self, on_start: StartHook | None = None) -> None:
+        self.cancel: CancelToken | None = None  # handed to every session (see runner.cancel)
         self._dir = tempfile.TemporaryDirectory(prefix="runbook-kernels-")
         self.runtime_dir = Path(self._dir.name)
         self._sessions: dict[str, KernelSession] = {}
@@ -766,6 +814,7 @@ class KernelPool:
         session = self._sessions.get(name)
         if session is None:
             session = KernelSession(name, self.runtime_dir, len(self._sessions))
+            session.cancel = self.cancel
             self._sessions[name] = session
             session.launch()
         return session
@@ -773,6 +822,7 @@ class KernelPool:
     def get(self, name: str) -> KernelSession:
         """The running kernel for ``name``: started, or restarted if it died, on demand."""
         session = self._session(name)
+        session.cancel = self.cancel
         if session.km is not None and not session.alive():
             session.force_stop()
         if session.km is None:
@@ -808,28 +858,3 @@ class KernelPool:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
-
-
-# --- SIGTERM -----------------------------------------------------------------------------------
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived: unwind like Ctrl-C so every ``finally`` (kernel shutdown) runs."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated("terminated by SIGTERM")
-
-
-@contextlib.contextmanager
-def sigterm_unwinds() -> Any:
-    """While active, SIGTERM raises :class:`Terminated` in the main thread."""
-    try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -57,6 +57,7 @@ def run_engine(
     options: RunOptions | None = None,
     resume: ResumeState | None = None,
     run_dir: Path | None = None,
+    pool: KernelPool | None = None,
 ) -> tuple[RunResult, list[dict[str, Any]]]:
     """Run a runbook in-process through real kernels; return the result and the journal events."""
     book = load_for_run(path)
@@ -70,7 +71,7 @@ def run_engine(
         )
     )
     operator = operator or UnattendedOperator("tester")
-    with KernelPool() as pool:
+    with pool or KernelPool() as pool:
         engine = Engine(
             book,
             inputs=values,

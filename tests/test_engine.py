@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 from runner_helpers import finished, kernel_processes, of, run_engine, stdout_text, write_book
 
+from runner.cancel import CancelToken
 from runner.engine import RunOptions
 from runner.journal import verify
+from runner.kernels import KernelPool, KernelSession
 from runner.model import RunStatus
 from runner.operator import ScriptedOperator
 
@@ -135,13 +138,28 @@ def test_timeout_interrupts_and_the_kernel_keeps_its_state(tmp_path: Path) -> No
     assert result.status is RunStatus.FAILED  # continue goes on, but the run did not fully succeed
 
 
+def interrupt_when(marker: Path, signum: int = signal.SIGINT) -> threading.Thread:
+    """Send ``signum`` to this process once ``marker`` exists: the step has started."""
+
+    def wait() -> None:
+        while not marker.exists():
+            time.sleep(0.01)  # polling a file the step writes: causal, not a guess
+        os.kill(os.getpid(), signum)
+
+    thread = threading.Thread(target=wait, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_ctrl_c_cancels_the_step_and_asks_what_next(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
     book = write_book(
         tmp_path,
-        """
+        f"""
         1. Long.
 
            ```bash
+           touch {marker}
            sleep 30
            ```
 
@@ -152,28 +170,57 @@ def test_ctrl_c_cancels_the_step_and_asks_what_next(tmp_path: Path) -> None:
            ```
         """,
     )
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+    interrupt_when(marker)
     operator = ScriptedOperator("alice", ["run", "skip", "run"])
     result, events = run_engine(book, tmp_path / "runs", operator=operator)
-    timer.cancel()
     assert finished(events) == {"long": "cancelled", "next": "succeeded"}
     assert "cancelled 1" in operator.asked
     decisions = [e["decision"] for e in of(events, "decision")]
     assert decisions == ["run", "skip", "run"]
     assert result.status is RunStatus.FAILED
+    # Cancelled, not run out: the block's clock stopped long before the sleep would have.
+    assert of(events, "block_finished")[0]["duration"] < 20
 
 
 def test_ctrl_c_unattended_ends_the_run_cancelled(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
     book = write_book(
-        tmp_path, "1. Long.\n\n   ```python\n   import time\n   time.sleep(30)\n   ```\n"
+        tmp_path,
+        f"1. Long.\n\n   ```python\n   import time\n   open({str(marker)!r}, 'w').close()\n"
+        "   time.sleep(30)\n   ```\n",
     )
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+    interrupt_when(marker)
     result, events = run_engine(book, tmp_path / "runs")
-    timer.cancel()
     assert result.status is RunStatus.CANCELLED and result.exit_code == 130
     assert finished(events) == {"long": "cancelled"}
+
+
+def test_ctrl_c_while_the_kernel_is_still_starting_is_not_lost(tmp_path: Path) -> None:
+    """The kernel's start is in jupyter_client's event loop, which used to swallow Ctrl-C."""
+    marker = tmp_path / "ran"
+    book = write_book(
+        tmp_path, f"1. Would run.\n\n   ```python\n   open({str(marker)!r}, 'w')\n   ```\n"
+    )
+    token = CancelToken()
+    launched = threading.Event()
+
+    class Pool(KernelPool):
+        def get(self, name: str) -> KernelSession:
+            self._session(name)  # launched, not yet answering
+            launched.set()
+            return super().get(name)
+
+    def press() -> None:
+        launched.wait(30)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=press, daemon=True).start()
+    with Pool() as pool:
+        pool.cancel = token
+        result, events = run_engine(book, tmp_path / "runs", pool=pool)
+    assert result.status is RunStatus.CANCELLED and result.exit_code == 130
+    assert not marker.exists()
+    assert finished(events) == {"would-run": "cancelled"}
 
 
 def test_kernel_death_fails_the_step_and_a_retry_restarts_it(tmp_path: Path) -> None:

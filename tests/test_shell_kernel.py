@@ -195,7 +195,7 @@ def test_errexit_false_in_the_request_metadata_runs_every_line(
 
 
 def test_set_options_written_in_a_cell_are_scoped_to_it(kc: BlockingKernelClient) -> None:
-    cell = execute(kc, "set -euo pipefail\necho \"flags=$-\"")
+    cell = execute(kc, 'set -euo pipefail\necho "flags=$-"')
     assert cell.reply["status"] == "ok"
     assert "u" in cell.text("stdout")
     after = execute(kc, 'echo "${NEVER_SET_ANYWHERE}flags=$-"')

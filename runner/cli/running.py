@@ -333,10 +333,13 @@ def _steps_for(runbook: Runbook, procedure: str | None) -> tuple[Step, ...]:
 @contextlib.contextmanager
 def _kernels(names: Sequence[str]) -> Iterator[KernelPool]:
     """A pool with the kernels the run needs already booting; always shut down."""
-    from ..kernels import KernelPool, sigterm_unwinds
+    from ..cancel import CancelToken
+    from ..kernels import KernelPool
 
-    with sigterm_unwinds():
+    token = CancelToken()
+    with token.handling_signals():
         pool = KernelPool()
+        pool.cancel = token  # the engine takes it from the pool
         try:
             pool.prestart(names)
             yield pool
