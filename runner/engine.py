@@ -13,7 +13,10 @@ A step moves through ``pending -> running -> succeeded | failed | timed_out | ca
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import os
+import signal
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -248,6 +251,7 @@ class Engine:
         if resume is not None:
             self._rebuild_secret_outputs(resume)
         self._outcomes: dict[StepKey, StepOutcome] = {}
+        self._background: dict[int, str] = {}  # pid -> command line, left running by blocks
         self._approved: set[StepKey] = set()
         self._current: _Current | None = None
         self._aborted = False
@@ -389,7 +393,43 @@ class Engine:
             total_steps=len(self._plan()[0]),
         )
 
+    def _note_background(self, session: KernelSession, step: Step) -> None:
+        """Journal processes a block left running; they are stopped when the run ends."""
+        found = [(pid, cmd) for pid, cmd in session.background() if pid not in self._background]
+        if not found:
+            return
+        self._background.update(found)
+        self._event(
+            "background_processes",
+            step=step.number,
+            step_id=step.id,
+            kernel=session.name,
+            processes=[{"pid": pid, "command": cmd} for pid, cmd in found],
+        )
+
+    def _stop_background(self) -> None:
+        """Stop what blocks left running: SIGTERM, a moment, then SIGKILL; journaled."""
+        alive = [pid for pid in self._background if _running(pid)]
+        for session in self.pool.running():
+            alive += [pid for pid, _ in session.background() if pid not in alive]
+        if not alive:
+            return
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+        until = time.monotonic() + BACKGROUND_GRACE
+        while time.monotonic() < until and any(_running(pid) for pid in alive):
+            time.sleep(0.01)
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        self._event(
+            "background_stopped",
+            processes=[{"pid": pid, "command": self._background.get(pid, "")} for pid in alive],
+        )
+
     def _finish(self, flow: Flow, elapsed: float) -> RunResult:
+        self._stop_background()
         total = elapsed + (self.resume.elapsed if self.resume else 0.0)
         outcomes = tuple(self._outcomes.values())
         status = run_status(flow.value, [o.status for o in outcomes])
@@ -999,6 +1039,7 @@ class Engine:
         cwd = result.expressions.get(CWD_EXPRESSION)
         if isinstance(cwd, str) and cwd:
             self._cwd[session.name] = cwd
+        self._note_background(session, step)
         if result.restart is not None:
             self._restore(session, result.restart)
         if result.output_incomplete:
@@ -1077,10 +1118,10 @@ class Engine:
         values = {**self.inputs, **self.outputs}
         if values:
             self._inject(session, values)
-        cwd = self._cwd.get(session.name)
         replaced = session.generation > 1 or self.resume is not None
-        if replaced and (cwd or self.outputs or self.inputs):
-            self._restored(session, cwd, reason=self._replacement_reason(session), lost=None)
+        if replaced and (self._cwd.get(session.name) or self.outputs or self.inputs):
+            # A new process starts where the runner is; `_restored` moves it back.
+            self._restored(session, None, reason=self._replacement_reason(session), lost=None)
 
     def _replacement_reason(self, session: KernelSession) -> str:
         if session.generation > 1:
@@ -1153,6 +1194,19 @@ class Engine:
             attempts=current.attempts,
             error="run aborted",
         )
+
+
+#: Seconds background processes get to leave after SIGTERM at the end of a run.
+BACKGROUND_GRACE = 0.5
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is alive and not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _status_of(result: ExecResult) -> tuple[StepStatus, str | None]:

@@ -37,6 +37,8 @@ from jupyter_client.manager import KernelManager
 
 from .cancel import CancelToken, Terminated
 from .errors import RunbookError
+from .shell_kernel.procs import descendants
+from .shell_kernel.shell import BASH_ARGV, WATCHDOG_SCRIPT
 
 #: How often the execute loop checks that the kernel process is alive (seconds).
 POLL_INTERVAL = 0.02
@@ -220,6 +222,13 @@ def __runbook_exit_autocall():
 
 exit = quit = __runbook_exit_autocall() or exit
 del __runbook_exit_autocall
+
+# What a block leaves running in the background stays below this kernel (PR_SET_CHILD_SUBREAPER),
+# where the runner finds it and stops it at the end of the run.
+try:
+    __import__("ctypes").CDLL(None).prctl(36, 1)
+except (OSError, AttributeError):
+    pass
 """
 
 
@@ -419,6 +428,19 @@ class KernelSession:
     def pid(self) -> int | None:
         process = getattr(self.km.provisioner, "process", None) if self.km else None
         return process.pid if isinstance(process, subprocess.Popen) else None
+
+    def background(self) -> list[tuple[int, str]]:
+        """``(pid, command line)`` of processes the blocks left running below this kernel:
+        everything below it except the shell kernel's own bash and watchdog."""
+        pid = self.pid()
+        if pid is None:
+            return []
+        own = {" ".join(BASH_ARGV)}
+        return [
+            (child, command)
+            for child, parent, command in descendants(pid)
+            if not (parent == pid and (command in own or WATCHDOG_SCRIPT in command))
+        ]
 
     def interrupt(self) -> None:
         if self.km is not None and self.alive():

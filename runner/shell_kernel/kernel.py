@@ -18,6 +18,7 @@ from ipykernel._version import kernel_protocol_version
 from ipykernel.kernelbase import Kernel
 
 from .. import __version__
+from .procs import become_subreaper
 from .shell import CellResult, Outcome, Shell
 
 #: What a reply's ``ename`` says for each unsuccessful outcome.
@@ -56,6 +57,9 @@ class ShellKernel(Kernel):
         # jupyter_client's last resort before SIGKILL; without this bash's commands
         # would outlive the kernel.
         signal.signal(signal.SIGTERM, self._on_sigterm)
+        # What a step leaves running in the background stays below this kernel, where the
+        # runner finds it and stops it at the end of the run.
+        become_subreaper()
         self._shell.start()
         self.language_info = {**self.language_info, "version": self._shell.version}
 

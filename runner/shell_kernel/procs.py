@@ -76,3 +76,51 @@ def _stat_fields(pid: int) -> list[str] | None:
         return None
     # The command name may hold spaces and parentheses; it ends at the last ")".
     return stat.rsplit(")", 1)[1].split()
+
+
+def descendants(root: int) -> list[tuple[int, int, str]]:
+    """``(pid, parent pid, command line)`` of every live process below ``root``.
+
+    One pass over ``/proc`` builds the parent map; empty where there is no /proc.
+    """
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        fields = _stat_fields(int(entry))
+        # After "pid (comm)": state is field 0 and the parent's pid field 1.
+        if fields is not None and fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[tuple[int, int, str]] = []
+    todo = [root]
+    while todo:
+        parent = todo.pop()
+        for pid in children.get(parent, ()):
+            found.append((pid, parent, command_line(pid)))
+            todo.append(pid)
+    return found
+
+
+def command_line(pid: int) -> str:
+    """The process's arguments joined by spaces; "" when it is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return ""
+    return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+
+
+def become_subreaper() -> None:
+    """Orphans of this process's descendants (``(cmd &)``, ``setsid cmd &``) become its
+    children instead of init's, so they can be found and stopped. Linux only."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1)  # 36 = PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return

@@ -70,6 +70,11 @@ READ_SIZE = 1 << 16
 #: a few hundred messages a second rather than tens of thousands.
 BATCH_SIZE = 1 << 20
 
+#: How bash is started; the runner tells the kernel's own processes from a step's by it.
+BASH_ARGV = ("bash", "--noprofile", "--norc", "--noediting", "-i")
+#: The watchdog's script (see _Watchdog).
+WATCHDOG_SCRIPT = 'read _; kill -KILL -- "-$0" 2>/dev/null'
+
 OutputSink = Callable[[str, str], None]
 """Receives ``(stream_name, text)`` with stream_name ``"stdout"`` or ``"stderr"``."""
 
@@ -163,7 +168,7 @@ class Shell:
         record_read, record_write = os.pipe()
         prelude = self._write_file("prelude.sh", PRELUDE)
         self._proc = subprocess.Popen(
-            ["bash", "--noprofile", "--norc", "--noediting", "-i"],
+            list(BASH_ARGV),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -517,7 +522,7 @@ class _Watchdog:
         read_end, self._write_end = os.pipe()
         try:
             self._proc = subprocess.Popen(
-                ["bash", "-c", 'read _; kill -KILL -- "-$0" 2>/dev/null', str(pgid)],
+                ["bash", "-c", WATCHDOG_SCRIPT, str(pgid)],
                 stdin=read_end,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
