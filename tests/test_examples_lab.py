@@ -7,7 +7,7 @@ seeded story (docs/lab.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,6 @@ from runner.lab import LabServer
 from runner.parse import parse_file
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
-    with LabServer(tmp_path_factory.mktemp("lab") / "lab.db", reset=True) as server:
-        yield server
 
 
 def _api(lab: LabServer) -> httpx.Client:
