@@ -198,3 +198,15 @@ def format_duration(seconds: float) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
+
+
+#: Errors whose value says it all ("line 2: `false` exited 1", "exit 3"): no class name.
+PLAIN_ERRORS = frozenset({"ExitStatus", "ShellExited", "SystemExit"})
+
+
+def error_headline(ename: object, evalue: object) -> str:
+    """How an error reads to a person: `ValueError: bad`, but `line 2: `false` exited 1`."""
+    name, value = str(ename or ""), str(evalue or "")
+    if name in PLAIN_ERRORS:
+        return value or name
+    return f"{name or 'Error'}: {value}"

@@ -37,6 +37,7 @@ from jupyter_client.manager import KernelManager
 
 from .cancel import CancelToken, Terminated
 from .errors import RunbookError
+from .format import PLAIN_ERRORS, error_headline
 from .shell_kernel.procs import descendants
 from .shell_kernel.shell import BASH_ARGV, WATCHDOG_SCRIPT
 
@@ -124,13 +125,9 @@ class ExecResult:
             return "timed out"
         if self.status is ExecStatus.INTERRUPTED:
             return "interrupted by the operator"
-        if self.ename in _PLAIN_ERRORS:
+        if self.ename in PLAIN_ERRORS:
             return self.evalue or "error"
         return f"{self.ename}: {self.evalue}" if self.ename else "error"
-
-
-#: Errors whose value says it all ("line 2: `false` exited 1", "exit 3"): no class name.
-_PLAIN_ERRORS = frozenset({"ExitStatus", "ShellExited", "SystemExit"})
 
 
 OutputCallback = Callable[[Output], None]
@@ -802,7 +799,7 @@ def _to_output(kind: str, content: Mapping[str, Any]) -> Output | None:
         tb = tuple(str(line) for line in content.get("traceback") or ())
         return Output(
             "error",
-            text=f"{content.get('ename', '')}: {content.get('evalue', '')}",
+            text=error_headline(content.get("ename"), content.get("evalue")),
             ename=str(content.get("ename", "")),
             evalue=str(content.get("evalue", "")),
             traceback=tb,

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from .format import format_duration
+from .format import error_headline, format_duration
 from .journal import Event
 from .record import RunRecord
 
@@ -103,7 +103,7 @@ def output_text(out: Event) -> str:
     if kind == "error":
         tb = out.get("traceback") or []
         body = "\n".join(strip_ansi(str(t)) for t in tb) if tb else ""
-        head = f"{out.get('ename', 'Error')}: {out.get('evalue', '')}"
+        head = error_headline(out.get("ename"), out.get("evalue"))
         return body if head in body else (f"{body}\n{head}" if body else head)
     data = out.get("data") or {}
     if "text/plain" in data:

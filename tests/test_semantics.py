@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from runner_helpers import finished, of, run_engine, stdout_text, write_book
+from runner_helpers import cli, finished, of, run_engine, stdout_text, write_book
 
 from runner.engine import RunOptions
 from runner.inputs import InputValueError, coerce
@@ -462,3 +462,84 @@ def test_a_block_reading_stdin_gets_end_of_file_at_once(tmp_path: Path) -> None:
     result, events = run_engine(book, tmp_path / "runs")
     assert result.status is RunStatus.SUCCEEDED
     assert stdout_text(events) == "eof\n"
+
+
+def test_no_form_of_a_secret_reaches_the_terminal_or_any_report(tmp_path: Path) -> None:
+    secret = "p'a\\ss\"wörd-8 x"
+    book = write_book(
+        tmp_path,
+        """
+        1. Print it every way.
+
+           ```python {outputs=auth}
+           import base64, json, sys
+           auth = "Basic " + base64.b64encode(("user:" + api_token).encode()).decode()
+           print([api_token], json.dumps(api_token), auth)
+           sys.stdout.write(api_token[:5]); sys.stdout.flush(); print(api_token[5:])
+           raise KeyError(api_token)
+           ```
+        """,
+        inputs=SECRET_INPUT,
+    )
+    env = {"RUNBOOK_INPUT_API_TOKEN": secret}
+    ran = cli(["run", book.name, "--yes"], tmp_path, env=env)
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    shown = [ran.stdout + ran.stderr]
+    for fmt in ("md", "html", "ipynb"):
+        made = cli(["report", "last", "--format", fmt], tmp_path)
+        assert made.returncode == 0, made.stderr
+        shown.append(made.stdout)
+    logged = cli(["log", "last"], tmp_path)
+    shown.append(logged.stdout)
+    files = [p for p in (tmp_path / ".runbook").rglob("*") if p.is_file()]
+    shown += [p.read_text(errors="replace") for p in files]
+    forms = {
+        secret,
+        repr(secret)[1:-1],
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        base64.b64encode(("user:" + secret).encode()).decode()[8:-4],
+    }
+    for text in shown:
+        assert not [f for f in forms if f in text]
+    assert "***" in ran.stdout
+
+
+def test_a_kernel_restarted_after_a_timeout_gets_everything_back(tmp_path: Path) -> None:
+    work = tmp_path / "stubborn"
+    work.mkdir()
+    book = write_book(
+        tmp_path,
+        f"""
+        1. Set.
+
+           ```python {{outputs=count:int}}
+           import os
+           os.chdir({str(work)!r})
+           count = 5
+           ```
+
+        2. Ignores interrupts.
+
+           ```python {{timeout=300ms on_failure=continue}}
+           import time
+           while True:
+               try:
+                   time.sleep(0.05)
+               except KeyboardInterrupt:
+                   pass
+           ```
+
+        3. Still has it.
+
+           ```python
+           import os
+           print("seen", host_id, count, os.getcwd())
+           ```
+        """,
+        inputs="host_id:\n  default: srv-3\n",
+    )
+    _, events = run_engine(book, tmp_path / "runs", inputs={"host_id": "srv-3"})
+    assert finished(events)["ignores-interrupts"] == "timed_out"
+    assert f"seen srv-3 5 {work}\n" in stdout_text(events)
+    assert of(events, "kernel_restored")[0]["cwd"] == str(work)

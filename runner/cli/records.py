@@ -17,6 +17,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from ..format import error_headline
 from ..journal import (
     JOURNAL,
     Event,
@@ -244,7 +245,7 @@ def _output(e: Event) -> Iterator[RenderableType]:
             yield _prefixed(text, "      │ ", "")
     elif kind == "error":
         tb = "\n".join(strip_ansi(str(t)) for t in e.get("traceback") or [])
-        head = f"{e.get('ename', 'Error')}: {e.get('evalue', '')}"
+        head = error_headline(e.get("ename"), e.get("evalue"))
         yield _prefixed(tb if head in tb else (f"{tb}\n{head}" if tb else head), " error│ ", "red")
     else:
         data = e.get("data") or {}

@@ -196,7 +196,8 @@ def _error_content(result: CellResult) -> dict[str, Any]:
     else:
         evalue = f"exit status {result.exit_status}"
     ename = ERROR_NAMES[result.outcome]
-    return {"ename": ename, "evalue": evalue, "traceback": [f"{ename}: {evalue}"]}
+    # The traceback is what front ends print: the value alone says it ("exit 3").
+    return {"ename": ename, "evalue": evalue, "traceback": [evalue]}
 
 
 def _runbook_facts(result: CellResult) -> dict[str, Any]:
