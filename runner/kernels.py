@@ -20,8 +20,10 @@ import contextlib
 import ctypes
 import os
 import shlex
+import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -57,6 +59,9 @@ SHUTDOWN_TERM_WAIT = 0.1
 #: processes that left the kernel's process group (the shell kernel runs bash in a session of
 #: its own) or outlived a kernel that died.
 KERNEL_TAG = "RUNBOOK_KERNEL_TAG"
+#: Set in each kernel's environment: the folder of that kernel process (removed with it), where
+#: the shell kernel keeps its cell files.
+KERNEL_FOLDER = "RUNBOOK_KERNEL_FOLDER"
 
 Message = dict[str, Any]
 
@@ -219,6 +224,9 @@ def __runbook_exit_autocall():
 
 exit = quit = __runbook_exit_autocall() or exit
 del __runbook_exit_autocall
+# IPython warns "To exit: use 'exit', 'quit', or Ctrl-D." on every SystemExit: here it is the
+# way to end a block, not a mistake.
+__import__("warnings").filterwarnings("ignore", message="To exit: use")
 
 # What a block leaves running in the background stays below this kernel (PR_SET_CHILD_SUBREAPER),
 # where the runner finds it and stops it at the end of the run.
@@ -307,6 +315,7 @@ class KernelSession:
         self._ready = False
         self.generation = 0  # incremented at each (re)start
         self._tag: str | None = None  # KERNEL_TAG's value in the current kernel's environment
+        self._folder: Path | None = None  # the current kernel process's folder
         self.cancel: CancelToken | None = None  # polled while waiting on the kernel
 
     def _polled(self) -> contextlib.AbstractContextManager[None]:
@@ -331,10 +340,15 @@ class KernelSession:
 
     def _launch(self) -> None:
         self.generation += 1
-        stem = self._runtime_dir / f"k{self._index}-{self.generation}"
+        # One folder per kernel process, for its sockets, log and the shell's cell files; its
+        # reaper removes it when the kernel ends, even after the runner was SIGKILLed.
+        folder = self._runtime_dir / f"k{self._index}-{self.generation}"
+        folder.mkdir(mode=0o700, parents=True)  # its parent goes when its last kernel does
+        stem = folder / "k"
+        self._folder = folder
         self._tag = str(stem)
         try:
-            km = KernelManager(
+            km = _ReapedKernelManager(
                 kernel_name=self.name,
                 transport="ipc",
                 ip=str(stem),
@@ -348,7 +362,7 @@ class KernelSession:
                     stderr=log,
                     stdin=subprocess.DEVNULL,
                     preexec_fn=_die_with_parent,
-                    env={**os.environ, KERNEL_TAG: self._tag},
+                    env=_kernel_environment(self._tag, folder),
                 )
             finally:
                 log.close()
@@ -428,15 +442,20 @@ class KernelSession:
 
     def background(self) -> list[tuple[int, str]]:
         """``(pid, command line)`` of processes the blocks left running below this kernel:
-        everything below it except the shell kernel's own bash and watchdog."""
-        pid = self.pid()
-        if pid is None:
+        everything below its reaper except the kernel itself and the shell kernel's own bash
+        and watchdog."""
+        reaper = self.pid()
+        if reaper is None or self.km is None:
             return []
-        own = {" ".join(BASH_ARGV)}
+        tree = descendants(reaper)
+        connection = str(self.km.connection_file)
+        kernels = {pid for pid, parent, cmd in tree if parent == reaper and connection in cmd}
+        own = " ".join(BASH_ARGV)
         return [
-            (child, command)
-            for child, parent, command in descendants(pid)
-            if not (parent == pid and (command in own or WATCHDOG_SCRIPT in command))
+            (pid, cmd)
+            for pid, parent, cmd in tree
+            if pid not in kernels
+            and not (parent in kernels and (cmd == own or WATCHDOG_SCRIPT in cmd))
         ]
 
     def interrupt(self) -> None:
@@ -467,12 +486,19 @@ class KernelSession:
         """Escalate to signals if the kernel is still there, then release every resource."""
         if self.km is None:
             return
+        pid = self.pid()
+        # What the blocks started, found while the reaper still holds it (set-sid'd processes
+        # are its children): after the signals below nothing would lead to them any more.
+        below = [child for child, _, _ in descendants(pid)] if pid is not None else []
         if self.alive():
             self._signal_group(signal.SIGTERM)
             _wait_gone([self], SHUTDOWN_TERM_WAIT)
         # The group may hold children (bash, commands a step started) even after the kernel
         # itself exited: SIGKILL the whole group so nothing outlives the run.
         self._signal_group(signal.SIGKILL)
+        for child in below:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(child, signal.SIGKILL)
         process = getattr(self.km.provisioner, "process", None)
         if isinstance(process, subprocess.Popen):
             with contextlib.suppress(Exception):
@@ -688,12 +714,34 @@ class KernelSession:
         return self.kc
 
     def _log_tail(self) -> str:
-        path = self._runtime_dir / f"k{self._index}-{self.generation}.log"
+        path = self._runtime_dir / f"k{self._index}-{self.generation}" / "k.log"
         try:
             lines = path.read_text(errors="replace").strip().splitlines()[-5:]
         except OSError:
             return ""
         return (":\n  " + "\n  ".join(lines)) if lines else ""
+
+
+class _ReapedKernelManager(KernelManager):
+    """Starts the kernel through ``runner.reaper`` (see there): nothing below it outlives it."""
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        cmd: list[str] = super().format_kernel_cmd(extra_arguments)
+        folder = os.path.dirname(self.connection_file)
+        reaper = [sys.executable, "-m", "runner.reaper", "--parent", str(os.getpid())]
+        return [*reaper, "--remove", folder, "--", *cmd]
+
+
+#: Variables no kernel inherits: secret inputs are read by the runner and handed to the
+#: kernels as values, never as an environment every process of every step would see.
+_WITHHELD_PREFIX = "RUNBOOK_INPUT_"
+
+
+def _kernel_environment(tag: str, folder: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_WITHHELD_PREFIX)}
+    env[KERNEL_TAG] = tag
+    env[KERNEL_FOLDER] = str(folder)
+    return env
 
 
 def _system_exit_status(evalue: str) -> int:
@@ -813,12 +861,45 @@ def _to_output(kind: str, content: Mapping[str, Any]) -> Output | None:
 StartHook = Callable[[KernelSession], None]
 
 
+#: The pool's folder in the temporary directory: `runbook-kernels-<runner pid>-<random>`.
+POOL_PREFIX = "runbook-kernels-"
+
+
+def _sweep_stale_folders() -> None:
+    """Remove pool folders whose runner is gone.
+
+    A kernel's reaper removes its own folder, and the last one the pool's, even after the
+    runner was SIGKILLed; a runner killed before its first kernel started leaves an empty
+    folder only, which the next run removes here.
+    """
+    root = Path(tempfile.gettempdir())
+    try:
+        entries = list(root.glob(f"{POOL_PREFIX}*-*"))
+    except OSError:
+        return
+    for entry in entries:
+        pid = entry.name[len(POOL_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _process_exists(int(pid)) and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class KernelPool:
     """The kernels of one run, by kernelspec name; a context manager that always shuts them down."""
 
     def __init__(self, on_start: StartHook | None = None) -> None:
         self.cancel: CancelToken | None = None  # handed to every session (see runner.cancel)
-        self._dir = tempfile.TemporaryDirectory(prefix="runbook-kernels-")
+        _sweep_stale_folders()
+        self._dir = tempfile.TemporaryDirectory(prefix=f"{POOL_PREFIX}{os.getpid()}-")
         self.runtime_dir = Path(self._dir.name)
         self._sessions: dict[str, KernelSession] = {}
         self._started: dict[str, int] = {}  # kernelspec -> generation the hook last saw

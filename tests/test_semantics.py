@@ -247,7 +247,6 @@ def test_an_output_that_was_never_set_is_an_error(
         ("quit()", "succeeded", 0),
         ("import sys; sys.exit(3)", "failed", 3),
         ("exit(0)", "succeeded", 0),
-        ("exit", "succeeded", None),  # IPython's autocall: the reply is a plain "ok"
     ],
 )
 def test_exit_in_a_python_block_ends_it_with_that_status(

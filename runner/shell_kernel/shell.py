@@ -143,7 +143,11 @@ class Shell:
         self._next_id = 1
         self._cell: _Cell | None = None
         self._records: queue.SimpleQueue[tuple[str, int, str]] = queue.SimpleQueue()
-        self._workdir = tempfile.mkdtemp(prefix="runbook-shell-")
+        # In the kernel's own folder when the runner gave one: it is removed with the kernel,
+        # even when the runner is killed outright.
+        self._workdir = tempfile.mkdtemp(
+            prefix="runbook-shell-", dir=os.environ.get("RUNBOOK_KERNEL_FOLDER") or None
+        )
         self._proc: subprocess.Popen[bytes] | None = None
         self._stdin_fd = -1
         self._pump: threading.Thread | None = None
