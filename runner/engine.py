@@ -247,6 +247,10 @@ class Engine:
         self.outputs: dict[str, Any] = dict(resume.outputs) if resume else {}
         # Secret inputs by name, to rebuild outputs that held one (see redact.template).
         self._secrets = {n: str(v) for n, v in self.inputs.items() if n in self.secret_inputs}
+        # Inputs declared `expose: block`: given to a kernel only around a block naming them.
+        self._scoped = frozenset(
+            spec.name for spec in runbook.metadata.inputs if spec.expose == "block"
+        )
         self._cwd: dict[str, str] = dict(resume.cwd) if resume else {}  # kernel -> last cwd
         if resume is not None:
             self._rebuild_secret_outputs(resume)
@@ -1026,6 +1030,9 @@ class Engine:
         expressions[CWD_EXPRESSION] = expression_for(language, CWD_EXPRESSION)
         timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
         sink = _Sink(self, step, block.id)
+        scoped = self._scoped_for(block)
+        if scoped:
+            self._inject(session, scoped)
         try:
             result = session.execute(
                 block.code,
@@ -1036,6 +1043,8 @@ class Engine:
             )
         finally:
             sink.flush()
+            if scoped and session.alive():
+                self._withdraw(session, list(scoped))
         cwd = result.expressions.get(CWD_EXPRESSION)
         if isinstance(cwd, str) and cwd:
             self._cwd[session.name] = cwd
@@ -1115,13 +1124,35 @@ class Engine:
         prelude = kernel_prelude(info.language)
         if prelude:
             self._run_silently(session, prelude, "prepare")
-        values = {**self.inputs, **self.outputs}
+        values = self._run_values()
         if values:
             self._inject(session, values)
         replaced = session.generation > 1 or self.resume is not None
         if replaced and (self._cwd.get(session.name) or self.outputs or self.inputs):
             # A new process starts where the runner is; `_restored` moves it back.
             self._restored(session, None, reason=self._replacement_reason(session), lost=None)
+
+    def _run_values(self) -> dict[str, Any]:
+        """What every kernel holds for the whole run: inputs (but `expose: block` ones) and
+        the outputs recorded so far."""
+        inputs = {n: v for n, v in self.inputs.items() if n not in self._scoped}
+        return {**inputs, **self.outputs}
+
+    def _scoped_for(self, block: Block) -> dict[str, Any]:
+        return {
+            n: self.inputs[n]
+            for n in self._scoped
+            if n in self.inputs and (n in block.code or n.upper() in block.code)
+        }
+
+    def _withdraw(self, session: KernelSession, names: Sequence[str]) -> None:
+        """Take `expose: block` values out of the kernel again after their block."""
+        language = session.info.language if session.info else ""
+        if is_shell(language):
+            code = "unset " + " ".join(n.upper() for n in names)
+        else:
+            code = "\n".join(f"globals().pop({n!r}, None)" for n in names)
+        self._run_silently(session, code, "withdraw a block's secrets from")
 
     def _replacement_reason(self, session: KernelSession) -> str:
         if session.generation > 1:
@@ -1130,7 +1161,7 @@ class Engine:
 
     def _restore(self, session: KernelSession, restart: ShellRestart) -> None:
         """The shell kernel replaced its bash: the run's values go back before the next block."""
-        values = {**self.inputs, **self.outputs}
+        values = self._run_values()
         if values:
             self._inject(session, values)
         lost = [*restart.lost_exports, *(f"{f}()" for f in restart.lost_functions)]

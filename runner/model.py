@@ -87,6 +87,7 @@ class InputSpec:
     enum: tuple[Scalar, ...] = ()
     pattern: str | None = None
     secret: bool = False  # never written to the journal, reports or the terminal
+    expose: str = "run"  # "block": in a kernel only while a block that names it runs
 
 
 @dataclass(frozen=True, slots=True)

@@ -894,6 +894,7 @@ def _input_spec(name: str, raw: object) -> InputSpec:
         enum=tuple(enum) if isinstance(enum, list) else (),
         pattern=str(data["pattern"]) if data.get("pattern") else None,
         secret=bool(data.get("secret", False)),
+        expose="block" if data.get("expose") == "block" else "run",
     )
 
 

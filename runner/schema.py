@@ -44,6 +44,13 @@ class InputSchema(Struct, forbid_unknown_fields=True, kw_only=True, frozen=True)
     secret: Annotated[
         bool, Meta(description="never written to the journal, reports or the terminal")
     ] = False
+    expose: Annotated[
+        Literal["run", "block"],
+        Meta(
+            description="run: the value is in every kernel for the whole run (default); "
+            "block: only while a block that names it runs"
+        ),
+    ] = "run"
 
 
 class TriggerSchema(Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):

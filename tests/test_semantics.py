@@ -542,3 +542,62 @@ def test_a_kernel_restarted_after_a_timeout_gets_everything_back(tmp_path: Path)
     assert finished(events)["ignores-interrupts"] == "timed_out"
     assert f"seen srv-3 5 {work}\n" in stdout_text(events)
     assert of(events, "kernel_restored")[0]["cwd"] == str(work)
+
+
+def test_a_block_scoped_secret_is_in_the_kernel_only_while_a_block_names_it(
+    tmp_path: Path,
+) -> None:
+    book = write_book(
+        tmp_path,
+        """
+        1. Does not name it.
+
+           ```bash
+           env | grep -c TOKEN || echo "not in the environment"
+           ```
+
+        2. Names it.
+
+           ```bash
+           test -n "$API_TOKEN" && echo "has it"
+           ```
+
+        3. Python does not name it either.
+
+           ```python
+           import os
+           print("py:", "api" + "_token" in globals(), [k for k in os.environ if "TOKEN" in k])
+           ```
+        """,
+        inputs=SECRET_INPUT + "  expose: block\n",
+    )
+    result, events = run_engine(
+        book, tmp_path / "runs", inputs={"api_token": "scoped-secret-1"}, secrets=["api_token"]
+    )
+    assert result.status is RunStatus.SUCCEEDED, finished(events)
+    out = stdout_text(events)
+    assert "not in the environment\nhas it\npy: False []\n" in out
+
+
+def test_the_runner_s_input_variables_never_reach_a_kernel(tmp_path: Path) -> None:
+    book = write_book(
+        tmp_path,
+        """
+        1. Look.
+
+           ```bash
+           env | grep '^RUNBOOK_INPUT_' || echo "shell: none"
+           ```
+
+        2. Look from Python.
+
+           ```python
+           import os
+           print("python:", [k for k in os.environ if k.startswith("RUNBOOK_INPUT_")])
+           ```
+        """,
+        inputs=SECRET_INPUT,
+    )
+    ran = cli(["run", book.name, "--yes"], tmp_path, env={"RUNBOOK_INPUT_API_TOKEN": "x" * 12})
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "shell: none" in ran.stdout and "python: []" in ran.stdout
