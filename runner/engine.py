@@ -46,7 +46,16 @@ from .kernels import (
     kernel_prelude,
     typed_output,
 )
-from .model import Block, InputValue, Procedure, Runbook, RunStatus, Step, StepStatus
+from .model import (
+    Block,
+    InputValue,
+    Procedure,
+    Runbook,
+    RunEnd,
+    RunStatus,
+    Step,
+    StepStatus,
+)
 from .operator import Approval, ApprovalRequest, Decision, Operator
 from .policy import (
     FAILED_STATUSES,
@@ -81,6 +90,7 @@ class Flow(Enum):
     QUIT = "quit"  # stop: the operator chose to quit
     ABORT = "abort"  # stop: Ctrl-C or SIGTERM
     PAUSE = "pause"  # stop: waiting for an approval
+    END = "end"  # stop: a branch ended the run (`end=`, "Ends the run: ...")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +141,7 @@ class RunResult:
     outcomes: tuple[StepOutcome, ...]
     paused_step: str | None = None  # the step waiting for approval
     aborted: bool = False  # ended by Ctrl-C or SIGTERM
+    ended_by: Mapping[str, Any] | None = None  # the branch that ended the run (`end=`)
 
 
 class RunConditionError(RunbookError):
@@ -256,6 +267,7 @@ class Engine:
             self._rebuild_secret_outputs(resume)
         self._outcomes: dict[StepKey, StepOutcome] = {}
         self._background: dict[int, str] = {}  # pid -> command line, left running by blocks
+        self._ended: dict[str, Any] | None = None  # the branch that ended the run, if one did
         self._approved: set[StepKey] = set()
         self._current: _Current | None = None
         self._aborted = False
@@ -436,7 +448,14 @@ class Engine:
         self._stop_background()
         total = elapsed + (self.resume.elapsed if self.resume else 0.0)
         outcomes = tuple(self._outcomes.values())
-        status = run_status(flow.value, [o.status for o in outcomes])
+        status = run_status(
+            "next" if flow is Flow.END else flow.value, [o.status for o in outcomes]
+        )
+        if flow is Flow.END and self._ended is not None and status is not RunStatus.FAILED:
+            # The branch's own verdict, unless something before it failed for good.
+            declared = RunStatus(self._ended["status"])
+            handled = status is RunStatus.SUCCEEDED_WITH_HANDLED_FAILURES
+            status = declared if declared is not RunStatus.SUCCEEDED or not handled else status
         limit = self.runbook.metadata.time_limit
         within = None if limit is None else total <= limit
         paused = next((o for o in outcomes if o.status is StepStatus.WAITING_APPROVAL), None)
@@ -462,6 +481,7 @@ class Engine:
                 within_time_limit=within,
                 counts=counts,
                 aborted=self._aborted,
+                **({"ended_by": self._ended} if self._ended else {}),
             )
         self.journal.sync()
         return RunResult(
@@ -475,6 +495,7 @@ class Engine:
             outcomes=outcomes,
             paused_step=paused.step_id if paused and status is RunStatus.PAUSED else None,
             aborted=self._aborted,
+            ended_by=self._ended,
         )
 
     def _sequence(self, steps: Sequence[Step], procedure: str | None) -> Flow:
@@ -567,7 +588,22 @@ class Engine:
             if gate == "denied":
                 self._record(step, procedure, StepStatus.DENIED, reason="approval denied")
                 return self._on_failure(step, procedure, StepStatus.DENIED)
-        return self._attempts(step, index, total, procedure)
+        flow = self._attempts(step, index, total, procedure)
+        outcome = self._outcomes.get(key)
+        if flow is Flow.NEXT and step.end and outcome and outcome.status is StepStatus.SUCCEEDED:
+            return self._end_run(step.end, procedure, step)
+        return flow
+
+    def _end_run(self, end: RunEnd, procedure: str | None, step: Step | None) -> Flow:
+        """A branch ends the run: journaled in `run_finished.ended_by`, with its reason."""
+        self._ended = {
+            "status": end.status,
+            "reason": end.reason,
+            "procedure": procedure,
+            "step": step.number if step else None,
+            "step_id": step.id if step else None,
+        }
+        return Flow.END
 
     def _condition(self, step: Step, procedure: str | None) -> Flow | None:
         expression = step.when or ""
@@ -896,6 +932,8 @@ class Engine:
                 StepStatus.HANDLED,
                 reason=f"{status.value}; handled by procedure {proc.id}",
             )
+            if proc.ends is not None:
+                return self._end_run(proc.ends, proc.id, None)
             return Flow.NEXT
         return Flow.FAIL
 

@@ -129,6 +129,8 @@ BLOCK_ATTRIBUTES: dict[str, str] = {
     "when": "condition over inputs and outputs; the step is skipped when false",
     "outputs": "comma-separated names read back after the block, each typed with `:int`, "
     "`:float`, `:bool` or `:str` (the default), e.g. `outputs=count:int,verdict`",
+    "end": '`end="REASON"` or `end="failed: REASON"`: once the step succeeds the run ends '
+    '(succeeded unless a status is given), e.g. `end="closed as false positive"`',
     "errexit": "`false`: a shell block runs every line and only its last command's status "
     "counts (by default it stops at the first failing command)",
     "exec": "false marks a block in a runnable language as documentation",
@@ -210,3 +212,40 @@ def error_headline(ename: object, evalue: object) -> str:
     if name in PLAIN_ERRORS:
         return value or name
     return f"{name or 'Error'}: {value}"
+
+
+#: The final statuses a branch may end a run with (`end=`, "Ends the run as ...:").
+END_STATUSES = ("succeeded", "failed", "cancelled")
+
+
+def parse_end(text: str) -> tuple[str, str]:
+    """`closed as false positive` -> (succeeded, ...); `failed: vendor down` -> (failed, ...)."""
+    head, sep, rest = text.partition(":")
+    if sep and head.strip().lower() in END_STATUSES:
+        status, reason = head.strip().lower(), rest.strip()
+    else:
+        status, reason = "succeeded", text.strip()
+    if not reason:
+        raise ValueError('say why the run ends, e.g. end="closed as false positive"')
+    return status, reason
+
+
+def ends_the_run_line(line: str) -> tuple[str, str] | None:
+    """`Ends the run: REASON` or `**Ends the run as failed:** REASON` in prose, or None.
+
+    Plain string tests, no pattern: prose is untrusted input and this runs on every line.
+    """
+    plain = line.replace("*", "").replace("_", " ").strip()
+    low = plain.lower()
+    if not low.startswith("ends the run"):
+        return None
+    head, sep, reason = plain.partition(":")
+    if not sep or not reason.strip():
+        return None
+    words = head.lower().split()
+    status = "succeeded"
+    if words[3:4] == ["as"] and len(words) == 5 and words[4] in END_STATUSES:
+        status = words[4]
+    elif len(words) != 3:
+        return None
+    return status, reason.strip()

@@ -127,6 +127,14 @@ OnFailure = str  # "abort" | "continue" | "procedure:NAME"
 
 
 @dataclass(frozen=True, slots=True)
+class RunEnd:
+    """A branch that ends the run instead of returning to the main path."""
+
+    status: str  # the run's final status: succeeded | failed | cancelled
+    reason: str  # in words, for the journal and the report: "closed as false positive"
+
+
+@dataclass(frozen=True, slots=True)
 class Block:
     """A fenced code block. Executable when ``kernel`` is set; otherwise documentation."""
 
@@ -150,6 +158,7 @@ class Block:
     outputs: tuple[str, ...] = ()  # names, in the order written
     output_types: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # name -> type
     errexit: bool = True  # a shell block stops at its first failing command
+    end: RunEnd | None = None  # `end="..."`: once the step succeeds, the run ends
 
     @property
     def executable(self) -> bool:
@@ -202,6 +211,10 @@ class Step:
         )
 
     @property
+    def end(self) -> RunEnd | None:
+        return next((b.end for b in self.blocks if b.executable and b.end), None)
+
+    @property
     def retries(self) -> int:
         return max((b.retries for b in self.blocks if b.executable), default=0)
 
@@ -227,6 +240,7 @@ class Procedure:
     end_line: int
     text: str = ""
     steps: tuple[Step, ...] = ()
+    ends: RunEnd | None = None  # an "Ends the run: ..." line: the run ends after it
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ from .model import (
     ProblemLevel,
     Procedure,
     Runbook,
+    RunEnd,
     Section,
     Severity,
     Step,
@@ -632,7 +633,11 @@ class _Parser:
             if not steps:
                 steps = self._single_step(inner, kernels, proc_id)
             text = "\n".join(self.lines[h.start : h.end - 1]).strip("\n")
-            out.append(Procedure(proc_id, h.title, h.start, h.end, text, steps))
+            ends = next(
+                (RunEnd(*e) for line in text.split("\n") if (e := fmt.ends_the_run_line(line))),
+                None,
+            )
+            out.append(Procedure(proc_id, h.title, h.start, h.end, text, steps, ends))
         return out
 
     def _single_step(self, s: _Span, kernels: Mapping[str, str], proc_id: str) -> tuple[Step, ...]:
@@ -837,6 +842,8 @@ def _apply_attribute(out: dict[str, Any], key: str, value: str) -> None:
         out["outputs"], out["output_types"] = _outputs(value)
     elif key == "errexit":
         out["errexit"] = fmt.parse_bool(value)
+    elif key == "end":
+        out["end"] = RunEnd(*fmt.parse_end(value))
     elif key == "exec":
         out["exec"] = fmt.parse_bool(value)
     # Runme's own attributes are accepted and have no effect here.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .expr import describe
-from .model import Block, InputSpec, Procedure, Runbook, Step
+from .model import Block, InputSpec, Procedure, Runbook, RunEnd, Step
 
 PLAN_VERSION = 1
 
@@ -81,8 +81,14 @@ def step_json(step: Step) -> JSONObject:
         "when": step.when,
         "condition": describe(step.when) if step.when else None,
         "outputs": list(step.outputs),
+        "output_types": {n: t for b in step.blocks for n, t in b.output_types.items()},
+        "ends": end_json(step.end),
         "blocks": [block_json(block) for block in step.blocks],
     }
+
+
+def end_json(end: RunEnd | None) -> JSONObject | None:
+    return None if end is None else {"status": end.status, "reason": end.reason}
 
 
 def block_json(block: Block) -> JSONObject:
@@ -93,6 +99,7 @@ def block_json(block: Block) -> JSONObject:
         "executable": block.executable,
         "line": block.line,
         "code": block.code,
+        "errexit": block.errexit,
         "attributes": dict(block.attributes),
     }
 
@@ -102,5 +109,6 @@ def procedure_json(proc: Procedure) -> JSONObject:
         "id": proc.id,
         "title": proc.title,
         "line": proc.line,
+        "ends": end_json(proc.ends),
         "steps": [step_json(step) for step in proc.steps],
     }

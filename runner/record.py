@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,7 @@ class RunRecord:
     duration: float | None = None
     within_time_limit: bool | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    ended_by: dict[str, Any] | None = None  # the branch that ended the run (run_finished)
     kernels: list[Event] = field(default_factory=list)
     steps: list[StepRecord] = field(default_factory=list)
     off_script: list[Event] = field(default_factory=list)
@@ -148,6 +149,11 @@ class RunRecord:
     @property
     def name(self) -> str:
         return str(self.runbook.get("name") or self.runbook.get("id") or "runbook")
+
+    @property
+    def ending(self) -> str | None:
+        """Which branch ended the run, in words; None when it ran to its end."""
+        return ending_text(self.ended_by)
 
     @property
     def time_limit(self) -> float | None:
@@ -367,6 +373,7 @@ class _Fold:
         r.duration = e.get("duration")
         r.within_time_limit = e.get("within_time_limit")
         r.counts = dict(e.get("counts") or {})
+        r.ended_by = e.get("ended_by")
 
 
 def _earlier(iso: str, seconds: float) -> str | None:
@@ -527,3 +534,16 @@ def _blocks_run(order: list[str], seen: dict[str, list[Event]], status: str) -> 
     errored = any(o.get("kind") == "error" for o in seen[order[last]])
     end = last + 1 if errored or last + 1 >= len(order) else last + 2
     return order[:end] + extra
+
+
+def ending_text(ended_by: Mapping[str, Any] | None) -> str | None:
+    """`ended by procedure close-as-false-positive: closed as false positive`."""
+    if not ended_by:
+        return None
+    where = (
+        f"procedure {ended_by['procedure']}"
+        if ended_by.get("procedure") and not ended_by.get("step")
+        else f"step {ended_by.get('step')}"
+        + (f" of procedure {ended_by['procedure']}" if ended_by.get("procedure") else "")
+    )
+    return f"ended by {where}: {ended_by.get('reason', '')}"

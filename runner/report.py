@@ -116,6 +116,8 @@ def _md_header(r: RunRecord) -> str:
         ("Status", f"**{fmt_status(r.status)}**"),
         ("Duration", time_limit_verdict(r)),
     ]
+    if r.ending:
+        rows.insert(-1, ("Ended", _md_escape(r.ending)))
     if r.kernels:
         kernels = ", ".join(
             f"{k.get('kernel')} ({k.get('implementation', '')} {k.get('version', '')}, "

@@ -130,3 +130,28 @@ def test_phished_credentials_disable_the_account_at_any_severity(
         result = cli(args, tmp_path, env={"RUNBOOK_INPUT_API_TOKEN": lab.token}, timeout=120)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr
         assert api.get("/api/_lab/state").json()["users"]["asmith"]["enabled"] is False
+
+
+@pytest.mark.slow
+def test_a_false_positive_ends_the_endpoint_run_and_leaves_the_device_alone(
+    lab: LabServer, tmp_path: Path
+) -> None:
+    """alrt-1003's file is benign in the intel feed: the run closes the alert and stops there;
+    nothing isolates wks-0017, however the later steps are approved."""
+    with _api(lab) as api:
+        api.post("/api/_lab/reset").raise_for_status()
+        path = REPO / "runbooks" / "compromised-endpoint.md"
+        gated = [s.id for s in parse_file(path).steps if s.approve]
+        args = ["run", str(path), "--yes", "-i", f"base_url={lab.url}"]
+        args += ["-i", "alert_id=alrt-1003", "-i", "host_id=wks-0017"]
+        args += [a for step in gated for a in ("--approve", step)]
+        result = cli(args, tmp_path, env={"RUNBOOK_INPUT_API_TOKEN": lab.token}, timeout=120)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+        assert "ended by step 3: closed as a false positive" in result.stdout
+        state = api.get("/api/_lab/state").json()
+        isolations = [
+            r for r in api.get("/api/_lab/requests").json()["requests"] if "/isolate" in r["path"]
+        ]
+    assert state["alerts"]["alrt-1003"] == "closed"
+    assert state["hosts"]["wks-0017"]["isolated"] is False
+    assert isolations == []

@@ -273,5 +273,5 @@ def test_dry_run_needs_no_secret_and_runs_nothing(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "input token = ***" in done.stdout
     assert not marker.exists() and not (tmp_path / ".runbook").exists()
-    bad = cli(["run", book.name, "--dry-run", "-i", "token=NOT-OK"], tmp_path)
+    bad = cli(["run", book.name, "--dry-run", "-i", "token=NOT-OK-AT-ALL"], tmp_path)
     assert bad.returncode == 2 and "does not match the pattern" in bad.stderr

@@ -601,3 +601,79 @@ def test_the_runner_s_input_variables_never_reach_a_kernel(tmp_path: Path) -> No
     ran = cli(["run", book.name, "--yes"], tmp_path, env={"RUNBOOK_INPUT_API_TOKEN": "x" * 12})
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "shell: none" in ran.stdout and "python: []" in ran.stdout
+
+
+def test_a_step_with_end_ends_the_run_with_its_reason(tmp_path: Path) -> None:
+    book = write_book(
+        tmp_path,
+        """
+        1. Decide.
+
+           ```bash {outputs=verdict}
+           VERDICT=benign
+           ```
+
+        2. Close a false positive.
+
+           ```bash {when="verdict == 'benign'" end="closed as false positive"}
+           echo closing
+           ```
+
+        3. Contain.
+
+           ```bash
+           echo "must not run"
+           ```
+        """,
+    )
+    result, events = run_engine(book, tmp_path / "runs")
+    assert result.status is RunStatus.SUCCEEDED
+    assert "must not run" not in stdout_text(events)
+    assert "contain" not in finished(events)
+    ended = of(events, "run_finished")[0]["ended_by"]
+    assert ended == {
+        "status": "succeeded",
+        "reason": "closed as false positive",
+        "procedure": None,
+        "step": 2,
+        "step_id": "close-a-false-positive",
+    }
+
+
+def test_a_procedure_that_ends_the_run_does_not_return_to_the_main_path(tmp_path: Path) -> None:
+    book = write_book(
+        tmp_path,
+        """
+        1. Try the API.
+
+           ```bash {on_failure=procedure:escalate}
+           false
+           ```
+
+        2. Main path.
+
+           ```bash
+           echo "must not run"
+           ```
+
+        ## Alternative procedures
+
+        ### Escalate
+
+        Ends the run as failed: escalated to the vendor.
+
+        ```bash
+        echo escalating
+        ```
+        """,
+    )
+    result, events = run_engine(book, tmp_path / "runs")
+    assert result.status is RunStatus.FAILED
+    assert "escalating\n" in stdout_text(events)
+    assert "must not run" not in stdout_text(events)
+    ended = of(events, "run_finished")[0]["ended_by"]
+    assert (ended["procedure"], ended["status"], ended["reason"]) == (
+        "escalate",
+        "failed",
+        "escalated to the vendor.",
+    )

@@ -187,6 +187,10 @@ def print_summary(console: Console, result: RunResult, runbook: Runbook) -> None
         verdict = "within" if result.within_time_limit else "[red]over[/]"
         total += f" of the {format_duration(limit)} time limit ({verdict})"
     console.print(total)
+    if result.ended_by:
+        from ..record import ending_text
+
+        console.print(escape(ending_text(result.ended_by) or ""), soft_wrap=True)
     if result.status is RunStatus.PAUSED:
         console.print(f"[yellow]paused:[/] step {result.paused_step} waits for an approval.")
         console.print(
