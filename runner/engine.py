@@ -1081,7 +1081,7 @@ class Engine:
             )
         finally:
             sink.flush()
-            if scoped and session.alive():
+            if scoped:
                 self._withdraw(session, list(scoped))
         cwd = result.expressions.get(CWD_EXPRESSION)
         if isinstance(cwd, str) and cwd:
@@ -1108,12 +1108,11 @@ class Engine:
         values: dict[str, Any] = {}
         for name in block.outputs:
             if name not in result.expressions:
-                how = f"${name.upper()}" if shell else f"the Python variable {name}"
-                why = result.expression_errors.get(name, "not set")
                 if shell:
                     why = f"${name.upper()} was never set (assign {name.upper()}=... in the block)"
                 else:
-                    why = f"{how} could not be read: {why}"
+                    problem = result.expression_errors.get(name, "not set")
+                    why = f"the Python variable {name} could not be read: {problem}"
                 return f"output {name!r}: {why}"
             kind = block.output_types.get(name)
             try:
@@ -1184,13 +1183,20 @@ class Engine:
         }
 
     def _withdraw(self, session: KernelSession, names: Sequence[str]) -> None:
-        """Take `expose: block` values out of the kernel again after their block."""
+        """Take `expose: block` values out of the kernel again after their block; a kernel
+        that cannot be asked (it died, the block was interrupted) is restarted instead, so
+        the value is gone either way."""
+        if not session.alive():
+            return
         language = session.info.language if session.info else ""
         if is_shell(language):
             code = "unset " + " ".join(n.upper() for n in names)
         else:
             code = "\n".join(f"globals().pop({n!r}, None)" for n in names)
-        self._run_silently(session, code, "withdraw a block's secrets from")
+        try:
+            self._run_silently(session, code, "withdraw a block's secrets from")
+        except (KernelError, KeyboardInterrupt):
+            session.restart()
 
     def _replacement_reason(self, session: KernelSession) -> str:
         if session.generation > 1:

@@ -96,7 +96,7 @@ def test_edr_restore_cleans_the_host_and_patch_updates_it(api: httpx.Client) -> 
 
 def test_edr_alert_lifecycle(api: httpx.Client) -> None:
     open_alerts = ok(api.get("/api/edr/alerts", params={"status": "open"}))["alerts"]
-    assert {a["id"] for a in open_alerts} == {"alrt-1001", "alrt-1002"}
+    assert {a["id"] for a in open_alerts} == {"alrt-1001", "alrt-1002", "alrt-1003"}
     assert ok(api.post("/api/edr/alerts/alrt-1001/ack"))["status"] == "acknowledged"
     closed = ok(api.post("/api/edr/alerts/alrt-1001/close", json={"resolution": "contained"}))
     assert closed["status"] == "closed"
