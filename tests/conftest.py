@@ -1,0 +1,21 @@
+"""Every test seals its journals with a key of its own session, never the user's real one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runner.journal_key import KEY_ENV
+
+
+@pytest.fixture(scope="session")
+def _journal_key_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("journal-key") / "journal.key"
+
+
+@pytest.fixture(autouse=True)
+def _journal_key(_journal_key_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # Set in the environment, so runners started as subprocesses use the same key.
+    monkeypatch.setenv(KEY_ENV, str(_journal_key_path))
+    return _journal_key_path
