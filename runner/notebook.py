@@ -10,10 +10,12 @@ approval request recorded.
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 from .journal import Event
 from .model import Block, Runbook
+from .private_files import write_private
 from .record import BlockRun, RunRecord, StepRecord, block_runs, runbook_step
 from .record_text import fmt_duration, fmt_status, joined, merge_streams, time_limit_verdict
 
@@ -27,7 +29,8 @@ def _nbformat() -> Any:
 
 def write_notebook(record: RunRecord, runbook: Runbook | None, path: str) -> None:
     """Render and write the notebook (validated against the nbformat v4 schema)."""
-    _nbformat().write(render_notebook(record, runbook), path)
+    text = _nbformat().writes(render_notebook(record, runbook))
+    write_private(Path(path), (text + "\n").encode("utf-8"))
 
 
 def render_notebook(record: RunRecord, runbook: Runbook | None = None) -> Any:

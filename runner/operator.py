@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 
 from .model import Step
+from .terminal_text import visible
 
 #: The reason recorded for a manual step in an unattended run.
 MANUAL_SKIP_REASON = "manual step, needs a person"
@@ -269,19 +270,22 @@ class TerminalOperator:
         role = request.approver_role
         c.print(
             f"[bold yellow]Approval needed[/] for step {request.step.number} "
-            f"{escape(request.step.title)}" + (f" (approver role: {role})" if role else "")
+            f"{escape(visible(request.step.title))}"
+            + (f" (approver role: {escape(visible(role))})" if role else "")
         )
         if request.evidence:
             c.print("Evidence so far:")
             for label, title, status, why in request.evidence:
                 c.print(
-                    f"  {escape(label)} {escape(title)} ({status}"
-                    + (f": {escape(why)})" if why else ")")
+                    f"  {escape(visible(label))} {escape(visible(title))} ({status}"
+                    + (f": {escape(visible(why))})" if why else ")")
                 )
         c.print("The code to approve, with the values it uses:")
-        c.print(Syntax(request.code.rstrip("\n"), "text", theme="ansi_dark"))
+        # The code holds input values (alert fields): escaped, so what is approved is what is seen.
+        c.print(Syntax(visible(request.code.rstrip("\n")), "text", theme="ansi_dark"))
         if request.distinct_required:
-            c.print(f"Two-person rule: the approver may not be {escape(request.run_operator)}.")
+            who = escape(visible(request.run_operator))
+            c.print(f"Two-person rule: the approver may not be {who}.")
 
     def _approver_name(self, request: ApprovalRequest) -> str:
         if not request.distinct_required:

@@ -108,6 +108,11 @@ def run_status(flow: str, statuses: Iterable[StepStatus]) -> RunStatus:
 # --- resume ------------------------------------------------------------------------------------
 
 
+def _sealed(event: Event, keyed_from: int | None) -> bool:
+    seq = event.get("seq")
+    return keyed_from is not None and isinstance(seq, int) and seq >= keyed_from
+
+
 @dataclass
 class ResumeState:
     """What a new attempt of a run takes over from the journal."""
@@ -140,8 +145,14 @@ class ResumeState:
         return str(self.started.get("operator", ""))
 
 
-def load_resume(events: Sequence[Event]) -> ResumeState:
-    """The state of a run as its journal tells it."""
+def load_resume(events: Sequence[Event], *, keyed_from: int | None = None) -> ResumeState:
+    """The state of a run as its journal tells it.
+
+    Approvals gate what a resumed run does, so only those in lines sealed with the journal key
+    count (``keyed_from``: the first such line, from `verify`): those were written by `runbook
+    approve` or the runner after they checked the approver. An approval in an unkeyed journal
+    could have been typed in by anyone; it is ignored, and the step asks again.
+    """
     started = next((e for e in events if e.get("event") == "run_started"), None)
     if started is None:
         raise ValueError("the journal has no run_started event")
@@ -174,7 +185,7 @@ def load_resume(events: Sequence[Event]) -> ResumeState:
         elif kind == "step_finished":
             finished[key] = event
             approvals.pop(key, None)  # an approval is used up by the step it let run
-        elif kind == "approval":
+        elif kind == "approval" and _sealed(event, keyed_from):
             approvals[key] = event
         elif kind == "approval_requested":
             shown[key] = str(event.get("code", ""))

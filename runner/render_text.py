@@ -19,18 +19,13 @@ from rich.text import Text
 from .expr import describe
 from .format import format_duration
 from .model import Block, Problem, Runbook, Step
+from .terminal_text import visible
 
 _LEXERS = {"sh": "bash", "shell": "bash", "py": "python", "python3": "python"}
+
+
 # C0 and C1 control characters but tab and newline: ESC above all, which would let a runbook
 # move the cursor, clear the screen, retitle the window or hide lines in the reader's terminal.
-_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if c not in (9, 10)}
-
-
-def visible(text: str) -> str:
-    """Text from a runbook with its control characters escaped (`\\x1b`), safe for a terminal."""
-    return text.translate(_CONTROLS)
-
-
 def plan_view(runbook: Runbook, problems: Sequence[Problem] = ()) -> RenderableType:
     """Header, inputs, steps, procedures, criteria, then any problems `check` found."""
     parts: list[RenderableType] = [*_header(runbook)]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .journal import Event, list_runs
+from .private_files import write_private
 from .record import (
     OFF_SCRIPT,
     BlockRun,
@@ -490,7 +491,8 @@ def write_report(run_dir: Path, fmt: str, out: Path | None = None) -> list[Path]
             text = render_markdown(record, image=lambda p: _relative(p, out.parent), plot=plot)
         else:
             text = render_html(record, image=data_uri, plot=plot)
-        out.write_text(text, encoding="utf-8")
+        # 0600 like the journal, and never through a link planted in the run folder.
+        write_private(out, text.encode("utf-8"))
     except OSError as exc:
         raise ReportError(
             f"cannot write the report: {exc.strerror}; choose another file with -o", path=str(out)

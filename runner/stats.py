@@ -21,6 +21,7 @@ Definitions (the same in `runbook stats`, its JSON and the docs):
 
 from __future__ import annotations
 
+import io
 import math
 import statistics
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .journal import RunInfo
+from .private_files import write_private
 
 SUCCESS = frozenset({"succeeded", "succeeded_with_handled_failures"})
 FINISHED = SUCCESS | {"failed", "cancelled"}
@@ -141,7 +143,10 @@ def plot_durations(
         ax.set_title(title or f"{points[-1].runbook_name}: run durations", fontsize=10)
         fig.tight_layout()
         out_png.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out_png, format="png", metadata={"Software": None})
+        png = io.BytesIO()
+        fig.savefig(png, format="png", metadata={"Software": None})
+        # Written private and never through a link planted in the run folder.
+        write_private(out_png, png.getvalue())
     finally:
         plt.close(fig)
     return out_png

@@ -1,13 +1,31 @@
-"""Fixtures shared by the whole suite: one lab per test session (reset by the tests that need a
-known state), started on a free loopback port with its own token."""
+"""Fixtures shared by the whole suite.
+
+Every test seals its journals with a key of its own session, never the user's real one; and
+one lab serves the session (reset by the tests that need a known state), on a free loopback
+port with its own token.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from runner.journal_key import KEY_ENV
 from runner.lab import LabServer
+
+
+@pytest.fixture(scope="session")
+def _journal_key_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("journal-key") / "journal.key"
+
+
+@pytest.fixture(autouse=True)
+def _journal_key(_journal_key_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # Set in the environment, so runners started as subprocesses use the same key.
+    monkeypatch.setenv(KEY_ENV, str(_journal_key_path))
+    return _journal_key_path
 
 
 @pytest.fixture(scope="session")

@@ -317,7 +317,7 @@ def test_resume_state_restores_outputs_and_skips_done_steps(tmp_path: Path) -> N
     )
     first, _ = run_engine(book, tmp_path / "runs", inputs={"resumed": False})
     assert first.status is RunStatus.FAILED
-    state = load_resume(read_events(first.run_dir))
+    state = load_resume(read_events(first.run_dir), keyed_from=1)
     assert state.outputs == {"answer": 41} and list(state.done) == [(None, "produce")]
     second, events = run_engine(
         book, tmp_path / "runs", inputs={"resumed": True}, resume=state, run_dir=first.run_dir

@@ -197,7 +197,7 @@ def test_verify_intact_then_a_one_byte_edit(
     code, out, _ = run_cli(capsys, "verify", FULL, "--runs-dir", str(runs_dir))
     journal = runs_dir / FULL / JOURNAL
     n = len(journal.read_text().splitlines())
-    assert (code, out.strip()) == (0, f"intact ({n} events)")
+    assert (code, out.strip()) == (0, f"intact ({n} events, keyed)")
     data = bytearray(journal.read_bytes())
     at = data.index(b"revoking 3")
     data[at + len("revoking ")] = ord("4")  # one byte, on some line k

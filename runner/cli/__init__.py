@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..errors import RunbookError
+from ..terminal_text import visible
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -117,13 +118,14 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("aborted")
         status = EXIT_ABORTED
     except RunbookError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
+        # An error quotes what it found (a path, a value, a line): shown, never obeyed.
+        err_console.print(f"[bold red]error:[/] {escape(visible(str(exc)))}", markup=True)
         status = exc.exit_code
     except Exception as exc:
         if os.environ.get("RUNBOOK_DEBUG"):
             raise
         err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(visible(str(exc)))}\n"
             "This is a bug in runbook; run again with RUNBOOK_DEBUG=1 to see the traceback "
             "and report it."
         )

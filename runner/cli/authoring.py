@@ -22,8 +22,9 @@ from ..errors import InvalidRunbook, UnreadableRunbook, UsageError
 from ..model import Problem
 from ..parse import parse_file
 from ..plan import plan_json
-from ..render_text import plan_view, visible
+from ..render_text import plan_view
 from ..schema import front_matter_schema
+from ..terminal_text import visible
 from . import EXIT_FAILED, EXIT_OK, cli, format_option, runs_dir_option
 
 DEFAULT_FOLDER = "runbooks"

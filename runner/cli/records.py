@@ -22,6 +22,7 @@ from ..journal import (
     JOURNAL,
     Event,
     RunInfo,
+    VerifyResult,
     default_runs_dir,
     find_run,
     list_runs,
@@ -29,6 +30,7 @@ from ..journal import (
     summarise,
     verify,
 )
+from ..journal import repair as repair_journal
 from ..record import RunRecord, StepRecord, fill_from_runbook, load_run, runbook_at_run
 from ..record_text import (
     fmt_duration,
@@ -40,6 +42,7 @@ from ..record_text import (
 )
 from ..report import FORMATS, write_report
 from ..stats import RunbookStats, all_stats, plot_durations, runbook_stats
+from ..terminal_text import visible, visible_event
 from . import EXIT_FAILED, cli, format_option, runs_dir_option
 
 OUTPUT_VERSION = 1
@@ -107,9 +110,9 @@ def _runs_table(found: list[RunInfo]) -> Table:
     table.add_column("duration / limit", no_wrap=True)
     for r in found:
         table.add_row(
-            Text(r.run_id),
-            Text(r.runbook_id),
-            r.mode,
+            Text(visible(r.run_id)),
+            Text(visible(r.runbook_id)),
+            Text(visible(r.mode)),
             _status(r.status),
             r.started.replace("T", " ")[:19],
             _against_limit(r),
@@ -154,6 +157,8 @@ def log(run: str, runs_dir: Path | None, output_format: str) -> None:
             }
         )
         return
+    # Everything shown below comes from the journal or the runbook: escaped, never obeyed.
+    events = [visible_event(e) for e in events]
     record = load_run(run_dir, events)
     runbook = runbook_at_run(record)
     if runbook is not None:
@@ -192,7 +197,7 @@ def _log_header(record: RunRecord) -> RenderableType:
         ("input " + k, v if isinstance(v, str) else json.dumps(v)) for k, v in record.inputs.items()
     ]
     for key, value in rows:
-        grid.add_row(key, Text(value))
+        grid.add_row(key, Text(visible(value)))
     return Group(Text(record.name, style="bold"), grid)
 
 
@@ -225,7 +230,7 @@ def _step_heading(s: StepRecord, main_total: int) -> RenderableType:
         )
     else:
         counter = f"[{s.number}/{s.total or main_total}]"
-    title = Text(f"{counter} {s.title or s.step_id}", style="bold")
+    title = Text(visible(f"{counter} {s.title or s.step_id}"), style="bold")
     facts = [
         f"role {s.role}" if s.role else "",
         f"kernel {s.kernel}" if s.kernel else "manual step" if s.manual else "",
@@ -380,20 +385,48 @@ _LINES = {
 @cli.command(name="verify")
 @click.argument("run")
 @runs_dir_option
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Mend a torn last line or a lost head (after a crash), journaling what was cut.",
+)
 @click.pass_context
-def verify_command(ctx: click.Context, run: str, runs_dir: Path | None) -> None:
+def verify_command(ctx: click.Context, run: str, runs_dir: Path | None, repair: bool) -> None:
     """Check a run's journal has not been edited, cut or extended: exit 0 intact, 1 not.
 
-    RUN is a run id, a unique prefix of one, a run folder, or `last`.
+    RUN is a run id, a unique prefix of one, a run folder, or `last`. What `intact` proves, and
+    against whom, is in docs/running.md: with a keyed journal, that every line was written by a
+    holder of your journal key, in order, and none was cut from the end.
     """
     run_dir = find_run(runs_dir or default_runs_dir(), run)
+    if repair:
+        import getpass
+
+        fixed = repair_journal(run_dir, getpass.getuser())
+        if fixed is not None:
+            click.echo(f"repaired ({visible(fixed)}); the repair is journaled")
     result = verify(run_dir)
     if result.ok:
-        click.echo(f"intact ({result.lines} events)")
+        click.echo(f"intact ({result.lines} events{_keyed_note(result)})")
         return
     where = f"{run_dir / JOURNAL}:{result.line}" if result.line else str(run_dir / JOURNAL)
-    click.echo(f"{where}: NOT intact: {result.message}", err=True)
+    hint = "; `runbook verify --repair` mends it (journaled)" if result.torn else ""
+    click.echo(f"{where}: NOT intact: {visible(result.message)}{hint}", err=True)
     ctx.exit(EXIT_FAILED)
+
+
+def _keyed_note(result: VerifyResult) -> str:
+    if result.keyed:
+        return ", keyed"
+    if result.keyed_from is not None:
+        return (
+            f", keyed from line {result.keyed_from}: lines 1-{result.keyed_from - 1} were "
+            "written before journals were keyed"
+        )
+    return (
+        ", unkeyed: written before journals were keyed, so this shows only that the file is "
+        "self-consistent, not who wrote it"
+    )
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -506,7 +539,7 @@ def _stats_table(rows: list[RunbookStats]) -> Table:
     for s in rows:
         limit = f" (limit {fmt_duration(s.time_limit)})" if s.time_limit else ""
         table.add_row(
-            Text(s.runbook_id),
+            Text(visible(s.runbook_id)),
             str(s.runs),
             str(s.drills),
             f"{_pct(s.success_rate)} ({s.succeeded}/{s.completed})" if s.completed else "—",

@@ -27,6 +27,7 @@ from rich.text import Text
 
 from ..errors import InvalidInputs, RunbookError, UsageError
 from ..model import InputValue, Runbook, RunStatus, Step
+from ..terminal_text import visible, visible_event
 from . import EXIT_OK, cli, runs_dir_option
 
 if TYPE_CHECKING:
@@ -77,7 +78,9 @@ class RichReporter:
     def on_event(self, event: Event) -> None:
         handler = getattr(self, "_on_" + str(event.get("event")), None)
         if handler is not None:
-            handler(event)
+            # Every string of the event is untrusted (output, errors, titles, names): shown with
+            # its control characters escaped, output keeping its own colours.
+            handler(visible_event(event))
 
     def _header(self, event: Event) -> None:
         key = (event.get("procedure"), event.get("step_id"))
@@ -117,10 +120,10 @@ class RichReporter:
         kind = event.get("kind")
         if kind == "stream":
             style = "red" if event.get("stream") == "stderr" else None
-            self.console.print(Text(str(event.get("text", "")), style=style or ""), end="")
+            self.console.print(_coloured(str(event.get("text", "")), style or ""), end="")
         elif kind == "error":
             trace = "\n".join(event.get("traceback") or []) or str(event.get("text", ""))
-            self.console.print(Text.from_ansi(trace, style="red"))
+            self.console.print(_coloured(trace, "red"))
         else:
             data = event.get("data") or {}
             shown = next((f"[{m}: {v}]" for m, v in data.items() if m.startswith("image/")), None)
@@ -160,12 +163,21 @@ class RichReporter:
         self.console.print(f"[yellow]{escape(str(event.get('text', '')))}[/]")
 
 
+def _coloured(text: str, style: str) -> Text:
+    """Output already made visible but for its colours, which become rich styles."""
+    shown = Text.from_ansi(text, style=style) if "\x1b" in text else Text(text, style=style)
+    if text.endswith("\n") and not shown.plain.endswith("\n"):
+        shown.append("\n")  # from_ansi splits into lines and drops the last line end
+    return shown
+
+
 def print_summary(console: Console, result: RunResult, runbook: Runbook) -> None:
     from rich.table import Table
 
     from ..format import format_duration
 
-    table = Table(title=f"{runbook.metadata.name}: {result.status.value}", title_justify="left")
+    name = escape(visible(runbook.metadata.name))
+    table = Table(title=f"{name}: {result.status.value}", title_justify="left")
     for column in ("step", "title", "status", "time", "note"):
         table.add_column(column, no_wrap=column in ("step", "status", "time"))
     for o in result.outcomes:
@@ -174,10 +186,10 @@ def print_summary(console: Console, result: RunResult, runbook: Runbook) -> None
         note = (o.error or o.reason or "") + (" (earlier attempt)" if o.earlier else "")
         table.add_row(
             number,
-            o.title,
+            Text(visible(o.title)),
             f"[{style}]{o.status.value}[/]",
             format_duration(o.duration),
-            escape(note),
+            Text(visible(note)),
         )
     console.print()
     console.print(table)
@@ -559,13 +571,21 @@ def _policies(step: Step) -> str:
 
 
 def _load_run(runs_dir: Path | None, ref: str) -> tuple[Path, list[Event], ResumeState]:
-    from ..journal import JournalError, default_runs_dir, find_run, read_events
+    from ..journal import REPAIR_HINT, JournalError, default_runs_dir, find_run, verified_events
     from ..policy import load_resume
 
     run_dir = find_run(Path(runs_dir) if runs_dir else default_runs_dir(), ref)
-    events = read_events(run_dir)
+    # The state comes from the very bytes that were verified: approvals in it gate steps.
+    result, events = verified_events(run_dir)
+    if not result.ok:
+        hint = REPAIR_HINT if result.torn else ""
+        raise JournalError(
+            f"the journal is not intact ({result.message}); it cannot be continued{hint}",
+            path=str(run_dir / "journal.jsonl"),
+            line=result.line,
+        )
     try:
-        state = load_resume(events)
+        state = load_resume(events, keyed_from=result.keyed_from)
     except ValueError as exc:
         raise JournalError(str(exc), path=str(run_dir)) from None
     return run_dir, events, state
