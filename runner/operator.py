@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 
 from .model import Step
-from .terminal_text import visible
+from .terminal_text import fold_lines, visible
 
 #: The reason recorded for a manual step in an unattended run.
 MANUAL_SKIP_REASON = "manual step, needs a person"
@@ -219,11 +219,15 @@ class TerminalOperator:
                 return Decision(action, waited=time.monotonic() - started)
             self.console.print(f"[yellow]unknown answer {escape(answer)!r}; ? shows the keys[/]")
 
+    def _code(self, code: str, lang: str) -> Syntax:
+        """Code as a person must see it before running or approving it: every byte. Lines
+        wider than the terminal are folded with a visible mark, never cut off."""
+        width = max(20, self.console.width - 1)
+        return Syntax(fold_lines(visible(code.rstrip("\n")), width), lang, theme="ansi_dark")
+
     def before_step(self, step: Step, index: int, total: int) -> Decision:
         for block in step.executable_blocks:
-            self.console.print(
-                Syntax(block.code.rstrip("\n"), block.lang or "text", theme="ansi_dark")
-            )
+            self.console.print(self._code(block.code, block.lang or "text"))
         decision = self._choose(
             "[bold]run[/] (r/Enter), skip (s), quit (q), ? help > ", _STEP_KEYS, True
         )
@@ -282,7 +286,7 @@ class TerminalOperator:
                 )
         c.print("The code to approve, with the values it uses:")
         # The code holds input values (alert fields): escaped, so what is approved is what is seen.
-        c.print(Syntax(visible(request.code.rstrip("\n")), "text", theme="ansi_dark"))
+        c.print(self._code(request.code, "text"))
         if request.distinct_required:
             who = escape(visible(request.run_operator))
             c.print(f"Two-person rule: the approver may not be {who}.")

@@ -68,3 +68,23 @@ def visible_event(event: Mapping[str, Any]) -> dict[str, Any]:
     """A journal event safe to show: every string escaped, an output's colour kept."""
     output = event.get("event") == "output"
     return {k: visible_value(v, colour=output and k in _COLOURED) for k, v in event.items()}
+
+
+#: Ends each piece of a folded line: the line goes on below.
+FOLD_MARK = "↩"
+
+
+def fold_lines(text: str, width: int) -> str:
+    """Each line wider than ``width`` cells cut into pieces that fit, each but the last ending
+    in :data:`FOLD_MARK`: nothing is cropped, and a reader sees where a line was folded."""
+    from rich.cells import cell_len, chop_cells
+
+    out: list[str] = []
+    for line in text.expandtabs(4).split("\n"):
+        if cell_len(line) <= width:
+            out.append(line)
+            continue
+        pieces = chop_cells(line, width - 1)
+        out += [piece + FOLD_MARK for piece in pieces[:-1]]
+        out.append(pieces[-1])
+    return "\n".join(out)

@@ -118,16 +118,20 @@ class RichReporter:
 
     def _on_output(self, event: Event) -> None:
         kind = event.get("kind")
+        # soft_wrap: output is printed as the command wrote it. Rich would otherwise break
+        # long lines at the console's width (80 columns when piped), and a hash, URL or IOC
+        # copied from the screen or a `tee` log would come out broken.
         if kind == "stream":
             style = "red" if event.get("stream") == "stderr" else None
-            self.console.print(_coloured(str(event.get("text", "")), style or ""), end="")
+            text = _coloured(str(event.get("text", "")), style or "")
+            self.console.print(text, end="", soft_wrap=True)
         elif kind == "error":
             trace = "\n".join(event.get("traceback") or []) or str(event.get("text", ""))
-            self.console.print(_coloured(trace, "red"))
+            self.console.print(_coloured(trace, "red"), soft_wrap=True)
         else:
             data = event.get("data") or {}
             shown = next((f"[{m}: {v}]" for m, v in data.items() if m.startswith("image/")), None)
-            self.console.print(Text(shown or str(event.get("text", ""))))
+            self.console.print(Text(visible(shown or str(event.get("text", "")))), soft_wrap=True)
 
     def _on_step_finished(self, event: Event) -> None:
         from ..format import format_duration
