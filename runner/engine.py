@@ -30,7 +30,6 @@ from .expr import parse_expression
 from .format import DEFAULT_KERNELS, SHELL_KERNEL
 from .journal import Event, Journal
 from .kernels import (
-    CWD_EXPRESSION,
     ExecResult,
     ExecStatus,
     Interrupted,
@@ -1065,12 +1064,12 @@ class Engine:
     ) -> ExecResult:
         language = session.info.language if session.info else block.lang
         expressions = {name: expression_for(language, name) for name in block.outputs}
-        expressions[CWD_EXPRESSION] = expression_for(language, CWD_EXPRESSION)
         timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
         sink = _Sink(self, step, block.id)
         scoped = self._scoped_for(block)
         if scoped:
             self._inject(session, scoped)
+        generation = session.generation
         try:
             result = session.execute(
                 block.code,
@@ -1083,8 +1082,11 @@ class Engine:
             sink.flush()
             if scoped:
                 self._withdraw(session, list(scoped))
-        cwd = result.expressions.get(CWD_EXPRESSION)
-        if isinstance(cwd, str) and cwd:
+        # Read from /proc rather than asked of the kernel: no extra work in it per block. Not
+        # from a kernel that replaced the block's (a timeout restarts it): that one starts
+        # afresh, and the remembered directory is what it must be given back.
+        cwd = session.cwd() if session.generation == generation else None
+        if cwd:
             self._cwd[session.name] = cwd
         self._note_background(session, step)
         if result.restart is not None:

@@ -180,19 +180,12 @@ def python_literal(value: object) -> str:
     return repr(value)
 
 
-#: The user_expression key under which every block reads its kernel's working directory
-#: back, so a replaced kernel can be put back where it was.
-CWD_EXPRESSION = "__runbook_cwd__"
-
-
 def expression_for(language: str, name: str) -> str:
     """The user_expression that reads output ``name`` back: the variable, or "${NAME?}".
 
     ``${NAME?}`` fails to expand when NAME was never set, so an unset output is an error
     rather than an empty string.
     """
-    if name == CWD_EXPRESSION:
-        return "$PWD" if is_shell(language) else "__import__('os').getcwd()"
     return f"${{{name.upper()}?}}" if is_shell(language) else name
 
 
@@ -439,6 +432,24 @@ class KernelSession:
     def pid(self) -> int | None:
         process = getattr(self.km.provisioner, "process", None) if self.km else None
         return process.pid if isinstance(process, subprocess.Popen) else None
+
+    def cwd(self) -> str | None:
+        """The working directory the next block would start in, read from /proc (Linux): the
+        shell kernel's bash's, or the kernel process's own. None when it cannot be told."""
+        reaper = self.pid()
+        if reaper is None or self.km is None:
+            return None
+        tree = descendants(reaper)
+        connection = str(self.km.connection_file)
+        kernel = next((p for p, parent, c in tree if parent == reaper and connection in c), None)
+        if kernel is None:
+            return None
+        own = " ".join(BASH_ARGV)
+        bash = next((p for p, parent, c in tree if parent == kernel and c == own), None)
+        try:
+            return os.readlink(f"/proc/{bash or kernel}/cwd")
+        except OSError:
+            return None
 
     def background(self) -> list[tuple[int, str]]:
         """``(pid, command line)`` of processes the blocks left running below this kernel:

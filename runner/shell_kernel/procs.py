@@ -81,8 +81,50 @@ def _stat_fields(pid: int) -> list[str] | None:
 def descendants(root: int) -> list[tuple[int, int, str]]:
     """``(pid, parent pid, command line)`` of every live process below ``root``.
 
-    One pass over ``/proc`` builds the parent map; empty where there is no /proc.
+    Walks ``/proc/PID/task/TID/children`` down from ``root``, a few reads for a kernel's small
+    tree (the runner asks after every block); where the kernel does not offer those files,
+    one pass over all of ``/proc`` builds the parent map instead. Zombies are left out.
     """
+    found: list[tuple[int, int, str]] = []
+    todo = [root]
+    try:
+        while todo:
+            parent = todo.pop()
+            for pid in _children(parent):
+                fields = _stat_fields(pid)
+                if fields is None or fields[0] == "Z":
+                    continue
+                found.append((pid, parent, command_line(pid)))
+                todo.append(pid)
+    except _NoChildrenFile:
+        return _descendants_by_scan(root)
+    return found
+
+
+class _NoChildrenFile(Exception):
+    """This kernel has no /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN)."""
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []  # gone meanwhile
+    out: list[int] = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as handle:
+                out += [int(c) for c in handle.read().split()]
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended meanwhile
+            raise _NoChildrenFile from None
+        except OSError:
+            continue
+    return out
+
+
+def _descendants_by_scan(root: int) -> list[tuple[int, int, str]]:
     children: dict[int, list[int]] = {}
     try:
         entries = os.listdir("/proc")
