@@ -147,6 +147,7 @@ class Block:
     on_failure: OnFailure = "abort"
     when: str | None = None
     outputs: tuple[str, ...] = ()
+    fence: str = "```"  # the opening marker as written (``` or ~~~~, ...)
 
     @property
     def executable(self) -> bool:
@@ -227,6 +228,16 @@ class Procedure:
 
 
 @dataclass(frozen=True, slots=True)
+class Heading:
+    """A top-level heading as written, or a line that looks like one but is not (`###2.`)."""
+
+    level: int  # 1-6; for a look-alike, the number of leading `#`s
+    title: str  # plain text, without the `#`s
+    line: int
+    real: bool = True  # False for a paragraph line that only looks like a heading
+
+
+@dataclass(frozen=True, slots=True)
 class Section:
     """Any other H2 section, kept as documentation."""
 
@@ -255,6 +266,9 @@ class Runbook:
     front_matter: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     front_matter_line: int = 0  # line of the opening `---`, 0 when there is none
     problems: tuple[Problem, ...] = ()  # found while parsing; `check` adds its own
+    # Every top-level heading and heading look-alike, in line order: `check` finds steps
+    # written at the wrong level from them.
+    headings: tuple[Heading, ...] = ()
 
     def procedure(self, name: str) -> Procedure | None:
         return next((p for p in self.procedures if name in (p.id, p.title)), None)
