@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import re
 import shutil
 import subprocess
@@ -38,8 +39,34 @@ _MAGIC_RE = re.compile(r"^(\s*)[%!].*$", re.MULTILINE)
 
 #: Environment variables a shell step may read without declaring them.
 WELL_KNOWN_ENV = frozenset(
-    "HOME PATH USER LOGNAME SHELL PWD OLDPWD TMPDIR TERM LANG LC_ALL HOSTNAME UID EUID PPID "
-    "RANDOM SECONDS LINENO BASH_SOURCE FUNCNAME PIPESTATUS IFS REPLY OPTARG OPTIND BASHPID".split()
+    {
+        "HOME",
+        "PATH",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "PWD",
+        "OLDPWD",
+        "TMPDIR",
+        "TERM",
+        "LANG",
+        "LC_ALL",
+        "HOSTNAME",
+        "UID",
+        "EUID",
+        "PPID",
+        "RANDOM",
+        "SECONDS",
+        "LINENO",
+        "BASH_SOURCE",
+        "FUNCNAME",
+        "PIPESTATUS",
+        "IFS",
+        "REPLY",
+        "OPTARG",
+        "OPTIND",
+        "BASHPID",
+    }
 )
 
 
@@ -168,20 +195,31 @@ def _shell_assigned(code: str) -> Iterator[str]:
         yield from names.split()
 
 
-def _bash_syntax(runbook: Runbook, block: Block, bash: str) -> Iterator[Problem]:
+@functools.lru_cache(maxsize=512)
+def _bash_verdict(bash: str, code: str) -> str | None:
+    """`bash -n`'s first complaint about ``code``, or None. Cached: the site and `check` of a
+    folder see the same blocks again and again, and a process costs a millisecond or two."""
     try:
-        done = subprocess.run(
-            [bash, "-n"], input=block.code, capture_output=True, text=True, timeout=10
-        )
+        done = subprocess.run([bash, "-n"], input=code, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
-        return  # no verdict from the checker is no finding; the run itself will tell
+        return None  # no verdict from the checker is no finding; the run itself will tell
     if done.returncode == 0:
+        return None
+    return done.stderr.strip().splitlines()[0] if done.stderr.strip() else "syntax error"
+
+
+def _bash_syntax(runbook: Runbook, block: Block, bash: str) -> Iterator[Problem]:
+    first = _bash_verdict(bash, block.code)
+    if first is None:
         return
-    first = done.stderr.strip().splitlines()[0] if done.stderr.strip() else "syntax error"
     match = _BASH_LINE_RE.search(first)
     offset = int(match.group(1)) if match else 1
     what = match.group(2) if match else first
-    line = min(block.line + offset, block.end_line - 2) if block.end_line > block.line + 1 else block.line
+    line = (
+        min(block.line + offset, block.end_line - 2)
+        if block.end_line > block.line + 1
+        else block.line
+    )
     yield problem(runbook, line, "RB061",
                   f"shell block at line {block.line} does not parse (`bash -n`: {what}); "
                   "fix the code, e.g. close every `if` with `fi`, `do` with `done`, "

@@ -20,7 +20,7 @@ _NUMBERED_RE = re.compile(r"^\s*(?:step\s+\d+\b|\d+[.):])", re.IGNORECASE)
 _OPENER_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([^`\s]\S*.*)$")
 # Languages one edit away from a runnable one, but languages of their own.
 _NOT_MISSPELLED = frozenset(
-    {"ipython", "cython", "jython", "python2", "pycon", "dash", "ksh", "csh", "ash", "ssh"}
+    {"ipython", "cython", "jython", "python2", "pycon", "dash", "ksh", "csh", "ssh"}
 )
 
 
@@ -74,7 +74,9 @@ def rule_step_heading_level(runbook: Runbook) -> Iterator[Problem]:
             if h.real:
                 why = f"a level-{h.level} heading is not a step, so it merges into the step above"
             else:
-                why = "without a space after the `#`s it is not a heading but prose of the step above"
+                why = (
+                    "without a space after the `#`s it is not a heading but prose of the step above"
+                )
             yield problem(runbook, h.line, "RB023",
                           f"{_how(h)} looks like a step, but {why} and runs under its role, "
                           f"timeout and gate; write it `### {h.title}`")  # fmt: skip
@@ -140,8 +142,9 @@ def rule_block_language(runbook: Runbook) -> Iterator[Problem]:
         near = _misspelled(block.lang)
         if near and block.attributes.get("exec", "").lower() not in fmt.FALSE_WORDS:
             yield problem(runbook, block.line, "RB026",
-                          f"```{block.lang} is not a language any kernel runs, so the block is "
-                          f"documentation and its step is manual; did you mean ```{near}?")  # fmt: skip
+                          f"```{block.lang} is not a language any kernel runs, so the block "
+                          "is documentation and its step is manual; "
+                          f"did you mean ```{near}?")  # fmt: skip
 
 
 def _misspelled(lang: str) -> str | None:
@@ -159,7 +162,12 @@ def _one_edit(a: str, b: str) -> bool:
         return False
     if len(a) == len(b):
         diff = [k for k in range(len(a)) if a[k] != b[k]]
-        swap = len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+        swap = (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and a[diff[0]] == b[diff[1]]
+            and a[diff[1]] == b[diff[0]]
+        )
         return len(diff) == 1 or swap
     short, long = (a, b) if len(a) < len(b) else (b, a)
     return any(long[:k] + long[k + 1 :] == short for k in range(len(long)))
