@@ -8,6 +8,7 @@ without an error.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -193,3 +194,23 @@ def test_no_single_character_edit_changes_the_plan_silently(path: Path) -> None:
         if shape(runbook) != before and not any(p.level == "error" for p in lint(runbook)):
             silent.append(f"{what}: {before} -> {shape(runbook)}")
     assert silent == []
+
+
+def test_a_kernel_that_is_not_installed_gets_one_verdict_from_check_run_and_site(
+    tmp_path: Path,
+) -> None:
+    from test_site import build, make_project  # the site tests' real MkDocs build
+
+    project = make_project(tmp_path / "p")
+    book = project / "runbooks" / "k.md"
+    text = seeded(ENDPOINT, "tags: [edr", "kernels: {bash: no-such-kernel}\ntags: [edr")
+    book.write_text(text, encoding="utf-8")
+    env = {**os.environ, "RUNBOOK_INPUT_API_TOKEN": "x"}
+    checked = subprocess.run([str(RUNBOOK), "check", str(book)], capture_output=True, text=True,
+                             timeout=120)  # fmt: skip
+    ran = subprocess.run([str(RUNBOOK), "run", str(book), "--yes"], capture_output=True,
+                         text=True, timeout=120, env=env, cwd=tmp_path)  # fmt: skip
+    site = build(project, tmp_path / "out")
+    assert checked.returncode == 1 and "error RB039" in checked.stdout
+    assert ran.returncode == 2 and "RB039" in ran.stderr
+    assert site.returncode == 1 and "runbooks/k.md:1: RB039" in site.stderr
