@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
+from . import check_code, check_references, check_structure
 from . import format as fmt
 from .errors import ExpressionError, InvalidRunbook, UnreadableRunbook, UsageError
 from .expr import parse_expression
@@ -366,9 +367,9 @@ def rule_kernels_installed(runbook: Runbook) -> Iterator[Problem]:
             yield _problem(
                 runbook,
                 runbook.front_matter_line or 1,
-                "warning",
+                "error",
                 "RB039",
-                f"kernels: {lang} -> {kernel!r}, which is not installed here"
+                f"kernels: {lang!r} -> {kernel!r}, which is not installed here"
                 f"{did_you_mean(kernel, installed)} (installed: {', '.join(sorted(installed))}); "
                 "install it (`jupyter kernelspec list`) or fix the name",
             )
@@ -378,6 +379,19 @@ def _installed_kernels() -> frozenset[str]:
     from jupyter_client.kernelspec import KernelSpecManager  # slow import: only when needed
 
     return frozenset(KernelSpecManager().find_kernel_specs())
+
+
+def _only_standard(rule: Rule) -> Rule:
+    """A rule that concerns authors of the standard format only: plain Markdown read in
+    compatibility mode never gets its findings (it has at most RB040)."""
+
+    def wrapped(runbook: Runbook) -> Iterator[Problem]:
+        if _standard(runbook):
+            yield from rule(runbook)
+
+    wrapped.__doc__ = rule.__doc__
+    wrapped.__name__ = rule.__name__
+    return wrapped
 
 
 def rule_recommended_keys(runbook: Runbook) -> Iterator[Problem]:
@@ -400,7 +414,9 @@ def rule_recommended_keys(runbook: Runbook) -> Iterator[Problem]:
                        "of what must be true when the response is done")  # fmt: skip
 
 
-RULES: tuple[Rule, ...] = (
+#: Every rule, in the order they run; `lint` sorts their findings by line. Another module's rules
+#: join by being listed here (each is a function of the parsed runbook).
+RULES: list[Rule] = [
     rule_not_empty,
     rule_standard_format,
     rule_steps_section,
@@ -412,7 +428,11 @@ RULES: tuple[Rule, ...] = (
     rule_kernel_for_language,
     rule_kernels_installed,
     rule_recommended_keys,
-)
+    *(
+        _only_standard(rule)
+        for rule in (*check_structure.RULES, *check_code.RULES, *check_references.RULES)
+    ),
+]
 
 
 def count_levels(problems: Iterable[Problem]) -> tuple[int, int]:

@@ -159,6 +159,7 @@ class Block:
     output_types: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # name -> type
     errexit: bool = True  # a shell block stops at its first failing command
     end: RunEnd | None = None  # `end="..."`: once the step succeeds, the run ends
+    fence: str = "```"  # the opening marker as written (``` or ~~~~, ...)
 
     @property
     def executable(self) -> bool:
@@ -244,6 +245,16 @@ class Procedure:
 
 
 @dataclass(frozen=True, slots=True)
+class Heading:
+    """A top-level heading as written, or a line that looks like one but is not (`###2.`)."""
+
+    level: int  # 1-6; for a look-alike, the number of leading `#`s
+    title: str  # plain text, without the `#`s
+    line: int
+    real: bool = True  # False for a paragraph line that only looks like a heading
+
+
+@dataclass(frozen=True, slots=True)
 class Section:
     """Any other H2 section, kept as documentation."""
 
@@ -272,6 +283,9 @@ class Runbook:
     front_matter: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     front_matter_line: int = 0  # line of the opening `---`, 0 when there is none
     problems: tuple[Problem, ...] = ()  # found while parsing; `check` adds its own
+    # Every top-level heading and heading look-alike, in line order: `check` finds steps
+    # written at the wrong level from them.
+    headings: tuple[Heading, ...] = ()
 
     def procedure(self, name: str) -> Procedure | None:
         return next((p for p in self.procedures if name in (p.id, p.title)), None)

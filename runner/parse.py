@@ -40,6 +40,7 @@ from .expr import parse_expression
 from .inputs import InputValueError, coerce
 from .model import (
     Block,
+    Heading,
     InputSpec,
     Metadata,
     Problem,
@@ -63,6 +64,8 @@ _ROLE_RE = re.compile(
 )
 # Emphasis markers, code ticks and link syntax; an underscore only at a word's edge, so that
 # `host_id` in a title keeps its underscore.
+# A paragraph line that a reader takes for a heading but CommonMark does not: `###2. Check`.
+_HEADING_LIKE_RE = re.compile(r"^ {0,3}(#{1,6})(?=[^#\s])(.*)$")
 _MARKUP_RE = re.compile(r"\*+|`+|(?<![0-9A-Za-z])_+|_+(?![0-9A-Za-z])|\[([^\]]*)\]\([^)]*\)")
 
 
@@ -238,6 +241,7 @@ class _Parser:
         self.token_lines: list[int] = []
         # Top-level headings, in order: the structure. All four lists come from one pass.
         self.headings: list[_Heading] = []
+        self.look_alikes: list[Heading] = []
         line = 0
         for i, tok in enumerate(self.tokens):
             if tok.map:
@@ -249,11 +253,20 @@ class _Parser:
                 elif tok.type == "heading_open" and tok.level == 0:
                     title = plain(self.tokens[i + 1].content)
                     self.headings.append(_Heading(int(tok.tag[1]), title, line))
+                elif tok.type == "inline" and "#" in tok.content:
+                    self._look_alikes(tok.content, line)
             self.token_lines.append(line)
         self.used_fences: set[int] = set()  # ids of fence tokens assigned to a step
         # A fence is read once, whichever part of the parser asks first, so that each of its
         # problems is reported once.
         self.raw_blocks: dict[int, Block] = {}
+
+    def _look_alikes(self, content: str, line: int) -> None:
+        for k, text_line in enumerate(content.split("\n")):
+            match = _HEADING_LIKE_RE.match(text_line) if "#" in text_line else None
+            if match:
+                hashes, rest = match.groups()
+                self.look_alikes.append(Heading(len(hashes), plain(rest), line + k, real=False))
 
     def problem(self, line: int, level: ProblemLevel, code: str, message: str) -> None:
         self.problems.append(Problem(self.name, line, level, code, message))
@@ -309,6 +322,12 @@ class _Parser:
             front_matter=MappingProxyType(dict(fm or {})),
             front_matter_line=fm_line,
             problems=tuple(self.problems),
+            headings=tuple(
+                sorted(
+                    [Heading(h.level, h.title, h.line) for h in headings] + self.look_alikes,
+                    key=lambda h: h.line,
+                )
+            ),
         )
 
     def _stray_blocks(self, spans: Sequence[_Span], kernels: Mapping[str, str]) -> None:
@@ -366,6 +385,8 @@ class _Parser:
             return {}, start, end
         if data is None:
             data = {}
+        if isinstance(data, dict) and is_runbook_front_matter(data):
+            self._duplicate_keys(tok.content, start)
         if not isinstance(data, dict):
             self.problem(
                 start,
@@ -376,6 +397,15 @@ class _Parser:
             )
             return {}, start, end
         return {str(k): v for k, v in data.items()}, start, end
+
+    def _duplicate_keys(self, content: str, start: int) -> None:
+        """RB016: a key given twice in one mapping; YAML keeps the last without a word."""
+        for key, first, again in duplicate_keys(content):
+            self.problem(
+                start + 1 + again, "error", "RB016",
+                f"front matter key {key!r} is given twice, at lines {start + 1 + first} and "
+                f"{start + 1 + again}; only the last one counts: delete one of them",
+            )  # fmt: skip
 
     def _key_line(self, fm_line: int, path: Sequence[str | int]) -> int:
         """Best-effort line of a key in the front matter, for messages."""
@@ -689,6 +719,7 @@ class _Parser:
             info=info,
             kernel=kernel,
             attributes=MappingProxyType(attrs),
+            fence=tok.markup,
             **typed,
         )
 
@@ -791,13 +822,47 @@ def _is_procedures(span: _Span) -> bool:
     return span.title.lower() in ("alternative procedures", "alternate procedures", "alternatives")
 
 
+#: Front matter keys no other tool we know of uses: a file with one of them is meant as a runbook
+#: even without `name` or `service` (which `check` then reports as missing, RB012).
+RUNBOOK_ONLY_KEYS = frozenset(
+    {"severity", "objective", "time_limit", "roles", "inputs", "trigger", "kernels", "notify"}
+)
+
+
 def is_runbook_front_matter(fm: Mapping[str, object]) -> bool:
-    """Whether a front matter is meant for this format: it names the runbook or its service.
+    """Whether a front matter is meant for this format: it names the runbook or its service, or
+    has a key only runbooks have.
 
     Other tools' front matter (Hugo's `title`/`weight`, Runme's `runme:`/`shell:`) is not
     validated as ours; the file is read as plain Markdown instead.
     """
-    return "name" in fm or "service" in fm
+    return "name" in fm or "service" in fm or any(k in fm for k in RUNBOOK_ONLY_KEYS)
+
+
+def duplicate_keys(content: str) -> list[tuple[str, int, int]]:
+    """(key, first line, repeated line) for each key given twice in one YAML mapping; lines are
+    0-based within ``content``. PyYAML's loader keeps the last value silently, so the composed
+    node tree (which keeps every key with its position) is read instead."""
+    try:
+        root = yaml.compose(content, Loader=_SafeLoader)
+    except yaml.YAMLError:
+        return []
+    found: list[tuple[str, int, int]] = []
+    todo = [root] if root is not None else []
+    while todo:
+        node = todo.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    line = key.start_mark.line
+                    if key.value in seen:
+                        found.append((str(key.value), seen[key.value], line))
+                    seen.setdefault(key.value, line)
+                todo.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend(node.value)
+    return sorted(found, key=lambda f: f[2])
 
 
 _ATTR_CODE = {"when": "RB032"}

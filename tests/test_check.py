@@ -81,7 +81,7 @@ CASES = [
     ("no-time-limit", ("time_limit: 1h\n", ""), "RB043", "warning", 1),
     ("no-success-criteria", ("## Success criteria", "## Notes"), "RB044", "warning", 1),
     ("kernel-not-installed", ("roles:", "kernels: {ruby: no-such-kernel}\nroles:"), "RB039",
-     "warning", 1),
+     "error", 1),
 ]  # fmt: skip
 
 

@@ -39,7 +39,7 @@ inputs:
 Role: L1
 
 ```bash {id=confirm timeout=1m}
-curl -s "http://127.0.0.1/alerts?host=$host_id"
+curl -s "http://127.0.0.1/alerts?host=$HOST_ID"
 ```
 
 ### 2. Call the owner
@@ -264,7 +264,11 @@ def test_a_runbook_cannot_send_escape_sequences_to_the_terminal(tmp_path: Path) 
     )
     book = tmp_path / "evil.md"
     book.write_text(evil, encoding="utf-8")
-    shown, listed, checked = run("show", str(book)), run("list", str(book)), run("check", str(book))
+    # A kernel that is not installed is an error (RB039), and `show` shows no plan with errors.
+    installed = tmp_path / "evil-installed.md"
+    installed.write_text(evil.replace("no-such-kernel", "python3"), encoding="utf-8")
+    shown, listed = run("show", str(installed)), run("list", str(book))
+    checked = run("check", str(book))
     for proc in (shown, listed, checked):
         assert "\x1b" not in proc.stdout + proc.stderr
     assert "Good \\x1b[2J\\x1b]0;pwned\\x07" in shown.stdout

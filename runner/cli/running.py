@@ -480,6 +480,10 @@ def run_command(
     # Start the kernels first: they boot while the engine is imported, the runbook checked
     # and the inputs resolved. Parsing is the least that tells which kernels are needed.
     early = parse_file(path)
+    if early.metadata.kernels:
+        # A kernel named under `kernels:` may not be installed: refuse with check's verdict
+        # (RB039), as `check` and the site do, before trying to start it.
+        load_for_run(path)
     steps = early.steps if procedure is None else _steps_for(early, procedure)
     with _kernels(_needed_kernels(steps)) as pool:
         from ..engine import RunContext, RunOptions
