@@ -65,6 +65,7 @@ from .policy import (
     run_status,
     selection_reason,
 )
+from .private_files import private_folder, write_private
 from .redact import REDACTED, rebuild
 
 StepKey = tuple[str | None, str]  # (procedure id or None, step id)
@@ -320,9 +321,8 @@ class Engine:
             if mime.startswith("image/") and mime != "image/svg+xml" and isinstance(value, str):
                 self._image_count += 1
                 name = f"output-{self._image_count}.{mime.split('/', 1)[1].split('+')[0]}"
-                folder = self.journal.run_dir / "outputs"
-                folder.mkdir(exist_ok=True)
-                (folder / name).write_bytes(base64.b64decode(value))
+                folder = private_folder(self.journal.run_dir / "outputs")
+                write_private(folder / name, base64.b64decode(value))
                 kept[mime] = f"outputs/{name}"
             elif isinstance(value, str):
                 kept[mime] = value

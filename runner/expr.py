@@ -117,19 +117,21 @@ class Expression:
                 f"expected {text!r} but found {found}", expression=self.source, column=tok.column
             )
 
+    # A chain of `or` (`and`) is one flat node over a list, not a nest of pairs: a condition of
+    # a thousand clauses must not recurse a thousand frames deep when it is evaluated.
     def _or(self) -> Node:
-        left = self._and()
+        parts = [self._and()]
         while self._toks[self._i].text == "or":
             self._take()
-            left = _either(left, self._and())
-        return left
+            parts.append(self._and())
+        return parts[0] if len(parts) == 1 else _any(parts)
 
     def _and(self) -> Node:
-        left = self._not()
+        parts = [self._not()]
         while self._toks[self._i].text == "and":
             self._take()
-            left = _both(left, self._not())
-        return left
+            parts.append(self._not())
+        return parts[0] if len(parts) == 1 else _all(parts)
 
     def _not(self) -> Node:
         tok = self._toks[self._i]
@@ -237,12 +239,12 @@ class Expression:
 MAX_DEPTH = 32
 
 
-def _either(a: Node, b: Node) -> Node:
-    return lambda env: bool(a(env)) or bool(b(env))
+def _any(parts: list[Node]) -> Node:
+    return lambda env: any(bool(p(env)) for p in parts)
 
 
-def _both(a: Node, b: Node) -> Node:
-    return lambda env: bool(a(env)) and bool(b(env))
+def _all(parts: list[Node]) -> Node:
+    return lambda env: all(bool(p(env)) for p in parts)
 
 
 def _unquote(text: str) -> str:

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -59,14 +60,36 @@ MAX_BYTES = 1024 * 1024
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # "1. Confirm", "2) Isolate", "Step 3: Notify", "Step 4 - Patch": the author's own numbering.
 _STEP_NUMBER_RE = re.compile(r"^\s*(?:step\s+\d+\s*[.):\-–—]?|\d+[.):])\s+", re.IGNORECASE)
-_ROLE_RE = re.compile(
-    r"^\s*[*_]*\s*role\s*[*_]*\s*:\s*[*_`]*\s*(?P<role>[^*_`\n]+?)\s*[*_`]*\s*$", re.I
-)
+# "Role: lead", "**Role:** lead", "_role_: `lead`". One character class on each side of the
+# word, so the match is linear: adjacent optional runs of overlapping classes backtracked as n⁴.
+_ROLE_RE = re.compile(r"[\s*_]*role[\s*_]*:(?P<rest>[^\n]*)", re.I)
+
+
+def _role_line(line: str) -> str | None:
+    """The role a `Role:` line names, or None; the name holds no emphasis or code marks."""
+    match = _ROLE_RE.match(line)
+    role = match.group("rest").strip(" \t\f\v*_`") if match else ""
+    return role if role and not any(c in role for c in "*_`") else None
+
+
 # Emphasis markers, code ticks and link syntax; an underscore only at a word's edge, so that
 # `host_id` in a title keeps its underscore.
 # A paragraph line that a reader takes for a heading but CommonMark does not: `###2. Check`.
 _HEADING_LIKE_RE = re.compile(r"^ {0,3}(#{1,6})(?=[^#\s])(.*)$")
 _MARKUP_RE = re.compile(r"\*+|`+|(?<![0-9A-Za-z])_+|_+(?![0-9A-Za-z])|\[([^\]]*)\]\([^)]*\)")
+
+
+def _refuse_aliases(text: str) -> None:
+    """Aliases (`*name`) can make a few hundred bytes expand to gigabytes (a "billion laughs");
+    front matter never needs them. Only text with a `*` is scanned, with the C parser."""
+    if "*" not in text:
+        return
+    for event in yaml.parse(text, Loader=_SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.MarkedYAMLError(
+                problem=f"uses the YAML alias *{event.anchor}; write the value out instead",
+                problem_mark=event.start_mark,  # type: ignore[arg-type]  # the C Mark has the same fields
+            )
 
 
 def _markdown() -> MarkdownIt:
@@ -96,8 +119,16 @@ def read_text(path: Path, display: str | None = None) -> tuple[str, str]:
     try:
         # One open and one fstat: a folder fails the open, and the size is checked before
         # anything is read, so a huge file costs no memory.
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
+        # O_NONBLOCK: a FIFO opens at once instead of waiting for a writer, and is refused below.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            size = info.st_size
+            if not stat.S_ISREG(info.st_mode):
+                raise UnreadableRunbook(
+                    "is not a regular file (a FIFO, a device or a socket); a runbook is a file",
+                    path=name,
+                    code="RB004",
+                )
             if size > MAX_BYTES:
                 raise UnreadableRunbook(
                     f"file is {size:,} bytes, over the 1 MiB limit for a runbook; "
@@ -105,7 +136,15 @@ def read_text(path: Path, display: str | None = None) -> tuple[str, str]:
                     path=name,
                     code="RB003",
                 )
-            data = handle.read()
+            os.set_blocking(handle.fileno(), True)
+            # At most one byte past the limit: st_size is only what the file said a moment ago.
+            data = handle.read(MAX_BYTES + 1)
+            if len(data) > MAX_BYTES:
+                raise UnreadableRunbook(
+                    "file is over the 1 MiB limit for a runbook; split it into several runbooks",
+                    path=name,
+                    code="RB003",
+                )
     except IsADirectoryError:
         raise UnreadableRunbook(
             "is a folder, not a runbook file", path=name, code="RB004"
@@ -376,8 +415,10 @@ class _Parser:
             return None, 0, 1
         start, end = tok.map[0] + 1, tok.map[1] + 1
         try:
+            _refuse_aliases(tok.content)
             data = yaml.load(tok.content, Loader=_SafeLoader)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError) as exc:
+            # ValueError: an integer of more digits than Python converts (a hostile file).
             mark = getattr(exc, "problem_mark", None)
             line = start + 1 + (mark.line if mark else 0)
             what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -622,9 +663,9 @@ class _Parser:
             # A role line has a colon: most prose is passed over without trying the pattern.
             if tok.type == "inline" and ":" in tok.content:
                 for text_line in tok.content.split("\n"):
-                    match = _ROLE_RE.match(text_line) if ":" in text_line else None
-                    if match:
-                        return match.group("role").strip()
+                    role = _role_line(text_line) if ":" in text_line else None
+                    if role:
+                        return role
         return None
 
     def _compat_steps(

@@ -82,6 +82,18 @@ def read_regular(path: Path, limit: int | None = None, *, follow: bool = False) 
         os.close(fd)
 
 
+def private_folder(path: Path) -> Path:
+    """A folder inside a run folder, created 0700; a symlink planted in its place is refused."""
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        if path.is_symlink() or not path.is_dir():
+            raise UnsafeFile(
+                f"{path.name} is a symbolic link or not a folder; remove it", path=str(path)
+            ) from None
+    return path
+
+
 def write_private(path: Path, data: bytes) -> None:
     """Write a file whole and private (0600): a temporary file created exclusively beside it,
     then renamed over it. Neither step follows a link planted at either name."""

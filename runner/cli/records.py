@@ -390,8 +390,15 @@ _LINES = {
     is_flag=True,
     help="Mend a torn last line or a lost head (after a crash), journaling what was cut.",
 )
+@click.option(
+    "--allow-unkeyed",
+    is_flag=True,
+    help="Accept a journal written before journals were keyed (it proves only consistency).",
+)
 @click.pass_context
-def verify_command(ctx: click.Context, run: str, runs_dir: Path | None, repair: bool) -> None:
+def verify_command(
+    ctx: click.Context, run: str, runs_dir: Path | None, repair: bool, allow_unkeyed: bool
+) -> None:
     """Check a run's journal has not been edited, cut or extended: exit 0 intact, 1 not.
 
     RUN is a run id, a unique prefix of one, a run folder, or `last`. What `intact` proves, and
@@ -406,9 +413,18 @@ def verify_command(ctx: click.Context, run: str, runs_dir: Path | None, repair: 
         if fixed is not None:
             click.echo(f"repaired ({visible(fixed)}); the repair is journaled")
     result = verify(run_dir)
-    if result.ok:
+    if result.ok and (result.keyed_from is not None or result.lines == 0 or allow_unkeyed):
         click.echo(f"intact ({result.lines} events{_keyed_note(result)})")
         return
+    if result.ok:
+        # Anyone can re-chain an unkeyed journal: consistent, but nothing says who wrote it.
+        click.echo(
+            f"{run_dir / JOURNAL}: NOT proven: the journal is unkeyed (written before journals "
+            "were keyed, or rewritten without the key); `--allow-unkeyed` accepts it as "
+            "self-consistent only",
+            err=True,
+        )
+        ctx.exit(EXIT_FAILED)
     where = f"{run_dir / JOURNAL}:{result.line}" if result.line else str(run_dir / JOURNAL)
     hint = "; `runbook verify --repair` mends it (journaled)" if result.torn else ""
     click.echo(f"{where}: NOT intact: {visible(result.message)}{hint}", err=True)

@@ -44,6 +44,14 @@ async def body_of(request: Request) -> Doc:
         raise LabError(400, f"request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise LabError(400, 'request body must be a JSON object, e.g. {"reason": "..."}')
+    try:
+        # "\ud800" parses to a lone surrogate, which no UTF-8 response can carry: stored, it
+        # would make every later listing of its kind fail.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise LabError(
+            400, "request body holds a lone UTF-16 surrogate (\\ud800-\\udfff)"
+        ) from None
     return data
 
 

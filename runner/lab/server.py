@@ -67,7 +67,9 @@ class LabServer:
         app = create_app(self.db_path, self.token)
         self._store = app.state.store
         # Bind here, not in uvicorn, so port 0 resolves before the thread starts.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP,
+        # and without it every keep-alive request after the first waited ~40 ms (Nagle).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
@@ -147,9 +149,14 @@ def _token_for(db_path: Path) -> tuple[str, str]:
 
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # see start() on why
     try:
-        return socket.create_server((host, port), family=family)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen()
+        return sock
     except OSError as exc:
+        sock.close()
         raise UsageError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
             "is another lab running? Stop it, or pick another --port"
