@@ -112,7 +112,10 @@ def test_a_token_in_a_query_string_is_not_audited(lab: LabServer) -> None:
     assert any(r["query"] == "token=***" for r in log)
 
 
-def test_keep_alive_requests_take_under_2_ms(lab: LabServer) -> None:
+def test_keep_alive_requests_are_not_held_back_by_nagle(lab: LabServer) -> None:
+    """Without TCP_NODELAY every keep-alive request after the first waited for the peer's
+    delayed ACK, about 40 ms. The bound is that symptom, far above any loaded machine's
+    latency; the speed itself (p50 under 2 ms on a quiet machine) is a benchmark figure."""
     with _client(lab) as c:
         c.get("/api/tickets")  # the connection is open from here on
         took = []
@@ -120,4 +123,4 @@ def test_keep_alive_requests_take_under_2_ms(lab: LabServer) -> None:
             started = time.perf_counter()
             c.get("/api/edr/hosts").raise_for_status()
             took.append(time.perf_counter() - started)
-    assert statistics.median(took) < 0.002, f"p50 {statistics.median(took) * 1000:.1f} ms"
+    assert statistics.median(took) < 0.02, f"p50 {statistics.median(took) * 1000:.1f} ms"
