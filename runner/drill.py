@@ -26,6 +26,7 @@ from .lab.server import is_loopback
 from .model import Problem, Runbook, Step
 from .operator import Approval, ApprovalRequest, Decision, Operator
 from .parse import parse_file
+from .runs import events as ev
 from .scenario import Answer, Assertion, Fault, Note, ScenarioFile
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
@@ -346,30 +347,32 @@ class DrillOperator:
             self.lab.add_fault(fault)
             self.injected.append((index, found.label))
             self._emit(
-                "fault",
-                step=step.number,
-                step_id=step.id,
-                procedure=procedure,
-                description=fault.description or f"{fault.route} answers {fault.status}",
-                route=fault.route,
-                status=fault.status,
-                times=fault.times,
+                ev.Fault(
+                    step=step.number,
+                    step_id=step.id,
+                    procedure=procedure,
+                    description=fault.description or f"{fault.route} answers {fault.status}",
+                    route=fault.route,
+                    status=fault.status,
+                    times=fault.times,
+                )
             )
 
     def _write_note(self, step: Step, note: Note) -> None:
         self._emit(
-            "note",
-            step=step.number,
-            step_id=step.id,
-            procedure=self._procedures.get(id(step)),
-            by=note.by,
-            role=self._role(note.by),
-            text=note.text,
-            unclear=note.unclear,
+            ev.Note(
+                step=step.number,
+                step_id=step.id,
+                procedure=self._procedures.get(id(step)),
+                by=note.by,
+                role=self._role(note.by),
+                text=note.text,
+                unclear=note.unclear,
+            )
         )
 
-    def _emit(self, event: str, **fields: Any) -> None:
-        record = self.journal.append(event, **fields)
+    def _emit(self, event: ev.JournalEvent) -> None:
+        record = self.journal.append(event)
         if self.on_event is not None:
             self.on_event(record)
 

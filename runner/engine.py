@@ -67,6 +67,7 @@ from .policy import (
 )
 from .private_files import private_folder, write_private
 from .redact import REDACTED, rebuild
+from .runs import events as ev
 
 StepKey = tuple[str | None, str]  # (procedure id or None, step id)
 
@@ -210,13 +211,14 @@ class _Sink:
 
     def _stream(self, name: str, text: str) -> None:
         self.engine._event(
-            "output",
-            step=self.step.number,
-            step_id=self.step.id,
-            block_id=self.block_id,
-            kind="stream",
-            stream=name,
-            text=text,
+            ev.OutputEvent(
+                step=self.step.number,
+                step_id=self.step.id,
+                block_id=self.block_id,
+                kind="stream",
+                stream=name,
+                text=text,
+            )
         )
 
     def flush(self) -> None:
@@ -295,15 +297,17 @@ class Engine:
 
     # --- events --------------------------------------------------------------------------------
 
-    def _event(self, name: str, **fields: Any) -> Event:
-        record = self.journal.append(name, **fields)
+    def _event(self, event: ev.JournalEvent) -> Event:
+        record = self.journal.append(event)
         self.reporter.on_event(record)
         return record
 
     def _output_event(self, step: Step, block_id: str, output: Output) -> None:
-        fields: dict[str, Any] = {"step": step.number, "step_id": step.id, "block_id": block_id}
         if output.kind == "error":
-            fields.update(
+            event = ev.OutputEvent(
+                step=step.number,
+                step_id=step.id,
+                block_id=block_id,
                 kind="error",
                 text=output.text,
                 ename=output.ename,
@@ -311,8 +315,15 @@ class Engine:
                 traceback=list(output.traceback),
             )
         else:
-            fields.update(kind=output.kind, text=output.text, data=self._save_images(output.data))
-        self._event("output", **fields)
+            event = ev.OutputEvent(
+                step=step.number,
+                step_id=step.id,
+                block_id=block_id,
+                kind=output.kind,
+                text=output.text,
+                data=self._save_images(output.data),
+            )
+        self._event(event)
 
     def _save_images(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Images go to files beside the journal; the event holds their relative path."""
@@ -376,36 +387,38 @@ class Engine:
         meta = self.runbook.metadata
         if self.resume is not None:
             self._event(
-                "run_resumed",
-                attempt=self.resume.attempt,
-                operator=self.context.operator,
-                allow_changed=self.resume.allow_changed,
-                sha256=self.runbook.sha256,
-                interactive=self.context.interactive,
+                ev.RunResumed(
+                    attempt=self.resume.attempt,
+                    operator=self.context.operator,
+                    allow_changed=self.resume.allow_changed,
+                    sha256=self.runbook.sha256,
+                    interactive=self.context.interactive,
+                )
             )
             return
         shown = {k: (REDACTED if k in self.secret_inputs else v) for k, v in self.inputs.items()}
         self._event(
-            "run_started",
-            run_id=self.journal.run_id,
-            runbook={
-                "path": self.context.runbook_path,
-                "abs_path": str(Path(self.runbook.path).resolve()),
-                "id": meta.id,
-                "name": meta.name,
-                "sha256": self.runbook.sha256,
-                "time_limit": meta.time_limit,
-                "objective": meta.objective,
-            },
-            git_commit=self.context.git_commit,
-            inputs=shown,
-            operator=self.context.operator,
-            host=self.context.host,
-            mode=self.options.mode,
-            attempt=1,
-            interactive=self.context.interactive,
-            options=self.options.as_json(),
-            total_steps=len(self._plan()[0]),
+            ev.RunStarted(
+                run_id=self.journal.run_id,
+                runbook={
+                    "path": self.context.runbook_path,
+                    "abs_path": str(Path(self.runbook.path).resolve()),
+                    "id": meta.id,
+                    "name": meta.name,
+                    "sha256": self.runbook.sha256,
+                    "time_limit": meta.time_limit,
+                    "objective": meta.objective,
+                },
+                git_commit=self.context.git_commit,
+                inputs=shown,
+                operator=self.context.operator,
+                host=self.context.host,
+                mode=self.options.mode,
+                attempt=1,
+                interactive=self.context.interactive,
+                options=self.options.as_json(),
+                total_steps=len(self._plan()[0]),
+            )
         )
 
     def _note_background(self, session: KernelSession, step: Step) -> None:
@@ -415,11 +428,12 @@ class Engine:
             return
         self._background.update(found)
         self._event(
-            "background_processes",
-            step=step.number,
-            step_id=step.id,
-            kernel=session.name,
-            processes=[{"pid": pid, "command": cmd} for pid, cmd in found],
+            ev.BackgroundProcesses(
+                step=step.number,
+                step_id=step.id,
+                kernel=session.name,
+                processes=[{"pid": pid, "command": cmd} for pid, cmd in found],
+            )
         )
 
     def _stop_background(self) -> None:
@@ -439,8 +453,9 @@ class Engine:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         self._event(
-            "background_stopped",
-            processes=[{"pid": pid, "command": self._background.get(pid, "")} for pid in alive],
+            ev.BackgroundStopped(
+                processes=[{"pid": pid, "command": self._background.get(pid, "")} for pid in alive]
+            )
         )
 
     def _finish(self, flow: Flow, elapsed: float) -> RunResult:
@@ -460,27 +475,29 @@ class Engine:
         paused = next((o for o in outcomes if o.status is StepStatus.WAITING_APPROVAL), None)
         if status is RunStatus.PAUSED and paused is not None:
             self._event(
-                "run_paused",
-                status="paused",
-                reason=f"step {paused.number} needs an approval",
-                step=paused.number,
-                step_id=paused.step_id,
-                procedure=paused.procedure,
-                duration=total,
+                ev.RunPaused(
+                    status="paused",
+                    reason=f"step {paused.number} needs an approval",
+                    step=paused.number,
+                    step_id=paused.step_id,
+                    procedure=paused.procedure,
+                    duration=total,
+                )
             )
         else:
             counts: dict[str, int] = {}
             for o in outcomes:
                 counts[o.status.value] = counts.get(o.status.value, 0) + 1
             self._event(
-                "run_finished",
-                status=status.value,
-                duration=total,
-                time_limit=limit,
-                within_time_limit=within,
-                counts=counts,
-                aborted=self._aborted,
-                **({"ended_by": self._ended} if self._ended else {}),
+                ev.RunFinished(
+                    status=status.value,
+                    duration=total,
+                    time_limit=limit,
+                    within_time_limit=within,
+                    counts=counts,
+                    aborted=self._aborted,
+                    ended_by=self._ended or None,
+                )
             )
         self.journal.sync()
         return RunResult(
@@ -521,19 +538,20 @@ class Engine:
         retry_in: float | None = None,
     ) -> None:
         self._event(
-            "step_finished",
-            step=step.number,
-            step_id=step.id,
-            title=step.title,
-            procedure=procedure,
-            status=status.value,
-            duration=duration,
-            attempt=attempt,
-            attempts=attempts,
-            exit_status=exit_status,
-            error=error,
-            reason=reason,
-            **({"retry_in": retry_in} if retry_in is not None else {}),
+            ev.StepFinished(
+                step=step.number,
+                step_id=step.id,
+                title=step.title,
+                procedure=procedure,
+                status=status.value,
+                duration=duration,
+                attempt=attempt,
+                attempts=attempts,
+                exit_status=exit_status,
+                error=error,
+                reason=reason,
+                retry_in=retry_in,
+            )
         )
         key = (procedure, step.id)
         previous = self._outcomes.get(key)
@@ -633,15 +651,16 @@ class Engine:
         if not (self.operator.interactive or always):
             return
         self._event(
-            "decision",
-            step=step.number,
-            step_id=step.id,
-            procedure=procedure,
-            role=step.role,
-            decision=decision.action,
-            by=self.operator.name,
-            note=decision.note,
-            waited=round(decision.waited if waited is None else waited, 3),
+            ev.DecisionEvent(
+                step=step.number,
+                step_id=step.id,
+                procedure=procedure,
+                role=step.role,
+                decision=decision.action,
+                by=self.operator.name,
+                note=decision.note,
+                waited=round(decision.waited if waited is None else waited, 3),
+            )
         )
 
     def _ask_before(self, step: Step, index: int, total: int, procedure: str | None) -> Decision:
@@ -712,14 +731,15 @@ class Engine:
             self.reporter.on_event({"event": "notice", "text": str(exc)})
             status = "error"
         self._event(
-            "off_script",
-            step=step.number,
-            step_id=step.id,
-            procedure=procedure,
-            kernel=kernel,
-            code=decision.code,
-            status=status,
-            by=self.operator.name,
+            ev.OffScript(
+                step=step.number,
+                step_id=step.id,
+                procedure=procedure,
+                kernel=kernel,
+                code=decision.code,
+                status=status,
+                by=self.operator.name,
+            )
         )
 
     def _kernel_for(self, step: Step, language: str | None) -> str:
@@ -747,12 +767,13 @@ class Engine:
                 self._approved.add(key)
                 return "approved"
         self._event(
-            "approval_requested",
-            step=step.number,
-            step_id=step.id,
-            procedure=procedure,
-            approver_role=step.approver_role,
-            code=code,
+            ev.ApprovalRequested(
+                step=step.number,
+                step_id=step.id,
+                procedure=procedure,
+                approver_role=step.approver_role,
+                code=code,
+            )
         )
         if self._preapproved(step, procedure) and not self.options.require_distinct_approver:
             self._approval_event(step, procedure, "approved", self.operator.name, None, None, True)
@@ -800,13 +821,14 @@ class Engine:
                 return answer
             refused.add((answer.by, answer.role))
             self._event(
-                "approval_refused",
-                step=step.number,
-                step_id=step.id,
-                procedure=procedure,
-                by=answer.by,
-                role=answer.role,
-                reason=problem,
+                ev.ApprovalRefused(
+                    step=step.number,
+                    step_id=step.id,
+                    procedure=procedure,
+                    by=answer.by,
+                    role=answer.role,
+                    reason=problem,
+                )
             )
 
     def _evidence(self) -> tuple[tuple[str, str, str, str], ...]:
@@ -834,16 +856,17 @@ class Engine:
         preapproved: bool,
     ) -> None:
         self._event(
-            "approval",
-            step=step.number,
-            step_id=step.id,
-            procedure=procedure,
-            decision=decision,
-            by=by,
-            role=role,
-            comment=comment,
-            preapproved=preapproved,
-            distinct_required=self.options.require_distinct_approver,
+            ev.Approval(
+                step=step.number,
+                step_id=step.id,
+                procedure=procedure,
+                decision=decision,
+                by=by,
+                role=role,
+                comment=comment,
+                preapproved=preapproved,
+                distinct_required=self.options.require_distinct_approver,
+            )
         )
 
     def _preapproved(self, step: Step, procedure: str | None) -> bool:
@@ -982,17 +1005,18 @@ class Engine:
         kernel: str | None,
     ) -> None:
         self._event(
-            "step_started",
-            step=step.number,
-            step_id=step.id,
-            title=step.title,
-            role=step.role,
-            procedure=procedure,
-            attempt=attempt,
-            attempts=attempts,
-            kernel=kernel,
-            index=index,
-            total=total,
+            ev.StepStarted(
+                step=step.number,
+                step_id=step.id,
+                title=step.title,
+                role=step.role,
+                procedure=procedure,
+                attempt=attempt,
+                attempts=attempts,
+                kernel=kernel,
+                index=index,
+                total=total,
+            )
         )
 
     def _block(
@@ -1011,15 +1035,16 @@ class Engine:
             return StepStatus.CANCELLED, "interrupted while the kernel was starting", None
         current.block, current.block_started = block, time.monotonic()
         self._event(
-            "block_started",
-            step=step.number,
-            step_id=step.id,
-            procedure=current.procedure,
-            block_id=block.id,
-            lang=block.lang,
-            kernel=session.name,
-            code=block.code,
-            attempt=current.attempt,
+            ev.BlockStarted(
+                step=step.number,
+                step_id=step.id,
+                procedure=current.procedure,
+                block_id=block.id,
+                lang=block.lang,
+                kernel=session.name,
+                code=block.code,
+                attempt=current.attempt,
+            )
         )
         exit_status: int | None = None
         try:
@@ -1045,18 +1070,19 @@ class Engine:
         current.block = None
         kernel = block.kernel or SHELL_KERNEL
         self._event(
-            "block_finished",
-            step=current.step.number,
-            step_id=current.step.id,
-            procedure=current.procedure,
-            block_id=block.id,
-            attempt=current.attempt,
-            status=status.value,
-            exit_status=exit_status,
-            error=error,
-            duration=time.monotonic() - current.block_started,
-            kernel=kernel,
-            cwd=self._cwd.get(kernel),
+            ev.BlockFinished(
+                step=current.step.number,
+                step_id=current.step.id,
+                procedure=current.procedure,
+                block_id=block.id,
+                attempt=current.attempt,
+                status=status.value,
+                exit_status=exit_status,
+                error=error,
+                duration=time.monotonic() - current.block_started,
+                kernel=kernel,
+                cwd=self._cwd.get(kernel),
+            )
         )
 
     def _run_block(
@@ -1128,11 +1154,9 @@ class Engine:
             if isinstance(value, str) and (piece := self.journal.redactor.template(value))
         }
         self._event(
-            "outputs",
-            step=step.number,
-            step_id=step.id,
-            values=values,
-            **({"secret_templates": templates} if templates else {}),
+            ev.Outputs(
+                step=step.number, step_id=step.id, values=values, secret_templates=templates or None
+            )
         )
         source = block.kernel
         for session in self.pool.running():
@@ -1152,13 +1176,14 @@ class Engine:
         info = session.info
         assert info is not None
         self._event(
-            "kernel_started",
-            kernel=info.kernel,
-            language=info.language,
-            implementation=info.implementation,
-            version=info.version,
-            language_version=info.language_version,
-            generation=session.generation,
+            ev.KernelStarted(
+                kernel=info.kernel,
+                language=info.language,
+                implementation=info.implementation,
+                version=info.version,
+                language_version=info.language_version,
+                generation=session.generation,
+            )
         )
         prelude = kernel_prelude(info.language)
         if prelude:
@@ -1223,16 +1248,17 @@ class Engine:
         if wanted and cwd != wanted:
             cwd = wanted if self._chdir(session, wanted) else None
         self._event(
-            "kernel_restored",
-            kernel=session.name,
-            reason=reason,
-            inputs=sorted(self.inputs),
-            outputs=sorted(self.outputs),
-            cwd=cwd,
-            cwd_lost=wanted if wanted and cwd is None else None,
-            # None: unknown (a kernel process was replaced): everything not declared as an
-            # input or output is gone.
-            lost=lost,
+            ev.KernelRestored(
+                kernel=session.name,
+                reason=reason,
+                inputs=sorted(self.inputs),
+                outputs=sorted(self.outputs),
+                cwd=cwd,
+                cwd_lost=wanted if wanted and cwd is None else None,
+                # None: unknown (a kernel process was replaced): everything not declared as an
+                # input or output is gone.
+                lost=lost,
+            )
         )
 
     def _chdir(self, session: KernelSession, cwd: str) -> bool:

@@ -43,11 +43,11 @@ from .errors import RunbookError
 from .journal_key import JournalKey, load_key
 from .private_files import UnsafeFile, open_regular, read_regular
 from .redact import Redactor
+from .runs.events import JournalEvent, JournalRepaired, UnknownEvent
 
 JOURNAL = "journal.jsonl"
 HEAD = "journal.head"
 GENESIS = "0" * 64
-SCHEMA_VERSION = 1
 # The head is rewritten in place at a fixed size, one sector, so that it is never seen half new.
 _HEAD_SIZE = 255
 _HEAD_LIMIT = 4096
@@ -215,9 +215,13 @@ class Journal:
             ) from None
         return fd, head_fd
 
-    def append(self, event: str, **fields: Any) -> Event:
-        """Write one event (secrets redacted) and return it as written."""
-        record: Event = {"seq": self._seq + 1, "ts": now_iso(), "event": event}
+    def append(self, event: JournalEvent) -> Event:
+        """Write one event (secrets redacted) and return its record as written."""
+        if not isinstance(event, JournalEvent) or isinstance(event, UnknownEvent):
+            raise TypeError(f"a journal takes typed events, not {event!r}")
+        fields = event.record()
+        record: Event = {"seq": self._seq + 1, "ts": now_iso(), "event": fields.pop("event")}
+        del fields["seq"], fields["ts"]
         record.update(self.redactor.value(fields))
         record["prev"] = self._prev
         body = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
@@ -470,11 +474,12 @@ def repair(run_dir: Path, by: str) -> str | None:
     cut = data[len(whole) :]
     with Journal(run_dir, Redactor(), fds, chain.lines, chain.last_hash, key) as journal:
         journal.append(
-            "journal_repaired",
-            problem=result.message,
-            removed_bytes=len(cut),
-            removed_sha256=_line_hash(cut) if cut else None,
-            by=by,
+            JournalRepaired(
+                problem=result.message,
+                removed_bytes=len(cut),
+                removed_sha256=_line_hash(cut) if cut else None,
+                by=by,
+            )
         )
     return result.message
 

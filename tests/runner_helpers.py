@@ -17,6 +17,7 @@ from runner.kernels import KernelPool
 from runner.operator import Operator, UnattendedOperator
 from runner.policy import ResumeState
 from runner.redact import Redactor
+from runner.runs.events import decode
 
 RUNBOOK = str(Path(sys.executable).with_name("runbook"))
 
@@ -142,3 +143,9 @@ def kernel_processes(marker: str) -> list[int]:
         if marker in cmdline and "Z" not in state.split()[1:2]:
             pids.append(int(entry.name))
     return pids
+
+
+def append_event(journal: Journal, event: str, **fields: Any) -> dict[str, Any]:
+    """Write a hand-built event, as a test journal needs: its kind and fields as the journal
+    would hold them (fields this version does not know are kept, as a reader meets them)."""
+    return journal.append(decode({"event": event, **fields}))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runner_helpers import append_event
 
 from runner.journal import (
     HEAD,
@@ -99,7 +100,8 @@ def runbook_info(path: str = "runbooks/compromised-account.md", **extra: Any) ->
 def start(
     j: Journal, mode: str = "run", runbook: dict[str, Any] | None = None, total_steps: int = 5
 ) -> None:
-    j.append(
+    append_event(
+        j,
         "run_started",
         run_id=j.run_id,
         runbook=runbook or runbook_info(),
@@ -113,7 +115,8 @@ def start(
         options={"yes": False, "only": None, "from": None, "approve": ["4"]},
         total_steps=total_steps,
     )
-    j.append(
+    append_event(
+        j,
         "kernel_started",
         kernel="python3",
         language="python",
@@ -125,7 +128,8 @@ def start(
 
 def step(j: Journal, n: int, sid: str, title: str, **f: Any) -> None:
     """step_started, as the engine writes it before each attempt of an executable step."""
-    j.append(
+    append_event(
+        j,
         "step_started",
         step=n,
         step_id=sid,
@@ -142,13 +146,14 @@ def step(j: Journal, n: int, sid: str, title: str, **f: Any) -> None:
 
 def out(j: Journal, n: int, sid: str, kind: str, **f: Any) -> None:
     """An output event of block ``sid`` (each step here has one block, named like the step)."""
-    j.append("output", step=n, step_id=sid, block_id=f.pop("block_id", sid), kind=kind, **f)
+    append_event(j, "output", step=n, step_id=sid, block_id=f.pop("block_id", sid), kind=kind, **f)
 
 
 def finish(
     j: Journal, n: int, sid: str, title: str, status: str, duration: float, **f: Any
 ) -> None:
-    j.append(
+    append_event(
+        j,
         "step_finished",
         step=n,
         step_id=sid,
@@ -166,10 +171,12 @@ def finish(
 
 
 def decide(j: Journal, n: int, sid: str, decision: str, by: str = "dana", **f: Any) -> None:
-    j.append(
+    append_event(
+        j,
         "decision",
         step=n,
         step_id=sid,
+        procedure=f.get("procedure"),  # the engine always says which list the step is in
         decision=decision,
         by=by,
         note=f.get("note"),
@@ -198,11 +205,12 @@ def write_full_run(runs_dir: Path, run_id: str, mode: str = "run") -> Path:
         )
         out(j, 1, "lookup", "stream", stream="stdout", text=f"token in use: {SECRET}\n")
         out(j, 1, "lookup", "result", text="3", data={"text/plain": "3"})
-        j.append("outputs", step=1, step_id="lookup", values={"sessions": 3})
+        append_event(j, "outputs", step=1, step_id="lookup", values={"sessions": 3})
         finish(j, 1, "lookup", "Look up the user", "succeeded", 0.84)
         j.sync()
         revoke = (2, "revoke-the-sessions", "Revoke the sessions")
-        j.append(
+        append_event(
+            j,
             "kernel_started",
             kernel="runbook-shell",
             language="bash",
@@ -241,7 +249,8 @@ def write_full_run(runs_dir: Path, run_id: str, mode: str = "run") -> Path:
         )
         disable = (4, "disable-the-account", "Disable the account")
         decide(j, *disable[:2], "run")
-        j.append(
+        append_event(
+            j,
             "approval_requested",
             step=4,
             step_id=disable[1],
@@ -249,7 +258,8 @@ def write_full_run(runs_dir: Path, run_id: str, mode: str = "run") -> Path:
             approver_role="lead",
             code='print("disabled")',
         )
-        j.append(
+        append_event(
+            j,
             "approval",
             step=4,
             step_id=disable[1],
@@ -317,7 +327,8 @@ def write_full_run(runs_dir: Path, run_id: str, mode: str = "run") -> Path:
             attempts=0,
             reason="failed; handled by procedure manual-reset",
         )
-        j.append(
+        append_event(
+            j,
             "run_finished",
             status="succeeded_with_handled_failures",
             duration=262.4,
@@ -347,7 +358,8 @@ def write_short_run(
         step_status = "succeeded" if status.startswith("succeeded") else "failed"
         finish(j, 1, "lookup", "Look up the user", step_status, duration)
         within = None if time_limit is None else duration <= time_limit
-        j.append(
+        append_event(
+            j,
             "run_finished",
             status=status,
             duration=duration,
@@ -473,7 +485,7 @@ def write_drill(runs_dir: Path, run_id: str) -> Path:
         step(j, 1, "lookup", "Look up the user", role="analyst", total=3)
         out(j, 1, "lookup", "stream", stream="stdout", text="<script>alert(1)</script>\n")
         finish(j, 1, "lookup", "Look up the user", "succeeded", 30.0)
-        j.append("fault", step=2, step_id="isolate", description="EDR answers 500")
+        append_event(j, "fault", step=2, step_id="isolate", description="EDR answers 500")
         step(j, 2, "isolate", "Isolate the host", role="analyst", total=3)
         out(
             j,
@@ -487,7 +499,15 @@ def write_drill(runs_dir: Path, run_id: str) -> Path:
         finish(j, 2, "isolate", "Isolate the host", "failed", 5.0, error="HTTPError: 500")
         cable = (1, "pull-the-cable", "Pull the cable")
         step(j, *cable, procedure="manual-isolation", kernel=None, role="onsite", total=1)
-        decide(j, *cable[:2], "done", by="omar", note="took a while to find the rack", waited=400.0)
+        decide(
+            j,
+            *cable[:2],
+            "done",
+            by="omar",
+            note="took a while to find the rack",
+            waited=400.0,
+            procedure="manual-isolation",
+        )
         finish(j, *cable, "succeeded", 400.0, procedure="manual-isolation")
         finish(
             j,
@@ -499,7 +519,8 @@ def write_drill(runs_dir: Path, run_id: str) -> Path:
             reason="failed; handled by procedure manual-isolation",
         )
         step(j, 3, "notify", "Notify the owner", role="analyst", total=3)
-        j.append(
+        append_event(
+            j,
             "note",
             step=3,
             step_id="notify",
@@ -509,7 +530,8 @@ def write_drill(runs_dir: Path, run_id: str) -> Path:
             unclear=True,
         )
         finish(j, 3, "notify", "Notify the owner", "succeeded", 20.0)
-        j.append(
+        append_event(
+            j,
             "run_finished",
             status="succeeded_with_handled_failures",
             duration=700.0,
@@ -576,7 +598,8 @@ inputs:
 
 def block(j: Journal, n: int, sid: str, bid: str, code: str, **f: Any) -> None:
     """block_started, as the runner writes it before each block of each attempt."""
-    j.append(
+    append_event(
+        j,
         "block_started",
         step=n,
         step_id=sid,
@@ -590,7 +613,8 @@ def block(j: Journal, n: int, sid: str, bid: str, code: str, **f: Any) -> None:
 
 
 def block_end(j: Journal, bid: str, status: str, duration: float, exit_status: Any = None) -> None:
-    j.append(
+    append_event(
+        j,
         "block_finished",
         block_id=bid,
         status=status,
@@ -614,7 +638,8 @@ def write_block_run(runs_dir: Path, run_id: str, mode: str = "run") -> Path:
     j = Journal.create(runs_dir, run_id)
     with j:
         start(j, mode, runbook=info, total_steps=3)
-        j.append(
+        append_event(
+            j,
             "kernel_started",
             kernel="runbook-shell",
             language="bash",
@@ -645,7 +670,8 @@ def write_block_run(runs_dir: Path, run_id: str, mode: str = "run") -> Path:
         step(j, *tell, kernel=None, total=3)
         decide(j, *tell[:2], "done", by="dana", waited=30.0)
         finish(j, *tell, "succeeded", 30.0)
-        j.append(
+        append_event(
+            j,
             "run_finished",
             status="succeeded_with_handled_failures",
             duration=400.0,
@@ -659,7 +685,8 @@ def write_block_run(runs_dir: Path, run_id: str, mode: str = "run") -> Path:
 def _denied_and_handled(j: Journal) -> None:
     isolate = (2, "isolate", "Isolate the host")
     decide(j, *isolate[:2], "run", role="analyst")
-    j.append(
+    append_event(
+        j,
         "approval_requested",
         step=2,
         step_id=isolate[1],
@@ -667,7 +694,8 @@ def _denied_and_handled(j: Journal) -> None:
         approver_role="lead",
         code='edr isolate "web-1"',
     )
-    j.append(
+    append_event(
+        j,
         "approval",
         step=2,
         step_id=isolate[1],
@@ -683,7 +711,9 @@ def _denied_and_handled(j: Journal) -> None:
     decide(j, *isolate[:2], "on_failure", role="analyst", note="the runbook's policy applies")
     cable = (1, "pull-the-cable", "Pull the cable")
     step(j, *cable, procedure="manual-isolation", kernel=None, role="onsite", total=1)
-    decide(j, *cable[:2], "done", by="omar", role="onsite", waited=300.0)
+    decide(
+        j, *cable[:2], "done", by="omar", role="onsite", waited=300.0, procedure="manual-isolation"
+    )
     finish(j, *cable, "succeeded", 300.0, procedure="manual-isolation")
     finish(
         j,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from runner_helpers import append_event
 from test_journal import (
     CONTAIN_TEXT,
     PNG,
@@ -89,7 +90,8 @@ def test_long_output_is_truncated_with_a_count(runs_dir: Path) -> None:
         start(j)
         step(j, 1, "lookup", "Look up the user")
         text = "".join(f"line {i}\n" for i in range(1, 501))
-        j.append(
+        append_event(
+            j,
             "output",
             step=1,
             step_id="lookup",
@@ -321,7 +323,8 @@ def test_end_to_end_run_then_notebook_and_report(tmp_path: Path) -> None:
 def test_a_paused_run_is_not_judged_against_its_limit(runs_dir: Path) -> None:
     with Journal.create(runs_dir, RUN_ID) as j:
         start(j)
-        j.append(
+        append_event(
+            j,
             "approval_requested",
             step=4,
             step_id="disable-the-account",
@@ -338,7 +341,8 @@ def test_a_paused_run_is_not_judged_against_its_limit(runs_dir: Path) -> None:
             0.0,
             reason="waiting for an approval",
         )
-        j.append(
+        append_event(
+            j,
             "run_paused",
             status="paused",
             reason="step 4 needs an approval",
@@ -457,7 +461,8 @@ def test_output_of_a_block_never_started_is_still_reported(runs_dir: Path) -> No
     with Journal.create(runs_dir, RUN_ID) as j:
         start(j)
         step(j, 1, "lookup", "Look up the user")
-        j.append(
+        append_event(
+            j,
             "block_started",
             step=1,
             step_id="lookup",

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyte
 import pytest
 from rich.console import Console
+from runner_helpers import append_event
 from test_records_cli import run_cli
 
 from runner.cli.running import RichReporter
@@ -88,7 +89,8 @@ def test_runbook_log_shows_every_sequence(
 ) -> None:
     runs = tmp_path / "runs"
     with Journal.create(runs, "20260101T000000Z-hostile-0001", Redactor()) as j:
-        j.append(
+        append_event(
+            j,
             "run_started",
             run_id=j.run_id,
             runbook={"id": "hostile", "name": "Hostile \x1b]0;t\x07", "path": "x.md"},
@@ -97,9 +99,10 @@ def test_runbook_log_shows_every_sequence(
             mode="run",
             inputs={"host": "web\x1b[2J01"},
         )
-        j.append("step_started", step=1, step_id="s", title="S", attempt=1)
+        append_event(j, "step_started", step=1, step_id="s", title="S", attempt=1)
         for name, attack in ATTACKS.items():
-            j.append(
+            append_event(
+                j,
                 "output",
                 step=1,
                 step_id="s",
@@ -108,8 +111,10 @@ def test_runbook_log_shows_every_sequence(
                 stream="stdout",
                 text=f"{name}: {attack}\n",
             )
-        j.append("step_finished", step=1, step_id="s", title="S", status="failed", error="e\x07")
-        j.append("run_finished", status="failed", duration=1.0)
+        append_event(
+            j, "step_finished", step=1, step_id="s", title="S", status="failed", error="e\x07"
+        )
+        append_event(j, "run_finished", status="failed", duration=1.0)
     code, out, _ = run_cli(capsys, "log", "last", "--runs-dir", str(runs))
     assert code == 0
     screen = _screen(out, lines=80)

@@ -706,6 +706,7 @@ def _decide(
 ) -> int:
     from ..journal import Journal
     from ..policy import approval_problem
+    from ..runs import events as ev
 
     run_dir, events, state = _load_run(runs_dir, run)
     waiting = _waiting_step(events, step_ref)
@@ -735,16 +736,17 @@ def _decide(
         raise UsageError(problem)
     with Journal.reopen(run_dir) as journal:
         journal.append(
-            "approval",
-            step=waiting.get("step"),
-            step_id=waiting.get("step_id"),
-            procedure=waiting.get("procedure"),
-            decision=decision,
-            by=by,
-            role=role,
-            comment=comment,
-            preapproved=False,
-            distinct_required=distinct,
+            ev.Approval(
+                step=waiting.get("step"),
+                step_id=waiting.get("step_id"),
+                procedure=waiting.get("procedure"),
+                decision=decision,
+                by=by,
+                role=role,
+                comment=comment,
+                preapproved=False,
+                distinct_required=distinct,
+            )
         )
     click.echo(
         f"step {waiting.get('step')} ({waiting.get('step_id')}) {decision} by {by}; "
