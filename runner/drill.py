@@ -21,12 +21,13 @@ import httpx
 import yaml
 
 from .errors import RunbookError, UsageError
-from .journal import Event, Journal, RunInfo, list_runs
+from .journal import Event, Journal
 from .lab.server import is_loopback
 from .model import Problem, Runbook, Step
 from .operator import Approval, ApprovalRequest, Decision, Operator
 from .parse import parse_file
 from .runs import events as ev
+from .runs.store import RunInfo, list_runs
 from .scenario import Answer, Assertion, Fault, Note, ScenarioFile
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")

@@ -58,8 +58,6 @@ from .model import (
 from .operator import Approval, ApprovalRequest, Decision, Operator
 from .policy import (
     FAILED_STATUSES,
-    ResumeState,
-    StepOutcome,
     approval_problem,
     retry_delay,
     run_status,
@@ -68,6 +66,7 @@ from .policy import (
 from .private_files import private_folder, write_private
 from .redact import REDACTED, rebuild
 from .runs import events as ev
+from .runs.state import ResumeState, StepOutcome
 
 StepKey = tuple[str | None, str]  # (procedure id or None, step id)
 

@@ -34,14 +34,13 @@ import hashlib
 import json
 import os
 import secrets as _secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import RunbookError
 from .journal_key import JournalKey, load_key
-from .private_files import UnsafeFile, open_regular, read_regular
+from .private_files import UnsafeFile, read_regular
 from .redact import Redactor
 from .runs.events import JournalEvent, JournalRepaired, UnknownEvent
 
@@ -67,11 +66,6 @@ class JournalWriteError(JournalError):
     to its last whole line, so the run stops here and can be resumed once there is room."""
 
     exit_code = 1
-
-
-def default_runs_dir() -> Path:
-    """`RUNBOOK_RUNS_DIR`, or `.runbook/runs` under the current folder."""
-    return Path(os.environ.get("RUNBOOK_RUNS_DIR") or ".runbook/runs")
 
 
 def now_iso() -> str:
@@ -503,134 +497,3 @@ def _parse_events(data: str) -> list[Event]:
             if line.strip():
                 events.append(json.loads(line))
     return events
-
-
-@dataclass(frozen=True, slots=True)
-class RunInfo:
-    """One run as `runbook runs` lists it, summarised from its journal."""
-
-    run_id: str
-    run_dir: Path
-    runbook_id: str
-    runbook_name: str
-    runbook_path: str
-    mode: str  # run | drill | procedure
-    status: str  # the last run_finished/run_paused status, or "running"/"crashed"
-    started: str  # ISO 8601
-    duration: float | None  # seconds, when finished
-    time_limit: float | None
-    within_time_limit: bool | None
-    operator: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "runbook": {
-                "id": self.runbook_id,
-                "name": self.runbook_name,
-                "path": self.runbook_path,
-            },
-            "mode": self.mode,
-            "status": self.status,
-            "started": self.started,
-            "duration": self.duration,
-            "time_limit": self.time_limit,
-            "within_time_limit": self.within_time_limit,
-            "operator": self.operator,
-            "run_dir": str(self.run_dir),
-        }
-
-
-_END_EVENTS = ("run_finished", "run_paused", "run_started")
-
-
-def summarise(run_dir: Path, events: list[Event] | None = None) -> RunInfo | None:
-    events = read_events(run_dir) if events is None else events
-    start = next((e for e in events if e.get("event") == "run_started"), None)
-    if start is None:
-        return None
-    book = start.get("runbook") or {}
-    end = next(
-        (e for e in reversed(events) if e.get("event") in _END_EVENTS),
-        start,
-    )
-    if end.get("event") == "run_started":
-        status = "running" if _writer_alive(run_dir) else "crashed"
-    else:
-        status = str(end.get("status", "unknown"))
-    return RunInfo(
-        run_id=str(start.get("run_id") or run_dir.name),
-        run_dir=run_dir,
-        runbook_id=str(book.get("id", "")),
-        runbook_name=str(book.get("name", "")),
-        runbook_path=str(book.get("path", "")),
-        mode=str(start.get("mode", "run")),
-        status=status,
-        started=str(start.get("ts", "")),
-        duration=end.get("duration") if end is not start else None,
-        time_limit=book.get("time_limit"),
-        within_time_limit=end.get("within_time_limit") if end is not start else None,
-        operator=str(start.get("operator", "")),
-    )
-
-
-def _writer_alive(run_dir: Path) -> bool:
-    """True when some process holds the journal's lock (the run is still going)."""
-    try:
-        fd = open_regular(run_dir / JOURNAL)
-    except (OSError, UnsafeFile):
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
-def iter_run_dirs(runs_dir: Path) -> Iterator[Path]:
-    if not runs_dir.is_dir():
-        return
-    for child in sorted(runs_dir.iterdir(), reverse=True):
-        if (child / JOURNAL).is_file():
-            yield child
-
-
-def list_runs(runs_dir: Path, runbook_id: str | None = None) -> list[RunInfo]:
-    """Runs newest first, optionally only those of one runbook."""
-    out = []
-    for run_dir in iter_run_dirs(runs_dir):
-        info = summarise(run_dir)
-        if info is not None and (runbook_id is None or info.runbook_id == runbook_id):
-            out.append(info)
-    return out
-
-
-def find_run(runs_dir: Path, ref: str) -> Path:
-    """A run folder from an id, a unique id prefix, a path, or `last`."""
-    if not ref.strip():
-        # An empty prefix would match any run, and Path("") is the current folder.
-        raise JournalError(
-            "no run given; pass a run id (or a unique prefix of one), a run folder, or `last`",
-            path=str(runs_dir),
-        )
-    candidate = Path(ref)
-    if (candidate / JOURNAL).is_file():
-        return candidate
-    runs = list(iter_run_dirs(runs_dir))
-    if ref == "last":
-        if not runs:
-            raise JournalError(f"no runs yet in {runs_dir}", path=str(runs_dir))
-        return runs[0]
-    matches = [r for r in runs if r.name == ref] or [r for r in runs if r.name.startswith(ref)]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise JournalError(
-            f"no run {ref!r} in {runs_dir}; `runbook runs` lists them (or pass --runs-dir)",
-            path=str(runs_dir),
-        )
-    raise JournalError(
-        f"{ref!r} matches {len(matches)} runs; give more of the id", path=str(runs_dir)
-    )

@@ -16,8 +16,9 @@ from typing import Any
 from .journal import Event
 from .model import Block, Runbook
 from .private_files import write_private
-from .record import BlockRun, RunRecord, StepRecord, block_runs, runbook_step
+from .record import block_runs, runbook_step
 from .record_text import fmt_duration, fmt_status, joined, merge_streams, time_limit_verdict
+from .runs.state import BlockRun, RunRecord, StepRecord
 
 
 def _nbformat() -> Any:

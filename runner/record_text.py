@@ -13,7 +13,7 @@ from typing import Any
 
 from .format import error_headline, format_duration
 from .journal import Event
-from .record import RunRecord
+from .runs.state import RunRecord
 
 MAX_OUTPUT_LINES = 40  # per output in md/html; the notebook keeps everything
 MAX_OUTPUT_CHARS = 6000

@@ -16,18 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import UsageError
-from .journal import Event, list_runs
 from .private_files import write_private
-from .record import (
-    OFF_SCRIPT,
-    BlockRun,
-    ReportError,
-    RunRecord,
-    StepRecord,
-    fill_from_runbook,
-    load_run,
-    runbook_at_run,
-)
+from .record import fill_from_runbook, runbook_at_run
 from .record_text import (
     fmt_duration,
     fmt_status,
@@ -39,25 +29,9 @@ from .record_text import (
     time_limit_verdict,
     truncate,
 )
+from .runs.state import BlockRun, Event, ReportError, RunRecord, StepRecord
+from .runs.store import list_runs, load_run
 from .stats import plot_durations
-
-# Re-exported: runner.report was where these lived before the record got its own module.
-__all__ = [
-    "FORMATS",
-    "OFF_SCRIPT",
-    "ReportError",
-    "RunRecord",
-    "StepRecord",
-    "coped",
-    "data_uri",
-    "default_output",
-    "fill_from_runbook",
-    "load_run",
-    "render_html",
-    "render_markdown",
-    "runbook_at_run",
-    "write_report",
-]
 
 FORMATS = ("md", "html", "ipynb")
 MAX_INLINE_IMAGE = 2_000_000  # bytes; bigger images are linked, not inlined, in HTML

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .journal import RunInfo
 from .private_files import write_private
+from .runs.store import RunInfo
 
 SUCCESS = frozenset({"succeeded", "succeeded_with_handled_failures"})
 FINISHED = SUCCESS | {"failed", "cancelled"}

@@ -15,9 +15,9 @@ from runner.engine import Engine, RunContext, RunOptions, RunResult
 from runner.journal import Journal, read_events
 from runner.kernels import KernelPool
 from runner.operator import Operator, UnattendedOperator
-from runner.policy import ResumeState
 from runner.redact import Redactor
 from runner.runs.events import decode
+from runner.runs.state import ResumeState
 
 RUNBOOK = str(Path(sys.executable).with_name("runbook"))
 

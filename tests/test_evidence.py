@@ -18,10 +18,11 @@ from runner_helpers import cli, write_book
 from test_journal import write_full_run
 from test_records_cli import run_cli
 
-from runner.journal import HEAD, JOURNAL, Journal, JournalError, find_run, read_events, verify
+from runner.journal import HEAD, JOURNAL, Journal, JournalError, read_events, verify
 from runner.journal_key import KEY_ENV, JournalKeyError
-from runner.policy import load_resume
 from runner.report import write_report
+from runner.runs.state import resume_state
+from runner.runs.store import find_run
 
 RUN = "20260101T000000Z-compromised-account-aaaa"
 
@@ -109,7 +110,7 @@ def test_an_approval_appended_by_hand_is_caught_and_not_honoured(tmp_path: Path)
     with pytest.raises(JournalError, match="not intact"):
         Journal.reopen(run_dir)
     # Even read past verify, an approval from an unsealed line gates nothing.
-    state = load_resume(read_events(run_dir), keyed_from=None)
+    state = resume_state(read_events(run_dir), keyed_from=None)
     assert state.approvals == {}
 
 

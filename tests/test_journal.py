@@ -21,12 +21,10 @@ from runner.journal import (
     Journal,
     JournalError,
     Redactor,
-    find_run,
-    list_runs,
     read_events,
-    summarise,
     verify,
 )
+from runner.runs.store import find_run, list_runs, summary
 
 SECRET = "tok-9f8e7d6c5b4a-SECRET"
 RUNBOOK_TEXT = """\
@@ -456,10 +454,10 @@ def test_a_run_without_run_finished_and_no_writer_is_crashed(tmp_path: Path) -> 
     j = Journal.create(tmp_path, "20260101T000000Z-x-0001")
     start(j)
     step(j, 1, "lookup", "Look up the user")
-    live = summarise(j.run_dir)
+    live = summary(j.run_dir)
     assert live is not None and live.status == "running"
     j.close()
-    info = summarise(j.run_dir)
+    info = summary(j.run_dir)
     assert info is not None and info.status == "crashed"
 
 

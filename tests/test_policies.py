@@ -12,7 +12,7 @@ from runner.engine import RunOptions
 from runner.journal import read_events, verify
 from runner.model import RunStatus
 from runner.operator import ScriptedOperator
-from runner.policy import load_resume
+from runner.runs.state import resume_state
 
 
 def _gated(tmp_path: Path, approve: str = "true") -> tuple[Path, Path]:
@@ -317,7 +317,7 @@ def test_resume_state_restores_outputs_and_skips_done_steps(tmp_path: Path) -> N
     )
     first, _ = run_engine(book, tmp_path / "runs", inputs={"resumed": False})
     assert first.status is RunStatus.FAILED
-    state = load_resume(read_events(first.run_dir), keyed_from=1)
+    state = resume_state(read_events(first.run_dir), keyed_from=1)
     assert state.outputs == {"answer": 41} and list(state.done) == [(None, "produce")]
     second, events = run_engine(
         book, tmp_path / "runs", inputs={"resumed": True}, resume=state, run_dir=first.run_dir

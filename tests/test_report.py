@@ -29,8 +29,8 @@ from test_journal import (
 )
 
 from runner.journal import Journal
-from runner.record import load_run
 from runner.report import write_report
+from runner.runs.store import load_run
 
 RUN_ID = "20260102T000000Z-compromised-account-0002"
 

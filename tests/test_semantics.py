@@ -21,8 +21,8 @@ from runner.engine import RunOptions
 from runner.inputs import InputValueError, coerce
 from runner.journal import read_events
 from runner.model import InputSpec, RunStatus
-from runner.policy import load_resume
 from runner.redact import MIN_SECRET_LENGTH, Redactor
+from runner.runs.state import resume_state
 
 
 def test_a_shell_block_stops_at_its_first_failing_command(tmp_path: Path) -> None:
@@ -361,7 +361,7 @@ def test_an_output_holding_a_secret_is_real_again_after_a_resume(tmp_path: Path)
     )
     assert result.status is RunStatus.PAUSED
     assert of(events, "outputs")[0]["values"] == {"auth_header": "Bearer ***"}
-    state = load_resume(read_events(result.run_dir))
+    state = resume_state(read_events(result.run_dir))
     assert state.secret_templates == {"auth_header": ["Bearer ", {"secret": "api_token"}]}
     resumed, _ = run_engine(
         book,

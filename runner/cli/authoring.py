@@ -86,7 +86,7 @@ def check(
     problems = [p for f in files for p in check_path(f)]
     if stale_days is not None:
         from ..drill import stale_problems
-        from ..journal import default_runs_dir
+        from ..runs.store import default_runs_dir
 
         problems += stale_problems(files, stale_days, Path(runs_dir or default_runs_dir()))
     errors, warnings = count_levels(problems)

@@ -28,12 +28,13 @@ from ..drill import (
 from ..engine import Engine, RunContext, RunOptions, RunResult
 from ..errors import InvalidInputs, UsageError
 from ..inputs import resolve
-from ..journal import Event, Journal, default_runs_dir, new_run_id
+from ..journal import Event, Journal, new_run_id
 from ..lab.server import TOKEN_ENV, LabServer
 from ..model import InputValue, Runbook
 from ..operator import TerminalOperator
 from ..redact import Redactor
 from ..report import write_report
+from ..runs.store import default_runs_dir
 from ..scenario import ScenarioFile, load_scenario
 from . import EXIT_FAILED, EXIT_OK, cli, runs_dir_option
 from .running import (

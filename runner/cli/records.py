@@ -21,17 +21,12 @@ from ..format import error_headline
 from ..journal import (
     JOURNAL,
     Event,
-    RunInfo,
     VerifyResult,
-    default_runs_dir,
-    find_run,
-    list_runs,
     read_events,
-    summarise,
     verify,
 )
 from ..journal import repair as repair_journal
-from ..record import RunRecord, StepRecord, fill_from_runbook, load_run, runbook_at_run
+from ..record import fill_from_runbook, runbook_at_run
 from ..record_text import (
     fmt_duration,
     fmt_status,
@@ -41,6 +36,8 @@ from ..record_text import (
     time_limit_verdict,
 )
 from ..report import FORMATS, write_report
+from ..runs.state import RunRecord, StepRecord
+from ..runs.store import RunInfo, default_runs_dir, find_run, info_of, list_runs, load_run
 from ..stats import RunbookStats, all_stats, plot_durations, runbook_stats
 from ..terminal_text import visible, visible_event
 from . import EXIT_FAILED, cli, format_option, runs_dir_option
@@ -148,11 +145,11 @@ def log(run: str, runs_dir: Path | None, output_format: str) -> None:
     run_dir = find_run(runs_dir or default_runs_dir(), run)
     events = read_events(run_dir)
     if output_format == "json":
-        info = summarise(run_dir, events)
+        info = info_of(load_run(run_dir, events))
         _dump(
             {
                 "version": OUTPUT_VERSION,
-                "run": info.as_json() if info else None,
+                "run": info.as_json(),
                 "events": events,
             }
         )

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ..journal import Event, Journal
     from ..kernels import KernelPool
     from ..operator import Operator
-    from ..policy import ResumeState
+    from ..runs.state import ResumeState, RunRecord
 
 EXIT_HELP = """
 \b
@@ -204,7 +204,7 @@ def print_summary(console: Console, result: RunResult, runbook: Runbook) -> None
         total += f" of the {format_duration(limit)} time limit ({verdict})"
     console.print(total)
     if result.ended_by:
-        from ..record import ending_text
+        from ..runs.state import ending_text
 
         console.print(escape(ending_text(result.ended_by) or ""), soft_wrap=True)
     if result.status is RunStatus.PAUSED:
@@ -487,8 +487,9 @@ def run_command(
     steps = early.steps if procedure is None else _steps_for(early, procedure)
     with _kernels(_needed_kernels(steps)) as pool:
         from ..engine import RunContext, RunOptions
-        from ..journal import Journal, default_runs_dir, new_run_id
+        from ..journal import Journal, new_run_id
         from ..redact import Redactor
+        from ..runs.store import default_runs_dir
 
         book = load_for_run(path)
         steps = _steps_for(book, procedure)
@@ -578,13 +579,14 @@ def _policies(step: Step) -> str:
 # --- resume ---------------------------------------------------------------------------------------
 
 
-def _load_run(runs_dir: Path | None, ref: str) -> tuple[Path, list[Event], ResumeState]:
-    from ..journal import REPAIR_HINT, JournalError, default_runs_dir, find_run, verified_events
-    from ..policy import load_resume
+def _load_run(runs_dir: Path | None, ref: str) -> tuple[Path, RunRecord, ResumeState]:
+    from ..journal import REPAIR_HINT, JournalError
+    from ..runs.store import RunStore
 
-    run_dir = find_run(Path(runs_dir) if runs_dir else default_runs_dir(), ref)
+    store = RunStore(runs_dir)
+    run_dir = store.find(ref)
     # The state comes from the very bytes that were verified: approvals in it gate steps.
-    result, events = verified_events(run_dir)
+    result, record = store.verified(run_dir)
     if not result.ok:
         hint = REPAIR_HINT if result.torn else ""
         raise JournalError(
@@ -592,11 +594,7 @@ def _load_run(runs_dir: Path | None, ref: str) -> tuple[Path, list[Event], Resum
             path=str(run_dir / "journal.jsonl"),
             line=result.line,
         )
-    try:
-        state = load_resume(events, keyed_from=result.keyed_from)
-    except ValueError as exc:
-        raise JournalError(str(exc), path=str(run_dir)) from None
-    return run_dir, events, state
+    return run_dir, record, record.resume(keyed_from=result.keyed_from)
 
 
 @cli.command("resume", epilog=EXIT_HELP)
@@ -708,25 +706,18 @@ def _decide(
     from ..policy import approval_problem
     from ..runs import events as ev
 
-    run_dir, events, state = _load_run(runs_dir, run)
-    waiting = _waiting_step(events, step_ref)
+    run_dir, record, state = _load_run(runs_dir, run)
+    waiting = record.waiting(step_ref)
     if waiting is None:
         raise UsageError(
             f"step {step_ref} of run {run_dir.name} is not waiting for an approval; "
             "`runbook log RUN` shows where the run stands"
         )
-    requested = next(
-        (
-            e
-            for e in reversed(events)
-            if e.get("event") == "approval_requested" and e.get("step_id") == waiting.get("step_id")
-        ),
-        {},
-    )
+    requested = record.request_for(waiting)
     distinct = bool(state.options.get("require_distinct_approver"))
     problem = approval_problem(
-        int(waiting.get("step", 0)),
-        requested.get("approver_role"),
+        int(waiting.step or 0),
+        requested.approver_role if requested else None,
         by,
         role,
         state.operator,
@@ -737,9 +728,9 @@ def _decide(
     with Journal.reopen(run_dir) as journal:
         journal.append(
             ev.Approval(
-                step=waiting.get("step"),
-                step_id=waiting.get("step_id"),
-                procedure=waiting.get("procedure"),
+                step=waiting.step,
+                step_id=waiting.step_id,
+                procedure=waiting.procedure,
                 decision=decision,
                 by=by,
                 role=role,
@@ -749,24 +740,10 @@ def _decide(
             )
         )
     click.echo(
-        f"step {waiting.get('step')} ({waiting.get('step_id')}) {decision} by {by}; "
+        f"step {waiting.step} ({waiting.step_id}) {decision} by {by}; "
         f"continue with: runbook resume {run_dir.name}"
     )
     return EXIT_OK
-
-
-def _waiting_step(events: Sequence[Event], ref: str) -> Event | None:
-    last: dict[tuple[Any, Any], Event] = {}
-    for event in events:
-        if event.get("event") in ("step_finished", "approval"):
-            last[(event.get("procedure"), event.get("step_id"))] = event
-    for event in last.values():
-        waiting = (
-            event.get("event") == "step_finished" and event.get("status") == "waiting_approval"
-        )
-        if waiting and ref in (str(event.get("step")), str(event.get("step_id"))):
-            return event
-    return None
 
 
 _DECIDE_OPTIONS = [
