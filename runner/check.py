@@ -15,8 +15,7 @@ from pathlib import Path
 
 from . import check_code, check_references, check_structure
 from . import format as fmt
-from .errors import ExpressionError, InvalidRunbook, UnreadableRunbook, UsageError
-from .expr import parse_expression
+from .errors import InvalidRunbook, UnreadableRunbook, UsageError
 from .model import Block, Problem, ProblemLevel, Runbook, Step
 from .parse import did_you_mean, parse_file
 
@@ -91,10 +90,14 @@ def check_path(path: str | Path) -> list[Problem]:
 
 def load_for_run(path: str | Path) -> Runbook:
     """The parsed runbook, or InvalidRunbook listing its errors. Warnings do not stop a run."""
-    runbook = parse_file(path)
+    return checked(parse_file(path))
+
+
+def checked(runbook: Runbook) -> Runbook:
+    """The runbook itself when it may run, else InvalidRunbook listing its errors."""
     errors = [p for p in lint(runbook) if p.level == "error"]
     if errors:
-        raise InvalidRunbook(str(path), errors)
+        raise InvalidRunbook(str(runbook.path), errors)
     return runbook
 
 
@@ -248,12 +251,9 @@ def _when_problems(
     runbook: Runbook, where: str, step: Step, known: set[str], every_output: set[str]
 ) -> Iterator[Problem]:
     for block in step.executable_blocks:
-        if not block.when:
-            continue
-        try:
-            names = parse_expression(block.when).names
-        except ExpressionError:
-            continue  # the parser reported it (RB032)
+        if block.condition is None:
+            continue  # no condition, or one that did not parse (the parser reported RB032)
+        names = block.condition.names
         for name in sorted(names - known):
             if name in every_output:
                 why = "is only set by a later step; move the condition, or the step that sets it"

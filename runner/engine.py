@@ -26,7 +26,6 @@ from typing import Any, Protocol
 
 from .cancel import CancelToken, Terminated
 from .errors import ExpressionError, RunbookError
-from .expr import parse_expression
 from .format import DEFAULT_KERNELS, SHELL_KERNEL
 from .journal import Event, Journal
 from .kernels import (
@@ -67,6 +66,7 @@ from .private_files import private_folder, write_private
 from .redact import REDACTED, rebuild
 from .runs import events as ev
 from .runs.state import ResumeState, StepOutcome
+from .runs.store import keep_runbook
 
 StepKey = tuple[str | None, str]  # (procedure id or None, step id)
 
@@ -142,10 +142,6 @@ class RunResult:
     paused_step: str | None = None  # the step waiting for approval
     aborted: bool = False  # ended by Ctrl-C or SIGTERM
     ended_by: Mapping[str, Any] | None = None  # the branch that ended the run (`end=`)
-
-
-class RunConditionError(RunbookError):
-    """A `when=` condition could not be decided."""
 
 
 @dataclass
@@ -384,6 +380,7 @@ class Engine:
 
     def _start_event(self) -> None:
         meta = self.runbook.metadata
+        keep_runbook(self.journal.run_dir, self.runbook.sha256, self.runbook.source)
         if self.resume is not None:
             self._event(
                 ev.RunResumed(
@@ -622,10 +619,13 @@ class Engine:
         return Flow.END
 
     def _condition(self, step: Step, procedure: str | None) -> Flow | None:
-        expression = step.when or ""
         env = {**self.inputs, **self.outputs}
         try:
-            holds = parse_expression(expression).evaluate(env)
+            if step.condition is None:
+                # The linter stops a runbook whose condition does not parse (RB032); a plan
+                # built some other way must not run the step as if it had none.
+                raise ExpressionError("the condition was not parsed", expression=step.when or "")
+            holds = step.condition.evaluate(env)
         except ExpressionError as exc:
             self._record(
                 step, procedure, StepStatus.FAILED, error=f"condition error: {exc.message}"
@@ -633,7 +633,7 @@ class Engine:
             return Flow.FAIL
         if holds:
             return None
-        self._record(step, procedure, StepStatus.SKIPPED, reason=f"condition false: {expression}")
+        self._record(step, procedure, StepStatus.SKIPPED, reason=f"condition false: {step.when}")
         return Flow.NEXT
 
     def _decision(

@@ -283,13 +283,17 @@ _WORDS = {
 }  # fmt: skip
 
 
-def describe(source: str) -> str:
-    """The condition in plain words, for people: "only when severity is one of high or critical"."""
-    try:
-        parse_expression(source)
-    except ExpressionError:
-        return f"only when {source}"
-    toks = _tokenize(source)[:-1]
+def describe(condition: Expression | str) -> str:
+    """The condition in plain words, for people: "only when severity is one of high or critical".
+
+    Give the parsed condition the model carries; a string is parsed here (only for callers
+    that hold no model, as the site's templates once did)."""
+    if isinstance(condition, str):
+        try:
+            condition = parse_expression(condition)
+        except ExpressionError:
+            return f"only when {condition}"
+    toks = condition._toks[:-1]
     words: list[str] = []
     i = 0
     while i < len(toks):

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from .expr import Expression
 
 Scalar = str | int | float | bool | None
 InputValue = Scalar | tuple[Scalar, ...]
@@ -154,7 +157,10 @@ class Block:
     retry_delay: float = 0.0  # seconds
     retry_backoff: float = 1.0  # multiplier applied to the delay after each attempt
     on_failure: OnFailure = "abort"
-    when: str | None = None
+    when: str | None = None  # as written
+    # The condition parsed once, by the parser: the engine, the linter and every renderer use
+    # this one. None without `when=`, or when it did not parse (the parser reported RB032).
+    condition: Expression | None = field(default=None, compare=False, repr=False)
     outputs: tuple[str, ...] = ()  # names, in the order written
     output_types: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # name -> type
     errexit: bool = True  # a shell block stops at its first failing command
@@ -204,6 +210,11 @@ class Step:
     @property
     def when(self) -> str | None:
         return next((b.when for b in self.blocks if b.executable and b.when), None)
+
+    @property
+    def condition(self) -> Expression | None:
+        """The parsed `when=` of the step (its first executable block that has one)."""
+        return next((b.condition for b in self.blocks if b.executable and b.when), None)
 
     @property
     def timeout(self) -> float | None:
@@ -283,19 +294,15 @@ class Runbook:
     front_matter: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     front_matter_line: int = 0  # line of the opening `---`, 0 when there is none
     problems: tuple[Problem, ...] = ()  # found while parsing; `check` adds its own
+    # The text as read: a run keeps it beside its journal, keyed by `sha256`, so a resume or a
+    # report reads the runbook that ran rather than whatever the file says later.
+    source: str = field(default="", compare=False, repr=False)
     # Every top-level heading and heading look-alike, in line order: `check` finds steps
     # written at the wrong level from them.
     headings: tuple[Heading, ...] = ()
 
     def procedure(self, name: str) -> Procedure | None:
         return next((p for p in self.procedures if name in (p.id, p.title)), None)
-
-    def step(self, ref: str | int) -> Step | None:
-        """A step by number or id."""
-        for step in self.steps:
-            if str(step.number) == str(ref) or step.id == ref:
-                return step
-        return None
 
     def all_blocks(self) -> tuple[Block, ...]:
         """Every fenced block of the file, each once."""

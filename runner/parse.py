@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import dataclasses
 import difflib
 import gc
 import hashlib
@@ -193,11 +194,12 @@ def parse_text(text: str, path: str | Path = "<string>", sha256: str | None = No
     p = Path(path)
     if sha256 is None:
         sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    source = text
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     if "\0" in text:  # as CommonMark asks, and markdown-it's (disabled) normalize rule did
         text = text.replace("\0", "\ufffd")
     with _collector_paused():
-        return _Parser(text, p).parse(sha256)
+        return dataclasses.replace(_Parser(text, p).parse(sha256), source=source)
 
 
 @contextlib.contextmanager
@@ -942,7 +944,7 @@ def _apply_attribute(out: dict[str, Any], key: str, value: str) -> None:
             raise ValueError("expected abort, continue or procedure:NAME")
         out["on_failure"] = value
     elif key == "when":
-        parse_expression(value)
+        out["condition"] = parse_expression(value)
         out["when"] = value
     elif key == "outputs":
         out["outputs"], out["output_types"] = _outputs(value)

@@ -79,7 +79,7 @@ def step_json(step: Step) -> JSONObject:
         "retries": step.retries,
         "on_failure": step.on_failure,
         "when": step.when,
-        "condition": describe(step.when) if step.when else None,
+        "condition": describe(step.condition) if step.condition else None,
         "outputs": list(step.outputs),
         "output_types": {n: t for b in step.blocks for n, t in b.output_types.items()},
         "ends": end_json(step.end),

@@ -19,57 +19,44 @@ mean duration of those steps, so a step that took more than double the average s
 from __future__ import annotations
 
 import hashlib
-import subprocess
-from collections.abc import Iterable
 from pathlib import Path
 
 from .model import Runbook, Step
 from .runs.state import BlockRun, Event, RunRecord, StepRecord
+from .runs.store import kept_runbook
 
 # --- the runbook as it was -------------------------------------------------------------------
 
 
 def runbook_at_run(record: RunRecord) -> Runbook | None:
-    """The runbook exactly as it was run (same SHA-256), from the file or from git; else None."""
-    from .parse import parse_text  # the parser is only needed for notebooks
+    """The runbook exactly as it was run: the copy the run kept beside its journal (the latest
+    attempt's, then the first's); for runs from before copies were kept, the file at the path
+    it was run from when its SHA-256 still matches. Else None."""
+    from .parse import parse_text  # the parser is only needed for notebooks and replays
 
-    path, sha = str(record.runbook.get("path") or ""), str(record.runbook.get("sha256") or "")
-    if not path or not sha:
+    path, first = str(record.runbook.get("path") or ""), str(record.runbook.get("sha256") or "")
+    for sha in dict.fromkeys((record.sha256, first)):
+        text = kept_runbook(record.run_dir, sha) if sha else None
+        if text is not None:
+            return parse_text(text, path=path or "runbook.md", sha256=sha)
+    if not path or not first:
         return None
-    for data in _candidate_sources(Path(path), record):
-        if hashlib.sha256(data).hexdigest() == sha:
-            try:
-                text = data.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                return None
-            return parse_text(text, path=path, sha256=sha)
-    return None
-
-
-def _candidate_sources(path: Path, record: RunRecord) -> Iterable[bytes]:
     # The journal stores the path as given at run time, usually relative to the folder the
     # runner started in; the runs folder is normally `<that folder>/.runbook/runs`.
-    places = [path]
-    if not path.is_absolute():
+    places = [Path(path)]
+    if not places[0].is_absolute():
         places.append(record.run_dir.resolve().parent.parent.parent / path)
-    if record.runbook.get("abs_path"):
-        places.append(Path(str(record.runbook["abs_path"])))
     for place in places:
         try:
-            yield place.read_bytes()
+            data = place.read_bytes()
         except OSError:
             continue
-    if record.git_commit:
-        for place in places:
-            if place.parent.is_dir():
-                shown = subprocess.run(
-                    ["git", "-C", str(place.parent), "show", f"{record.git_commit}:./{place.name}"],
-                    capture_output=True,
-                    check=False,
-                    timeout=10,
-                )
-                if shown.returncode == 0:
-                    yield shown.stdout
+        if hashlib.sha256(data).hexdigest() == first:
+            try:
+                return parse_text(data.decode("utf-8-sig"), path=path, sha256=first)
+            except UnicodeDecodeError:
+                return None
+    return None
 
 
 def fill_from_runbook(record: RunRecord, runbook: Runbook) -> None:

@@ -127,8 +127,8 @@ def _step_facts(step: Step) -> list[str]:
         facts.append(f"timeout {format_duration(step.timeout)}")
     if step.retries:
         facts.append(f"retries {step.retries}")
-    if step.when:
-        facts.append(describe(step.when))
+    if step.condition is not None:
+        facts.append(describe(step.condition))
     if step.on_failure != "abort":
         facts.append(f"on failure: {step.on_failure.replace('procedure:', 'procedure ')}")
     if step.outputs:

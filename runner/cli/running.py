@@ -465,7 +465,7 @@ def run_command(
     procedure: str | None,
 ) -> int:
     """Run RUNBOOK (a path, or an id under runbooks/) step by step through Jupyter kernels."""
-    from ..check import load_for_run, resolve_runbook
+    from ..check import checked, load_for_run, resolve_runbook
     from ..parse import parse_file
 
     path = resolve_runbook(runbook)
@@ -479,11 +479,11 @@ def run_command(
         return EXIT_OK
     # Start the kernels first: they boot while the engine is imported, the runbook checked
     # and the inputs resolved. Parsing is the least that tells which kernels are needed.
+    # The file is parsed once, here; the same plan is checked and run.
     early = parse_file(path)
-    if early.metadata.kernels:
-        # A kernel named under `kernels:` may not be installed: refuse with check's verdict
-        # (RB039), as `check` and the site do, before trying to start it.
-        load_for_run(path)
+    # A kernel named under `kernels:` may not be installed: refuse with check's verdict
+    # (RB039), as `check` and the site do, before trying to start it.
+    ready = checked(early) if early.metadata.kernels else None
     steps = early.steps if procedure is None else _steps_for(early, procedure)
     with _kernels(_needed_kernels(steps)) as pool:
         from ..engine import RunContext, RunOptions
@@ -491,7 +491,7 @@ def run_command(
         from ..redact import Redactor
         from ..runs.store import default_runs_dir
 
-        book = load_for_run(path)
+        book = ready or checked(early)
         steps = _steps_for(book, procedure)
         _check_refs(book, steps, only, "--only")
         _check_refs(book, steps, [from_step] if from_step else [], "--from")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +29,13 @@ from ..journal import (
     read_events,
     verified_events,
 )
-from ..private_files import UnsafeFile, open_regular
+from ..private_files import UnsafeFile, open_regular, read_regular, write_private
 from ..redact import Redactor
 from . import events as ev
 from .state import ResumeState, RunRecord, fold
 
 _TAIL_BYTES = 64 * 1024
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _RUN_LEVEL = (ev.RunStarted, ev.RunResumed, ev.RunPaused, ev.RunFinished)
 
 
@@ -72,6 +74,23 @@ class RunStore:
     def resume(self, run_dir: Path) -> tuple[VerifyResult, ResumeState]:
         result, record = self.verified(run_dir)
         return result, record.resume(keyed_from=result.keyed_from)
+
+
+def keep_runbook(run_dir: Path, sha256: str, text: str) -> None:
+    """Keep the text of the runbook a run (or an attempt of it) ran, beside its journal."""
+    path = run_dir / f"runbook-{sha256}.md"
+    if text and not path.exists():
+        write_private(path, text.encode("utf-8"))
+
+
+def kept_runbook(run_dir: Path, sha256: str) -> str | None:
+    """The text `keep_runbook` kept for this SHA-256, or None (runs from before it did)."""
+    if not _SHA256.fullmatch(sha256):
+        return None
+    try:
+        return read_regular(run_dir / f"runbook-{sha256}.md").decode("utf-8")
+    except (OSError, UnsafeFile, UnicodeDecodeError):
+        return None
 
 
 def load_run(run_dir: Path, events: list[dict[str, Any]] | None = None) -> RunRecord:
