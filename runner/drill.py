@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
-from .errors import RunbookError, UsageError
+from .errors import ExitCode, RunbookError, UsageError
 from .journal import Event, Journal
 from .lab.server import is_loopback
-from .model import Problem, Runbook, Step
+from .model import Problem, Runbook, Step, all_steps, find_step
 from .operator import Approval, ApprovalRequest, Decision, Operator
 from .parse import parse_file
 from .runs import events as ev
@@ -38,7 +38,7 @@ DEFAULT_APPROVER = "drill-approver"  # who approves when the scenario names no p
 class LabUnreachable(RunbookError):
     """The lab did not answer, or refused the token."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 def find_scenario(runbook_path: Path, runbook_id: str) -> Path:
@@ -59,36 +59,6 @@ def find_scenario(runbook_path: Path, runbook_id: str) -> Path:
 
 
 # --- the scenario against its runbook -------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StepRef:
-    """A step of the runbook, main or in an alternative procedure."""
-
-    step: Step
-    procedure: str | None
-
-    @property
-    def label(self) -> str:
-        return f"{self.procedure}/{self.step.number}" if self.procedure else str(self.step.number)
-
-
-def all_steps(book: Runbook) -> list[StepRef]:
-    refs = [StepRef(s, None) for s in book.steps]
-    refs += [StepRef(s, p.id) for p in book.procedures for s in p.steps]
-    return refs
-
-
-def find_step(book: Runbook, ref: str) -> StepRef | None:
-    """`isolate`, `3`, `manual-isolation/2` or `manual-isolation/<step id>`."""
-    proc, sep, rest = ref.rpartition("/")
-    for r in all_steps(book):
-        if sep:
-            if r.procedure == proc and rest in (str(r.step.number), r.step.id):
-                return r
-        elif r.step.id == ref or (r.procedure is None and str(r.step.number) == ref):
-            return r
-    return None
 
 
 @dataclass(frozen=True, slots=True)

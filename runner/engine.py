@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .cancel import CancelToken, Terminated
-from .errors import ExpressionError, RunbookError
+from .errors import ExitCode, ExpressionError, RunbookError
 from .format import DEFAULT_KERNELS, SHELL_KERNEL
 from .journal import Event, Journal
 from .kernels import (
@@ -53,6 +53,7 @@ from .model import (
     RunStatus,
     Step,
     StepStatus,
+    step_label,
 )
 from .operator import Approval, ApprovalRequest, Decision, Operator
 from .policy import (
@@ -836,7 +837,7 @@ class Engine:
         # the journal.
         return tuple(
             (
-                f"{o.procedure}:{o.number}" if o.procedure else str(o.number),
+                step_label(o.procedure, o.number),
                 o.title,
                 o.status.value,
                 o.error or o.reason or "",
@@ -1329,12 +1330,12 @@ def _operator_reason(decision: Decision) -> str:
 
 def _exit_code(status: RunStatus, aborted: bool) -> int:
     if aborted:
-        return 130
+        return ExitCode.ABORTED
     return {
-        RunStatus.SUCCEEDED: 0,
-        RunStatus.SUCCEEDED_WITH_HANDLED_FAILURES: 0,
-        RunStatus.PAUSED: 3,
-    }.get(status, 1)
+        RunStatus.SUCCEEDED: ExitCode.OK,
+        RunStatus.SUCCEEDED_WITH_HANDLED_FAILURES: ExitCode.OK,
+        RunStatus.PAUSED: ExitCode.PAUSED,
+    }.get(status, ExitCode.FAILED)
 
 
 def file_sha256(path: Path) -> str:

@@ -7,14 +7,25 @@ The CLI maps each class to an exit status in one place (``runner.cli``):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import IntEnum
 
 from .model import Problem
+
+
+class ExitCode(IntEnum):
+    """Every exit status of `runbook`, in one table (docs/cli.md documents it)."""
+
+    OK = 0  # done: the run succeeded (handled failures included), the check found no error
+    FAILED = 1  # the run failed or was denied; `check` found errors
+    USAGE = 2  # unusable input: a bad command line, runbook, input, journal or alert
+    PAUSED = 3  # the run waits for an approval: `runbook approve`, then `runbook resume`
+    ABORTED = 130  # Ctrl-C or SIGTERM ended the run (128 + SIGINT, as shells report it)
 
 
 class RunbookError(Exception):
     """Root of every error this project raises on purpose."""
 
-    exit_code = 1
+    exit_code: int = ExitCode.FAILED
 
     def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
         super().__init__(message)
@@ -32,13 +43,13 @@ class RunbookError(Exception):
 class UsageError(RunbookError):
     """The command line itself is wrong."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class UnreadableRunbook(RunbookError):
     """The file cannot be read as a runbook at all (missing, binary, not UTF-8, too large)."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
     def __init__(self, message: str, *, path: str, code: str, line: int = 0) -> None:
         super().__init__(message, path=path, line=line)
@@ -51,7 +62,7 @@ class UnreadableRunbook(RunbookError):
 class InvalidRunbook(RunbookError):
     """The runbook parsed but has errors that make it unsafe to run."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
     def __init__(self, path: str, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
@@ -65,13 +76,13 @@ class InvalidRunbook(RunbookError):
 class InvalidInputs(RunbookError):
     """An input value is missing or does not match its declaration."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class ExpressionError(RunbookError):
     """A `when=` expression does not parse, or names a value that does not exist."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
     def __init__(self, message: str, *, expression: str, column: int | None = None) -> None:
         where = f" at column {column + 1}" if column is not None else ""

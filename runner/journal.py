@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import RunbookError
+from .errors import ExitCode, RunbookError
 from .journal_key import JournalKey, load_key
 from .private_files import UnsafeFile, read_regular
 from .redact import Redactor
@@ -58,14 +58,14 @@ REPAIR_HINT = "; `runbook verify --repair RUN` mends a torn last line (journaled
 class JournalError(RunbookError):
     """A journal cannot be found, opened or written."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class JournalWriteError(JournalError):
     """An event could not be written (full disk, file-size limit); the journal was rolled back
     to its last whole line, so the run stops here and can be resumed once there is room."""
 
-    exit_code = 1
+    exit_code = ExitCode.FAILED
 
 
 def now_iso() -> str:

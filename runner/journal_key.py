@@ -18,7 +18,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import RunbookError
+from .errors import ExitCode, RunbookError
 
 KEY_ENV = "RUNBOOK_JOURNAL_KEY"
 _KEY_BYTES = 32
@@ -27,7 +27,7 @@ _KEY_BYTES = 32
 class JournalKeyError(RunbookError):
     """The journal key cannot be read or created, or is readable by others."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from jupyter_client.kernelspec import NoSuchKernel
 from jupyter_client.manager import KernelManager
 
 from .cancel import CancelToken, Terminated
-from .errors import RunbookError
+from .errors import ExitCode, RunbookError
 from .format import PLAIN_ERRORS, error_headline
 from .shell_kernel.procs import descendants
 from .shell_kernel.shell import BASH_ARGV, WATCHDOG_SCRIPT
@@ -69,7 +69,7 @@ Message = dict[str, Any]
 class KernelError(RunbookError):
     """A kernel cannot be found or started."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class ExecStatus(StrEnum):

@@ -309,3 +309,42 @@ class Runbook:
         blocks = [b for s in self.steps for b in s.blocks]
         blocks += [b for p in self.procedures for s in p.steps for b in s.blocks]
         return tuple(blocks) + self.doc_blocks
+
+
+# --- naming a step ---------------------------------------------------------------------------
+
+
+def step_label(procedure: str | None, number: int) -> str:
+    """How every command names a step: `3`, or `manual-isolation/2` in a procedure. The same
+    form is accepted back wherever a step is given (`--at`, a scenario's `at_step`)."""
+    return f"{procedure}/{number}" if procedure else str(number)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRef:
+    """A step of the runbook, main or in an alternative procedure."""
+
+    step: Step
+    procedure: str | None
+
+    @property
+    def label(self) -> str:
+        return step_label(self.procedure, self.step.number)
+
+
+def all_steps(book: Runbook) -> list[StepRef]:
+    refs = [StepRef(s, None) for s in book.steps]
+    refs += [StepRef(s, p.id) for p in book.procedures for s in p.steps]
+    return refs
+
+
+def find_step(book: Runbook, ref: str) -> StepRef | None:
+    """`isolate`, `3`, `manual-isolation/2` or `manual-isolation/<step id>`."""
+    proc, sep, rest = ref.rpartition("/")
+    for r in all_steps(book):
+        if sep:
+            if r.procedure == proc and rest in (str(r.step.number), r.step.id):
+                return r
+        elif r.step.id == ref or (r.procedure is None and str(r.step.number) == ref):
+            return r
+    return None

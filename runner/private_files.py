@@ -13,7 +13,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from .errors import RunbookError
+from .errors import ExitCode, RunbookError
 
 PRIVATE = 0o600
 # O_NOFOLLOW: a symlink as the last component fails (ELOOP) instead of being followed.
@@ -24,7 +24,7 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 class UnsafeFile(RunbookError):
     """A file to read or write is a symlink, a FIFO, a device or too large."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 def _refusal(path: Path, mode: int) -> str:

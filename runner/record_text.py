@@ -34,6 +34,24 @@ _SYMBOL = {
 }
 
 
+#: The one palette of statuses, for every command that colours one (run, runs, log, report).
+#: Cancelled is yellow: a person stopped it, which is not the same as a command failing.
+STATUS_STYLE = {
+    "succeeded": "green",
+    "succeeded_with_handled_failures": "green",
+    "handled": "yellow",
+    "failed": "red",
+    "timed_out": "red",
+    "cancelled": "yellow",
+    "denied": "red",
+    "crashed": "red",
+    "skipped": "dim",
+    "waiting_approval": "yellow",
+    "paused": "cyan",
+    "running": "cyan",
+}
+
+
 def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 

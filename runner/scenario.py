@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal, TypeGuard, Union, cast, get_args, ge
 import msgspec
 import yaml
 
-from .errors import RunbookError
+from .errors import ExitCode, RunbookError
 from .lab.api import LabError
 from .lab.control import parse_route
 from .parse import did_you_mean
@@ -35,7 +35,7 @@ Loc = tuple[str | int, ...]
 class ScenarioError(RunbookError):
     """A scenario file cannot be used: unreadable, invalid, or not fitting its runbook."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 # --- the scenario model --------------------------------------------------------------------------

@@ -19,14 +19,15 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import RunbookError
+from ..errors import ExitCode, RunbookError
 from ..terminal_text import visible
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_PAUSED = 3
-EXIT_ABORTED = 130
+# Short names for the commands' modules; the table itself is runner.errors.ExitCode.
+EXIT_OK = ExitCode.OK
+EXIT_FAILED = ExitCode.FAILED
+EXIT_USAGE = ExitCode.USAGE
+EXIT_PAUSED = ExitCode.PAUSED
+EXIT_ABORTED = ExitCode.ABORTED
 
 # soft_wrap: a message names a path and line; wrapping it at 80 columns would split them.
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -28,6 +28,7 @@ from ..journal import (
 from ..journal import repair as repair_journal
 from ..record import fill_from_runbook, runbook_at_run
 from ..record_text import (
+    STATUS_STYLE,
     fmt_duration,
     fmt_status,
     fmt_time,
@@ -43,19 +44,6 @@ from ..terminal_text import visible, visible_event
 from . import EXIT_FAILED, cli, format_option, runs_dir_option
 
 OUTPUT_VERSION = 1
-_STYLE = {
-    "succeeded": "green",
-    "succeeded_with_handled_failures": "green",
-    "handled": "yellow",
-    "failed": "red",
-    "timed_out": "red",
-    "cancelled": "yellow",
-    "denied": "red",
-    "crashed": "red",
-    "skipped": "dim",
-    "paused": "cyan",
-    "running": "cyan",
-}
 
 
 def _console(*, wide: bool = False) -> Console:
@@ -71,7 +59,7 @@ def _dump(data: object) -> None:
 
 
 def _status(status: str) -> Text:
-    return Text(fmt_status(status), style=_STYLE.get(status, ""))
+    return Text(fmt_status(status), style=STATUS_STYLE.get(status, ""))
 
 
 # --- runs ------------------------------------------------------------------------------------

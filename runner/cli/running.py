@@ -25,8 +25,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from ..errors import InvalidInputs, RunbookError, UsageError
-from ..model import InputValue, Runbook, RunStatus, Step
+from ..errors import ExitCode, InvalidInputs, RunbookError, UsageError
+from ..model import InputValue, Runbook, RunStatus, Step, step_label
+from ..record_text import STATUS_STYLE
 from ..terminal_text import visible, visible_event
 from . import EXIT_OK, cli, runs_dir_option
 
@@ -47,22 +48,11 @@ Exit statuses:
   130  aborted by Ctrl-C or SIGTERM
 """
 
-_STATUS_STYLE = {
-    "succeeded": "green",
-    "handled": "yellow",
-    "skipped": "dim",
-    "failed": "red",
-    "timed_out": "red",
-    "cancelled": "red",
-    "denied": "red",
-    "waiting_approval": "yellow",
-}
-
 
 class RunbookChanged(RunbookError):
     """`resume` refuses: the runbook file is not the one the run started with."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 # --- live display -------------------------------------------------------------------------------
@@ -141,7 +131,7 @@ class RichReporter:
         extra = event.get("error") or event.get("reason") or ""
         retry = f"; retrying in {format_duration(event['retry_in'])}" if "retry_in" in event else ""
         self.console.print(
-            f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/] "
+            f"[{STATUS_STYLE.get(status, 'white')}]{status}[/] "
             f"[dim]{format_duration(float(event.get('duration') or 0))}[/]"
             + (f" [dim]— {escape(str(extra))}[/]" if extra else "")
             + retry
@@ -185,8 +175,8 @@ def print_summary(console: Console, result: RunResult, runbook: Runbook) -> None
     for column in ("step", "title", "status", "time", "note"):
         table.add_column(column, no_wrap=column in ("step", "status", "time"))
     for o in result.outcomes:
-        number = f"{o.procedure}:{o.number}" if o.procedure else str(o.number)
-        style = _STATUS_STYLE.get(o.status.value, "white")
+        number = step_label(o.procedure, o.number)
+        style = STATUS_STYLE.get(o.status.value, "white")
         note = (o.error or o.reason or "") + (" (earlier attempt)" if o.earlier else "")
         table.add_row(
             number,

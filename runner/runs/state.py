@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import RunbookError
-from ..model import StepStatus
+from ..errors import ExitCode, RunbookError
+from ..model import StepStatus, step_label
 from . import events as ev
 
 Event = dict[str, Any]  # an event's record form
@@ -45,7 +45,7 @@ DONE_STATUSES = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED, StepStatus.
 class ReportError(RunbookError):
     """A run cannot be read into a record (no run_started: not a run)."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 @dataclass(slots=True)
@@ -95,7 +95,7 @@ class StepRecord:
     @property
     def label(self) -> str:
         """`3` for a main step, `fallback/2` for a step of an alternative procedure."""
-        return f"{self.procedure}/{self.number}" if self.procedure else str(self.number)
+        return step_label(self.procedure, self.number)
 
     @property
     def manual(self) -> bool:
