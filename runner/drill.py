@@ -21,13 +21,13 @@ import httpx
 import yaml
 
 from .errors import ExitCode, RunbookError, UsageError
-from .journal import Event, Journal
+from .journal import Event
 from .lab.server import is_loopback
 from .model import Problem, Runbook, Step, all_steps, find_step
 from .operator import Approval, ApprovalRequest, Decision, Operator
 from .parse import parse_file
 from .runs import events as ev
-from .runs.store import RunInfo, list_runs
+from .runs.store import RunInfo, RunWriter, list_runs
 from .scenario import Answer, Assertion, Fault, Note, ScenarioFile
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
@@ -261,7 +261,7 @@ class DrillOperator:
 
     book: Runbook
     scenario: ScenarioFile
-    journal: Journal
+    journal: RunWriter
     lab: LabClient
     facilitator: str  # who runs the drill
     person: Operator | None = None  # a person answers; None: the scenario answers

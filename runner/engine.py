@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from .cancel import CancelToken, Terminated
 from .errors import ExitCode, ExpressionError, RunbookError
 from .format import DEFAULT_KERNELS, SHELL_KERNEL
-from .journal import Event, Journal
+from .journal import Event
 from .kernels import (
     ExecResult,
     ExecStatus,
@@ -67,7 +67,7 @@ from .private_files import private_folder, write_private
 from .redact import REDACTED, rebuild
 from .runs import events as ev
 from .runs.state import ResumeState, StepOutcome
-from .runs.store import keep_runbook
+from .runs.store import RunWriter, keep_runbook
 
 StepKey = tuple[str | None, str]  # (procedure id or None, step id)
 
@@ -235,7 +235,7 @@ class Engine:
         *,
         inputs: Mapping[str, InputValue],
         secret_inputs: Sequence[str],
-        journal: Journal,
+        journal: RunWriter,
         pool: KernelPool,
         operator: Operator,
         context: RunContext,

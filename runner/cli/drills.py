@@ -28,13 +28,13 @@ from ..drill import (
 from ..engine import Engine, RunContext, RunOptions, RunResult
 from ..errors import InvalidInputs, UsageError
 from ..inputs import resolve
-from ..journal import Event, Journal, new_run_id
+from ..journal import Event, new_run_id
 from ..lab.server import TOKEN_ENV, LabServer
 from ..model import InputValue, Runbook
 from ..operator import TerminalOperator
 from ..redact import Redactor
 from ..report import write_report
-from ..runs.store import default_runs_dir
+from ..runs.store import RunStore, default_runs_dir
 from ..scenario import ScenarioFile, load_scenario
 from . import EXIT_FAILED, EXIT_OK, cli, runs_dir_option
 from .running import (
@@ -214,7 +214,7 @@ def _play(
     runs = Path(runs_dir) if runs_dir else default_runs_dir()
     with _kernels(_needed_kernels(book.steps)) as pool:
         redactor = Redactor.for_inputs(values, secrets)
-        journal = Journal.create(runs, new_run_id(book.metadata.id), redactor)
+        journal = RunStore(runs).create(new_run_id(book.metadata.id), redactor)
         reporter = DrillReporter(console)
         operator = DrillOperator(
             book,

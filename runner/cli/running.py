@@ -33,10 +33,11 @@ from . import EXIT_OK, cli, runs_dir_option
 
 if TYPE_CHECKING:
     from ..engine import RunContext, RunOptions, RunResult
-    from ..journal import Event, Journal
+    from ..journal import Event
     from ..kernels import KernelPool
     from ..operator import Operator
     from ..runs.state import ResumeState, RunRecord
+    from ..runs.store import RunWriter
 
 EXIT_HELP = """
 \b
@@ -368,7 +369,7 @@ def _operator(name: str, yes: bool, console: Console) -> Operator:
 def _execute(
     runbook: Runbook,
     pool: KernelPool,
-    journal: Journal,
+    journal: RunWriter,
     *,
     values: Mapping[str, InputValue],
     secrets: Sequence[str],
@@ -477,9 +478,9 @@ def run_command(
     steps = early.steps if procedure is None else _steps_for(early, procedure)
     with _kernels(_needed_kernels(steps)) as pool:
         from ..engine import RunContext, RunOptions
-        from ..journal import Journal, new_run_id
+        from ..journal import new_run_id
         from ..redact import Redactor
-        from ..runs.store import default_runs_dir
+        from ..runs.store import RunStore, default_runs_dir
 
         book = ready or checked(early)
         steps = _steps_for(book, procedure)
@@ -497,7 +498,7 @@ def run_command(
         values, secrets = gather_inputs(book, pairs, inputs_file, prompt=operator.interactive)
         redactor = Redactor.for_inputs(values, secrets)
         runs = Path(runs_dir) if runs_dir else default_runs_dir()
-        journal = Journal.create(runs, new_run_id(book.metadata.id), redactor)
+        journal = RunStore(runs).create(new_run_id(book.metadata.id), redactor)
         context = RunContext(
             str(path), name, socket.gethostname(), _git_commit(path), operator.interactive
         )
@@ -613,8 +614,8 @@ def resume_command(
     """Continue a paused, failed, cancelled or crashed run from its first unfinished step."""
     from ..check import load_for_run
     from ..engine import RunContext, RunOptions, file_sha256
-    from ..journal import Journal
     from ..redact import Redactor
+    from ..runs.store import RunStore
 
     run_dir, _, state = _load_run(runs_dir, run)
     if state.last_status in (
@@ -653,7 +654,7 @@ def resume_command(
         values, secrets = gather_inputs(
             book, pairs, inputs_file, prompt=operator.interactive, recorded=recorded
         )
-        journal = Journal.reopen(run_dir, Redactor.for_inputs(values, secrets))
+        journal = RunStore().reopen(run_dir, Redactor.for_inputs(values, secrets))
         context = RunContext(
             str(path), name, socket.gethostname(), _git_commit(path), operator.interactive
         )
@@ -692,9 +693,9 @@ def _decide(
     runs_dir: Path | None,
     decision: str,
 ) -> int:
-    from ..journal import Journal
     from ..policy import approval_problem
     from ..runs import events as ev
+    from ..runs.store import RunStore
 
     run_dir, record, state = _load_run(runs_dir, run)
     waiting = record.waiting(step_ref)
@@ -715,7 +716,7 @@ def _decide(
     )
     if problem and decision == "approved":
         raise UsageError(problem)
-    with Journal.reopen(run_dir) as journal:
+    with RunStore().reopen(run_dir) as journal:
         journal.append(
             ev.Approval(
                 step=waiting.step,

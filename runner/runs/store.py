@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..journal import (
     JOURNAL,
@@ -44,16 +44,40 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("RUNBOOK_RUNS_DIR") or ".runbook/runs")
 
 
+class RunWriter(Protocol):
+    """What writes one run: the engine, a drill's operator, `approve`/`deny`. It takes only
+    typed events and redacts every secret before anything reaches the backend."""
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def run_dir(self) -> Path: ...
+
+    @property
+    def redactor(self) -> Redactor: ...
+
+    def append(self, event: ev.JournalEvent) -> dict[str, Any]: ...
+
+    def sync(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> RunWriter: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
 class RunStore:
     """The runs of one runs folder."""
 
     def __init__(self, runs_dir: Path | None = None) -> None:
         self.runs_dir = runs_dir or default_runs_dir()
 
-    def create(self, run_id: str, redactor: Redactor | None = None) -> Journal:
+    def create(self, run_id: str, redactor: Redactor | None = None) -> RunWriter:
         return Journal.create(self.runs_dir, run_id, redactor)
 
-    def reopen(self, run_dir: Path, redactor: Redactor | None = None) -> Journal:
+    def reopen(self, run_dir: Path, redactor: Redactor | None = None) -> RunWriter:
         """Continue a run (resume, approve, deny) after checking its chain."""
         return Journal.reopen(run_dir, redactor)
 
