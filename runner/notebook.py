@@ -18,6 +18,7 @@ from .model import Block, Runbook
 from .private_files import write_private
 from .record import block_runs, runbook_step
 from .record_text import fmt_duration, fmt_status, joined, merge_streams, time_limit_verdict
+from .runs import events as ev
 from .runs.state import BlockRun, RunRecord, StepRecord
 
 
@@ -111,16 +112,16 @@ def _step_heading(s: StepRecord, runbook: Runbook | None) -> str:
         for d in s.decisions:
             head += f"\n\n> {_decision(d)}"
     for n in s.notes:
-        flag = " (unclear)" if n.get("unclear") else ""
-        head += f"\n\n> note by {n.get('by')}{flag}: {n.get('text')}"
+        flag = " (unclear)" if n.unclear else ""
+        head += f"\n\n> note by {n.by}{flag}: {n.text}"
     return head
 
 
-def _decision(d: Event) -> str:
+def _decision(d: ev.DecisionEvent) -> str:
     """`done by dana (analyst): the note`; the role only when the journal has one."""
-    role = f" ({d['role']})" if d.get("role") else ""
-    note = f": {d['note']}" if d.get("note") else ""
-    return f"{d.get('decision')} by {d.get('by')}{role}{note}"
+    role = f" ({d.role})" if d.role else ""
+    note = f": {d.note}" if d.note else ""
+    return f"{d.decision} by {d.by}{role}{note}"
 
 
 def _source(s: StepRecord, block: Block | None, run: BlockRun) -> str:

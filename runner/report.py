@@ -29,6 +29,7 @@ from .record_text import (
     time_limit_verdict,
     truncate,
 )
+from .runs import events as ev
 from .runs.state import BlockRun, Event, ReportError, RunRecord, StepRecord
 from .runs.store import list_runs, load_run
 from .stats import plot_durations
@@ -129,12 +130,10 @@ def _md_timeline(r: RunRecord) -> str:
         )
     lines += ["", f"**{fmt_status(r.status)}** — {time_limit_verdict(r)}"]
     for p in r.pauses:
-        if p.get("event") == "run_paused":
-            lines.append(f"\n- {fmt_time(p.get('ts'))} paused: {_md_escape(p.get('reason') or '')}")
+        if isinstance(p, ev.RunPaused):
+            lines.append(f"\n- {fmt_time(p.ts)} paused: {_md_escape(p.reason or '')}")
         else:
-            lines.append(
-                f"\n- {fmt_time(p.get('ts'))} resumed by {_md_escape(p.get('operator') or '')}"
-            )
+            lines.append(f"\n- {fmt_time(p.ts)} resumed by {_md_escape(p.operator)}")
     return "\n".join(lines)
 
 
@@ -184,29 +183,27 @@ def _md_step(r: RunRecord, s: StepRecord, image: ImageLink) -> str:
 def _md_events(s: StepRecord) -> list[str]:
     items = []
     for f in s.faults:
-        items.append(f"- ⚡ fault injected: {_md_escape(f.get('description') or '')}")
+        items.append(f"- ⚡ fault injected: {_md_escape(f.description)}")
     for d in s.decisions:
-        waited = f", after {fmt_duration(d['waited'])}" if d.get("waited") is not None else ""
-        note = f": {_md_escape(d['note'])}" if d.get("note") else ""
-        by = _md_escape(d.get("by") or "?")
-        role = f" ({_md_escape(d['role'])})" if d.get("role") else ""
-        items.append(f"- decision **{_md_escape(d.get('decision'))}** by {by}{role}{waited}{note}")
+        waited = f", after {fmt_duration(d.waited)}" if d.waited is not None else ""
+        note = f": {_md_escape(d.note)}" if d.note else ""
+        by = _md_escape(d.by or "?")
+        role = f" ({_md_escape(d.role)})" if d.role else ""
+        items.append(f"- decision **{_md_escape(d.decision)}** by {by}{role}{waited}{note}")
     for a in s.approvals:
-        if a.get("event") == "approval_requested":
-            items.append(
-                f"- approval requested from role {_md_escape(a.get('approver_role') or 'any')}"
-            )
+        if isinstance(a, ev.ApprovalRequested):
+            items.append(f"- approval requested from role {_md_escape(a.approver_role or 'any')}")
             continue
-        pre = " (pre-approved)" if a.get("preapproved") else ""
-        comment = f": {_md_escape(a['comment'])}" if a.get("comment") else ""
+        pre = " (pre-approved)" if a.preapproved else ""
+        comment = f": {_md_escape(a.comment)}" if a.comment else ""
         items.append(
-            f"- **{_md_escape(a.get('decision'))}** by {_md_escape(a.get('by') or '?')} "
-            f"({_md_escape(a.get('role') or 'no role')}){pre}{comment}"
+            f"- **{_md_escape(a.decision)}** by {_md_escape(a.by or '?')} "
+            f"({_md_escape(a.role or 'no role')}){pre}{comment}"
         )
     for n in s.notes:
-        flag = " **[unclear]**" if n.get("unclear") else ""
-        who = f"{_md_escape(n.get('by') or '?')} ({_md_escape(n.get('role') or '—')})"
-        items.append(f"- note by {who}{flag}: {_md_escape(n.get('text') or '')}")
+        flag = " **[unclear]**" if n.unclear else ""
+        who = f"{_md_escape(n.by or '?')} ({_md_escape(n.role or '—')})"
+        items.append(f"- note by {who}{flag}: {_md_escape(n.text)}")
     return ["\n".join(items)] if items else []
 
 
@@ -289,11 +286,11 @@ def _participants(r: RunRecord) -> list[str]:
     """
     roles: dict[str, str] = {}
     for s in r.steps:
-        acted = [(d, d.get("role") or s.role) for d in s.decisions]
-        acted += [(e, e.get("role")) for e in [*s.approvals, *s.notes]]
-        for e, role in acted:
-            if e.get("by"):
-                who = str(e["by"])
+        acted: list[tuple[str, str | None]] = [(d.by, d.role or s.role) for d in s.decisions]
+        acted += [(a.by, a.role) for a in s.approvals if isinstance(a, ev.Approval)]
+        acted += [(n.by, n.role) for n in s.notes]
+        for who, role in acted:
+            if who:
                 roles[who] = roles.get(who) or str(role or "")
     return [f"{name} ({role})" if role else name for name, role in roles.items()]
 
@@ -332,24 +329,24 @@ def _md_faults(r: RunRecord) -> str:
     for step, f in faults:
         label = f"{step.label}. {step.title}" if step else "—"
         lines.append(
-            f"| {_md_escape(label)} | {_md_escape(f.get('description') or '')} | "
+            f"| {_md_escape(label)} | {_md_escape(f.description)} | "
             f"{fmt_status(step.status) if step else '—'} | {_md_escape(coped(r, step))} |"
         )
     return "\n".join(lines)
 
 
 def _md_unclear(r: RunRecord) -> str:
-    unclear: list[tuple[StepRecord | None, Event]] = []
-    unclear += [(s, n) for s in r.steps for n in s.notes if n.get("unclear")]
-    unclear += [(None, n) for n in r.notes if n.get("event") == "note" and n.get("unclear")]
+    unclear: list[tuple[StepRecord | None, ev.Note]] = []
+    unclear += [(s, n) for s in r.steps for n in s.notes if n.unclear]
+    unclear += [(None, n) for n in r.notes if n.unclear]
     if not unclear:
         return "### Steps marked unclear\n\nNone."
     lines = ["### Steps marked unclear", ""]
     for s, n in unclear:
         where = f"Step {s.label} *{_md_escape(s.title)}*" if s else "The runbook"
         lines.append(
-            f"- {where}: {_md_escape(n.get('text') or '')} — {_md_escape(n.get('by') or '?')}"
-            + (f" ({_md_escape(n['role'])})" if n.get("role") else "")
+            f"- {where}: {_md_escape(n.text)} — {_md_escape(n.by or '?')}"
+            + (f" ({_md_escape(n.role)})" if n.role else "")
         )
     return "\n".join(lines)
 
@@ -385,11 +382,12 @@ def _md_manual(r: RunRecord) -> str:
         "|---|---|---|---|---|---|",
     ]
     for s in manual:
-        d = s.decisions[-1] if s.decisions else {}
+        d = s.decisions[-1] if s.decisions else None
         took = s.waited if s.waited is not None else s.duration
         lines.append(
             f"| {_md_escape(s.label)} | {_md_escape(s.title)} | {_md_escape(s.role or '—')} | "
-            f"{_md_escape(d.get('decision') or s.status)} | {_md_escape(d.get('by') or '—')} | "
+            f"{_md_escape((d.decision if d else '') or s.status)} | "
+            f"{_md_escape((d.by if d else '') or '—')} | "
             f"{fmt_duration(took)} |"
         )
     return "\n".join(lines)

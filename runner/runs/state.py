@@ -87,10 +87,10 @@ class StepRecord:
     outputs: list[Event] = field(default_factory=list)  # output events, each with "attempt"
     blocks: list[BlockRun] = field(default_factory=list)  # from block_started, in order
     values: dict[str, Any] = field(default_factory=dict)  # named outputs
-    decisions: list[Event] = field(default_factory=list)
-    approvals: list[Event] = field(default_factory=list)  # approval_requested and approval
-    notes: list[Event] = field(default_factory=list)
-    faults: list[Event] = field(default_factory=list)
+    decisions: list[ev.DecisionEvent] = field(default_factory=list)
+    approvals: list[ev.ApprovalRequested | ev.Approval] = field(default_factory=list)
+    notes: list[ev.Note] = field(default_factory=list)
+    faults: list[ev.Fault] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -109,7 +109,7 @@ class StepRecord:
             return self.is_manual
         if self.kernel is not None or self.attempts or self.outputs or self.blocks:
             return False
-        done = any(d.get("decision") == "done" for d in self.decisions)
+        done = any(d.decision == "done" for d in self.decisions)
         return self.status == "succeeded" or done
 
     @property
@@ -120,7 +120,7 @@ class StepRecord:
     @property
     def waited(self) -> float | None:
         """For a manual step: seconds from the prompt to the person's answer."""
-        return next((d.get("waited") for d in self.decisions if d.get("waited") is not None), None)
+        return next((d.waited for d in self.decisions if d.waited is not None), None)
 
 
 @dataclass(slots=True)
@@ -147,8 +147,9 @@ class RunRecord:
     kernels: list[Event] = field(default_factory=list)
     steps: list[StepRecord] = field(default_factory=list)
     off_script: list[Event] = field(default_factory=list)
-    pauses: list[Event] = field(default_factory=list)  # run_paused and run_resumed
-    notes: list[Event] = field(default_factory=list)  # notes and faults not tied to a step
+    pauses: list[ev.RunPaused | ev.RunResumed] = field(default_factory=list)
+    notes: list[ev.Note] = field(default_factory=list)  # notes not tied to a step
+    loose_faults: list[ev.Fault] = field(default_factory=list)  # faults not tied to a step
     owners: dict[int, StepRecord] = field(default_factory=dict)  # event seq -> its step
     schema: int = 1  # the journal schema run_started names
     start: Event = field(default_factory=dict)  # run_started as written
@@ -194,10 +195,10 @@ class RunRecord:
         return self.duration <= self.time_limit
 
     @property
-    def faults(self) -> list[tuple[StepRecord | None, Event]]:
-        out: list[tuple[StepRecord | None, Event]] = []
+    def faults(self) -> list[tuple[StepRecord | None, ev.Fault]]:
+        out: list[tuple[StepRecord | None, ev.Fault]] = []
         out += [(s, f) for s in self.steps for f in s.faults]
-        out += [(None, n) for n in self.notes if n.get("event") == "fault"]
+        out += [(None, f) for f in self.loose_faults]
         return out
 
     @property
@@ -397,7 +398,7 @@ class _Fold:
 
     def _on_run_resumed(self, e: ev.RunResumed) -> None:
         r = self.record
-        r.pauses.append(e.record())
+        r.pauses.append(e)
         r.status = "running"
         r.attempt = max(r.attempt, int(e.attempt or r.attempt))
         r.sha256 = e.sha256 or r.sha256
@@ -405,7 +406,7 @@ class _Fold:
 
     def _on_run_paused(self, e: ev.RunPaused) -> None:
         r = self.record
-        r.pauses.append(e.record())
+        r.pauses.append(e)
         r.status = "paused"
         r.duration = e.duration if e.duration is not None else r.duration
         r.elapsed += float(e.duration or 0.0)
@@ -514,11 +515,11 @@ class _Fold:
 
     def _on_decision(self, e: ev.DecisionEvent) -> None:
         if (rec := self.step(e)) is not None:
-            rec.decisions.append(e.record())
+            rec.decisions.append(e)
 
     def _on_approval_requested(self, e: ev.ApprovalRequested) -> None:
         if (rec := self.step(e)) is not None:
-            rec.approvals.append(e.record())
+            rec.approvals.append(e)
             rec.code = rec.code or e.code
         key = (e.procedure, str(e.step_id or ""))
         self.record.shown_code[key] = e.code
@@ -526,18 +527,18 @@ class _Fold:
 
     def _on_approval(self, e: ev.Approval) -> None:
         if (rec := self.step(e)) is not None:
-            rec.approvals.append(e.record())
+            rec.approvals.append(e)
         key = (e.procedure, str(e.step_id or ""))
         self.record.open_approvals[key] = e
         self.record.last_word[key] = e
 
     def _on_note(self, e: ev.Note) -> None:
         rec = self.step(e)
-        (rec.notes if rec else self.record.notes).append(e.record())
+        (rec.notes if rec else self.record.notes).append(e)
 
     def _on_fault(self, e: ev.Fault) -> None:
         rec = self.step(e)
-        (rec.faults if rec else self.record.notes).append(e.record())
+        (rec.faults if rec else self.record.loose_faults).append(e)
 
     def _on_off_script(self, e: ev.OffScript) -> None:
         self.step(e)
