@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from urllib.parse import urlsplit
 
 from ..model import Severity
 
@@ -98,7 +99,14 @@ class EntityBag:
                     getattr(self, kind)[text] = None
 
     def _host(self, text: str) -> None:
-        """A host as monitoring names it: `10.0.0.5:9100` is an address, `web-01:443` a host."""
+        """A host as monitoring names it: `10.0.0.5:9100` is an address, `web-01:443` a host,
+        and a probed URL (`https://portal.example/health`) a URL and its domain."""
+        if "://" in text:
+            self.urls[text] = None
+            domain = urlsplit(text).hostname
+            if domain:
+                (self.ips if _is_ip(domain) else self.domains)[domain] = None
+            return
         name = text.rsplit(":", 1)[0] if text.count(":") == 1 else text
         name = name.strip("[]")
         try:

@@ -56,8 +56,7 @@ def map_inputs(
     given = given or {}
     inputs: list[MappedInput] = []
     problems: list[str] = []
-    declared = {spec.name for spec in meta.inputs}
-    problems += [f"unknown input {name!r} given" for name in given if name not in declared]
+    # `given` holds the intake's values for every runbook: names a runbook lacks are not its.
     for spec in meta.inputs:
         try:
             mapped = _one(spec, view, given)
@@ -75,9 +74,7 @@ def _one(
     spec: InputSpec, view: Mapping[str, object], given: Mapping[str, object]
 ) -> MappedInput | str | None:
     """The input's mapping, a problem (str), or None for an optional input left unset."""
-    if spec.secret:
-        if spec.name in given:
-            return MappedInput(spec.name, coerce(spec, given[spec.name]), Origin.GIVEN, secret=True)
+    if spec.secret:  # never from the alert, never held here: the intake adds it at the start
         return MappedInput(spec.name, None, Origin.RUN_TIME, secret=True)
     for path in spec.alert_paths:
         values = path.values(view)
@@ -99,6 +96,7 @@ def _one(
     if spec.required:
         return f"input {spec.name!r} is required and {why}"
     return (
-        f"input {spec.name!r}: {why}, and its default is for runs started by hand "
-        "(mark it `default_safe: true` if it is right for every alert)"
+        f"input {spec.name!r}: {why}, and its default is for runs started by hand; give the "
+        f"intake a value (RUNBOOK_INPUT_{spec.name.upper()}, or `route -i {spec.name}=...`), "
+        "or mark the default `default_safe: true` if it is right for every alert"
     )
