@@ -17,6 +17,7 @@ from runner.routing.formats.cloudevents import from_binary
 from runner.routing.limits import AlertError, parse_json
 
 FIXTURES = Path(__file__).parent / "fixtures" / "alerts"
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
 def _read(name: str, fmt: str | None = None) -> list[Alert]:
@@ -112,7 +113,7 @@ CASES: list[tuple[str, str | None, list[dict[str, Any]]]] = [
          "time": "2026-12-01T21:00:00Z",
          "entities": {"users": ["rjones", "rjones@corp.example"], "ips": ["2001:db8::7"],
                       "hosts": ["lap-2291"],
-                      "hashes": ["e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"]}},
+                      "hashes": [EMPTY_SHA256]}},
     ]),
     ("generic.ndjson", "generic", [
         {"source": "honeypot", "format": "generic", "id": "g-1", "dedup_key": "g-1",
@@ -158,7 +159,7 @@ def test_cloudevents_binary_mode_reads_the_headers() -> None:
 
 
 def test_generic_is_never_detected() -> None:
-    with pytest.raises(AlertError, match="cannot tell the alert's format.*--alert-format"):
+    with pytest.raises(AlertError, match=r"cannot tell the alert's format.*--alert-format"):
         _read("generic.ndjson")
 
 

@@ -24,10 +24,19 @@ ALERT = Alert(
     severity=Severity.HIGH,
     title="HttpDown on web-01",
     time="2026-12-02T09:00:00Z",
-    labels={"alertname": "HttpDown", "job": "portal-web", "count": "37", "app.kubernetes.io/name": "portal"},
+    labels={
+        "alertname": "HttpDown",
+        "job": "portal-web",
+        "count": "37",
+        "app.kubernetes.io/name": "portal",
+    },
     entities=Entities(hosts=("web-01",), users=("asmith",), ips=("10.1.2.3", "198.51.100.7")),
-    raw={"risk": {"score": 82}, "kibana.alert.rule.name": "Rule A", "tags": [{"k": "a"}, {"k": "b"}]},
-)  # fmt: skip
+    raw={
+        "risk": {"score": 82},
+        "kibana.alert.rule.name": "Rule A",
+        "tags": [{"k": "a"}, {"k": "b"}],
+    },
+)
 VIEW = ALERT.view()
 
 
@@ -150,10 +159,12 @@ def test_the_parser_reports_routing_problems_with_their_lines() -> None:
     # What parsed is typed in the model, and a trigger with a bad condition never routes.
     trigger = book.metadata.trigger
     assert trigger.condition is None
-    assert (trigger.priority, trigger.correlate_by, trigger.correlate_window) == (5, ("hosts",), 7200)
+    assert (trigger.priority, trigger.correlate_by) == (5, ("hosts",))
+    assert trigger.correlate_window == 7200
     host = book.metadata.input("host_id")
     assert host is not None and [p.text for p in host.alert_paths] == [
-        "entities.hosts[0]", "labels.host"
+        "entities.hosts[0]",
+        "labels.host",
     ]
     token = book.metadata.input("api_token")
     assert token is not None and token.alert_paths == ()

@@ -80,7 +80,8 @@ BOOKS = {
         trigger:
           match: {source: x, labels.kind: {in: [one, two]}}
         inputs:
-          host_id: {type: string, required: true, pattern: "^[a-z0-9-]+$", from: "entities.hosts[0]"}
+          host_id:
+            {type: string, required: true, pattern: "^[a-z0-9-]+$", from: "entities.hosts[0]"}
           count: {type: integer, from: labels.count}
           level: {type: string, enum: [low, high], from: labels.level}
         ---
@@ -123,10 +124,13 @@ def test_two_runbooks_at_one_priority_leave_the_alert_unrouted(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        ('{"source": "x", "kind": "one"}', "input 'host_id' is required and the alert has nothing at entities.hosts[0]"),
+        ('{"source": "x", "kind": "one"}',
+         "input 'host_id' is required and the alert has nothing at entities.hosts[0]"),
         ('{"source": "x", "kind": "one", "host": "H 1"}', "does not match the pattern"),
-        ('{"source": "x", "kind": "one", "host": "h1", "count": "many"}', "is not a whole number"),
-        ('{"source": "x", "kind": "one", "host": "h1", "level": "medium"}', "is not one of: low, high"),
+        ('{"source": "x", "kind": "one", "host": "h1", "count": "many"}',
+         "is not a whole number"),
+        ('{"source": "x", "kind": "one", "host": "h1", "level": "medium"}',
+         "is not one of: low, high"),
         ('{"source": "y", "kind": "one", "host": "h1"}', "no runbook's trigger matches this alert"),
     ],
 )  # fmt: skip
