@@ -96,8 +96,10 @@ class Test:
         if self.op == "exists":
             if bool(values) == self.operand:
                 return None
-        elif any(self._holds(v) for v in values):
-            return None
+        else:
+            for value in values:
+                if self._holds(value):
+                    return None
         return Miss(self.text, _found(values))
 
     def _holds(self, value: object) -> bool:

@@ -91,27 +91,33 @@ def _too_deep(limits: Limits) -> str:
 def check_shape(value: object, where: str, limits: Limits = DEFAULT) -> None:
     """Depth, array lengths and string lengths within bounds, walked without recursion."""
     stack: list[tuple[object, int]] = [(value, 1)]
+    max_depth, max_items, max_string = limits.max_depth, limits.max_items, limits.max_string
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: list[object] | None = list(node.values())
-        elif isinstance(node, list):
-            if len(node) > limits.max_items:
+        kind = type(node)
+        if kind is dict:
+            children: list[object] = list(node.values())  # type: ignore[attr-defined]
+        elif kind is list:
+            children = node  # type: ignore[assignment]
+            if len(children) > max_items:
                 raise AlertError(
-                    f"an array in the payload has {len(node):,} items, over the limit of "
-                    f"{limits.max_items:,}; send the alerts in smaller batches",
+                    f"an array in the payload has {len(children):,} items, over the limit of "
+                    f"{max_items:,}; send the alerts in smaller batches",
                     path=where,
                 )
-            children = node
         else:
-            if isinstance(node, str) and len(node) > limits.max_string:
+            if kind is str and len(node) > max_string:  # type: ignore[arg-type]
                 raise AlertError(
-                    f"a string in the payload is {len(node):,} characters long, over the limit "
-                    f"of {limits.max_string:,}",
+                    f"a string in the payload is {len(node):,} characters long, over the "  # type: ignore[arg-type]
+                    f"limit of {max_string:,}",
                     path=where,
                 )
-            children = None
+            continue
         if children:
-            if depth >= limits.max_depth:
+            if depth >= max_depth:
                 raise AlertError(_too_deep(limits), path=where)
-            stack.extend((child, depth + 1) for child in children)
+            # Scalars need no visit unless they are strings, which are checked here.
+            for child in children:
+                ck = type(child)
+                if ck is dict or ck is list or (ck is str and len(child) > max_string):  # type: ignore[arg-type]
+                    stack.append((child, depth + 1))

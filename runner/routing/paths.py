@@ -9,8 +9,9 @@ alert's severity: conditions then hold when any of the values satisfies them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 #: The envelope's own fields: a path that starts with anything else is read under `labels`,
 #: so the old `match: {category: malware}` still means the alert's `category` label.
@@ -44,11 +45,12 @@ class FieldPath:
 
     def values(self, view: Mapping[str, object]) -> list[object]:
         """Every value the path reaches in the alert's view ([] when it reaches none)."""
-        return list(_walk(view, self.parts, 0))
+        return _collect(view, self.parts, 0, [])
 
     def first(self, view: Mapping[str, object]) -> object | None:
         """The first value the path reaches, or None."""
-        return next(_walk(view, self.parts, 0), None)
+        found = _collect(view, self.parts, 0, [])
+        return found[0] if found else None
 
     def __str__(self) -> str:
         return self.text
@@ -95,42 +97,65 @@ def _split(text: str) -> list[Part]:
     return parts
 
 
-def _walk(node: object, parts: Sequence[Part], i: int) -> Iterator[object]:
-    if i == len(parts):
-        if isinstance(node, list | tuple):
-            yield from (v for v in node if v is not None)
-        elif node is not None:
-            yield node
-        return
-    part = parts[i]
-    if isinstance(node, Mapping):
-        if isinstance(part, int):
-            return
-        if part in node:
-            yield from _walk(node[part], parts, i + 1)
-            return
-        # Elastic and Splunk send flattened keys ("kibana.alert.rule.name": ...): try the rest
-        # of the path joined, longest first.
-        for j in range(len(parts), i + 1, -1):
-            joined = ".".join(str(p) for p in parts[i:j])
-            if joined in node:
-                yield from _walk(node[joined], parts, j)
-                return
-    elif isinstance(node, list | tuple):
-        if isinstance(part, int):
-            if -len(node) <= part < len(node):
-                yield from _walk(node[part], parts, i + 1)
+def _collect(node: object, parts: Sequence[Part], i: int, out: list[object]) -> list[object]:
+    """Append to `out` every value the path `parts[i:]` reaches from `node`.
+
+    The hot path of routing: a loop over dictionaries with exact type tests before the slower
+    abstract ones, no generators, and recursion only where the path fans out through a list.
+    """
+    n = len(parts)
+    while i < n:
+        part = parts[i]
+        kind = type(node)
+        if (
+            kind is dict
+            or kind is MappingProxyType
+            or (kind is not list and kind is not tuple and isinstance(node, Mapping))
+        ):
+            mapping: Mapping[str, object] = node  # type: ignore[assignment]
+            if type(part) is int:
+                return out
+            if part in mapping:
+                node = mapping[part]  # type: ignore[index]
+                i += 1
+                continue
+            # Elastic and Splunk send flattened keys ("kibana.alert.rule.name": ...): try the
+            # rest of the path joined, longest first.
+            for j in range(n, i + 1, -1):
+                joined = ".".join(str(p) for p in parts[i:j])
+                if joined in mapping:
+                    node, i = mapping[joined], j
+                    break
+            else:
+                return out
+        elif kind is list or kind is tuple:
+            items: Sequence[object] = node  # type: ignore[assignment]
+            if type(part) is int:
+                index: int = part
+                if not -len(items) <= index < len(items):
+                    return out
+                node = items[index]
+                i += 1
+            else:
+                for item in items:
+                    _collect(item, parts, i, out)
+                return out
         else:
-            for item in node:
-                yield from _walk(item, parts, i)
+            return out
+    if type(node) is list or type(node) is tuple:
+        out.extend(v for v in node if v is not None)
+    elif node is not None:
+        out.append(node)
+    return out
 
 
 def lookup(data: object, dotted: str) -> object | None:
     """The first value at `dotted` in `data`, nested (`{"host": {"name": ..}}`) or flattened
     (`{"host.name": ..}`), as normalisers read their formats' fields."""
-    return next(_walk(data, dotted.split("."), 0), None)
+    found = _collect(data, dotted.split("."), 0, [])
+    return found[0] if found else None
 
 
 def lookup_all(data: object, dotted: str) -> list[object]:
     """Every value at `dotted` in `data`, through lists (`evidences.file.hashes.value`)."""
-    return list(_walk(data, dotted.split("."), 0))
+    return _collect(data, dotted.split("."), 0, [])

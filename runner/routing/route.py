@@ -62,6 +62,7 @@ class Router:
         self.runbooks = tuple(runbooks)
         self._always: list[Runbook] = []
         self._index: dict[FieldPath, dict[str, list[Runbook]]] = {}
+        self._order = {id(b): n for n, b in enumerate(self.runbooks)}
         self._build_index()
 
     def _build_index(self) -> None:
@@ -90,7 +91,9 @@ class Router:
                     found[id(book)] = book
         for book in self._always:
             found[id(book)] = book
-        order = {id(b): n for n, b in enumerate(self.runbooks)}
+        if len(found) < 2:
+            return list(found.values())
+        order = self._order
         return sorted(found.values(), key=lambda b: order[id(b)])
 
     def route(

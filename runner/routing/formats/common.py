@@ -26,12 +26,17 @@ ENTITY_KEYS: dict[str, tuple[str, ...]] = {
 _RESOLVED = frozenset({"resolved", "closed", "ok", "recovered", "inactive", "normal", "cleared"})
 
 
+_KIND_OF = {key: kind for kind, keys in ENTITY_KEYS.items() for key in keys}
+
+
 def add_flat_entities(bag: EntityBag, record: Mapping[str, object]) -> None:
-    """Entities from a flat record's well-known keys (and an `entities:` mapping of lists)."""
-    for kind, keys in ENTITY_KEYS.items():
-        for key in keys:
-            if key in record:
-                bag.add(kind, record[key])
+    """Entities from a flat record's well-known keys, in the record's order (and from an
+    `entities:` mapping of lists)."""
+    kind_of = _KIND_OF
+    for key, value in record.items():
+        kind = kind_of.get(key)
+        if kind is not None:
+            bag.add(kind, value)
     given = record.get("entities")
     if isinstance(given, Mapping):
         for kind in ENTITY_KEYS:
