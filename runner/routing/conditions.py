@@ -91,6 +91,16 @@ class Test:
     operand: str | frozenset[str] | re.Pattern[str] | float | tuple[Network, ...] | bool
     text: str  # as shown by --explain
 
+    def holds(self, view: Mapping[str, object]) -> bool:
+        """Whether the test holds: the fast path, with no Miss built for a test that fails."""
+        values = self.path.values(view)
+        if self.op == "exists":
+            return bool(values) == self.operand
+        for value in values:  # noqa: SIM110 -- a loop: any() of a generator costs more here
+            if self._holds(value):
+                return True
+        return False
+
     def miss(self, view: Mapping[str, object]) -> Miss | None:
         values = self.path.values(view)
         if self.op == "exists":
@@ -153,6 +163,12 @@ class AllOf:
 
     items: tuple[Condition, ...]
 
+    def holds(self, view: Mapping[str, object]) -> bool:
+        for item in self.items:  # noqa: SIM110 -- a loop: all() of a generator costs more here
+            if not item.holds(view):
+                return False
+        return True
+
     def miss(self, view: Mapping[str, object]) -> Miss | None:
         for item in self.items:
             found = item.miss(view)
@@ -166,6 +182,12 @@ class AnyOf:
     """At least one condition holds."""
 
     items: tuple[Condition, ...]
+
+    def holds(self, view: Mapping[str, object]) -> bool:
+        for item in self.items:  # noqa: SIM110 -- a loop: any() of a generator costs more here
+            if item.holds(view):
+                return True
+        return False
 
     def miss(self, view: Mapping[str, object]) -> Miss | None:
         first: Miss | None = None
@@ -185,6 +207,9 @@ class NotOf:
 
     item: Condition
     text: str
+
+    def holds(self, view: Mapping[str, object]) -> bool:
+        return not self.item.holds(view)
 
     def miss(self, view: Mapping[str, object]) -> Miss | None:
         return Miss(f"not: {self.text}", "it held") if self.item.miss(view) is None else None

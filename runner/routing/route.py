@@ -100,10 +100,17 @@ class Router:
         self, alert: Alert, given: Mapping[str, object] | None = None, explain: bool = False
     ) -> Route:
         view = alert.view()
-        books = self.runbooks if explain else self.candidates(view)
-        checks = tuple(_check(book, view) for book in books)
-        matched = [c.runbook for c in checks if c.matched]
-        shown = checks if explain else ()
+        shown: tuple[Check, ...] = ()
+        if explain:
+            shown = tuple(_check(book, view) for book in self.runbooks)
+            matched = [c.runbook for c in shown if c.matched]
+        else:  # the intake's path: candidates from the index, no explanation built
+            matched = [
+                b
+                for b in self.candidates(view)
+                if b.metadata.trigger.condition is not None
+                and b.metadata.trigger.condition.holds(view)
+            ]
         if not matched:
             return Route(alert, Verdict.UNROUTED, None, None,
                          "no runbook's trigger matches this alert", "", shown)  # fmt: skip
