@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from . import check_code, check_references, check_structure
+from . import check_code, check_references, check_routing, check_structure
 from . import format as fmt
 from .errors import InvalidRunbook, UnreadableRunbook, UsageError
 from .model import Block, Problem, ProblemLevel, Runbook, Step
@@ -430,7 +430,12 @@ RULES: list[Rule] = [
     rule_recommended_keys,
     *(
         _only_standard(rule)
-        for rule in (*check_structure.RULES, *check_code.RULES, *check_references.RULES)
+        for rule in (
+            *check_structure.RULES,
+            *check_code.RULES,
+            *check_references.RULES,
+            *check_routing.RULES,
+        )
     ),
 ]
 

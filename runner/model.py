@@ -14,8 +14,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the model names the parsed types of conditions; they import the model
     from .expr import Expression
+    from .routing.conditions import Condition
+    from .routing.paths import FieldPath
 
 Scalar = str | int | float | bool | None
 InputValue = Scalar | tuple[Scalar, ...]
@@ -91,6 +93,10 @@ class InputSpec:
     pattern: str | None = None
     secret: bool = False  # never written to the journal, reports or the terminal
     expose: str = "run"  # "block": in a kernel only while a block that names it runs
+    # Routing (docs/triggers.md): where an alert gives the value, first path that has one wins,
+    # and whether the default may serve a run an alert started (defaults are written for people).
+    alert_paths: tuple[FieldPath, ...] = ()
+    default_safe: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +104,14 @@ class Trigger:
     """When the runbook is activated."""
 
     when: str = ""  # free text for people
-    match: Mapping[str, Scalar] = field(default_factory=lambda: _EMPTY)  # machine-matchable
+    match: Mapping[str, object] = field(default_factory=lambda: _EMPTY)  # as written
+    # Routing (docs/triggers.md), parsed once with the file: None when `match` is empty or has
+    # problems (a runbook never routes on part of its conditions).
+    condition: Condition | None = None
+    priority: int = 0  # the highest priority among the runbooks that match wins
+    dedup_key: tuple[FieldPath, ...] = ()  # paths whose values identify "the same alert"
+    correlate_by: tuple[str, ...] = ()  # entity kinds (hosts, users...) that link alerts
+    correlate_window: float | None = None  # seconds within which they are linked
 
 
 @dataclass(frozen=True, slots=True)

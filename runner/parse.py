@@ -55,6 +55,7 @@ from .model import (
     Step,
     Trigger,
 )
+from .routing.front_matter import with_routing
 
 MAX_BYTES = 1024 * 1024
 
@@ -472,7 +473,14 @@ class _Parser:
             name = title if isinstance(title, str) and title.strip() else h1
             return Metadata(id=stem_id, name=name or self.path.stem)
         self._validate_front_matter(fm, fm_line)
-        return _build_metadata(fm, stem_id, h1 or self.path.stem)
+        meta = _build_metadata(fm, stem_id, h1 or self.path.stem)
+        if not isinstance(fm.get("trigger"), dict) and not _maps_alerts(fm):
+            return meta  # no routing keys: the common case costs nothing more
+        # Routing: conditions and alert paths are parsed here, once (runner.routing).
+        meta, issues = with_routing(meta, fm)
+        for issue in issues:
+            self.problem(self._key_line(fm_line, issue.loc), "error", issue.code, issue.message)
+        return meta
 
     def _validate_front_matter(self, fm: dict[str, Any], fm_line: int) -> None:
         valid, issues = schema.validate_front_matter(fm)
@@ -1010,6 +1018,13 @@ def _input_spec(name: str, raw: object) -> InputSpec:
         pattern=str(data["pattern"]) if data.get("pattern") else None,
         secret=bool(data.get("secret", False)),
         expose="block" if data.get("expose") == "block" else "run",
+    )
+
+
+def _maps_alerts(fm: Mapping[str, Any]) -> bool:
+    inputs = fm.get("inputs")
+    return isinstance(inputs, dict) and any(
+        isinstance(v, dict) and ("from" in v or "default_safe" in v) for v in inputs.values()
     )
 
 

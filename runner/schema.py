@@ -51,6 +51,32 @@ class InputSchema(Struct, forbid_unknown_fields=True, kw_only=True, frozen=True)
             "block: only while a block that names it runs"
         ),
     ] = "run"
+    from_: Annotated[
+        str | list[str] | None,
+        Meta(
+            description="where a triggering alert gives the value: a path into the alert "
+            "envelope such as entities.hosts[0]; with a list, the first path that has a value"
+        ),
+    ] = msgspec.field(default=None, name="from")
+    default_safe: Annotated[
+        bool,
+        Meta(
+            description="the default may serve a run an alert started; without it a triggered "
+            "run never falls back to the default"
+        ),
+    ] = False
+
+
+class CorrelateSchema(Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """Which alerts are related to an open run of this runbook."""
+
+    by: Annotated[
+        list[Literal["hosts", "users", "ips", "domains", "hashes", "urls"]],
+        Meta(description="entity kinds an alert must share with the run (default: hosts, users)"),
+    ] = msgspec.field(default_factory=lambda: ["hosts", "users"])
+    window: Annotated[
+        str | int, Meta(description="how long after the run started: 30m, 1h, 1d")
+    ] = "1h"
 
 
 class TriggerSchema(Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -58,8 +84,17 @@ class TriggerSchema(Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tru
 
     when: Annotated[str, Meta(description="the situation, in words")] = ""
     match: Annotated[
-        dict[str, Scalar], Meta(description="alert fields that select this runbook")
+        dict[str, Any],
+        Meta(description="conditions over the alert envelope that select this runbook"),
     ] = {}
+    priority: Annotated[
+        int, Meta(description="when several runbooks match an alert, the highest wins")
+    ] = 0
+    dedup_key: Annotated[
+        str | list[str] | None,
+        Meta(description="path(s) whose values identify the same alert; default: the source's"),
+    ] = None
+    correlate: CorrelateSchema | None = None
 
 
 class FrontMatterSchema(Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -91,7 +126,8 @@ class FrontMatterSchema(Struct, forbid_unknown_fields=True, kw_only=True, frozen
 
 
 def _field_types(cls: type[Struct]) -> dict[str, Any]:
-    return {f.name: f.type for f in msgspec.structs.fields(cls)}
+    # By the name written in YAML (`from`), not the attribute's (`from_`).
+    return {f.encode_name: f.type for f in msgspec.structs.fields(cls)}
 
 
 _REQUIRED = tuple(f.name for f in msgspec.structs.fields(FrontMatterSchema) if f.required)
@@ -104,7 +140,8 @@ _TYPES: dict[type[Struct], dict[str, Any]] = {
 #: others; for an id, a regular expression is no help.
 HINTS = {
     "id": "expected a slug of lower-case letters, digits, '-' and '_', such as `lost-laptop`",
-    "trigger": "expected text, or a mapping with `when:` (text) and `match:` (field: value)",
+    "trigger": "expected text, or a mapping with `when:` (text), `match:` (conditions), "
+    "`priority:`, `dedup_key:` and `correlate:`",
     "notify": "expected a list of who is told, or one name",
     "time_limit": "expected a duration such as 30m, 1h or 1h30m",
 }
@@ -154,7 +191,7 @@ def _struct_issues(
         key = str(raw_key)
         where = (*loc, key)
         if key not in types:
-            yield SchemaIssue(where, "unknown", "", cls.__struct_fields__)
+            yield SchemaIssue(where, "unknown", "", cls.__struct_encode_fields__)
         elif cls is FrontMatterSchema and key == "inputs" and isinstance(value, dict):
             for name, spec in value.items():
                 if spec is None or isinstance(spec, dict):
@@ -215,4 +252,23 @@ def front_matter_schema() -> dict[str, Any]:
     }
     if defs:
         schema["$defs"] = defs
+    _publish_conditions(schema)
     return schema
+
+
+def _publish_conditions(schema: dict[str, Any]) -> None:
+    """Spell out the match language, which msgspec sees as a plain mapping.
+
+    The parser checks conditions itself (runner.routing.conditions), with a line per problem;
+    this is the same language for editors.
+    """
+    from .routing.schema import CONDITION_DEFS
+
+    defs = schema.setdefault("$defs", {})
+    defs.update(CONDITION_DEFS)
+    trigger = defs.get("TriggerSchema", {}).get("properties", {})
+    if "match" in trigger:
+        trigger["match"] = {
+            "$ref": "#/$defs/Conditions",
+            "description": trigger["match"].get("description", ""),
+        }

@@ -10,6 +10,7 @@ never leak onto the page. The output uses Material's admonitions, `attr_list` an
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import textwrap
@@ -198,8 +199,10 @@ def _severity(meta: Metadata) -> str:
 
 def _trigger(meta: Metadata) -> str:
     text = escape(meta.trigger.when)
+    # Conditions (docs/triggers.md) are nested: shown as compact JSON, scalars as written.
     match = " ".join(
-        f"<code>{escape(k)}={escape(str(v))}</code>" for k, v in meta.trigger.match.items()
+        f"<code>{escape(k)}={escape(v if isinstance(v, str) else json.dumps(v))}</code>"
+        for k, v in meta.trigger.match.items()
     )
     return " ".join(p for p in (text, match) if p) or "—"
 

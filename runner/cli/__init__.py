@@ -2,7 +2,7 @@
 
 Exit statuses (documented in docs/cli.md and `runbook --help`):
   0  success
-  1  problems found (`check`), a step failed, or the run was cancelled
+  1  problems found (`check`), a step failed, the run was cancelled, or an alert is unrouted
   2  unusable input: bad command line, unreadable or invalid runbook, invalid inputs
   3  a run paused, waiting for an approval
   130  aborted by the operator (Ctrl-C)
@@ -51,6 +51,7 @@ _COMMAND_MODULES: dict[str, str] = {
     "stats": "records",
     "lab": "lab",
     "drill": "drills",
+    "route": "routing",
 }
 
 

@@ -84,6 +84,9 @@ def check(
     """
     files = _paths(paths)
     problems = [p for f in files for p in check_path(f)]
+    from ..check_routing import sample_problems  # sample alerts, routed among their folder's
+
+    problems += sample_problems(files)
     if stale_days is not None:
         from ..drill import stale_problems
         from ..runs.store import default_runs_dir

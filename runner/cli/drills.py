@@ -37,6 +37,8 @@ from ..report import write_report
 from ..runs.store import RunStore, default_runs_dir
 from ..scenario import ScenarioFile, load_scenario
 from . import EXIT_FAILED, EXIT_OK, cli, runs_dir_option
+from .drill_alert import drill_alert
+from .routing import alert_format_option
 from .running import (
     RichReporter,
     _git_commit,
@@ -99,9 +101,21 @@ def _lab_token() -> str:
 
 
 def _inputs(
-    book: Runbook, scenario: ScenarioFile, url_input: str, token_input: str, url: str, token: str
+    book: Runbook,
+    scenario: ScenarioFile,
+    url_input: str,
+    token_input: str,
+    url: str,
+    token: str,
+    from_alert: dict[str, InputValue] | None = None,
 ) -> dict[str, InputValue]:
-    given: dict[str, object] = {**scenario.spec.inputs, url_input: url, token_input: token}
+    # An alert's values win over the scenario's: the drill rehearses that alert.
+    given: dict[str, object] = {
+        **scenario.spec.inputs,
+        **(from_alert or {}),
+        url_input: url,
+        token_input: token,
+    }
     values, problems = resolve(book.metadata, given)
     if problems:
         raise InvalidInputs(
@@ -152,6 +166,14 @@ def _print_checks(console: Console, checks: Sequence[Check]) -> None:
 )
 @runs_dir_option
 @click.option("--operator", "operator_name", metavar="NAME", help="Who runs the drill.")
+@click.option(
+    "--alert",
+    "alert_file",
+    metavar="FILE",
+    help="Rehearse this alert (a payload as its source sent it, - for stdin): it is "
+    "normalised, routed and mapped, and its inputs replace the scenario's.",
+)
+@alert_format_option
 def drill_command(
     runbook: str,
     scenario_file: str | None,
@@ -159,6 +181,8 @@ def drill_command(
     lab_url: str | None,
     runs_dir: Path | None,
     operator_name: str | None,
+    alert_file: str | None,
+    alert_format: str | None,
 ) -> int:
     """Rehearse RUNBOOK against the lab: the scenario's alert, answers, faults and expected end."""
     from ..check import load_for_run, resolve_runbook
@@ -174,7 +198,12 @@ def drill_command(
     interactive = not yes and sys.stdin.isatty() and sys.stdout.isatty()
     name = _operator_name(operator_name)
     with _lab(lab_url) as (url, token):
-        values = _inputs(book, scenario, names.url, names.token, url, token)
+        mapped = (
+            drill_alert(book, alert_file, alert_format, {names.url: url}, console)
+            if alert_file
+            else None
+        )
+        values = _inputs(book, scenario, names.url, names.token, url, token, mapped)
         lab = LabClient(url, token)
         try:
             lab.reset()  # every drill starts from the seeded scenario
