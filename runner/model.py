@@ -197,6 +197,9 @@ class Step:
     role: str | None = None
     text: str = ""  # the step's Markdown source, blocks included
     blocks: tuple[Block, ...] = ()  # executable and documentation blocks, in order
+    # 1-based line of the step's own `Role: x` line, which set `role`; 0 when the role came from
+    # a block, the procedure or nowhere. The site drops that line (its badge shows the role).
+    role_line: int = 0
 
     @property
     def executable_blocks(self) -> tuple[Block, ...]:

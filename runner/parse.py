@@ -650,9 +650,10 @@ class _Parser:
                 step_id, k = f"{base}-{k}", k + 1
         used.add(step_id)
         blocks = self._name_blocks(raw, prefix + step_id)
-        role = self._role(s) or next((b.role for b in blocks if b.role), None) or default_role
+        own, role_line = self._role_at(s)
+        role = own or next((b.role for b in blocks if b.role), None) or default_role
         text = "\n".join(self.lines[s.start - 1 : s.end - 1]).strip("\n")
-        return Step(number, step_id, title, s.start, s.end, role, text, blocks)
+        return Step(number, step_id, title, s.start, s.end, role, text, blocks, role_line)
 
     def _name_blocks(self, raw: list[Block], base: str) -> tuple[Block, ...]:
         out: list[Block] = []
@@ -665,18 +666,23 @@ class _Parser:
         return tuple(out)
 
     def _role(self, s: _Span) -> str | None:
+        return self._role_at(s)[0]
+
+    def _role_at(self, s: _Span) -> tuple[str | None, int]:
+        """The role a `Role:` line before the span's first fence names, and that line (1-based;
+        0 when there is none or the token has no map)."""
         tokens = self.tokens
         for i in self._token_indexes(s.start, s.end):
             tok = tokens[i]
             if tok.type == "fence":
-                return None
+                return None, 0
             # A role line has a colon: most prose is passed over without trying the pattern.
             if tok.type == "inline" and ":" in tok.content:
-                for text_line in tok.content.split("\n"):
+                for k, text_line in enumerate(tok.content.split("\n")):
                     role = _role_line(text_line) if ":" in text_line else None
                     if role:
-                        return role
-        return None
+                        return role, (tok.map[0] + 1 + k) if tok.map else 0
+        return None, 0
 
     def _compat_steps(
         self, headings: Sequence[_Heading], kernels: Mapping[str, str]

@@ -417,13 +417,22 @@ def render_html(record: RunRecord, *, image: ImageLink, plot: Path | None = None
 
     # html=False: journal text (command output) must show as text, never as markup.
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
-    body = md.render(render_markdown(record, image=image, plot=plot))
+    body = md.render(render_markdown(record, image=lambda p: _INLINE if p == plot else image(p),
+                                     plot=plot))  # fmt: skip
+    if plot is not None:
+        # The chart goes in as SVG markup, not an <img>: Markdown refuses `data:image/svg+xml`
+        # links (an SVG file may hold scripts), and ours is our own text, escaped as it is drawn.
+        svg = plot.read_text(encoding="utf-8").split("?>", 1)[-1].strip()
+        body = re.sub(rf'<img src="{_INLINE}"[^>]*>', lambda _: svg, body, count=1)
     title = html.escape(f"{'Drill' if record.drill else 'Run'} report: {record.name}")
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width"><title>{title}</title>'
         f"<style>{_CSS}</style></head>\n<body>\n{body}</body></html>\n"
     )
+
+
+_INLINE = "rb-inline-chart"  # the chart's stand-in link, replaced by the SVG itself
 
 
 def data_uri(path: Path) -> str:
@@ -474,9 +483,9 @@ def write_report(run_dir: Path, fmt: str, out: Path | None = None) -> list[Path]
 
 def _plot(record: RunRecord, out: Path) -> Path | None:
     runs = list_runs(record.run_dir.parent, record.runbook.get("id"))
-    png = out.with_name(f"{out.stem}-durations.png")
+    svg = out.with_name(f"{out.stem}-durations.svg")
     return plot_durations(
-        runs, record.time_limit, png, highlight=record.run_id, title=f"{record.name}: run durations"
+        runs, record.time_limit, svg, highlight=record.run_id, title=f"{record.name}: run durations"
     )
 
 

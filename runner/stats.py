@@ -21,7 +21,7 @@ Definitions (the same in `runbook stats`, its JSON and the docs):
 
 from __future__ import annotations
 
-import io
+import datetime as dt
 import math
 import statistics
 from collections.abc import Sequence
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .chart import Sample, duration_chart
 from .private_files import write_private
 from .runs.store import RunInfo
 
@@ -117,79 +118,31 @@ def all_stats(runs: Sequence[RunInfo]) -> list[RunbookStats]:
 def plot_durations(
     runs: Sequence[RunInfo],
     time_limit: float | None,
-    out_png: Path,
+    out_svg: Path,
     *,
     highlight: str | None = None,
     title: str = "",
 ) -> Path | None:
-    """Draw finished runs' durations over time against the time limit; None when none finished.
+    """Draw finished runs' durations over time against the time limit into an SVG file (the
+    site's chart, :mod:`runner.chart`); None when none finished.
 
-    Runs are circles, drills triangles; failed or cancelled ones are red. ``highlight`` (a run
-    id) is ringed, so a report shows where its own run sits among the others.
+    ``highlight`` (a run id) is ringed, so a report shows where its own run sits among the others.
     """
-    points = [r for r in runs if r.status in FINISHED and r.duration is not None and r.started]
-    if not points:
+    samples = [_sample(r) for r in runs if r.status in FINISHED and r.duration is not None]
+    named = title or (f"{runs[0].runbook_name}: run durations" if runs else "")
+    svg = duration_chart(samples, time_limit, highlight=highlight, title=named, standalone=True)
+    if not svg:
         return None
-    # matplotlib costs ~0.5 s to import; only reports and `stats --plot` pay for it.
-    import matplotlib
+    out_svg.parent.mkdir(parents=True, exist_ok=True)
+    # Written private and never through a link planted in the run folder.
+    write_private(out_svg, svg.encode("utf-8"))
+    return out_svg
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    points.sort(key=lambda r: r.started)
-    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
+def _sample(run: RunInfo) -> Sample:
     try:
-        _draw(ax, points, time_limit, highlight)
-        ax.set_title(title or f"{points[-1].runbook_name}: run durations", fontsize=10)
-        fig.tight_layout()
-        out_png.parent.mkdir(parents=True, exist_ok=True)
-        png = io.BytesIO()
-        fig.savefig(png, format="png", metadata={"Software": None})
-        # Written private and never through a link planted in the run folder.
-        write_private(out_png, png.getvalue())
-    finally:
-        plt.close(fig)
-    return out_png
-
-
-def _draw(
-    ax: Any, points: Sequence[RunInfo], time_limit: float | None, highlight: str | None
-) -> None:
-    import datetime as dt
-
-    unit, scale = _unit(max([p.duration or 0.0 for p in points] + [time_limit or 0.0]))
-    when = [dt.datetime.fromisoformat(p.started.replace("Z", "+00:00")) for p in points]
-    for i, run in enumerate(points):
-        ok = run.status in SUCCESS
-        ax.scatter(
-            [when[i]],
-            [(run.duration or 0.0) / scale],
-            marker="^" if run.mode == DRILL else "o",
-            color="#2e7d32" if ok else "#c62828",
-            zorder=3,
-        )
-        if run.run_id == highlight:
-            ax.scatter(
-                [when[i]],
-                [(run.duration or 0.0) / scale],
-                s=220,
-                facecolors="none",
-                edgecolors="#1565c0",
-                linewidths=1.5,
-                zorder=4,
-            )
-    ax.plot(when, [(p.duration or 0.0) / scale for p in points], color="#9e9e9e", lw=0.8)
-    if time_limit:
-        ax.axhline(time_limit / scale, color="#c62828", ls="--", lw=1, label="time limit")
-        ax.legend(loc="upper left", fontsize=8)
-    ax.set_ylabel(f"duration ({unit})")
-    ax.set_ylim(bottom=0)
-    ax.tick_params(axis="x", labelrotation=20, labelsize=8)
-
-
-def _unit(largest: float) -> tuple[str, float]:
-    if largest >= 2 * 3600:
-        return "hours", 3600.0
-    if largest >= 120:
-        return "minutes", 60.0
-    return "seconds", 1.0
+        started = dt.datetime.fromisoformat(run.started.replace("Z", "+00:00"))
+    except ValueError:
+        started = None  # an unreadable start time has no place on the time axis
+    label = started.strftime("%Y-%m-%d %H:%M") if started else run.run_id
+    return Sample(run.run_id, started, run.duration, run.status, run.mode, label)

@@ -111,23 +111,40 @@ def test_follow_along_state_survives_a_reload_and_resets(browser: Any, base_url:
     page.close()
 
 
-def test_index_filters_by_service_and_role(browser: Any, base_url: str) -> None:
+def test_index_filters_by_service_and_role_kept_in_the_url(browser: Any, base_url: str) -> None:
     from playwright.sync_api import expect
 
     page = browser.new_page()
     page.goto(f"{base_url}runbooks/")
-    rows = page.locator(".rb-index tbody tr")
-    visible = page.locator(".rb-index tbody tr:visible")
+    rows = page.locator(".rb-index tr.rb-row")
+    visible = page.locator(".rb-index tr.rb-row:visible")
+    nomatch = page.locator(".rb-nomatch")
     expect(rows).to_have_count(2)
     expect(visible).to_have_count(2)
+    expect(nomatch).to_be_hidden()
     page.select_option('select[data-filter="service"]', "email")
     expect(visible).to_have_count(1)
     expect(visible.first).to_contain_text("Phishing triage")
     expect(page.locator(".rb-filter-count")).to_have_text("1 of 2 shown")
+    # The other service's group goes, heading and all.
+    expect(page.locator(".rb-group:visible")).to_have_count(1)
+    assert page.url.endswith("runbooks/?service=email"), page.url
     page.select_option('select[data-filter="service"]', "")
     page.select_option('select[data-filter="role"]', "commander")
     expect(visible).to_have_count(1)
     expect(visible.first).to_contain_text("Compromised account")
+    assert page.url.endswith("runbooks/?role=commander"), page.url
+
+    # A shared link opens with its filters; one that matches nothing says so.
+    page.goto(f"{base_url}runbooks/?service=email&role=commander")
+    expect(page.locator('select[data-filter="service"]')).to_have_value("email")
+    expect(visible).to_have_count(0)
+    expect(nomatch).to_be_visible()
+    expect(nomatch).to_contain_text("No runbook matches these filters.")
+    nomatch.locator("button").click()
+    expect(visible).to_have_count(2)
+    expect(nomatch).to_be_hidden()
+    assert page.url.endswith("runbooks/"), page.url
     page.close()
 
 

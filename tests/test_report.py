@@ -80,7 +80,7 @@ def test_markdown_report_of_a_run(runs_dir: Path) -> None:
     assert "- **approved** by lee (lead) (pre-approved): go ahead" in md
     # The image output and the durations plot are files the report links to.
     assert "](outputs/output-1.png)" in md
-    assert "](report-durations.png)" in md and (run_dir / "report-durations.png").is_file()
+    assert "](report-durations.svg)" in md and (run_dir / "report-durations.svg").is_file()
     assert "Drill findings" not in md
 
 
@@ -143,8 +143,9 @@ def test_html_is_self_contained_and_escapes_journal_text(runs_dir: Path) -> None
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert not re.search(r"(src|href)=\"(https?:)?//", page)
     # The plot of both runs is inlined.
-    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', page)
-    assert len(images) == 1 and base64.b64decode(images[0]).startswith(b"\x89PNG")
+    # The chart of both runs is inlined as SVG.
+    assert page.count('<svg class="rb-chart"') == 1 and "<?xml" not in page
+    assert page.count('class="rb-chart-point') == 2
 
 
 def test_notebook_has_a_cell_per_executed_block_with_real_outputs(runs_dir: Path) -> None:
@@ -228,10 +229,10 @@ def test_report_written_elsewhere_links_images_relative_to_it(
     write_short_run(runs_dir, "20260101T000000Z-compromised-account-0001")
     out = tmp_path / "reports" / "incident-42.md"
     written = write_report(run_dir, "md", out)
-    assert written == [out, tmp_path / "reports" / "incident-42-durations.png"]
+    assert written == [out, tmp_path / "reports" / "incident-42-durations.svg"]
     md = out.read_text()
     assert f"](../.runbook/runs/{RUN_ID}/outputs/output-1.png)" in md
-    assert "](incident-42-durations.png)" in md
+    assert "](incident-42-durations.svg)" in md
 
 
 TINY = """\

@@ -40,7 +40,7 @@ def make_project(root: Path, extra_runbooks: tuple[str, ...] = (), **options: ob
     config = {
         "site_name": "Plugin test",
         "theme": {"name": "material", "font": False, "features": ["content.code.copy"]},
-        "plugins": ["search", {"runbooks": plugin}],
+        "plugins": ["search", "tags", {"runbooks": plugin}],
         "hooks": [str(CLI_HOOK)],
         "nav": [{"Home": "index.md"}, {"Runbooks": "runbooks/index.md"}, {"CLI": "cli.md"}],
     }
@@ -144,25 +144,55 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
 # --- a runbook page ----------------------------------------------------------------------------
 
 
-def test_header_card_shows_what_a_responder_needs_first(site: Site) -> None:
+def test_header_band_shows_what_a_responder_needs_first(site: Site) -> None:
     page = site.page("runbooks/compromised-account")
-    card = text(between(page, '<div class="rb-card"', '<div class="admonition example rb-run"'))
+    band = text(between(page, '<dl class="rb-band"', "</dl>")).replace(" ,", ",")
+    assert band == (
+        "Severity high Service identity Objective Contain within 1 hour (limit 1h) "
+        "Trigger Impossible-travel alert on a user account Roles commander, analyst Notify —"
+    )
+    # Who each role is shows on hover, and in full under Details.
+    assert '<b title="On-call incident commander">commander</b>' in page
+    details = text(between(page, '<details class="rb-card">', "</details>"))
+    assert details.startswith("Details: tools, inputs, source")
     for fact in (
-        "Service identity",
-        "Severity high",
-        "Objective Contain within 1 hour",
-        "Time limit 1h",
         "Owner secops-team",
-        "Trigger Impossible-travel alert on a user account",
         "Roles commander On-call incident commander analyst SOC analyst on shift",
         "Tools okta-cli, jq",
+        "Tags identity, containment",
+        "Source runbooks/compromised-account.md",
     ):
-        assert fact in card, fact
-    assert "user string yes — the account to contain." in card
-    assert "severity string no high One of low, medium, high, critical." in card
-    assert "api_token secret string no — API token for the identity provider." in card
-    # The card comes before the steps: it is what a responder reads first.
-    assert page.index('class="rb-card"') < page.index('id="step-confirm-the-alert"')
+        assert fact in details, fact
+    assert "user string yes — the account to contain." in details
+    assert "severity string no high One of low, medium, high, critical." in details
+    assert "api_token secret string no — API token for the identity provider." in details
+    # The band comes straight after the title, the details fold away, and both before step 1.
+    assert page.index('class="rb-band"') < page.index("<details") < page.index('id="step-')
+
+
+def test_card_facts_are_searchable_and_tags_reach_material(site: Site) -> None:
+    index = json.loads((site.root / "search" / "search_index.json").read_text(encoding="utf-8"))
+    pages = [d for d in index["docs"] if d["location"] == "runbooks/compromised-account/"]
+    assert pages, [d["location"] for d in index["docs"]][:20]
+    # Words the search splits on whitespace: "high" must be a word of its own.
+    words = set(re.split(r"[\s\-]+", text(pages[0]["text"])))
+    for fact in ("high", "identity", "Impossible", "travel"):
+        assert fact in words, fact
+    # The page's own front matter carries the tags, which Material's tags plugin shows.
+    page = site.page("runbooks/compromised-account")
+    assert re.findall(r'<span class="md-tag">([^<]+)</span>', page) == ["containment", "identity"]
+
+
+def test_the_role_line_the_parser_recognised_shows_once(site: Site) -> None:
+    from plugins.runbooks.catalog import Catalog
+
+    loaded = Catalog().load(site.project / "runbooks", site.project)
+    entry = next(e for e in loaded.entries if e.id == "compromised-account")
+    step = entry.runbook.steps[0]
+    assert (step.role, entry.lines[step.role_line - 1]) == ("analyst", "Role: analyst")
+    page = site.page("runbooks/compromised-account")
+    one = text(between(page, 'id="step-confirm-the-alert"', 'id="step-lookup"'))
+    assert one.count("analyst") == 1, one  # the badge, not the line as well
 
 
 def test_steps_are_numbered_with_role_and_policy_badges(site: Site) -> None:
@@ -207,13 +237,18 @@ def test_code_is_highlighted_and_no_brace_attribute_leaks(site: Site) -> None:
         assert leak not in seen, leak
 
 
-def test_run_it_box_gives_the_exact_command_with_required_inputs(site: Site) -> None:
+def test_run_it_box_gives_placeholders_and_names_the_secret_variable(site: Site) -> None:
     page = site.page("runbooks/compromised-account")
-    box = between(page, 'class="admonition example rb-run"', "Contain an account")
-    commands = [code(c) for c in re.findall(r"<code>(.*?)</code>", box, re.S)]
-    assert "runbook run runbooks/compromised-account.md -i user=..." in commands
+    box = between(page, 'class="admonition example rb-run"', "</details>")
+    commands = code(between(box, "<pre>", "</pre>")).splitlines()
+    # Every input is a placeholder for this incident's value, never the lab's default.
+    assert commands == [
+        'export RUNBOOK_INPUT_API_TOKEN="$(cat …)"  # api_token: never on the command line',
+        "runbook run runbooks/compromised-account.md -i user=<user> -i severity=<severity>",
+    ]
     assert "api_token=" not in text(box)  # a secret never goes on a command line
-    assert "Secret: api_token" in text(box)
+    assert "Secret: api_token from RUNBOOK_INPUT_API_TOKEN" in text(box)
+    assert "severity (one of low, medium, high, critical; the lab uses high)" in text(box)
     # Material adds the copy button to every code block when this feature is on.
     assert '"content.code.copy"' in page
 
@@ -240,8 +275,9 @@ def test_follow_along_has_a_checkbox_per_step_and_a_counter(site: Site) -> None:
     assert boxes == ["confirm-the-alert", "lookup", "disable"]
     bar = between(page, '<div class="rb-follow"', "</div>")
     assert 'data-runbook="compromised-account"' in bar
+    assert 'class="rb-incident-id"' in bar  # ticks are kept per incident
     assert "0 of 3 done" in text(bar)
-    assert "Reset" in text(bar)
+    assert "Copy checklist" in text(bar) and "New incident" in text(bar)
 
 
 def test_list_item_steps_render_as_numbered_steps(site: Site) -> None:
@@ -262,9 +298,8 @@ def test_latest_runs_and_drills_from_the_journals(site: Site) -> None:
         "2025-03-20 14:00 UTC drill failed 1h06m 1h00m, over",
         "2025-01-05 08:00 UTC drill unfinished — 1h00m",
     ]
-    card = text(between(page, '<div class="rb-card"', "</dl>"))
+    card = text(between(page, '<details class="rb-card"', "</dl>"))
     assert card.endswith("Last exercised 2025-04-02 09:15 UTC (run, succeeded)")
-    assert "Last exercised 2025-04-02 09:15 UTC (run, succeeded)" in card
     assert "skipped an unreadable journal" in site.log
     assert "r4/journal.jsonl" in site.log
 
@@ -290,7 +325,8 @@ def test_chart_of_run_durations_against_the_time_limit(site: Site) -> None:
     assert 'role="img"' in svg
     finished = _finished_in_journals(site.project / ".runbook" / "runs")
     within = sum(1 for e in finished if e.get("within_time_limit"))
-    assert f'aria-label="Run durations: {len(finished)} runs, {within} within the time limit' in svg
+    label = f"Run durations: {len(finished)} runs, {within} succeeded within the time limit"
+    assert f'aria-label="{label}' in svg
     points = re.findall(r'<g class="rb-chart-point rb-chart-point--(\w+)"[^>]*>(.*?)</g>', svg)
     assert len(points) == len(finished) == 2
     # Oldest first; the drill is a diamond, the run a circle; hovering names the run.
@@ -319,14 +355,13 @@ def test_a_runbook_without_journals_says_never(site: Site) -> None:
 
 
 def test_no_chart_without_a_finished_run() -> None:
-    from plugins.runbooks.chart import duration_chart
-    from plugins.runbooks.runs import Run
+    from plugins.runbooks.runs import Run, duration_figure
 
     started = dt.datetime(2025, 1, 5, 8, tzinfo=dt.UTC)
     unfinished = Run("r3", "x", started, "drill", "unfinished", None, 3600, None)
     undated = Run("r5", "x", None, "run", "succeeded", 60.0, 3600, True)
-    assert duration_chart([unfinished, undated], 3600) == ""
-    chart = duration_chart([unfinished, undated, replace(unfinished, duration=10.0)], None)
+    assert duration_figure([unfinished, undated], 3600) == ""
+    chart = duration_figure([unfinished, undated, replace(unfinished, duration=10.0)], None)
     assert 'aria-label="Run durations: 1 run; the runbook sets no time limit"' in chart
     assert "rb-chart-limit" not in chart
 
@@ -337,7 +372,7 @@ def test_no_chart_without_a_finished_run() -> None:
     ids=["zero", "ms", "s", "m", "h-m", "d"],
 )
 def test_chart_durations_read_like_a_clock(seconds: float, label: str) -> None:
-    from plugins.runbooks.chart import tick_label
+    from runner.chart import tick_label
 
     assert tick_label(seconds) == label
 
@@ -348,15 +383,22 @@ def test_chart_durations_read_like_a_clock(seconds: float, label: str) -> None:
 def test_index_lists_every_runbook_with_its_facts(site: Site) -> None:
     page = site.page("runbooks")
     table = between(page, '<div class="rb-index">', "</table>")
-    rows = re.findall(r"<tr (data-[^>]*)>(.*?)</tr>", table, re.S)
+    # One class on the table: Material wraps only bare tables in its own scroll areas.
+    assert '<table class="rb-index-table">' in table and "md-typeset__scrollwrap" not in page
+    rows = re.findall(r'<tr class="rb-row" (data-[^>]*)>(.*?)</tr>', table, re.S)
     assert len(rows) == 2
+    # Real groups: one <tbody> per service, under a heading row that names it.
+    groups = re.findall(r'<tbody class="rb-group" data-service="([^"]+)"><tr[^>]*><th[^>]*>'
+                        r"([^<]+)</th>", table)  # fmt: skip
+    assert groups == [("email", "email"), ("identity", "identity")]
     mtime = (site.project / "runbooks" / "phishing-triage.md").stat().st_mtime
     assert [text(cells) for _, cells in rows] == [
-        "Phishing triage email medium Decide within 30 minutes whether a reported mail is "
+        "Phishing triage medium Decide within 30 minutes whether a reported mail is "
         f"phishing analyst 2 {dt.date.fromtimestamp(mtime).isoformat()} never",
-        "Compromised account identity high Contain within 1 hour commander analyst 3 "
+        "Compromised account high Contain within 1 hour commander analyst 3 "
         "2024-03-05 2025-04-02 09:15 UTC (run, succeeded)",
     ]
+    assert "No runbook matches these filters." in text(between(table, "rb-nomatch", "</tbody>"))
     attrs = rows[1][0]
     assert 'data-service="identity"' in attrs
     assert 'data-severity="high"' in attrs
@@ -529,7 +571,7 @@ def test_braces_in_a_name_or_step_title_stay_text(tmp_path: Path) -> None:
     ids=["plain", "indented-long", "quoted-tilde", "no-language", "not-a-fence"],
 )
 def test_bare_fence_keeps_only_the_language(line: str, lang: str, expected: str) -> None:
-    from plugins.runbooks.render import bare_fence
+    from plugins.runbooks.markup import bare_fence
 
     assert bare_fence(line, lang) == expected
 

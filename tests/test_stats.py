@@ -99,8 +99,15 @@ def test_a_runbook_never_exercised(tmp_path: Path) -> None:
 def test_plot_of_durations_against_the_limit(tmp_path: Path) -> None:
     _history(tmp_path)
     runs = list_runs(tmp_path, "compromised-account")
-    out = plot_durations(runs, 1800.0, tmp_path / "plots" / "ca.png", highlight=runs[0].run_id)
-    assert out == tmp_path / "plots" / "ca.png"
-    assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
-    assert plot_durations([], 1800.0, tmp_path / "none.png") is None
-    assert not (tmp_path / "none.png").exists()
+    done = next(r for r in runs if r.duration is not None)
+    out = plot_durations(runs, 1800.0, tmp_path / "plots" / "ca.svg", highlight=done.run_id)
+    assert out == tmp_path / "plots" / "ca.svg"
+    svg = out.read_text(encoding="utf-8")
+    assert (
+        svg.startswith('<?xml version="1.0"') and "<svg" in svg and svg.rstrip().endswith("</svg>")
+    )
+    assert "time limit 30m" in svg and "run durations" in svg
+    # The highlighted run is ringed: exactly one ring.
+    assert svg.count('r="10" fill="none"') == 1
+    assert plot_durations([], 1800.0, tmp_path / "none.svg") is None
+    assert not (tmp_path / "none.svg").exists()

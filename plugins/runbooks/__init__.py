@@ -1,7 +1,9 @@
 """The MkDocs plugin that turns the runbooks the runner executes into the site a responder reads.
 
-``plugin.py`` holds the MkDocs hooks and nothing else; ``catalog.py`` reads and caches the
-runbook files, ``runs.py`` reads run journals, ``render.py`` writes a runbook's page,
-``chart.py`` its chart of run durations and ``index.py`` the index page. The plugin imports the
-parser and the model, never the runner or the CLI.
+``hooks.py`` holds the plugin class and its MkDocs hooks and nothing else; ``config.py`` its
+options; ``catalog.py`` reads and caches the runbook files; ``page.py`` assembles a runbook's
+page from ``cards.py`` (the header band, details, Run-it box), ``steps.py`` (steps, sections,
+procedures) and ``runs.py`` (run journals, the runs table and the duration chart drawn by
+``runner.chart``); ``index.py`` writes the index page; ``markup.py`` holds what they share. The
+plugin imports the parser, the model and the chart, never the runner's execution or the CLI.
 """

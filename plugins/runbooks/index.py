@@ -1,8 +1,10 @@
-"""The index page: every runbook in one table, filterable by service, severity and role.
+"""The index page: every runbook in one table, grouped by service, filterable by service,
+severity and role.
 
-The table is plain HTML with the facts to filter on in `data-` attributes; a few lines of
-JavaScript shipped with the plugin (no CDN) hide the rows that do not match. Without JavaScript
-the table is still complete and sorted by service, so it reads as grouped.
+The table is plain HTML, one `<tbody>` per service under a heading row, with the facts to filter
+on in `data-` attributes; a few lines of JavaScript shipped with the plugin (no CDN) hide the
+rows that do not match, keep the filters in the URL and show a "no match" row. The table has a
+class, so Material does not wrap it in its own scroll areas: it scrolls in one container.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from .catalog import Entry, Loaded
-from .render import Rendered, hold
+from .markup import Rendered, hold
 
 if TYPE_CHECKING:
     from .runs import Run  # runs.py is imported only when there are runs (see `plugin._read_runs`)
@@ -34,15 +36,22 @@ def index_markdown(
     title = "# Runbooks"
     if not entries:
         return Rendered(f"{title}\n\nNo runbooks found in `{folder}/`.\n", ())
-    count = f"{len(entries)} runbook(s) from `{folder}/`, grouped by service."
-    rows = "\n".join(
-        _row(e, loaded.last_change.get(e.id, ""), runs.get(e.id, ()), directory_urls)
-        for e in entries
+    groups: dict[str, list[Entry]] = {}
+    for e in entries:  # already sorted by service, then name
+        groups.setdefault(e.runbook.metadata.service or "Other", []).append(e)
+    count = f"{len(entries)} runbook(s) from `{folder}/`, in {len(groups)} service group(s)."
+    bodies = "\n".join(
+        _group(service, members, loaded.last_change, runs, directory_urls)
+        for service, members in groups.items()
+    )
+    nomatch = (
+        '<tbody class="rb-nomatch" hidden><tr><td colspan="7">No runbook matches these filters. '
+        '<button type="button" class="rb-clear md-button">Show all</button></td></tr></tbody>'
     )
     table = (
-        '<div class="rb-index">\n<table>\n<thead><tr><th>Runbook</th><th>Service</th>'
+        '<div class="rb-index">\n<table class="rb-index-table">\n<thead><tr><th>Runbook</th>'
         "<th>Severity</th><th>Objective</th><th>Roles</th><th>Steps</th><th>Last change</th>"
-        f"<th>Last exercised</th></tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>\n</div>"
+        f"<th>Last exercised</th></tr></thead>\n{bodies}\n{nomatch}\n</table>\n</div>"
     )
     slots: list[str] = []
     parts = (title, count, hold(slots, _filters(entries)), hold(slots, table))
@@ -77,6 +86,21 @@ def _roles(entry: Entry) -> list[str]:
     return roles
 
 
+def _group(
+    service: str,
+    members: Sequence[Entry],
+    last_change: Mapping[str, str],
+    runs: Mapping[str, Sequence[Run]],
+    directory_urls: bool,
+) -> str:
+    """One service's runbooks under a heading row that names the service."""
+    rows = "\n".join(
+        _row(e, last_change.get(e.id, ""), runs.get(e.id, ()), directory_urls) for e in members
+    )
+    head = f'<tr class="rb-group-head"><th colspan="7" scope="rowgroup">{escape(service)}</th></tr>'
+    return f'<tbody class="rb-group" data-service="{escape(service)}">{head}\n{rows}\n</tbody>'
+
+
 def _row(entry: Entry, last_change: str, runs: Sequence[Run], directory_urls: bool) -> str:
     meta = entry.runbook.metadata
     href = f"{entry.slug}/" if directory_urls else f"{entry.slug}.html"
@@ -89,7 +113,6 @@ def _row(entry: Entry, last_change: str, runs: Sequence[Run], directory_urls: bo
     badges = " ".join(f'<span class="rb-badge rb-badge--role">{escape(r)}</span>' for r in roles)
     cells = (
         f'<a href="{escape(href)}">{escape(meta.name)}</a>',
-        escape(meta.service) or "—",
         sev,
         escape(meta.objective) or "—",
         badges or "—",
@@ -97,7 +120,7 @@ def _row(entry: Entry, last_change: str, runs: Sequence[Run], directory_urls: bo
         escape(last_change) or "—",
         _exercised(runs),
     )
-    return f"<tr{data}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+    return f'<tr class="rb-row"{data}>' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
 def _data(values: Mapping[str, str]) -> str:

@@ -3,19 +3,28 @@
 Only the first event (`run_started`) and the last (`run_finished`, when the run ended) matter
 here, so a journal is read from both ends and never in full. Journals are written by a runner
 that may have crashed mid-line: anything unreadable is skipped and reported, never fatal.
-The plugin must not import the runner, so the JSON is read directly.
+The JSON is read directly: the plugin imports the parser, the model and the chart, never the
+runner's execution. The page's "Latest runs and drills" section is written here too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
+
+from runner.chart import Sample, duration_chart, succeeded
+from runner.format import format_duration
+from runner.model import Metadata
+
+from .markup import hold, status_badge
 
 _TAIL_BYTES = 64 * 1024  # the last event fits in this; a longer one counts as unfinished
 _HEAD_BYTES = 1024 * 1024
+MAX_RUNS = 10  # runs and drills listed on a runbook page, newest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +127,55 @@ def _number(value: object) -> float | None:
 
 def _flag(value: object) -> bool | None:
     return value if isinstance(value, bool) else None
+
+
+# --- the runs section of a runbook's page ------------------------------------------------------
+
+
+def runs_section(runs: Sequence[Run], meta: Metadata, slots: list[str]) -> str:
+    """The latest runs as a table, after a chart of every finished run against the time limit."""
+    if not runs:
+        return ""
+    # The limit the runbook sets now; the latest run's when the file no longer sets one.
+    limit = meta.time_limit if meta.time_limit is not None else runs[0].time_limit
+    chart = duration_figure(runs, limit)
+    head = "| Started | Mode | Status | Duration | Time limit |\n|---|---|---|---|---|"
+    rows = [
+        f"| {escape(r.started_text)} | {escape(r.mode)} | {status_badge(r.status)} | "
+        f"{_duration(r)} | {_verdict(r, meta)} |"
+        for r in runs[:MAX_RUNS]
+    ]
+    more = f"\n\n{len(runs) - MAX_RUNS} older run(s) not shown." if len(runs) > MAX_RUNS else ""
+    parts = ["## Latest runs and drills { #latest-runs }", hold(slots, chart) if chart else ""]
+    parts.append("\n".join([head, *rows]) + more)
+    return "\n\n".join(p for p in parts if p)
+
+
+def duration_figure(runs: Sequence[Run], limit: float | None) -> str:
+    """The runs drawn by the runner's one duration chart, in a figure; "" with no finished run."""
+    samples = [
+        Sample(r.run_id, r.started, r.duration, r.status, r.mode, r.started_text) for r in runs
+    ]
+    svg = duration_chart(samples, limit)
+    return f'<figure class="rb-chart-figure">{svg}</figure>' if svg else ""
+
+
+def _duration(run: Run) -> str:
+    return format_duration(run.duration) if run.duration is not None else "—"
+
+
+def _verdict(run: Run, meta: Metadata) -> str:
+    """The limit, and whether the run *succeeded* within it: a failed run met no objective, so
+    it is never "within", only "over" when it also ran past the limit."""
+    limit = run.time_limit if run.time_limit is not None else meta.time_limit
+    if limit is None:
+        return "none"
+    text = format_duration(limit)
+    if run.duration is None:
+        return text
+    if not succeeded(run.status):
+        return f"{text}, <strong>over</strong>" if run.duration > limit else f"{text}, not met"
+    within = run.within_time_limit
+    if within is None:
+        within = run.duration <= limit
+    return f"{text}, {'within' if within else '<strong>over</strong>'}"

@@ -472,7 +472,7 @@ def report(run: str, runs_dir: Path | None, fmt: str, output: Path | None) -> No
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="also draw RUNBOOK's durations against its time limit into this PNG",
+    help="also draw RUNBOOK's durations against its time limit into this SVG file",
 )
 def stats(
     runbook: str | None, runs_dir: Path | None, output_format: str, plot: Path | None

@@ -1,5 +1,6 @@
-"""The MkDocs hooks. Thin by design: each hands its work to the catalog, the runs reader or the
-renderers, and only wires their results into MkDocs."""
+"""The MkDocs plugin class and its hooks. Thin by design: each hands its work to the catalog,
+the runs reader or the page writers (page, cards, steps, index), and only wires their results
+into MkDocs."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from mkdocs.utils.templates import TemplateContext
 from .catalog import Catalog, Entry, Loaded
 from .config import RunbooksConfig
 from .index import index_markdown
-from .render import Rendered, page_markdown
+from .markup import Rendered
+from .page import page_markdown
 
 if TYPE_CHECKING:
     # Only `serve` needs it, and it pulls in watchdog and an HTTP server: not for `build`.
@@ -30,6 +32,9 @@ log = logging.getLogger("mkdocs.plugins.runbooks")
 
 ASSETS = Path(__file__).parent / "assets"
 ASSET_URI = "assets/runbooks"
+# Material's offline plugin loads this shim (Web Workers for search under file://) from a CDN;
+# the site ships its own copy, so a copied folder searches with no network.
+WORKER_SHIM = f"{ASSET_URI}/iframe-worker.js"
 # The rendered pages use these; added when `mkdocs.yml` does not list them already.
 EXTENSIONS = (
     "admonition",
@@ -73,6 +78,7 @@ class RunbooksPlugin(BasePlugin[RunbooksConfig]):  # type: ignore[no-untyped-cal
         )
         config.extra_css.append(f"{ASSET_URI}/runbooks.css")
         config.extra_javascript.append(f"{ASSET_URI}/runbooks.js")
+        _local_worker_shim(config)
         if config.nav is not None:
             config.nav = with_runbooks(config.nav, self.config.nav_title, self.loaded.entries)
         return config
@@ -95,9 +101,17 @@ class RunbooksPlugin(BasePlugin[RunbooksConfig]):  # type: ignore[no-untyped-cal
             _replace(files, File.generated(config, uri, abs_src_path=str(asset)))
         return files
 
-    # Late: the search plugin has indexed the page by then, without the ready-made HTML (see
-    # `render.hold` and `render.attach`). The page's own HTML is filled, not the whole output in
-    # `on_post_page`: the output is ten times longer, mostly the navigation.
+    def on_page_content(
+        self, html: str, /, *, page: Page, config: MkDocsConfig, files: Files
+    ) -> str:
+        """The header band goes in before the search plugin reads the page: its facts
+        (severity, service, trigger) are what a responder searches for."""
+        rendered = self.rendered.get(page.file.src_uri)
+        return rendered.fill_early(html) if rendered is not None else html
+
+    # Late: the search plugin has indexed the page by then, without the rest of the ready-made
+    # HTML (see `markup.hold` and `markup.attach`). The page's own HTML is filled, not the whole
+    # output in `on_post_page`: the output is ten times longer, mostly the navigation.
     @event_priority(-50)
     def on_page_context(
         self, context: TemplateContext, /, *, page: Page, config: MkDocsConfig, nav: Navigation
@@ -136,6 +150,16 @@ def _read_runs(runs_dir: Path | None) -> RunIndex | None:
     from .runs import read_runs
 
     return read_runs(runs_dir)
+
+
+def _local_worker_shim(config: MkDocsConfig) -> None:
+    """With Material's offline plugin on, the worker shim is the site's own copy, never the CDN's.
+    Set before the offline plugin looks (it adds the CDN's only when no shim is listed) and
+    swapped in after it, whichever order the plugins run in."""
+    if "material/offline" not in config.plugins and "offline" not in config.plugins:
+        return
+    polyfills = [p for p in config.extra.get("polyfills", []) if "iframe-worker" not in str(p)]
+    config.extra["polyfills"] = [*polyfills, WORKER_SHIM]
 
 
 def _replace(files: Files, new: File) -> None:
