@@ -646,7 +646,7 @@ class Engine:
 
     def _ask_before(self, step: Step, index: int, total: int, procedure: str | None) -> Decision:
         if self.operator.interactive:
-            self._prompt_event(step, index, total, manual=False)
+            self._prompt_event(step, index, total, manual=False, procedure=procedure)
         while True:
             decision = self.operator.before_step(step, index, total)
             if decision.action != "offscript":
@@ -654,13 +654,18 @@ class Engine:
                 return decision
             self._off_script(step, procedure, decision)
 
-    def _prompt_event(self, step: Step, index: int, total: int, *, manual: bool) -> None:
-        """For the display only (not journaled): the step about to be asked about."""
+    def _prompt_event(
+        self, step: Step, index: int, total: int, *, manual: bool, procedure: str | None = None
+    ) -> None:
+        """For the display only (not journaled): the step about to be asked about, with the
+        current values its code uses (secrets as ***) for the step card."""
         self.reporter.on_event(
             {
                 "event": "step_prompt",
                 "step": step.number,
                 "step_id": step.id,
+                "procedure": procedure,
+                "values": self._used_values(step),
                 "title": step.title,
                 "role": step.role,
                 "index": index,
@@ -677,7 +682,7 @@ class Engine:
         started = time.monotonic()
         self._current = _Current(step, procedure, started, 1, 1)
         self._step_started(step, procedure, index, total, attempt=1, attempts=1, kernel=None)
-        self._prompt_event(step, index, total, manual=True)
+        self._prompt_event(step, index, total, manual=True, procedure=procedure)
         while True:
             decision = self.operator.manual(step, index, total)
             if decision.action != "offscript":
@@ -852,6 +857,16 @@ class Engine:
         if procedure != self._plan()[1]:  # the id, however --procedure named it
             return False
         return any(ref in (str(step.number), step.id) for ref in self.options.approve)
+
+    def _used_values(self, step: Step) -> dict[str, Any]:
+        """The inputs and outputs the step's code names, as shown to a person: secrets ***."""
+        redact = self.journal.redactor.value
+        code = "\n".join(block.code for block in step.executable_blocks)
+        return {
+            n: REDACTED if n in self.secret_inputs else redact(v)
+            for n, v in {**self.inputs, **self.outputs}.items()
+            if n in code or n.upper() in code
+        }
 
     def _approval_code(self, step: Step) -> str:
         """The step's code, preceded by the values it refers to, as the approver must see them.
