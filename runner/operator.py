@@ -193,12 +193,17 @@ class TerminalOperator:
     ) -> None:
         self.name = name
         self.console = console
+        self._readline = read is None and _line_editing()
         self._read = read or input
         self._shown: ApprovalRequest | None = None  # the approval request last displayed
 
     def _ask(self, prompt: str) -> str:
-        self.console.print(prompt, end="", markup=True, highlight=False)
         try:
+            if self._readline:
+                # readline must be handed the prompt: printed apart, a recalled history line
+                # or a Ctrl-A would redraw over it.
+                return self._read(_readline_prompt(self.console, prompt)).strip()
+            self.console.print(prompt, end="", markup=True, highlight=False)
             return self._read("").strip()
         except EOFError:
             # Ctrl-D (end of input): the person left; end the run as Ctrl-C at a prompt does,
@@ -300,6 +305,25 @@ class TerminalOperator:
             name = self._ask("approver's name > ")
             if name:
                 return name
+
+
+def _line_editing() -> bool:
+    """Line editing and history (arrows, Ctrl-R) for input(): loading readline is enough."""
+    try:
+        import readline  # noqa: F401  (imported for its effect on input())
+    except ImportError:  # not on every platform: the prompt still works, without editing
+        return False
+    return True
+
+
+def _readline_prompt(console: Console, markup: str) -> str:
+    """The prompt as input() must get it: styles rendered, each escape sequence wrapped in
+    \\001...\\002 so readline does not count it as taking space on the line."""
+    import re
+
+    with console.capture() as captured:
+        console.print(markup, end="", markup=True, highlight=False)
+    return re.sub(r"(\x1b\[[0-9;]*m)", "\x01\\1\x02", captured.get())
 
 
 def _offscript(text: str) -> Decision:
