@@ -395,9 +395,15 @@ _LINES = {
     is_flag=True,
     help="Accept a journal written before journals were keyed (it proves only consistency).",
 )
+@format_option
 @click.pass_context
 def verify_command(
-    ctx: click.Context, run: str, runs_dir: Path | None, repair: bool, allow_unkeyed: bool
+    ctx: click.Context,
+    run: str,
+    runs_dir: Path | None,
+    repair: bool,
+    allow_unkeyed: bool,
+    output_format: str,
 ) -> None:
     """Check a run's journal has not been edited, cut or extended: exit 0 intact, 1 not.
 
@@ -406,14 +412,21 @@ def verify_command(
     holder of your journal key, in order, and none was cut from the end.
     """
     run_dir = find_run(runs_dir or default_runs_dir(), run)
+    fixed = None
     if repair:
         import getpass
 
         fixed = repair_journal(run_dir, getpass.getuser())
-        if fixed is not None:
+        if fixed is not None and output_format == "text":
             click.echo(f"repaired ({visible(fixed)}); the repair is journaled")
     result = verify(run_dir)
-    if result.ok and (result.keyed_from is not None or result.lines == 0 or allow_unkeyed):
+    proven = result.ok and (result.keyed_from is not None or result.lines == 0 or allow_unkeyed)
+    if output_format == "json":
+        _dump(_verify_json(run_dir, result, proven, fixed))
+        if not proven:
+            ctx.exit(EXIT_FAILED)
+        return
+    if proven:
         click.echo(f"intact ({result.lines} events{_keyed_note(result)})")
         return
     if result.ok:
@@ -429,6 +442,29 @@ def verify_command(
     hint = "; `runbook verify --repair` mends it (journaled)" if result.torn else ""
     click.echo(f"{where}: NOT intact: {visible(result.message)}{hint}", err=True)
     ctx.exit(EXIT_FAILED)
+
+
+def _verify_json(
+    run_dir: Path, result: VerifyResult, proven: bool, repaired: str | None
+) -> dict[str, object]:
+    """The verdict for programs: `verdict` is intact, unkeyed (consistent, writer unproven)
+    or not_intact; the exit status is 0 only for a proven journal."""
+    verdict = "intact" if proven else "unkeyed" if result.ok else "not_intact"
+    return {
+        "version": OUTPUT_VERSION,
+        "run_id": run_dir.name,
+        "journal": str(run_dir / JOURNAL),
+        "verdict": verdict,
+        "ok": proven,
+        "events": result.lines,
+        "keyed": result.keyed,
+        "keyed_from": result.keyed_from,
+        "message": result.message,
+        "line": result.line,
+        "torn": result.torn,
+        "repairable": result.repairable,
+        "repaired": repaired,
+    }
 
 
 def _keyed_note(result: VerifyResult) -> str:
@@ -463,7 +499,7 @@ def _keyed_note(result: VerifyResult) -> str:
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="where to write it [default: report.<format> in the run folder]",
+    help="where to write it, `-` for stdout (no plot) [default: report.<format> in the run folder]",
 )
 def report(run: str, runs_dir: Path | None, fmt: str, output: Path | None) -> None:
     """Write the post-incident record of a run (or drill).
@@ -471,10 +507,38 @@ def report(run: str, runs_dir: Path | None, fmt: str, output: Path | None) -> No
     RUN is a run id, a unique prefix of one, a run folder, or `last`.
     """
     run_dir = find_run(runs_dir or default_runs_dir(), run)
+    if output is not None and str(output) == "-":
+        _report_to_stdout(run_dir, fmt)
+        return
     written = write_report(run_dir, fmt, output)
     click.echo(f"wrote {written[0]}")
     for extra in written[1:]:
         click.echo(f"  and {extra}")
+
+
+def _report_to_stdout(run_dir: Path, fmt: str) -> None:
+    """`-o -`: the report on stdout, for a pipe. No durations plot (a PNG has no place in a
+    stream); HTML embeds its images, Markdown names them by their path in the run folder."""
+    from ..report import data_uri, render_html, render_markdown
+
+    record = load_run(run_dir)
+    runbook = runbook_at_run(record)
+    if runbook is not None:
+        fill_from_runbook(record, runbook)
+    if fmt == "md":
+        text = render_markdown(record, image=lambda p: str(p.resolve()), plot=None)
+    elif fmt == "html":
+        text = render_html(record, image=data_uri, plot=None)
+    else:
+        import tempfile
+
+        from ..notebook import write_notebook
+
+        with tempfile.TemporaryDirectory(prefix="runbook-report-") as tmp:
+            out = Path(tmp) / "report.ipynb"
+            write_notebook(record, runbook, str(out))
+            text = out.read_text(encoding="utf-8")
+    click.echo(text, nl=not text.endswith("\n"))
 
 
 # --- stats -----------------------------------------------------------------------------------
