@@ -83,7 +83,7 @@ class StepRecord:
     blocks: list[BlockRun] = field(default_factory=list)  # from block_started, in order
     values: dict[str, Any] = field(default_factory=dict)  # named outputs
     decisions: list[Event] = field(default_factory=list)
-    approvals: list[Event] = field(default_factory=list)  # approval_requested and approval
+    approvals: list[Event] = field(default_factory=list)  # requested, refused and decided
     notes: list[Event] = field(default_factory=list)
     faults: list[Event] = field(default_factory=list)
 
@@ -343,6 +343,9 @@ class _Fold:
     def _on_approval(self, e: Event) -> None:
         if (rec := self.step(e)) is not None:
             rec.approvals.append(e)
+
+    # A refused approver is part of the gate's story: the report lists it with the others.
+    _on_approval_refused = _on_approval
 
     def _on_note(self, e: Event) -> None:
         rec = self.step(e)
