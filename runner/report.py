@@ -223,6 +223,13 @@ def _md_events(s: StepRecord) -> list[str]:
                 f"- approval requested from role {_md_escape(a.get('approver_role') or 'any')}"
             )
             continue
+        if a.get("event") == "approval_refused":
+            items.append(
+                f"- approval by {_md_escape(a.get('by') or '?')} "
+                f"({_md_escape(a.get('role') or 'no role')}) **refused**: "
+                f"{_md_escape(a.get('reason') or '')}"
+            )
+            continue
         pre = " (pre-approved)" if a.get("preapproved") else ""
         comment = f": {_md_escape(a['comment'])}" if a.get("comment") else ""
         items.append(

@@ -31,7 +31,14 @@ from ..journal import (
     verify,
 )
 from ..journal import repair as repair_journal
-from ..record import RunRecord, StepRecord, fill_from_runbook, load_run, runbook_at_run
+from ..record import (
+    OFF_SCRIPT,
+    RunRecord,
+    StepRecord,
+    fill_from_runbook,
+    load_run,
+    runbook_at_run,
+)
 from ..record_text import (
     fmt_duration,
     fmt_status,
@@ -207,13 +214,23 @@ def _replay(record: RunRecord, events: list[Event]) -> Iterator[RenderableType]:
     start = next((e for e in events if e.get("event") == "run_started"), {})
     main_total = start.get("total_steps") or len([s for s in record.steps if not s.procedure])
     current: StepRecord | None = None
+    # An off-script command's output is journaled before the `off_script` event that names the
+    # command: held back and shown under it, not under whatever was shown last.
+    held: list[Event] = []
     for e in events:
         owner = record.owners.get(int(e.get("seq") or 0))
         if owner is not None and owner is not current:
             current = owner
             yield _step_heading(owner, main_total)
         kind = e.get("event")
-        if kind == "step_started" and int(e.get("attempt") or 1) > 1:
+        if kind == "output" and e.get("block_id") == OFF_SCRIPT:
+            held.append(e)
+        elif kind == "off_script":
+            yield _off_script(e)
+            for out in held:
+                yield from _output(out)
+            held = []
+        elif kind == "step_started" and int(e.get("attempt") or 1) > 1:
             yield Text(f"  attempt {e['attempt']} of {e.get('attempts') or '?'}", style="bold")
         elif kind == "output":
             yield from _output(e)
@@ -319,6 +336,13 @@ def _approval(e: Event) -> Text:
     )
 
 
+def _approval_refused(e: Event) -> Text:
+    return Text(
+        f"  ⚑ approval by {e.get('by')} ({e.get('role') or 'no role'}) refused: {e.get('reason')}",
+        style="red",
+    )
+
+
 def _note(e: Event) -> Text:
     flag = " [unclear]" if e.get("unclear") else ""
     return Text(
@@ -369,6 +393,7 @@ _LINES = {
     "decision": _decision,
     "approval_requested": _approval_requested,
     "approval": _approval,
+    "approval_refused": _approval_refused,
     "note": _note,
     "fault": _fault,
     "off_script": _off_script,
