@@ -96,7 +96,8 @@ class Where:
 
         if _same(self.runs_dir, default_runs_dir()) and "RUNBOOK_RUNS_DIR" not in os.environ:
             return ""
-        return f" --runs-dir {shlex.quote(str(self.runs_dir))}"
+        # Absolute: the command still works pasted in another folder or another shell.
+        return f" --runs-dir {shlex.quote(str(self.runs_dir.absolute()))}"
 
     def command(self, verb: str, *args: str) -> str:
         tail = "".join(f" {shlex.quote(a)}" for a in args)

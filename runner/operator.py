@@ -19,7 +19,9 @@ from typing import Protocol
 from rich.console import Console
 from rich.markup import escape
 from rich.syntax import Syntax
+from rich.text import Text
 
+from .gate_view import Evidence, evidence_view
 from .model import Step
 from .terminal_text import fold_lines, visible
 
@@ -51,6 +53,9 @@ class ApprovalRequest:
     evidence: tuple[tuple[str, str, str, str], ...]  # (step, title, status, why) so far
     run_operator: str
     distinct_required: bool  # the two-person rule is on
+    # (name, the run's value, the kernel's value now) where an off-script command changed a
+    # value the code uses; secrets redacted.
+    changed: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +201,9 @@ class TerminalOperator:
         self._readline = read is None and _line_editing()
         self._read = read or input
         self._shown: ApprovalRequest | None = None  # the approval request last displayed
+        # An earlier step's last lines of output, by its label (`3`, `proc:2`), for the
+        # approver's evidence; the live display, which saw the output, sets it.
+        self.tail: Callable[[str], tuple[str, ...]] = lambda label: ()
 
     def _ask(self, prompt: str) -> str:
         try:
@@ -283,15 +291,22 @@ class TerminalOperator:
             + (f" (approver role: {escape(visible(role))})" if role else "")
         )
         if request.evidence:
-            c.print("Evidence so far:")
-            for label, title, status, why in request.evidence:
-                c.print(
-                    f"  {escape(visible(label))} {escape(visible(title))} ({status}"
-                    + (f": {escape(visible(why))})" if why else ")")
-                )
-        c.print("The code to approve, with the values it uses:")
+            rows = [
+                Evidence(label, title, status, why, self.tail(label))
+                for label, title, status, why in request.evidence
+            ]
+            c.print(evidence_view(rows))
+        c.print("The code to approve, with the values it uses now:")
         # The code holds input values (alert fields): escaped, so what is approved is what is seen.
         c.print(self._code(request.code, "text"))
+        for name, was, now in request.changed:
+            c.print(
+                Text(
+                    f"⚠ {visible(name)} was changed off-script: {visible(was)!r} when the run "
+                    f"started, {visible(now)!r} in the kernel now: the code runs with that",
+                    style="bold yellow",
+                )
+            )
         if request.distinct_required:
             who = escape(visible(request.run_operator))
             c.print(f"Two-person rule: the approver may not be {who}.")

@@ -28,7 +28,7 @@ from rich.text import Text
 from ..errors import InvalidInputs, RunbookError, UsageError
 from ..model import InputValue, Runbook, RunStatus, Step
 from ..terminal_text import visible, visible_event
-from . import EXIT_OK, cli, runs_dir_option
+from . import EXIT_FAILED, EXIT_OK, cli, runs_dir_option
 
 if TYPE_CHECKING:
     from ..engine import RunContext, RunOptions, RunResult
@@ -92,6 +92,33 @@ class RichReporter:
         self._warned: set[float] = set()
         # Why a gate was denied, by (procedure, step id), for the summary.
         self.denials: dict[tuple[Any, Any], str] = {}
+        # The end of each step's output by its label (`3`, `proc:2`), the approver's evidence.
+        self._label = ""
+        self._output: dict[str, str] = {}
+
+    def tail(self, label: str) -> tuple[str, ...]:
+        """The last lines a step printed (its latest attempt)."""
+        from ..gate_view import last_lines
+
+        return last_lines([self._output.get(label, "")])
+
+    def remember(self, events: Sequence[Event]) -> None:
+        """Take the output of a resumed run's earlier attempts, for the evidence; no display."""
+        from ..record_text import output_text
+
+        for event in events:
+            if event.get("event") == "step_started":
+                number, procedure = event.get("step"), event.get("procedure")
+                self._label = f"{procedure}:{number}" if procedure else str(number)
+                self._output[self._label] = ""
+            elif event.get("event") == "output" and event.get("block_id") != "off-script":
+                self._keep(output_text(event))
+        self._label = ""
+
+    def _keep(self, text: str) -> None:
+        if self._label:
+            # Only the end is ever shown: a step that floods output costs a few KiB here.
+            self._output[self._label] = (self._output.get(self._label, "") + text)[-4096:]
 
     def on_event(self, event: Event) -> None:
         handler = getattr(self, "_on_" + str(event.get("event")), None)
@@ -178,6 +205,9 @@ class RichReporter:
 
     def _on_step_started(self, event: Event) -> None:
         self._header(event)
+        number = event.get("step")
+        self._label = f"{event['procedure']}:{number}" if event.get("procedure") else str(number)
+        self._output[self._label] = ""  # a new attempt: the evidence is its output
         if int(event.get("attempt", 1)) > 1:
             self.console.print(f"[yellow]attempt {event['attempt']} of {event['attempts']}[/]")
 
@@ -194,6 +224,10 @@ class RichReporter:
         # soft_wrap: output is printed as the command wrote it. Rich would otherwise break
         # long lines at the console's width (80 columns when piped), and a hash, URL or IOC
         # copied from the screen or a `tee` log would come out broken.
+        if event.get("block_id") != "off-script":
+            from ..record_text import output_text
+
+            self._keep(output_text(event))
         if kind == "stream":
             style = "red" if event.get("stream") == "stderr" else None
             text = _coloured(str(event.get("text", "")), style or "")
@@ -520,6 +554,7 @@ def _execute(
     options: RunOptions,
     console: Console,
     resume: ResumeState | None = None,
+    earlier: Sequence[Event] = (),
 ) -> int:
     from ..engine import Engine
     from ..live_text import epoch
@@ -532,6 +567,11 @@ def _execute(
         started_at=epoch(str(resume.started.get("ts") or "")) if resume else None,
         inputs=shown,
     )
+    reporter.remember(earlier)
+    from ..operator import TerminalOperator
+
+    if isinstance(operator, TerminalOperator):
+        operator.tail = reporter.tail
     engine = Engine(
         runbook,
         inputs=values,
@@ -770,7 +810,7 @@ def resume_command(
     from ..journal import Journal
     from ..redact import Redactor
 
-    run_dir, _, state = _load_run(runs_dir, run)
+    run_dir, earlier, state = _load_run(runs_dir, run)
     if state.last_status in (
         RunStatus.SUCCEEDED.value,
         RunStatus.SUCCEEDED_WITH_HANDLED_FAILURES.value,
@@ -831,6 +871,7 @@ def resume_command(
             options=run_options,
             console=console,
             resume=state,
+            earlier=earlier,
         )
 
 
@@ -875,6 +916,14 @@ def _decide(
     )
     if problem and decision == "approved":
         raise UsageError(problem)
+    if decision == "approved" and sys.stdin.isatty() and sys.stdout.isatty():
+        # A person at a terminal approves what they have just seen, never blind.
+        from .pending import show_gate
+
+        show_gate(Console(highlight=False), run_dir, events, waiting)
+        if not click.confirm(f"approve step {waiting.get('step')} as {by}?", default=False):
+            click.echo("not approved; nothing was recorded", err=True)
+            return EXIT_FAILED
     with Journal.reopen(run_dir) as journal:
         journal.append(
             "approval",
@@ -888,9 +937,11 @@ def _decide(
             preapproved=False,
             distinct_required=distinct,
         )
+    from ..live_text import Where
+
     click.echo(
         f"step {waiting.get('step')} ({waiting.get('step_id')}) {decision} by {by}; "
-        f"continue with: runbook resume {run_dir.name}"
+        f"continue with: {Where(run_dir.name, run_dir.parent).command('resume')}"
     )
     return EXIT_OK
 
