@@ -149,6 +149,18 @@ def whole(seconds: float) -> str:
     return format_duration(seconds)
 
 
+def plain_error(error: str, exit_status: object = None) -> str:
+    """An error as a person reads it: `exit status 3`, not `exit(3)` or a bare `3`."""
+    import re
+
+    match = re.fullmatch(r"(?:exit\(?\s*(-?\d+)\s*\)?|(-?\d+)|exit status (-?\d+))", error.strip())
+    if match:
+        return f"exit status {next(g for g in match.groups() if g is not None)}"
+    if not error and exit_status not in (None, 0):
+        return f"exit status {exit_status}"
+    return error
+
+
 def verdict_detail(event: Mapping[str, object], timeout: float | None) -> str:
     """What follows a step's status: why it ended so, in words and not exception names."""
     status = event.get("status")
@@ -160,4 +172,6 @@ def verdict_detail(event: Mapping[str, object], timeout: float | None) -> str:
         return "interrupted" + error.removeprefix("interrupted by the operator").removeprefix(
             "interrupted"
         )
+    if status == "failed":
+        return plain_error(error, event.get("exit_status"))
     return error or str(event.get("reason") or "")

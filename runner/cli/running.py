@@ -31,7 +31,7 @@ from ..terminal_text import visible, visible_event
 from . import EXIT_FAILED, EXIT_OK, cli, runs_dir_option
 
 if TYPE_CHECKING:
-    from ..engine import RunContext, RunOptions, RunResult
+    from ..engine import RunContext, RunOptions, RunResult, StepOutcome
     from ..journal import Event, Journal
     from ..kernels import KernelPool
     from ..operator import Operator
@@ -235,10 +235,9 @@ class RichReporter:
         elif kind == "error":
             ename = event.get("ename")
             if ename in PLAIN_ERRORS or ename in ("KeyboardInterrupt", "Timeout"):
-                # `exit status 3`, `interrupted`: the value says it all; the step's verdict
-                # line below says the rest. A class name or a traceback would only hide it.
-                if ename in PLAIN_ERRORS and event.get("evalue"):
-                    self.console.print(Text(str(event["evalue"]), style="red"), soft_wrap=True)
+                # An exit status, an interrupt, a timeout: the step's verdict line below says
+                # it in words (`exit status 3`, `interrupted`, `timed out after 3s`); a class
+                # name or a traceback here would only bury it.
                 return
             trace = "\n".join(event.get("traceback") or []) or str(event.get("text", ""))
             self.console.print(_coloured(trace, "red"), soft_wrap=True)
@@ -317,7 +316,8 @@ def print_summary(
         number = f"{o.procedure}:{o.number}" if o.procedure else str(o.number)
         style = _STATUS_STYLE.get(o.status.value, "white")
         note = denials.get((o.procedure, o.step_id)) if o.status.value == "denied" else None
-        note = (note or o.error or o.reason or "") + (" (earlier attempt)" if o.earlier else "")
+        note = note or _outcome_note(o, runbook)
+        note += " (earlier attempt)" if o.earlier else ""
         table.add_row(
             number,
             Text(visible(o.title)),
@@ -346,6 +346,14 @@ def print_summary(
             hint_lines(next_hints(where, result.status.value)), soft_wrap=True, markup=False
         )
     console.print(f"journal: {result.run_dir / 'journal.jsonl'}", soft_wrap=True, markup=False)
+
+
+def _outcome_note(o: StepOutcome, runbook: Runbook) -> str:
+    from ..live_text import verdict_detail
+
+    step = _find_step(runbook, o.step_id) if o.procedure is None else None
+    event = {"status": o.status.value, "error": o.error, "duration": o.duration}
+    return verdict_detail(event, step.timeout if step else None) or o.reason or ""
 
 
 def _times(result: RunResult, wall: float | None) -> Text:
