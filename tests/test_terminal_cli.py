@@ -136,7 +136,13 @@ def test_log_puts_off_script_output_under_its_command_and_shows_refusals(tmp_pat
     runs = tmp_path / "runs"
     operator = ScriptedOperator(
         name="carol",
-        answers=["!echo out-of-first", "!echo out-of-second", "run", "approve:carol", "approve:bob"],
+        answers=[
+            "!echo out-of-first",
+            "!echo out-of-second",
+            "run",
+            "approve:carol",
+            "approve:bob",
+        ],
     )
     result, _ = run_engine(
         book, runs, operator=operator, options=RunOptions(require_distinct_approver=True)
