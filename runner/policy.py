@@ -164,6 +164,7 @@ def load_resume(events: Sequence[Event], *, keyed_from: int | None = None) -> Re
     shown: dict[tuple[str | None, str], str] = {}
     templates: dict[str, list[Any]] = {}
     cwd: dict[str, str] = {}
+    inputs = dict(started.get("inputs") or {})
     for event in events:
         kind = event.get("event")
         key = (event.get("procedure"), str(event.get("step_id", "")))
@@ -189,6 +190,8 @@ def load_resume(events: Sequence[Event], *, keyed_from: int | None = None) -> Re
             approvals[key] = event
         elif kind == "approval_requested":
             shown[key] = str(event.get("code", ""))
+        elif kind == "inputs_changed":  # `resume --set` corrected an input for later attempts
+            inputs.update(event.get("inputs") or {})
     done = {}
     for key, event in finished.items():
         status = StepStatus(event["status"])
@@ -209,7 +212,7 @@ def load_resume(events: Sequence[Event], *, keyed_from: int | None = None) -> Re
         attempt=attempt + 1,
         started=started,
         sha256=sha,
-        inputs=dict(started.get("inputs") or {}),
+        inputs=inputs,
         outputs=outputs,
         done=done,
         approvals=approvals,
