@@ -296,7 +296,7 @@ class TerminalOperator:
                 for label, title, status, why in request.evidence
             ]
             c.print(evidence_view(rows))
-        c.print("The code to approve, with the values it uses now:")
+        c.print("The code to approve, with the values it uses:")
         # The code holds input values (alert fields): escaped, so what is approved is what is seen.
         c.print(self._code(request.code, "text"))
         for name, was, now in request.changed:

@@ -343,6 +343,14 @@ def _approval_refused(e: Event) -> Text:
     )
 
 
+def _inputs_changed(e: Event) -> Text:
+    previous = e.get("previous") or {}
+    changes = ", ".join(
+        f"{k}={v} (was {previous.get(k)})" for k, v in (e.get("inputs") or {}).items()
+    )
+    return Text(f"\n  ✎ input corrected by {e.get('by')} for the resume: {changes}", style="cyan")
+
+
 def _note(e: Event) -> Text:
     flag = " [unclear]" if e.get("unclear") else ""
     return Text(
@@ -394,6 +402,7 @@ _LINES = {
     "approval_requested": _approval_requested,
     "approval": _approval,
     "approval_refused": _approval_refused,
+    "inputs_changed": _inputs_changed,
     "note": _note,
     "fault": _fault,
     "off_script": _off_script,

@@ -800,6 +800,13 @@ def _load_run(runs_dir: Path | None, ref: str) -> tuple[Path, list[Event], Resum
 @click.option(
     "-i", "--input", "pairs", multiple=True, metavar="NAME=VALUE", help="A secret input again."
 )
+@click.option(
+    "--set",
+    "corrections",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Correct a non-secret input the run started with (repeatable; journaled).",
+)
 @click.option("--yes", is_flag=True, help="Continue unattended.")
 @click.option("--operator", "operator_name", metavar="NAME")
 @runs_dir_option
@@ -808,6 +815,7 @@ def resume_command(
     allow_changed: bool,
     inputs_file: str | None,
     pairs: tuple[str, ...],
+    corrections: tuple[str, ...],
     yes: bool,
     operator_name: str | None,
     runs_dir: Path | None,
@@ -850,12 +858,24 @@ def resume_command(
         for key in _pairs(pairs):
             if key in recorded:
                 raise UsageError(
-                    f"input {key!r} was recorded when the run started and cannot change on resume"
+                    f"input {key!r} was recorded when the run started; to correct it, "
+                    f"resume with --set {key}=VALUE (journaled)"
                 )
+        changed = _corrections(book, corrections, recorded)
         values, secrets = gather_inputs(
-            book, pairs, inputs_file, prompt=operator.interactive, recorded=recorded
+            book, pairs, inputs_file, prompt=operator.interactive, recorded=recorded | changed
         )
         journal = Journal.reopen(run_dir, Redactor.for_inputs(values, secrets))
+        if changed:
+            # Journaled before the attempt that uses it: a reader, and every later resume,
+            # sees which value was corrected, from what, and by whom.
+            journal.append(
+                "inputs_changed",
+                inputs={k: values[k] for k in changed},
+                previous={k: recorded.get(k) for k in changed},
+                by=name,
+            )
+            state.inputs.update({k: values[k] for k in changed})
         context = RunContext(
             str(path), name, socket.gethostname(), _git_commit(path), operator.interactive
         )
@@ -881,6 +901,26 @@ def resume_command(
             resume=state,
             earlier=earlier,
         )
+
+
+def _corrections(
+    book: Runbook, corrections: Sequence[str], recorded: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`--set NAME=VALUE` pairs, checked: a declared input, never a secret (a secret is given
+    again on every resume anyway, and its value must never be journaled)."""
+    changed = _pairs(corrections)
+    specs = {s.name: s for s in book.metadata.inputs}
+    for name in changed:
+        spec = specs.get(name)
+        if spec is None:
+            known = ", ".join(specs) or "none"
+            raise UsageError(f"--set {name}: the runbook has no such input (its inputs: {known})")
+        if spec.secret:
+            raise UsageError(
+                f"--set {name}: a secret input is not recorded, so there is nothing to correct; "
+                f"give it again with RUNBOOK_INPUT_{name.upper()} or --inputs FILE"
+            )
+    return {k: v for k, v in changed.items() if recorded.get(k) != v}
 
 
 # --- approve / deny -------------------------------------------------------------------------------
