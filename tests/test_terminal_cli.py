@@ -75,6 +75,11 @@ def test_paused_run_hints_paste_and_pending_shows_the_gate(tmp_path: Path) -> No
     assert "isolating web-1" in resumed.stdout
     nothing = cli(["pending", "last", "--runs-dir", str(runs)], other)
     assert nothing.returncode == 1 and "not waiting for an approval" in nothing.stderr
+    # Paused time counts: the record gives wall time, and active time beside it.
+    report = cli(["report", "last", "--runs-dir", str(runs), "-o", "-"], other).stdout
+    assert "Wall time " in report and "waiting for approvals) against a time limit" in report
+    listed = cli(["runs", "--runs-dir", str(runs)], other).stdout
+    assert " / 5m00s ✓" in listed
 
 
 def test_failed_run_says_exit_status_lists_not_reached_and_the_next_command(

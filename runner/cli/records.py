@@ -48,6 +48,7 @@ from ..record_text import (
     time_limit_verdict,
 )
 from ..report import FORMATS, write_report
+from ..run_progress import Progress, run_progress
 from ..stats import RunbookStats, all_stats, plot_durations, runbook_stats
 from ..terminal_text import visible, visible_event
 from . import EXIT_FAILED, cli, format_option, runs_dir_option
@@ -96,48 +97,52 @@ def runs(runs_dir: Path | None, runbook_id: str | None, limit: int, output_forma
     """List recent runs, newest first."""
     folder = runs_dir or default_runs_dir()
     found = list_runs(folder, runbook_id)[:limit]
+    progress = {r.run_id: run_progress(r) for r in found}
     if output_format == "json":
-        _dump({"version": OUTPUT_VERSION, "runs": [r.as_json() for r in found]})
+        runs_json = [{**r.as_json(), **progress[r.run_id].as_json()} for r in found]
+        _dump({"version": OUTPUT_VERSION, "runs": runs_json})
         return
     console = _console()
     if not found:
         console.print(Text(f"no runs in {folder}" + (f" of {runbook_id}" if runbook_id else "")))
         return
-    _console(wide=True).print(_runs_table(found))
+    _console(wide=True).print(_runs_table(found, progress))
 
 
-def _runs_table(found: list[RunInfo]) -> Table:
+def _runs_table(found: list[RunInfo], progress: dict[str, Progress]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
     # The id is what every other command takes: never wrap or cut it.
     table.add_column("run", no_wrap=True, min_width=max(len(r.run_id) for r in found))
     table.add_column("runbook", no_wrap=True)
     table.add_column("mode")
     table.add_column("status", no_wrap=True)
+    table.add_column("step")
     table.add_column("started", no_wrap=True)
-    table.add_column("duration / limit", no_wrap=True)
+    table.add_column("elapsed / limit", no_wrap=True)
     for r in found:
         table.add_row(
             Text(visible(r.run_id)),
             Text(visible(r.runbook_id)),
             Text(visible(r.mode)),
             _status(r.status),
+            Text(visible(progress[r.run_id].step or "")),
             r.started.replace("T", " ")[:19],
-            _against_limit(r),
+            _against_limit(r, progress[r.run_id]),
         )
     return table
 
 
-def _against_limit(r: RunInfo) -> Text:
-    took = fmt_duration(r.duration) if r.duration is not None else "—"
-    if not r.time_limit:
+def _against_limit(r: RunInfo, p: Progress) -> Text:
+    """Wall time (a running run's so far) against the limit: ✓ within, once it finished."""
+    took = fmt_duration(p.wall) if p.wall is not None else "—"
+    if not r.time_limit or p.wall is None:
         return Text(took)
     text = f"{took} / {fmt_duration(r.time_limit)}"
-    if r.within_time_limit is None:
-        return Text(text)
-    return Text(
-        text + (" ✓" if r.within_time_limit else " ✗ over"),
-        style="" if r.within_time_limit else "red",
-    )
+    over = p.wall > r.time_limit
+    if over:
+        return Text(text + " ✗ over", style="red")
+    finished = r.status not in ("running", "paused", "crashed")
+    return Text(text + (" ✓" if finished else ""))
 
 
 # --- log -------------------------------------------------------------------------------------
