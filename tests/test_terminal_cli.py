@@ -6,7 +6,10 @@ and refused approvals right. Real kernels, the real console script, no TTY."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
+import time
 from pathlib import Path
 
 from runner_helpers import RUNBOOK, cli, run_engine, write_book
@@ -159,3 +162,56 @@ def test_log_puts_off_script_output_under_its_command_and_shows_refusals(tmp_pat
     assert "approval by carol (no role) refused: " in log
     report = cli(["report", "last", "--runs-dir", str(runs), "-o", "-"], tmp_path).stdout
     assert "approval by carol (no role) **refused**" in report
+
+
+def test_log_follow_shows_a_run_as_it_goes_and_ends_with_it(tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    book = write_book(
+        tmp_path,
+        f"""
+        1. Wait for the go.
+
+           ```bash
+           echo "waiting for the go"
+           while [ ! -e {go} ]; do sleep 0.05; done
+           echo "got the go"
+           ```
+        """,
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path), "RUNBOOK_OPERATOR": "tester"}
+    env.pop("RUNBOOK_RUNS_DIR", None)
+    run = subprocess.Popen(
+        [RUNBOOK, "run", book.name, "--yes"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL
+    )
+    follow = None
+    try:
+        journal = tmp_path / ".runbook" / "runs"
+        until = time.monotonic() + 60
+        while not list(journal.glob("*/journal.jsonl")):  # the run has started: a marker
+            assert time.monotonic() < until and run.poll() is None
+            time.sleep(0.02)
+        follow = subprocess.Popen(
+            [RUNBOOK, "log", "last", "--follow"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert follow.stdout is not None
+        seen = []
+        for line in follow.stdout:  # blocks until the follower prints the step's first line
+            seen.append(line)
+            if "waiting for the go" in line:
+                break
+        assert not any("got the go" in line for line in seen)
+        go.touch()
+        rest = follow.stdout.read()  # to its end: the follower stops when the run does
+        assert follow.wait(timeout=60) == 0
+        assert run.wait(timeout=60) == 0
+    finally:
+        for proc in (run, follow):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+    assert "│ got the go" in rest and "→ ✓ succeeded" in rest
+    assert rest.rstrip().splitlines()[-1].startswith("run ✓ succeeded")
+    assert "".join(seen).count("Wait for the go") == 1 and "Wait for the go" not in rest

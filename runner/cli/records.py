@@ -152,12 +152,23 @@ def _against_limit(r: RunInfo, p: Progress) -> Text:
 @click.argument("run")
 @runs_dir_option
 @format_option
-def log(run: str, runs_dir: Path | None, output_format: str) -> None:
+@click.option(
+    "-f",
+    "--follow",
+    is_flag=True,
+    help="Keep showing what the run does until it pauses or ends (text format).",
+)
+def log(run: str, runs_dir: Path | None, output_format: str, follow: bool) -> None:
     """Replay a run: what ran, what it printed, who decided what.
 
     RUN is a run id, a unique prefix of one, a run folder, or `last`.
     """
     run_dir = find_run(runs_dir or default_runs_dir(), run)
+    if follow:
+        if output_format == "json":
+            raise click.UsageError("--follow shows text; read journal.jsonl for the events")
+        _follow(run_dir)
+        return
     events = read_events(run_dir)
     if output_format == "json":
         info = summarise(run_dir, events)
@@ -181,6 +192,44 @@ def log(run: str, runs_dir: Path | None, output_format: str) -> None:
     console.print(_log_header(record))
     for renderable in _replay(record, events):
         console.print(renderable)
+    _final(console, record)
+
+
+#: How often `log --follow` looks at the journal for new lines.
+FOLLOW_POLL = 0.2
+
+
+def _follow(run_dir: Path) -> None:
+    """The log so far, then each new event as the runner journals it, until no runner holds
+    the journal any more (the run paused, ended or crashed)."""
+    import time
+
+    console = _console()
+    console.soft_wrap = True
+    shown, size = 0, -1
+    try:
+        while True:
+            info = summarise(run_dir)
+            going = info is not None and info.status == "running"
+            now = (run_dir / JOURNAL).stat().st_size
+            if now != size:
+                size = now
+                events = [visible_event(e) for e in read_events(run_dir)]
+                record = load_run(run_dir, events)
+                if shown == 0:
+                    console.print(_log_header(record))
+                for renderable in _replay(record, events, after=shown):
+                    console.print(renderable)
+                shown = int(events[-1].get("seq") or 0) if events else 0
+            if not going:
+                break
+            time.sleep(FOLLOW_POLL)  # the journal is a file: polled, as `tail -f` polls
+    except KeyboardInterrupt:
+        return  # Ctrl-C stops following; the run goes on
+    _final(console, load_run(run_dir))
+
+
+def _final(console: Console, record: RunRecord) -> None:
     console.print(Rule() if console.is_terminal else Text("─" * 80))
     final = Text("run ")
     final.append_text(_status(record.status))
@@ -213,9 +262,16 @@ def _log_header(record: RunRecord) -> RenderableType:
     return Group(Text(record.name, style="bold"), grid)
 
 
-def _replay(record: RunRecord, events: list[Event]) -> Iterator[RenderableType]:
+def _replay(record: RunRecord, events: list[Event], after: int = 0) -> Iterator[RenderableType]:
     """The events in order, as a person would have watched them: a heading whenever the run
-    moves to another step, then what happened there."""
+    moves to another step, then what happened there. Only events past seq ``after`` are
+    shown (`--follow`); the earlier ones still tell which step is current."""
+    for seq, renderable in _replayed(record, events):
+        if seq > after:
+            yield renderable
+
+
+def _replayed(record: RunRecord, events: list[Event]) -> Iterator[tuple[int, RenderableType]]:
     start = next((e for e in events if e.get("event") == "run_started"), {})
     main_total = start.get("total_steps") or len([s for s in record.steps if not s.procedure])
     current: StepRecord | None = None
@@ -223,26 +279,32 @@ def _replay(record: RunRecord, events: list[Event]) -> Iterator[RenderableType]:
     # command: held back and shown under it, not under whatever was shown last.
     held: list[Event] = []
     for e in events:
-        owner = record.owners.get(int(e.get("seq") or 0))
+        seq = int(e.get("seq") or 0)
+        owner = record.owners.get(seq)
         if owner is not None and owner is not current:
             current = owner
-            yield _step_heading(owner, main_total)
+            yield seq, _step_heading(owner, main_total)
         kind = e.get("event")
+        shown: list[RenderableType] = []
         if kind == "output" and e.get("block_id") == OFF_SCRIPT:
             held.append(e)
         elif kind == "off_script":
-            yield _off_script(e)
+            shown.append(_off_script(e))
             for out in held:
-                yield from _output(out)
+                shown += _output(out)
             held = []
         elif kind == "step_started" and int(e.get("attempt") or 1) > 1:
-            yield Text(f"  attempt {e['attempt']} of {e.get('attempts') or '?'}", style="bold")
+            shown.append(
+                Text(f"  attempt {e['attempt']} of {e.get('attempts') or '?'}", style="bold")
+            )
         elif kind == "output":
-            yield from _output(e)
+            shown += _output(e)
         elif kind == "step_finished":
-            yield _step_end(e)
+            shown.append(_step_end(e))
         elif kind in _LINES:
-            yield _LINES[str(kind)](e)
+            shown.append(_LINES[str(kind)](e))
+        for renderable in shown:
+            yield seq, renderable
 
 
 def _step_heading(s: StepRecord, main_total: int) -> RenderableType:
