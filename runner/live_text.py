@@ -175,3 +175,18 @@ def verdict_detail(event: Mapping[str, object], timeout: float | None) -> str:
     if status == "failed":
         return plain_error(error, event.get("exit_status"))
     return error or str(event.get("reason") or "")
+
+
+def ctrl_c_message(presses: int, grace: float) -> str:
+    """What a Ctrl-C during a step does, said as it is pressed: the levels made explicit."""
+    if presses <= 1:
+        return (
+            "Ctrl-C: interrupting the step (if it ignores this, the kernel is restarted in "
+            f"{whole(grace)}). Ctrl-C again: restart the kernel now and cancel the step; "
+            "a third time: end the run."
+        )
+    if presses == 2:
+        return (
+            "Ctrl-C again: restarting the kernel and cancelling the step (once more: end the run)."
+        )
+    return "Ctrl-C a third time: ending the run."

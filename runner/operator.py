@@ -170,7 +170,9 @@ After a failure: [bold]r[/] retry, [bold]s[/] skip and go on, [bold]q[/] quit; w
   names an on_failure policy, [bold]p[/] runs its alternative procedure, or [bold]c[/] continues.
 Manual steps: [bold]d[/] done, [bold]s[/] skip, [bold]q[/] quit; then an optional note.
 Approvals: [bold]a[/] approve, [bold]d[/] deny, [bold]l[/] leave for later (the run pauses).
-Ctrl-C during a step interrupts it; Ctrl-C at a prompt ends the run."""
+Ctrl-C during a step: [bold]1[/] interrupts the step, [bold]2[/] restarts the kernel and cancels
+  the step, [bold]3[/] ends the run. Ctrl-C (or Ctrl-D) at a prompt ends the run.
+Up/Down recall earlier answers; the line can be edited as in a shell."""
 
 
 def failure_keys(step: Step) -> tuple[dict[str, str], list[tuple[str, str]]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -215,3 +216,47 @@ def test_log_follow_shows_a_run_as_it_goes_and_ends_with_it(tmp_path: Path) -> N
     assert "│ got the go" in rest and "→ ✓ succeeded" in rest
     assert rest.rstrip().splitlines()[-1].startswith("run ✓ succeeded")
     assert "".join(seen).count("Wait for the go") == 1 and "Wait for the go" not in rest
+
+
+def test_ctrl_c_is_answered_at_once_with_its_levels(tmp_path: Path) -> None:
+    book = write_book(
+        tmp_path,
+        """
+        1. Ignore Ctrl-C.
+
+           ```bash
+           trap '' INT
+           echo "step started"
+           sleep 60
+           ```
+        """,
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path), "RUNBOOK_OPERATOR": "tester"}
+    run = subprocess.Popen(
+        [RUNBOOK, "run", book.name, "--yes"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert run.stdout is not None and run.stderr is not None
+        for line in run.stdout:  # blocks until the step runs
+            if "step started" in line:
+                break
+        run.send_signal(signal.SIGINT)
+        first = run.stderr.readline() + run.stderr.readline()  # the feedback, at once
+        assert "Ctrl-C: interrupting the step" in first
+        assert "Ctrl-C again: restart the kernel now and cancel the step" in first
+        assert "a third time: end the run" in first
+        run.send_signal(signal.SIGINT)  # the step ignored the first: the second level
+        second = run.stderr.readline() + run.stderr.readline()
+        assert "Ctrl-C again: restarting the kernel and cancelling the step" in second
+        out = run.stdout.read()
+        assert run.wait(timeout=60) == 130
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert "cancelled" in out and "interrupted" in out and "KeyboardInterrupt" not in out

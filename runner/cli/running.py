@@ -532,6 +532,7 @@ def _kernels(names: Sequence[str]) -> Iterator[KernelPool]:
     from ..kernels import KernelPool
 
     token = CancelToken()
+    token.on_press = _ctrl_c_feedback
     with token.handling_signals():
         pool = KernelPool()
         pool.cancel = token  # the engine takes it from the pool
@@ -540,6 +541,16 @@ def _kernels(names: Sequence[str]) -> Iterator[KernelPool]:
             yield pool
         finally:
             pool.shutdown()
+
+
+def _ctrl_c_feedback(presses: int) -> None:
+    """Said at once, from the signal handler: one os.write, which cannot re-enter a buffered
+    stream that the handler may have interrupted mid-print."""
+    from ..kernels import INTERRUPT_GRACE
+    from ..live_text import ctrl_c_message
+
+    with contextlib.suppress(OSError):
+        os.write(2, f"\n{ctrl_c_message(presses, INTERRUPT_GRACE)}\n".encode())
 
 
 def _operator(name: str, yes: bool, console: Console) -> Operator:
