@@ -95,6 +95,17 @@ def _wait_for(session: str, text: str, after: int = 0) -> str:
         time.sleep(0.05)  # polling the screen for a marker, not guessing a delay
 
 
+def _wait_count(session: str, text: str, count: int) -> str:
+    """The screen once ``text`` is on it ``count`` times."""
+    until = time.monotonic() + 60
+    while True:
+        screen = _screen(session)
+        if screen.count(text) >= count:
+            return screen
+        assert time.monotonic() < until, f"never saw {text!r} {count} times:\n{screen}"
+        time.sleep(0.05)  # polling the screen for a marker, not guessing a delay
+
+
 def _send(session: str, *keys: str) -> None:
     _tmux("send-keys", "-t", session, *keys)
 
@@ -173,3 +184,28 @@ def test_each_warning_once_and_only_the_highest_mark_passed() -> None:
     assert crossed(200, 100, warned) is None
     assert crossed(500, None, set()) is None
     assert crossed(120, 100, set()) == "over the 1m40s time limit (by 20.0s)"
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_the_prompt_edits_lines_and_recalls_history(tmp_path: Path) -> None:
+    (tmp_path / "book.md").write_text(
+        BOOK.split("## Steps")[0] + '## Steps\n\n### 1. Say it\n\n```bash\necho "said it"\n```\n'
+    )
+    session = f"rb-edit-{os.getpid()}-{time.monotonic_ns()}"
+    env = f"TMPDIR={tmp_path} RUNBOOK_OPERATOR=carol NO_COLOR=1 RUNBOOK_INPUT_API_TOKEN={SECRET}"
+    command = f"cd {tmp_path} && {env} {RUNBOOK} run book.md; echo RUN-ENDED; sleep 600"
+    _tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "50", command)
+    try:
+        _wait_count(session, "help >", 1)
+        # Typed with a mistake, mended with the arrow keys and backspace, as in a shell.
+        _send(session, "-l", "!echo abXd")
+        _send(session, "Left", "BSpace", "c", "Enter")
+        _wait_count(session, "\nabcd\n", 1)
+        _wait_count(session, "help >", 2)
+        _send(session, "Up", "Enter")  # the line from history, run again
+        _wait_count(session, "\nabcd\n", 2)
+        _wait_count(session, "help >", 3)
+        _send(session, "Enter")
+        _wait_count(session, "RUN-ENDED", 1)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False, timeout=30)
