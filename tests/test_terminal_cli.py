@@ -260,3 +260,15 @@ def test_ctrl_c_is_answered_at_once_with_its_levels(tmp_path: Path) -> None:
         if run.poll() is None:
             run.kill()
     assert "cancelled" in out and "interrupted" in out and "KeyboardInterrupt" not in out
+
+
+def test_ids_are_whole_in_piped_tables_however_narrow(tmp_path: Path) -> None:
+    name = "an-uncommonly-long-runbook-identifier-for-narrow-pipes"
+    book = write_book(tmp_path, "1. Say hi.\n\n   ```bash\n   echo hi\n   ```\n", name=f"{name}.md")
+    assert cli(["run", book.name, "--yes"], tmp_path).returncode == 0
+    (run,) = json.loads(cli(["runs", "--format", "json"], tmp_path).stdout)["runs"]
+    narrow = {"COLUMNS": "40"}
+    listed = cli(["runs"], tmp_path, narrow).stdout
+    assert run["run_id"] in listed and f" {name} " in listed
+    assert name in cli(["stats"], tmp_path, narrow).stdout
+    assert run["run_id"] in cli(["log", "last"], tmp_path, narrow).stdout

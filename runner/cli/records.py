@@ -72,8 +72,9 @@ _STYLE = {
 def _console(*, wide: bool = False) -> Console:
     console = Console(highlight=False, soft_wrap=False)
     if wide and not console.is_terminal:
-        # Piped or redirected: no screen to fit, and a cut run id would be useless.
-        console.width = max(console.width, 160)
+        # Piped or redirected: no screen to fit, and a cut run or runbook id would be useless
+        # to the program reading it. Tables are not expanded, so lines are as long as needed.
+        console.width = 10_000
     return console
 
 
@@ -113,7 +114,7 @@ def _runs_table(found: list[RunInfo], progress: dict[str, Progress]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
     # The id is what every other command takes: never wrap or cut it.
     table.add_column("run", no_wrap=True, min_width=max(len(r.run_id) for r in found))
-    table.add_column("runbook", no_wrap=True)
+    table.add_column("runbook", no_wrap=True, min_width=max(len(r.runbook_id) for r in found))
     table.add_column("mode")
     table.add_column("status", no_wrap=True)
     table.add_column("step")
@@ -239,9 +240,6 @@ def _final(console: Console, record: RunRecord) -> None:
 
 def _log_header(record: RunRecord) -> RenderableType:
     book = record.runbook
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="dim", no_wrap=True)
-    grid.add_column()
     rows = [
         ("runbook", f"{record.name} ({book.get('id', '')}) {book.get('path', '')}"),
         (
@@ -257,9 +255,11 @@ def _log_header(record: RunRecord) -> RenderableType:
     rows += [
         ("input " + k, v if isinstance(v, str) else json.dumps(v)) for k, v in record.inputs.items()
     ]
-    for key, value in rows:
-        grid.add_row(key, Text(visible(value)))
-    return Group(Text(record.name, style="bold"), grid)
+    # Lines, not a grid: a grid would wrap or cut a value (the run id) at the screen's edge;
+    # these stay whole for the terminal to wrap and for a copy to pick up.
+    width = max(len(key) for key, _ in rows) + 2
+    lines = [Text(key.ljust(width), style="dim").append(visible(value)) for key, value in rows]
+    return Group(Text(record.name, style="bold"), *lines)
 
 
 def _replay(record: RunRecord, events: list[Event], after: int = 0) -> Iterator[RenderableType]:
