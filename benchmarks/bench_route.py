@@ -182,7 +182,9 @@ def main() -> None:
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     best = min(times)
-    print(f"{alerts:,} alerts in {len(data):,} payloads ({size / 1e6:.1f} MB) vs {args.runbooks} runbooks")
+    print(
+        f"{alerts:,} alerts in {len(data):,} payloads ({size / 1e6:.1f} MB) vs {args.runbooks} runbooks"
+    )
     print(f"outcomes: {dict(outcomes)}")
     print(f"best of {args.repeat}: {best * 1000:.0f} ms = {alerts / best:,.0f} alerts/s "
           f"(slowest {alerts / max(times):,.0f}/s); target >= 20,000/s: "

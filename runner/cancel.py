@@ -8,8 +8,9 @@ interval and interrupt the block themselves. Anywhere else (a prompt, a pause be
 there is no loop to poll, so the handlers raise as Python would.
 
 Levels, as the operator sees them: the first Ctrl-C interrupts the step; a second one while the
-kernel is still settling stops waiting, restarts the kernel and cancels the step; SIGTERM ends
-the run.
+kernel is still settling stops waiting, restarts the kernel and cancels the step; a third one
+(or SIGTERM) ends the run. ``on_press`` is told of each press as it happens, so a person whose
+step ignores the first one sees that it was heard and what the next press does.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 
@@ -33,6 +34,8 @@ class CancelToken:
         self.presses = 0  # Ctrl-Cs not yet acted on
         self.terminated = False  # SIGTERM: end the run
         self._waiting = 0  # > 0 while a loop polls the token
+        # Called (in the main thread, from the handler) with the presses so far: feedback.
+        self.on_press: Callable[[int], None] | None = None
 
     def cancel(self, *, terminate: bool = False) -> None:
         with self._lock:
@@ -81,7 +84,9 @@ class CancelToken:
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
         if self.polling:
-            self.cancel()
+            self.cancel(terminate=self.presses >= 2)  # the third press ends the run
+            if self.on_press is not None:
+                self.on_press(self.presses)
             return
         raise KeyboardInterrupt
 

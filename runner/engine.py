@@ -42,6 +42,7 @@ from .kernels import (
     expression_for,
     is_shell,
     kernel_prelude,
+    shell_text,
     typed_output,
 )
 from .model import (
@@ -270,6 +271,7 @@ class Engine:
         self._current: _Current | None = None
         self._aborted = False
         self._image_count = 0
+        self._off_script_ran = False  # an ad-hoc command may have changed a kernel's values
         pool.on_start = self._kernel_started
         # Ctrl-C and SIGTERM are noted on this token while a kernel is waited on (see
         # runner.cancel); the CLI hands its own over through the pool.
@@ -665,7 +667,7 @@ class Engine:
 
     def _ask_before(self, step: Step, index: int, total: int, procedure: str | None) -> Decision:
         if self.operator.interactive:
-            self._prompt_event(step, index, total, manual=False)
+            self._prompt_event(step, index, total, manual=False, procedure=procedure)
         while True:
             decision = self.operator.before_step(step, index, total)
             if decision.action != "offscript":
@@ -673,13 +675,18 @@ class Engine:
                 return decision
             self._off_script(step, procedure, decision)
 
-    def _prompt_event(self, step: Step, index: int, total: int, *, manual: bool) -> None:
-        """For the display only (not journaled): the step about to be asked about."""
+    def _prompt_event(
+        self, step: Step, index: int, total: int, *, manual: bool, procedure: str | None = None
+    ) -> None:
+        """For the display only (not journaled): the step about to be asked about, with the
+        current values its code uses (secrets as ***) for the step card."""
         self.reporter.on_event(
             {
                 "event": "step_prompt",
                 "step": step.number,
                 "step_id": step.id,
+                "procedure": procedure,
+                "values": self._used_values(step),
                 "title": step.title,
                 "role": step.role,
                 "index": index,
@@ -696,7 +703,7 @@ class Engine:
         started = time.monotonic()
         self._current = _Current(step, procedure, started, 1, 1)
         self._step_started(step, procedure, index, total, attempt=1, attempts=1, kernel=None)
-        self._prompt_event(step, index, total, manual=True)
+        self._prompt_event(step, index, total, manual=True, procedure=procedure)
         while True:
             decision = self.operator.manual(step, index, total)
             if decision.action != "offscript":
@@ -716,6 +723,7 @@ class Engine:
         return Flow.QUIT if decision.action == "quit" else Flow.NEXT
 
     def _off_script(self, step: Step, procedure: str | None, decision: Decision) -> None:
+        self._off_script_ran = True
         kernel = self._kernel_for(step, decision.language)
         try:
             session = self.pool.get(kernel)
@@ -766,6 +774,11 @@ class Engine:
             if self.resume.approved_code.get(key) == self.journal.redactor.text(code):
                 self._approved.add(key)
                 return "approved"
+        # The code runs with what the kernels hold, which an off-script command may have
+        # changed: the approver sees (and the journal records) those values, not the run's.
+        changed = self._changed_in_kernels(step) if self._off_script_ran else {}
+        if changed:
+            code = self._approval_code(step, changed)
         self._event(
             ev.ApprovalRequested(
                 step=step.number,
@@ -779,7 +792,7 @@ class Engine:
             self._approval_event(step, procedure, "approved", self.operator.name, None, None, True)
             self._approved.add(key)
             return "approved"
-        answer = self._ask_approval(step, procedure, code)
+        answer = self._ask_approval(step, procedure, code, changed)
         if answer is None:
             return "paused"
         self._approval_event(
@@ -790,7 +803,9 @@ class Engine:
             return "approved"
         return "denied"
 
-    def _ask_approval(self, step: Step, procedure: str | None, code: str) -> Approval | None:
+    def _ask_approval(
+        self, step: Step, procedure: str | None, code: str, changed: Mapping[str, Any]
+    ) -> Approval | None:
         """An acceptable answer, or None (left for later). A refused approver (the two-person
         rule, a missing role) is journaled and the question asked again: someone else may be
         at hand; otherwise the person leaves it for later and the run pauses."""
@@ -803,6 +818,14 @@ class Engine:
             evidence=self._evidence(),
             run_operator=self.context.operator,
             distinct_required=distinct,
+            changed=tuple(
+                (
+                    n,
+                    self.journal.redactor.text(shell_text({**self.inputs, **self.outputs}[n])),
+                    self.journal.redactor.text(shell_text(v)),
+                )
+                for n, v in changed.items()
+            ),
         )
         refused: set[tuple[str, str | None]] = set()
         while True:
@@ -876,7 +899,48 @@ class Engine:
             return False
         return any(ref in (str(step.number), step.id) for ref in self.options.approve)
 
-    def _approval_code(self, step: Step) -> str:
+    def _used_values(self, step: Step) -> dict[str, Any]:
+        """The inputs and outputs the step's code names, as shown to a person: secrets ***."""
+        redact = self.journal.redactor.value
+        code = "\n".join(block.code for block in step.executable_blocks)
+        return {
+            n: REDACTED if n in self.secret_inputs else redact(v)
+            for n, v in {**self.inputs, **self.outputs}.items()
+            if n in code or n.upper() in code
+        }
+
+    def _changed_in_kernels(self, step: Step) -> dict[str, Any]:
+        """The values the step's kernels hold now for the (non-secret) names its code uses,
+        where they differ from the run's inputs and outputs."""
+        known = {**self.inputs, **self.outputs}
+        changed: dict[str, Any] = {}
+        for session in self.pool.running():
+            if session.info is None:
+                continue
+            language = session.info.language
+            code = "\n".join(
+                b.code for b in step.executable_blocks if (b.kernel or SHELL_KERNEL) == session.name
+            )
+            names = [
+                n
+                for n in known
+                if n not in self.secret_inputs and code and (n in code or n.upper() in code)
+            ]
+            if not names:
+                continue
+            try:
+                result = session.execute(
+                    "", expressions={n: expression_for(language, n) for n in names}, silent=True
+                )
+            except KernelError:
+                continue  # the block's own run will say what is wrong with the kernel
+            for name in names:
+                was = shell_text(known[name]) if is_shell(language) else known[name]
+                if name in result.expressions and result.expressions[name] != was:
+                    changed[name] = result.expressions[name]
+        return changed
+
+    def _approval_code(self, step: Step, current: Mapping[str, Any] | None = None) -> str:
         """The step's code, preceded by the values it refers to, as the approver must see them.
 
         Redacted before it is quoted: a secret with a quote or a backslash would otherwise
@@ -885,7 +949,7 @@ class Engine:
         redact = self.journal.redactor.value
         values = {
             n: REDACTED if n in self.secret_inputs else redact(v)
-            for n, v in {**self.inputs, **self.outputs}.items()
+            for n, v in {**self.inputs, **self.outputs, **(current or {})}.items()
         }
         parts = []
         for block in step.executable_blocks:

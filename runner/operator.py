@@ -19,7 +19,9 @@ from typing import Protocol
 from rich.console import Console
 from rich.markup import escape
 from rich.syntax import Syntax
+from rich.text import Text
 
+from .gate_view import Evidence, evidence_view
 from .model import Step
 from .terminal_text import fold_lines, visible
 
@@ -51,6 +53,9 @@ class ApprovalRequest:
     evidence: tuple[tuple[str, str, str, str], ...]  # (step, title, status, why) so far
     run_operator: str
     distinct_required: bool  # the two-person rule is on
+    # (name, the run's value, the kernel's value now) where an off-script command changed a
+    # value the code uses; secrets redacted.
+    changed: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +170,9 @@ After a failure: [bold]r[/] retry, [bold]s[/] skip and go on, [bold]q[/] quit; w
   names an on_failure policy, [bold]p[/] runs its alternative procedure, or [bold]c[/] continues.
 Manual steps: [bold]d[/] done, [bold]s[/] skip, [bold]q[/] quit; then an optional note.
 Approvals: [bold]a[/] approve, [bold]d[/] deny, [bold]l[/] leave for later (the run pauses).
-Ctrl-C during a step interrupts it; Ctrl-C at a prompt ends the run."""
+Ctrl-C during a step: [bold]1[/] interrupts the step, [bold]2[/] restarts the kernel and cancels
+  the step, [bold]3[/] ends the run. Ctrl-C (or Ctrl-D) at a prompt ends the run.
+Up/Down recall earlier answers; the line can be edited as in a shell."""
 
 
 def failure_keys(step: Step) -> tuple[dict[str, str], list[tuple[str, str]]]:
@@ -193,12 +200,20 @@ class TerminalOperator:
     ) -> None:
         self.name = name
         self.console = console
+        self._readline = read is None and _line_editing()
         self._read = read or input
         self._shown: ApprovalRequest | None = None  # the approval request last displayed
+        # An earlier step's last lines of output, by its label (`3`, `proc:2`), for the
+        # approver's evidence; the live display, which saw the output, sets it.
+        self.tail: Callable[[str], tuple[str, ...]] = lambda label: ()
 
     def _ask(self, prompt: str) -> str:
-        self.console.print(prompt, end="", markup=True, highlight=False)
         try:
+            if self._readline:
+                # readline must be handed the prompt: printed apart, a recalled history line
+                # or a Ctrl-A would redraw over it.
+                return self._read(_readline_prompt(self.console, prompt)).strip()
+            self.console.print(prompt, end="", markup=True, highlight=False)
             return self._read("").strip()
         except EOFError:
             # Ctrl-D (end of input): the person left; end the run as Ctrl-C at a prompt does,
@@ -278,15 +293,22 @@ class TerminalOperator:
             + (f" (approver role: {escape(visible(role))})" if role else "")
         )
         if request.evidence:
-            c.print("Evidence so far:")
-            for label, title, status, why in request.evidence:
-                c.print(
-                    f"  {escape(visible(label))} {escape(visible(title))} ({status}"
-                    + (f": {escape(visible(why))})" if why else ")")
-                )
+            rows = [
+                Evidence(label, title, status, why, self.tail(label))
+                for label, title, status, why in request.evidence
+            ]
+            c.print(evidence_view(rows))
         c.print("The code to approve, with the values it uses:")
         # The code holds input values (alert fields): escaped, so what is approved is what is seen.
         c.print(self._code(request.code, "text"))
+        for name, was, now in request.changed:
+            c.print(
+                Text(
+                    f"⚠ {visible(name)} was changed off-script: {visible(was)!r} when the run "
+                    f"started, {visible(now)!r} in the kernel now: the code runs with that",
+                    style="bold yellow",
+                )
+            )
         if request.distinct_required:
             who = escape(visible(request.run_operator))
             c.print(f"Two-person rule: the approver may not be {who}.")
@@ -300,6 +322,25 @@ class TerminalOperator:
             name = self._ask("approver's name > ")
             if name:
                 return name
+
+
+def _line_editing() -> bool:
+    """Line editing and history (arrows, Ctrl-R) for input(): loading readline is enough."""
+    try:
+        import readline  # noqa: F401  (imported for its effect on input())
+    except ImportError:  # not on every platform: the prompt still works, without editing
+        return False
+    return True
+
+
+def _readline_prompt(console: Console, markup: str) -> str:
+    """The prompt as input() must get it: styles rendered, each escape sequence wrapped in
+    \\001...\\002 so readline does not count it as taking space on the line."""
+    import re
+
+    with console.capture() as captured:
+        console.print(markup, end="", markup=True, highlight=False)
+    return re.sub(r"(\x1b\[[0-9;]*m)", "\x01\\1\x02", captured.get())
 
 
 def _offscript(text: str) -> Decision:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .format import error_headline, format_duration
 from .journal import Event
+from .runs import events as ev
 from .runs.state import RunRecord
 
 MAX_OUTPUT_LINES = 40  # per output in md/html; the notebook keeps everything
@@ -75,8 +76,29 @@ def fmt_status(status: str) -> str:
     return f"{symbol} {status}".strip()
 
 
+def wall_seconds(record: RunRecord) -> float | None:
+    """Wall time of a finished run: first line to `run_finished`, pauses included."""
+    start, end = _epoch(record.started), _epoch(record.finished)
+    if start is None or end is None:
+        return None
+    return max(end - start, record.duration or 0.0)
+
+
+def _epoch(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    try:
+        return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def time_limit_verdict(record: RunRecord) -> str:
-    """One sentence: the total against the time limit and whether it was met."""
+    """One sentence: the total against the time limit and whether it was met. A run that
+    paused for an approval is judged on wall time, the incident's clock, and says both."""
+    wall = wall_seconds(record) if any(isinstance(p, ev.RunPaused) for p in record.pauses) else None
+    if wall is not None:
+        return _wall_verdict(record, wall)
     total = fmt_duration(record.duration)
     limit = record.time_limit
     if limit is None:
@@ -92,6 +114,23 @@ def time_limit_verdict(record: RunRecord) -> str:
     return (
         f"Total {total} against a time limit of {fmt_duration(limit)}: "
         f"**not met** (over by {fmt_duration(over)})."
+    )
+
+
+def _wall_verdict(record: RunRecord, wall: float) -> str:
+    active = record.duration or 0.0
+    both = (
+        f"Wall time {fmt_duration(wall)} (active {fmt_duration(active)}, "
+        f"{fmt_duration(wall - active)} waiting for approvals)"
+    )
+    limit = record.time_limit
+    if limit is None:
+        return f"{both}; the runbook sets no time limit."
+    if wall <= limit:
+        return f"{both} against a time limit of {fmt_duration(limit)}: **met**."
+    return (
+        f"{both} against a time limit of {fmt_duration(limit)}: "
+        f"**not met** (over by {fmt_duration(wall - limit)})."
     )
 
 

@@ -108,16 +108,17 @@ def _steps(steps: Iterable[Step]) -> Iterator[RenderableType]:
         title.append(visible(step.title), style="bold")
         title.append(f"  [{step.id}]  line {step.line}", style="dim")
         yield title
-        yield Padding(Text(visible("; ".join(_step_facts(step)))), (0, 0, 0, 3))
+        yield Padding(Text(visible("; ".join(step_facts(step)))), (0, 0, 0, 3))
         for block in step.blocks:
             yield Padding(_block(block), (0, 0, 0, 3))
 
 
-def _step_facts(step: Step) -> list[str]:
-    facts = [f"role: {step.role or '(none)'}"]
+def step_facts(step: Step, *, role: bool = True, runs_in: bool = True) -> list[str]:
+    """The step's policies in words; the step card leaves out what its header shows."""
+    facts = [f"role: {step.role or '(none)'}"] if role else []
     if step.manual:
         facts.append("manual step (no command runs)")
-    else:
+    elif runs_in:
         kernels = sorted({f"{b.kernel} ({b.lang})" for b in step.executable_blocks})
         facts.append("runs in " + ", ".join(kernels))
     if step.approve:

@@ -194,6 +194,12 @@ def _md_events(s: StepRecord) -> list[str]:
         if isinstance(a, ev.ApprovalRequested):
             items.append(f"- approval requested from role {_md_escape(a.approver_role or 'any')}")
             continue
+        if isinstance(a, ev.ApprovalRefused):
+            items.append(
+                f"- approval by {_md_escape(a.by or '?')} "
+                f"({_md_escape(a.role or 'no role')}) **refused**: {_md_escape(a.reason)}"
+            )
+            continue
         pre = " (pre-approved)" if a.preapproved else ""
         comment = f": {_md_escape(a.comment)}" if a.comment else ""
         items.append(

@@ -37,8 +37,17 @@ from ..record_text import (
     time_limit_verdict,
 )
 from ..report import FORMATS, write_report
-from ..runs.state import RunRecord, StepRecord
-from ..runs.store import RunInfo, default_runs_dir, find_run, info_of, list_runs, load_run
+from ..run_progress import Progress, run_progress
+from ..runs.state import OFF_SCRIPT, RunRecord, StepRecord
+from ..runs.store import (
+    RunInfo,
+    default_runs_dir,
+    find_run,
+    info_of,
+    list_runs,
+    load_run,
+    summary,
+)
 from ..stats import RunbookStats, all_stats, plot_durations, runbook_stats
 from ..terminal_text import visible, visible_event
 from . import EXIT_FAILED, cli, format_option, runs_dir_option
@@ -49,8 +58,9 @@ OUTPUT_VERSION = 1
 def _console(*, wide: bool = False) -> Console:
     console = Console(highlight=False, soft_wrap=False)
     if wide and not console.is_terminal:
-        # Piped or redirected: no screen to fit, and a cut run id would be useless.
-        console.width = max(console.width, 160)
+        # Piped or redirected: no screen to fit, and a cut run or runbook id would be useless
+        # to the program reading it. Tables are not expanded, so lines are as long as needed.
+        console.width = 10_000
     return console
 
 
@@ -74,48 +84,52 @@ def runs(runs_dir: Path | None, runbook_id: str | None, limit: int, output_forma
     """List recent runs, newest first."""
     folder = runs_dir or default_runs_dir()
     found = list_runs(folder, runbook_id)[:limit]
+    progress = {r.run_id: run_progress(r) for r in found}
     if output_format == "json":
-        _dump({"version": OUTPUT_VERSION, "runs": [r.as_json() for r in found]})
+        runs_json = [{**r.as_json(), **progress[r.run_id].as_json()} for r in found]
+        _dump({"version": OUTPUT_VERSION, "runs": runs_json})
         return
     console = _console()
     if not found:
         console.print(Text(f"no runs in {folder}" + (f" of {runbook_id}" if runbook_id else "")))
         return
-    _console(wide=True).print(_runs_table(found))
+    _console(wide=True).print(_runs_table(found, progress))
 
 
-def _runs_table(found: list[RunInfo]) -> Table:
+def _runs_table(found: list[RunInfo], progress: dict[str, Progress]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
     # The id is what every other command takes: never wrap or cut it.
     table.add_column("run", no_wrap=True, min_width=max(len(r.run_id) for r in found))
-    table.add_column("runbook", no_wrap=True)
+    table.add_column("runbook", no_wrap=True, min_width=max(len(r.runbook_id) for r in found))
     table.add_column("mode")
     table.add_column("status", no_wrap=True)
+    table.add_column("step")
     table.add_column("started", no_wrap=True)
-    table.add_column("duration / limit", no_wrap=True)
+    table.add_column("elapsed / limit", no_wrap=True)
     for r in found:
         table.add_row(
             Text(visible(r.run_id)),
             Text(visible(r.runbook_id)),
             Text(visible(r.mode)),
             _status(r.status),
+            Text(visible(progress[r.run_id].step or "")),
             r.started.replace("T", " ")[:19],
-            _against_limit(r),
+            _against_limit(r, progress[r.run_id]),
         )
     return table
 
 
-def _against_limit(r: RunInfo) -> Text:
-    took = fmt_duration(r.duration) if r.duration is not None else "—"
-    if not r.time_limit:
+def _against_limit(r: RunInfo, p: Progress) -> Text:
+    """Wall time (a running run's so far) against the limit: ✓ within, once it finished."""
+    took = fmt_duration(p.wall) if p.wall is not None else "—"
+    if not r.time_limit or p.wall is None:
         return Text(took)
     text = f"{took} / {fmt_duration(r.time_limit)}"
-    if r.within_time_limit is None:
-        return Text(text)
-    return Text(
-        text + (" ✓" if r.within_time_limit else " ✗ over"),
-        style="" if r.within_time_limit else "red",
-    )
+    over = p.wall > r.time_limit
+    if over:
+        return Text(text + " ✗ over", style="red")
+    finished = r.status not in ("running", "paused", "crashed")
+    return Text(text + (" ✓" if finished else ""))
 
 
 # --- log -------------------------------------------------------------------------------------
@@ -125,12 +139,23 @@ def _against_limit(r: RunInfo) -> Text:
 @click.argument("run")
 @runs_dir_option
 @format_option
-def log(run: str, runs_dir: Path | None, output_format: str) -> None:
+@click.option(
+    "-f",
+    "--follow",
+    is_flag=True,
+    help="Keep showing what the run does until it pauses or ends (text format).",
+)
+def log(run: str, runs_dir: Path | None, output_format: str, follow: bool) -> None:
     """Replay a run: what ran, what it printed, who decided what.
 
     RUN is a run id, a unique prefix of one, a run folder, or `last`.
     """
     run_dir = find_run(runs_dir or default_runs_dir(), run)
+    if follow:
+        if output_format == "json":
+            raise click.UsageError("--follow shows text; read journal.jsonl for the events")
+        _follow(run_dir)
+        return
     events = read_events(run_dir)
     if output_format == "json":
         info = info_of(load_run(run_dir, events))
@@ -154,6 +179,44 @@ def log(run: str, runs_dir: Path | None, output_format: str) -> None:
     console.print(_log_header(record))
     for renderable in _replay(record, events):
         console.print(renderable)
+    _final(console, record)
+
+
+#: How often `log --follow` looks at the journal for new lines.
+FOLLOW_POLL = 0.2
+
+
+def _follow(run_dir: Path) -> None:
+    """The log so far, then each new event as the runner journals it, until no runner holds
+    the journal any more (the run paused, ended or crashed)."""
+    import time
+
+    console = _console()
+    console.soft_wrap = True
+    shown, size = 0, -1
+    try:
+        while True:
+            info = summary(run_dir)
+            going = info is not None and info.status == "running"
+            now = (run_dir / JOURNAL).stat().st_size
+            if now != size:
+                size = now
+                events = [visible_event(e) for e in read_events(run_dir)]
+                record = load_run(run_dir, events)
+                if shown == 0:
+                    console.print(_log_header(record))
+                for renderable in _replay(record, events, after=shown):
+                    console.print(renderable)
+                shown = int(events[-1].get("seq") or 0) if events else 0
+            if not going:
+                break
+            time.sleep(FOLLOW_POLL)  # the journal is a file: polled, as `tail -f` polls
+    except KeyboardInterrupt:
+        return  # Ctrl-C stops following; the run goes on
+    _final(console, load_run(run_dir))
+
+
+def _final(console: Console, record: RunRecord) -> None:
     console.print(Rule() if console.is_terminal else Text("─" * 80))
     final = Text("run ")
     final.append_text(_status(record.status))
@@ -163,9 +226,6 @@ def log(run: str, runs_dir: Path | None, output_format: str) -> None:
 
 def _log_header(record: RunRecord) -> RenderableType:
     book = record.runbook
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="dim", no_wrap=True)
-    grid.add_column()
     rows = [
         ("runbook", f"{record.name} ({book.get('id', '')}) {book.get('path', '')}"),
         (
@@ -181,31 +241,56 @@ def _log_header(record: RunRecord) -> RenderableType:
     rows += [
         ("input " + k, v if isinstance(v, str) else json.dumps(v)) for k, v in record.inputs.items()
     ]
-    for key, value in rows:
-        grid.add_row(key, Text(visible(value)))
-    return Group(Text(record.name, style="bold"), grid)
+    # Lines, not a grid: a grid would wrap or cut a value (the run id) at the screen's edge;
+    # these stay whole for the terminal to wrap and for a copy to pick up.
+    width = max(len(key) for key, _ in rows) + 2
+    lines = [Text(key.ljust(width), style="dim").append(visible(value)) for key, value in rows]
+    return Group(Text(record.name, style="bold"), *lines)
 
 
-def _replay(record: RunRecord, events: list[Event]) -> Iterator[RenderableType]:
+def _replay(record: RunRecord, events: list[Event], after: int = 0) -> Iterator[RenderableType]:
     """The events in order, as a person would have watched them: a heading whenever the run
-    moves to another step, then what happened there."""
+    moves to another step, then what happened there. Only events past seq ``after`` are
+    shown (`--follow`); the earlier ones still tell which step is current."""
+    for seq, renderable in _replayed(record, events):
+        if seq > after:
+            yield renderable
+
+
+def _replayed(record: RunRecord, events: list[Event]) -> Iterator[tuple[int, RenderableType]]:
     start = next((e for e in events if e.get("event") == "run_started"), {})
     main_total = start.get("total_steps") or len([s for s in record.steps if not s.procedure])
     current: StepRecord | None = None
+    # An off-script command's output is journaled before the `off_script` event that names the
+    # command: held back and shown under it, not under whatever was shown last.
+    held: list[Event] = []
     for e in events:
-        owner = record.owners.get(int(e.get("seq") or 0))
+        seq = int(e.get("seq") or 0)
+        owner = record.owners.get(seq)
         if owner is not None and owner is not current:
             current = owner
-            yield _step_heading(owner, main_total)
+            yield seq, _step_heading(owner, main_total)
         kind = e.get("event")
-        if kind == "step_started" and int(e.get("attempt") or 1) > 1:
-            yield Text(f"  attempt {e['attempt']} of {e.get('attempts') or '?'}", style="bold")
+        shown: list[RenderableType] = []
+        if kind == "output" and e.get("block_id") == OFF_SCRIPT:
+            held.append(e)
+        elif kind == "off_script":
+            shown.append(_off_script(e))
+            for out in held:
+                shown += _output(out)
+            held = []
+        elif kind == "step_started" and int(e.get("attempt") or 1) > 1:
+            shown.append(
+                Text(f"  attempt {e['attempt']} of {e.get('attempts') or '?'}", style="bold")
+            )
         elif kind == "output":
-            yield from _output(e)
+            shown += _output(e)
         elif kind == "step_finished":
-            yield _step_end(e)
+            shown.append(_step_end(e))
         elif kind in _LINES:
-            yield _LINES[str(kind)](e)
+            shown.append(_LINES[str(kind)](e))
+        for renderable in shown:
+            yield seq, renderable
 
 
 def _step_heading(s: StepRecord, main_total: int) -> RenderableType:
@@ -304,6 +389,21 @@ def _approval(e: Event) -> Text:
     )
 
 
+def _approval_refused(e: Event) -> Text:
+    return Text(
+        f"  ⚑ approval by {e.get('by')} ({e.get('role') or 'no role'}) refused: {e.get('reason')}",
+        style="red",
+    )
+
+
+def _inputs_changed(e: Event) -> Text:
+    previous = e.get("previous") or {}
+    changes = ", ".join(
+        f"{k}={v} (was {previous.get(k)})" for k, v in (e.get("inputs") or {}).items()
+    )
+    return Text(f"\n  ✎ input corrected by {e.get('by')} for the resume: {changes}", style="cyan")
+
+
 def _note(e: Event) -> Text:
     flag = " [unclear]" if e.get("unclear") else ""
     return Text(
@@ -354,6 +454,8 @@ _LINES = {
     "decision": _decision,
     "approval_requested": _approval_requested,
     "approval": _approval,
+    "approval_refused": _approval_refused,
+    "inputs_changed": _inputs_changed,
     "note": _note,
     "fault": _fault,
     "off_script": _off_script,
@@ -380,9 +482,15 @@ _LINES = {
     is_flag=True,
     help="Accept a journal written before journals were keyed (it proves only consistency).",
 )
+@format_option
 @click.pass_context
 def verify_command(
-    ctx: click.Context, run: str, runs_dir: Path | None, repair: bool, allow_unkeyed: bool
+    ctx: click.Context,
+    run: str,
+    runs_dir: Path | None,
+    repair: bool,
+    allow_unkeyed: bool,
+    output_format: str,
 ) -> None:
     """Check a run's journal has not been edited, cut or extended: exit 0 intact, 1 not.
 
@@ -391,14 +499,21 @@ def verify_command(
     holder of your journal key, in order, and none was cut from the end.
     """
     run_dir = find_run(runs_dir or default_runs_dir(), run)
+    fixed = None
     if repair:
         import getpass
 
         fixed = repair_journal(run_dir, getpass.getuser())
-        if fixed is not None:
+        if fixed is not None and output_format == "text":
             click.echo(f"repaired ({visible(fixed)}); the repair is journaled")
     result = verify(run_dir)
-    if result.ok and (result.keyed_from is not None or result.lines == 0 or allow_unkeyed):
+    proven = result.ok and (result.keyed_from is not None or result.lines == 0 or allow_unkeyed)
+    if output_format == "json":
+        _dump(_verify_json(run_dir, result, proven, fixed))
+        if not proven:
+            ctx.exit(EXIT_FAILED)
+        return
+    if proven:
         click.echo(f"intact ({result.lines} events{_keyed_note(result)})")
         return
     if result.ok:
@@ -414,6 +529,29 @@ def verify_command(
     hint = "; `runbook verify --repair` mends it (journaled)" if result.torn else ""
     click.echo(f"{where}: NOT intact: {visible(result.message)}{hint}", err=True)
     ctx.exit(EXIT_FAILED)
+
+
+def _verify_json(
+    run_dir: Path, result: VerifyResult, proven: bool, repaired: str | None
+) -> dict[str, object]:
+    """The verdict for programs: `verdict` is intact, unkeyed (consistent, writer unproven)
+    or not_intact; the exit status is 0 only for a proven journal."""
+    verdict = "intact" if proven else "unkeyed" if result.ok else "not_intact"
+    return {
+        "version": OUTPUT_VERSION,
+        "run_id": run_dir.name,
+        "journal": str(run_dir / JOURNAL),
+        "verdict": verdict,
+        "ok": proven,
+        "events": result.lines,
+        "keyed": result.keyed,
+        "keyed_from": result.keyed_from,
+        "message": result.message,
+        "line": result.line,
+        "torn": result.torn,
+        "repairable": result.repairable,
+        "repaired": repaired,
+    }
 
 
 def _keyed_note(result: VerifyResult) -> str:
@@ -448,7 +586,7 @@ def _keyed_note(result: VerifyResult) -> str:
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="where to write it [default: report.<format> in the run folder]",
+    help="where to write it, `-` for stdout (no plot) [default: report.<format> in the run folder]",
 )
 def report(run: str, runs_dir: Path | None, fmt: str, output: Path | None) -> None:
     """Write the post-incident record of a run (or drill).
@@ -456,10 +594,38 @@ def report(run: str, runs_dir: Path | None, fmt: str, output: Path | None) -> No
     RUN is a run id, a unique prefix of one, a run folder, or `last`.
     """
     run_dir = find_run(runs_dir or default_runs_dir(), run)
+    if output is not None and str(output) == "-":
+        _report_to_stdout(run_dir, fmt)
+        return
     written = write_report(run_dir, fmt, output)
     click.echo(f"wrote {written[0]}")
     for extra in written[1:]:
         click.echo(f"  and {extra}")
+
+
+def _report_to_stdout(run_dir: Path, fmt: str) -> None:
+    """`-o -`: the report on stdout, for a pipe. No durations plot (a PNG has no place in a
+    stream); HTML embeds its images, Markdown names them by their path in the run folder."""
+    from ..report import data_uri, render_html, render_markdown
+
+    record = load_run(run_dir)
+    runbook = runbook_at_run(record)
+    if runbook is not None:
+        fill_from_runbook(record, runbook)
+    if fmt == "md":
+        text = render_markdown(record, image=lambda p: str(p.resolve()), plot=None)
+    elif fmt == "html":
+        text = render_html(record, image=data_uri, plot=None)
+    else:
+        import tempfile
+
+        from ..notebook import write_notebook
+
+        with tempfile.TemporaryDirectory(prefix="runbook-report-") as tmp:
+            out = Path(tmp) / "report.ipynb"
+            write_notebook(record, runbook, str(out))
+            text = out.read_text(encoding="utf-8")
+    click.echo(text, nl=not text.endswith("\n"))
 
 
 # --- stats -----------------------------------------------------------------------------------

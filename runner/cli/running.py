@@ -29,10 +29,10 @@ from ..errors import ExitCode, InvalidInputs, RunbookError, UsageError
 from ..model import InputValue, Runbook, RunStatus, Step, step_label
 from ..record_text import STATUS_STYLE
 from ..terminal_text import visible, visible_event
-from . import EXIT_OK, cli, runs_dir_option
+from . import EXIT_FAILED, EXIT_OK, cli, runs_dir_option
 
 if TYPE_CHECKING:
-    from ..engine import RunContext, RunOptions, RunResult
+    from ..engine import RunContext, RunOptions, RunResult, StepOutcome
     from ..journal import Event
     from ..kernels import KernelPool
     from ..operator import Operator
@@ -60,11 +60,51 @@ class RunbookChanged(RunbookError):
 
 
 class RichReporter:
-    """Shows journal events live: `[3/7]` headers, streamed output, status and duration."""
+    """Shows journal events live: the run header, `[3/7]` headers with the run's clock against
+    its time limit, the step card, streamed output, status and duration."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(
+        self,
+        console: Console,
+        runbook: Runbook | None = None,
+        *,
+        run_id: str = "",
+        started_at: float | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> None:
         self.console = console
+        self.runbook = runbook
         self._headed: tuple[Any, Any] | None = None
+        self._run_id = run_id
+        self._inputs = dict(inputs or {})  # a resumed run's inputs (secrets ***)
+        # Wall time since the run started (epoch), across pauses: an incident's clock.
+        self.started_at = started_at
+        self._limit = runbook.metadata.time_limit if runbook else None
+        self._warned: set[float] = set()
+        # Why a gate was denied, by (procedure, step id), for the summary.
+        self.denials: dict[tuple[Any, Any], str] = {}
+        # The end of each step's output by its label (`3`, `proc:2`), the approver's evidence.
+        self._label = ""
+        self._output: dict[str, str] = {}
+
+    def tail(self, label: str) -> tuple[str, ...]:
+        """The last lines a step printed (its latest attempt)."""
+        from ..gate_view import last_lines
+
+        return last_lines([self._output.get(label, "")])
+
+    def remember(self, record: RunRecord) -> None:
+        """Take the output of a resumed run's earlier attempts, for the evidence; no display."""
+        from ..record_text import output_text
+
+        for s in record.steps:
+            latest = [o for o in s.outputs if int(o.get("attempt") or 1) == s.attempts]
+            self._output[s.label] = "".join(output_text(o) for o in latest)[-4096:]
+
+    def _keep(self, text: str) -> None:
+        if self._label:
+            # Only the end is ever shown: a step that floods output costs a few KiB here.
+            self._output[self._label] = (self._output.get(self._label, "") + text)[-4096:]
 
     def on_event(self, event: Event) -> None:
         handler = getattr(self, "_on_" + str(event.get("event")), None)
@@ -73,31 +113,87 @@ class RichReporter:
             # its control characters escaped, output keeping its own colours.
             handler(visible_event(event))
 
+    def elapsed(self) -> float | None:
+        import time
+
+        return None if self.started_at is None else max(0.0, time.time() - self.started_at)
+
+    def _on_run_started(self, event: Event) -> None:
+        from ..live_text import epoch, run_header
+
+        book = event.get("runbook") or {}
+        self.started_at = epoch(event.get("ts")) or self.started_at
+        self._limit = book.get("time_limit", self._limit)
+        self._run_id = str(event.get("run_id") or self._run_id)
+        inputs = event.get("inputs") or {}
+        self.console.print(run_header(str(book.get("name", "")), self._run_id, inputs, self._limit))
+
+    def _on_run_resumed(self, event: Event) -> None:
+        from ..live_text import run_header
+
+        name = self.runbook.metadata.name if self.runbook else ""
+        attempt = int(event.get("attempt") or 2)
+        self.console.print(
+            run_header(name, self._run_id, self._inputs, self._limit, resumed=attempt)
+        )
+
     def _header(self, event: Event) -> None:
+        from ..live_text import clock, crossed
+
         key = (event.get("procedure"), event.get("step_id"))
         if self._headed == key:
             return
         self._headed = key
         where = f"{event.get('procedure')}: " if event.get("procedure") else ""
-        role = f" [dim]({escape(str(event['role']))})[/]" if event.get("role") else ""
         # A step that never started (skipped, waiting for an approval, handled) has no place
         # in the progress count: name it by its number instead of showing `[?/?]`.
         if "index" in event:
             counter = f"{event['index']}/{event.get('total', '?')}"
         else:
             counter = f"step {event.get('step', '?')}"
-        self.console.print(
-            f"\n[bold cyan]{escape(f'[{counter}]')}[/] "
-            f"[bold]{escape(where + str(event.get('title', '')))}[/]{role}"
-        )
+        line = Text("\n")
+        line.append(f"[{counter}] ", style="bold cyan")
+        line.append(where + str(event.get("title", "")), style="bold")
+        if event.get("role"):
+            line.append(f" ({event['role']})", style="dim")
+        elapsed = self.elapsed()
+        if elapsed is not None:
+            line.append("  ")
+            line.append_text(clock(elapsed, self._limit))
+        self.console.print(line)
+        warning = crossed(elapsed, self._limit, self._warned) if elapsed is not None else None
+        if warning:
+            self.console.print(
+                Text(f"⚠ {warning}", style="bold red" if "over" in warning else "bold yellow")
+            )
+
+    def _step(self, event: Event) -> Step | None:
+        if self.runbook is None:
+            return None
+        procedure = event.get("procedure")
+        if procedure:
+            proc = self.runbook.procedure(str(procedure))
+            steps = proc.steps if proc else ()
+        else:
+            steps = self.runbook.steps
+        return next((s for s in steps if s.id == event.get("step_id")), None)
 
     def _on_step_prompt(self, event: Event) -> None:
+        from ..step_card import manual_view, step_card
+
         self._header(event)
+        step = self._step(event)
         if event.get("manual"):
-            self.console.print(Text(str(event.get("text", "")).strip()))
+            shown = manual_view(step) if step else Text(str(event.get("text", "")).strip())
+            self.console.print(shown)
+        elif step is not None:
+            self.console.print(step_card(step, event.get("values") or {}))
 
     def _on_step_started(self, event: Event) -> None:
         self._header(event)
+        number = event.get("step")
+        self._label = step_label(event.get("procedure"), int(number or 0))
+        self._output[self._label] = ""  # a new attempt: the evidence is its output
         if int(event.get("attempt", 1)) > 1:
             self.console.print(f"[yellow]attempt {event['attempt']} of {event['attempts']}[/]")
 
@@ -108,15 +204,27 @@ class RichReporter:
         )
 
     def _on_output(self, event: Event) -> None:
+        from ..format import PLAIN_ERRORS
+
         kind = event.get("kind")
         # soft_wrap: output is printed as the command wrote it. Rich would otherwise break
         # long lines at the console's width (80 columns when piped), and a hash, URL or IOC
         # copied from the screen or a `tee` log would come out broken.
+        if event.get("block_id") != "off-script":
+            from ..record_text import output_text
+
+            self._keep(output_text(event))
         if kind == "stream":
             style = "red" if event.get("stream") == "stderr" else None
             text = _coloured(str(event.get("text", "")), style or "")
             self.console.print(text, end="", soft_wrap=True)
         elif kind == "error":
+            ename = event.get("ename")
+            if ename in PLAIN_ERRORS or ename in ("KeyboardInterrupt", "Timeout"):
+                # An exit status, an interrupt, a timeout: the step's verdict line below says
+                # it in words (`exit status 3`, `interrupted`, `timed out after 3s`); a class
+                # name or a traceback here would only bury it.
+                return
             trace = "\n".join(event.get("traceback") or []) or str(event.get("text", ""))
             self.console.print(_coloured(trace, "red"), soft_wrap=True)
         else:
@@ -126,17 +234,19 @@ class RichReporter:
 
     def _on_step_finished(self, event: Event) -> None:
         from ..format import format_duration
+        from ..live_text import verdict_detail
 
         self._header(event)
         status = str(event.get("status"))
-        extra = event.get("error") or event.get("reason") or ""
+        step = self._step(event)
+        extra = verdict_detail(event, step.timeout if step else None)
         retry = f"; retrying in {format_duration(event['retry_in'])}" if "retry_in" in event else ""
-        self.console.print(
-            f"[{STATUS_STYLE.get(status, 'white')}]{status}[/] "
-            f"[dim]{format_duration(float(event.get('duration') or 0))}[/]"
-            + (f" [dim]— {escape(str(extra))}[/]" if extra else "")
-            + retry
-        )
+        line = Text(status, style=STATUS_STYLE.get(status, "white"))
+        line.append(f" {format_duration(float(event.get('duration') or 0))}", style="dim")
+        if extra:
+            line.append(f" — {extra}", style="dim")
+        line.append(retry)
+        self.console.print(line, soft_wrap=True)
 
     def _on_approval_requested(self, event: Event) -> None:
         self.console.print(f"[yellow]step {event['step']} needs an approval[/]")
@@ -149,7 +259,11 @@ class RichReporter:
 
     def _on_approval(self, event: Event) -> None:
         how = " (pre-approved on the command line)" if event.get("preapproved") else ""
-        self.console.print(f"[yellow]{event['decision']} by {escape(str(event['by']))}{how}[/]")
+        comment = f": {event['comment']}" if event.get("comment") else ""
+        decided = f"{event['decision']} by {event['by']}"
+        if event.get("decision") == "denied":
+            self.denials[(event.get("procedure"), event.get("step_id"))] = decided + comment
+        self.console.print(Text(decided + how + comment, style="yellow"))
 
     def _on_off_script(self, event: Event) -> None:
         self.console.print(f"[dim]off-script command in {event['kernel']}: {event['status']}[/]")
@@ -166,19 +280,30 @@ def _coloured(text: str, style: str) -> Text:
     return shown
 
 
-def print_summary(console: Console, result: RunResult, runbook: Runbook) -> None:
+def print_summary(
+    console: Console,
+    result: RunResult,
+    runbook: Runbook,
+    reporter: RichReporter | None = None,
+) -> None:
+    """The table of every step (those never reached too), wall and active time against the
+    limit, and the commands to paste next."""
     from rich.table import Table
 
     from ..format import format_duration
+    from ..live_text import Where, hint_lines, next_hints, paused_hints
 
     name = escape(visible(runbook.metadata.name))
     table = Table(title=f"{name}: {result.status.value}", title_justify="left")
     for column in ("step", "title", "status", "time", "note"):
         table.add_column(column, no_wrap=column in ("step", "status", "time"))
+    denials = reporter.denials if reporter else {}
     for o in result.outcomes:
         number = step_label(o.procedure, o.number)
         style = STATUS_STYLE.get(o.status.value, "white")
-        note = (o.error or o.reason or "") + (" (earlier attempt)" if o.earlier else "")
+        note = denials.get((o.procedure, o.step_id)) if o.status.value == "denied" else None
+        note = note or _outcome_note(o, runbook)
+        note += " (earlier attempt)" if o.earlier else ""
         table.add_row(
             number,
             Text(visible(o.title)),
@@ -186,26 +311,71 @@ def print_summary(console: Console, result: RunResult, runbook: Runbook) -> None
             format_duration(o.duration),
             Text(visible(note)),
         )
+    for step in _not_reached(result, runbook):
+        table.add_row(str(step.number), Text(visible(step.title)), "[dim]not reached[/]", "", "")
     console.print()
     console.print(table)
-    limit = result.time_limit
-    total = f"total {format_duration(result.duration)}"
-    if limit is not None:
-        verdict = "within" if result.within_time_limit else "[red]over[/]"
-        total += f" of the {format_duration(limit)} time limit ({verdict})"
-    console.print(total)
+    console.print(_times(result, reporter.elapsed() if reporter else None))
     if result.ended_by:
         from ..runs.state import ending_text
 
         console.print(escape(ending_text(result.ended_by) or ""), soft_wrap=True)
-    if result.status is RunStatus.PAUSED:
+    where = Where(result.run_id, result.run_dir.parent)
+    if result.status is RunStatus.PAUSED and result.paused_step:
+        gated = _find_step(runbook, result.paused_step)
         console.print(f"[yellow]paused:[/] step {result.paused_step} waits for an approval.")
+        hints = paused_hints(where, result.paused_step, gated.approver_role if gated else None)
+        console.print(hint_lines(hints), soft_wrap=True, markup=False)
+    elif result.status.value in ("failed", "cancelled"):
+        console.print("next:", style="bold")
         console.print(
-            f"  record it:  runbook approve {result.run_id} {result.paused_step} --by NAME\n"
-            f"  then:       runbook resume {result.run_id}",
-            soft_wrap=True,
+            hint_lines(next_hints(where, result.status.value)), soft_wrap=True, markup=False
         )
-    console.print(f"journal: {result.run_dir / 'journal.jsonl'}", soft_wrap=True)
+    console.print(f"journal: {result.run_dir / 'journal.jsonl'}", soft_wrap=True, markup=False)
+
+
+def _outcome_note(o: StepOutcome, runbook: Runbook) -> str:
+    from ..live_text import verdict_detail
+
+    step = _find_step(runbook, o.step_id) if o.procedure is None else None
+    event = {"status": o.status.value, "error": o.error, "duration": o.duration}
+    return verdict_detail(event, step.timeout if step else None) or o.reason or ""
+
+
+def _times(result: RunResult, wall: float | None) -> Text:
+    """`wall 12m41s, active 6m41s, of the 1h time limit (within)`: the limit is the incident's
+    clock, so it is judged against wall time when known (paused time counts)."""
+    from ..format import format_duration
+
+    active = result.duration
+    if wall is None or wall < active:
+        wall = active
+    text = Text(f"wall {format_duration(wall)}, active {format_duration(active)}")
+    limit = result.time_limit
+    if limit is not None:
+        text.append(f", of the {format_duration(limit)} time limit (")
+        if wall <= limit:
+            text.append("within")
+        else:
+            text.append(f"over by {format_duration(wall - limit)}", style="red")
+        text.append(")")
+    return text
+
+
+def _find_step(runbook: Runbook, ref: str) -> Step | None:
+    every = [*runbook.steps, *(s for p in runbook.procedures for s in p.steps)]
+    return next((s for s in every if ref in (s.id, str(s.number))), None)
+
+
+def _not_reached(result: RunResult, runbook: Runbook) -> list[Step]:
+    """Steps of the plan with no outcome: the run stopped before them."""
+    if result.status is RunStatus.SUCCEEDED or result.ended_by:
+        return []
+    procedure = next((o.procedure for o in result.outcomes[:1]), None)
+    proc = runbook.procedure(procedure) if procedure else None
+    steps = proc.steps if proc else runbook.steps
+    seen = {(o.procedure, o.step_id) for o in result.outcomes}
+    return [s for s in steps if ((proc.id if proc else None), s.id) not in seen]
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -348,6 +518,7 @@ def _kernels(names: Sequence[str]) -> Iterator[KernelPool]:
     from ..kernels import KernelPool
 
     token = CancelToken()
+    token.on_press = _ctrl_c_feedback
     with token.handling_signals():
         pool = KernelPool()
         pool.cancel = token  # the engine takes it from the pool
@@ -356,6 +527,16 @@ def _kernels(names: Sequence[str]) -> Iterator[KernelPool]:
             yield pool
         finally:
             pool.shutdown()
+
+
+def _ctrl_c_feedback(presses: int) -> None:
+    """Said at once, from the signal handler: one os.write, which cannot re-enter a buffered
+    stream that the handler may have interrupted mid-print."""
+    from ..kernels import INTERRUPT_GRACE
+    from ..live_text import ctrl_c_message
+
+    with contextlib.suppress(OSError):
+        os.write(2, f"\n{ctrl_c_message(presses, INTERRUPT_GRACE)}\n".encode())
 
 
 def _operator(name: str, yes: bool, console: Console) -> Operator:
@@ -378,9 +559,25 @@ def _execute(
     options: RunOptions,
     console: Console,
     resume: ResumeState | None = None,
+    earlier: RunRecord | None = None,
 ) -> int:
     from ..engine import Engine
+    from ..live_text import epoch
 
+    shown = {k: ("***" if k in secrets else v) for k, v in values.items()}
+    reporter = RichReporter(
+        console,
+        runbook,
+        run_id=journal.run_id,
+        started_at=epoch(str(resume.started.get("ts") or "")) if resume else None,
+        inputs=shown,
+    )
+    if earlier is not None:
+        reporter.remember(earlier)
+    from ..operator import TerminalOperator
+
+    if isinstance(operator, TerminalOperator):
+        operator.tail = reporter.tail
     engine = Engine(
         runbook,
         inputs=values,
@@ -390,14 +587,14 @@ def _execute(
         operator=operator,
         context=context,
         options=options,
-        reporter=RichReporter(console),
+        reporter=reporter,
         resume=resume,
     )
     try:
         result = engine.run()
     finally:
         journal.close()
-    print_summary(console, result, runbook)
+    print_summary(console, result, runbook, reporter)
     return result.exit_code
 
 
@@ -599,6 +796,13 @@ def _load_run(runs_dir: Path | None, ref: str) -> tuple[Path, RunRecord, ResumeS
 @click.option(
     "-i", "--input", "pairs", multiple=True, metavar="NAME=VALUE", help="A secret input again."
 )
+@click.option(
+    "--set",
+    "corrections",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Correct a non-secret input the run started with (repeatable; journaled).",
+)
 @click.option("--yes", is_flag=True, help="Continue unattended.")
 @click.option("--operator", "operator_name", metavar="NAME")
 @runs_dir_option
@@ -607,6 +811,7 @@ def resume_command(
     allow_changed: bool,
     inputs_file: str | None,
     pairs: tuple[str, ...],
+    corrections: tuple[str, ...],
     yes: bool,
     operator_name: str | None,
     runs_dir: Path | None,
@@ -615,9 +820,10 @@ def resume_command(
     from ..check import load_for_run
     from ..engine import RunContext, RunOptions, file_sha256
     from ..redact import Redactor
+    from ..runs import events as ev
     from ..runs.store import RunStore
 
-    run_dir, _, state = _load_run(runs_dir, run)
+    run_dir, earlier, state = _load_run(runs_dir, run)
     if state.last_status in (
         RunStatus.SUCCEEDED.value,
         RunStatus.SUCCEEDED_WITH_HANDLED_FAILURES.value,
@@ -649,12 +855,25 @@ def resume_command(
         for key in _pairs(pairs):
             if key in recorded:
                 raise UsageError(
-                    f"input {key!r} was recorded when the run started and cannot change on resume"
+                    f"input {key!r} was recorded when the run started; to correct it, "
+                    f"resume with --set {key}=VALUE (journaled)"
                 )
+        changed = _corrections(book, corrections, recorded)
         values, secrets = gather_inputs(
-            book, pairs, inputs_file, prompt=operator.interactive, recorded=recorded
+            book, pairs, inputs_file, prompt=operator.interactive, recorded=recorded | changed
         )
         journal = RunStore().reopen(run_dir, Redactor.for_inputs(values, secrets))
+        if changed:
+            # Journaled before the attempt that uses it: a reader, and every later resume,
+            # sees which value was corrected, from what, and by whom.
+            journal.append(
+                ev.InputsChanged(
+                    inputs={k: values[k] for k in changed},
+                    previous={k: recorded.get(k) for k in changed},
+                    by=name,
+                )
+            )
+            state.inputs.update({k: values[k] for k in changed})
         context = RunContext(
             str(path), name, socket.gethostname(), _git_commit(path), operator.interactive
         )
@@ -678,7 +897,28 @@ def resume_command(
             options=run_options,
             console=console,
             resume=state,
+            earlier=earlier,
         )
+
+
+def _corrections(
+    book: Runbook, corrections: Sequence[str], recorded: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`--set NAME=VALUE` pairs, checked: a declared input, never a secret (a secret is given
+    again on every resume anyway, and its value must never be journaled)."""
+    changed = _pairs(corrections)
+    specs = {s.name: s for s in book.metadata.inputs}
+    for name in changed:
+        spec = specs.get(name)
+        if spec is None:
+            known = ", ".join(specs) or "none"
+            raise UsageError(f"--set {name}: the runbook has no such input (its inputs: {known})")
+        if spec.secret:
+            raise UsageError(
+                f"--set {name}: a secret input is not recorded, so there is nothing to correct; "
+                f"give it again with RUNBOOK_INPUT_{name.upper()} or --inputs FILE"
+            )
+    return {k: v for k, v in changed.items() if recorded.get(k) != v}
 
 
 # --- approve / deny -------------------------------------------------------------------------------
@@ -716,6 +956,14 @@ def _decide(
     )
     if problem and decision == "approved":
         raise UsageError(problem)
+    if decision == "approved" and sys.stdin.isatty() and sys.stdout.isatty():
+        # A person at a terminal approves what they have just seen, never blind.
+        from .pending import show_gate
+
+        show_gate(Console(highlight=False), run_dir, waiting)
+        if not click.confirm(f"approve step {waiting.step} as {by}?", default=False):
+            click.echo("not approved; nothing was recorded", err=True)
+            return EXIT_FAILED
     with RunStore().reopen(run_dir) as journal:
         journal.append(
             ev.Approval(
@@ -730,9 +978,11 @@ def _decide(
                 distinct_required=distinct,
             )
         )
+    from ..live_text import Where
+
     click.echo(
         f"step {waiting.step} ({waiting.step_id}) {decision} by {by}; "
-        f"continue with: runbook resume {run_dir.name}"
+        f"continue with: {Where(run_dir.name, run_dir.parent).command('resume')}"
     )
     return EXIT_OK
 

@@ -137,14 +137,14 @@ def _token_for(db_path: Path) -> tuple[str, str]:
         # Reused across restarts so an exported RUNBOOK_LAB_TOKEN stays valid.
         kept = token_file.read_text(encoding="utf-8").strip()
         if kept:
-            return kept, f'"$(cat {token_file})"'
+            return kept, _cat(token_file)
     token_file.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(24)
     # Written 0600 rather than printed: secrets never reach the terminal or a scrollback log.
     fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(token + "\n")
-    return token, f'"$(cat {token_file})"'
+    return token, _cat(token_file)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -171,6 +171,29 @@ def _check_db(db: Path) -> None:
         raise UsageError(
             f"{db}: not a lab database ({exc}); point --db at a new file or an earlier lab.db"
         ) from None
+
+
+def _cat(token_file: Path) -> str:
+    """Shell text reading the token file, by its absolute path: pasteable from any folder."""
+    import shlex
+
+    return f'"$(cat {shlex.quote(str(token_file.resolve()))})"'
+
+
+def banner(url: str, token_shell: str | None) -> str:
+    """What to paste so that runbooks target this lab: a runbook reads its inputs from
+    ``RUNBOOK_INPUT_<NAME>``, and one on another port would otherwise quietly use its default
+    base URL. ``token_shell`` is the shell text that yields the token (never the token)."""
+    token = token_shell or "THE-TOKEN-YOU-PASSED"
+    return "\n".join(
+        [
+            "  runbooks (inputs base_url, api_token) target it once you paste, in their shell:",
+            f"    export RUNBOOK_INPUT_BASE_URL={url}",
+            f"    export RUNBOOK_INPUT_API_TOKEN={token}",
+            "  drills against it:",
+            f"    export {TOKEN_ENV}={token}; runbook drill RUNBOOK --lab {url}",
+        ]
+    )
 
 
 def serve(
@@ -205,9 +228,9 @@ def serve(
         raise
     url = f"http://{host}:{port}"
     print(f"runbook lab: serving {url} (database {db})", file=sys.stderr)
-    print(f"  token: {how}", file=sys.stderr)
-    if how != "the token you passed":
-        print(f"  export {URL_ENV}={url} {TOKEN_ENV}={how.split(' (')[0]}", file=sys.stderr)
+    print(
+        banner(url, how.split(" (")[0] if how != "the token you passed" else None), file=sys.stderr
+    )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     try:
         uvicorn.Server(config).run(sockets=[sock])

@@ -129,13 +129,12 @@ class RunFinished(JournalEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class InputCorrected(JournalEvent):
-    """`runbook resume --set NAME=VALUE`: a non-secret input changed before an attempt."""
+class InputsChanged(JournalEvent):
+    """`runbook resume --set NAME=VALUE`: inputs corrected before the attempt that uses them."""
 
-    KIND = "input_corrected"
-    name: str = ""
-    old: Any = None
-    new: Any = None
+    KIND = "inputs_changed"
+    inputs: Mapping[str, Any] = field(default_factory=dict)  # name -> new value (secrets ***)
+    previous: Mapping[str, Any] = field(default_factory=dict)  # name -> the value it replaced
     by: str = ""
 
 
@@ -357,7 +356,7 @@ KINDS: dict[str, type[JournalEvent]] = {
         RunResumed,
         RunPaused,
         RunFinished,
-        InputCorrected,
+        InputsChanged,
         JournalRepaired,
         KernelStarted,
         KernelRestored,

@@ -88,7 +88,9 @@ class StepRecord:
     blocks: list[BlockRun] = field(default_factory=list)  # from block_started, in order
     values: dict[str, Any] = field(default_factory=dict)  # named outputs
     decisions: list[ev.DecisionEvent] = field(default_factory=list)
-    approvals: list[ev.ApprovalRequested | ev.Approval] = field(default_factory=list)
+    approvals: list[ev.ApprovalRequested | ev.Approval | ev.ApprovalRefused] = field(
+        default_factory=list
+    )
     notes: list[ev.Note] = field(default_factory=list)
     faults: list[ev.Fault] = field(default_factory=list)
 
@@ -138,6 +140,7 @@ class RunRecord:
     options: dict[str, Any]
     started: str
     events: int  # number of events read
+    last_event: str | None = None  # ISO time of the last event read
     status: str = "running"
     finished: str | None = None
     duration: float | None = None
@@ -149,6 +152,7 @@ class RunRecord:
     off_script: list[Event] = field(default_factory=list)
     pauses: list[ev.RunPaused | ev.RunResumed] = field(default_factory=list)
     notes: list[ev.Note] = field(default_factory=list)  # notes not tied to a step
+    input_changes: list[ev.InputsChanged] = field(default_factory=list)  # `resume --set`
     loose_faults: list[ev.Fault] = field(default_factory=list)  # faults not tied to a step
     owners: dict[int, StepRecord] = field(default_factory=dict)  # event seq -> its step
     schema: int = 1  # the journal schema run_started names
@@ -205,16 +209,17 @@ class RunRecord:
     def paused(self) -> bool:
         return self.status == "paused"
 
+    def waiting_steps(self) -> list[ev.StepFinished]:
+        """The steps waiting for an approval nobody gave yet, in the order they paused."""
+        return [
+            word
+            for word in self.last_word.values()
+            if isinstance(word, ev.StepFinished) and word.status == StepStatus.WAITING_APPROVAL
+        ]
+
     def waiting(self, ref: str) -> ev.StepFinished | None:
         """The step `ref` (number or id) when it waits for an approval nobody gave yet."""
-        for word in self.last_word.values():
-            if (
-                isinstance(word, ev.StepFinished)
-                and word.status == StepStatus.WAITING_APPROVAL
-                and ref in (str(word.step), str(word.step_id))
-            ):
-                return word
-        return None
+        return next((w for w in self.waiting_steps() if ref in (str(w.step), str(w.step_id))), None)
 
     def request_for(self, step: ev.ListedStepEvent) -> ev.ApprovalRequested | None:
         """The approval request a waiting step made (its approver role, the code shown)."""
@@ -532,6 +537,17 @@ class _Fold:
         self.record.open_approvals[key] = e
         self.record.last_word[key] = e
 
+    def _on_approval_refused(self, e: ev.ApprovalRefused) -> None:
+        # A refused approver is part of the gate's story (the report lists it), but it is no
+        # answer: the gate stays open.
+        if (rec := self.step(e)) is not None:
+            rec.approvals.append(e)
+
+    def _on_inputs_changed(self, e: ev.InputsChanged) -> None:
+        # Later attempts, and every reader, take the corrected values.
+        self.record.inputs.update(e.inputs)
+        self.record.input_changes.append(e)
+
     def _on_note(self, e: ev.Note) -> None:
         rec = self.step(e)
         (rec.notes if rec else self.record.notes).append(e)
@@ -586,6 +602,7 @@ def fold(run_dir: Path, events: Iterable[ev.JournalEvent | Mapping[str, Any]]) -
     apply = _Fold(record).apply
     for e in typed:
         apply(e)
+    record.last_event = typed[-1].ts if typed else None
     return record
 
 

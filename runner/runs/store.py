@@ -12,6 +12,7 @@ first line and the run-level events near its end (the last 64 KiB), which is all
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -142,6 +143,7 @@ class RunInfo:
     time_limit: float | None
     within_time_limit: bool | None
     operator: str
+    last_event: str | None = None  # ISO time of the journal's last line
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -164,10 +166,12 @@ class RunInfo:
 
 def summary(run_dir: Path) -> RunInfo | None:
     """A run as a list shows it, from its first line and the run-level events of its tail."""
-    events = _head_and_tail(run_dir)
+    events, last = _head_and_tail(run_dir)
     if not events or not isinstance(events[0], ev.RunStarted):
         return None
-    return info_of(load_run(run_dir, [e.record() for e in events]))
+    return dataclasses.replace(
+        info_of(load_run(run_dir, [e.record() for e in events])), last_event=last
+    )
 
 
 def info_of(record: RunRecord) -> RunInfo:
@@ -186,16 +190,17 @@ def info_of(record: RunRecord) -> RunInfo:
         time_limit=book.get("time_limit"),
         within_time_limit=record.within_time_limit if ended else None,
         operator=record.operator,
+        last_event=record.last_event,
     )
 
 
-def _head_and_tail(run_dir: Path) -> list[ev.JournalEvent]:
-    """The first event and the run-level events in the last 64 KiB: two reads of a journal,
-    however long it grew."""
+def _head_and_tail(run_dir: Path) -> tuple[list[ev.JournalEvent], str | None]:
+    """The first event and the run-level events in the last 64 KiB, and the time of the last
+    line: two reads of a journal, however long it grew."""
     try:
         fd = open_regular(run_dir / JOURNAL)
     except (OSError, UnsafeFile):
-        return []
+        return [], None
     try:
         size = os.fstat(fd).st_size
         head = os.pread(fd, min(size, _TAIL_BYTES), 0)
@@ -208,13 +213,15 @@ def _head_and_tail(run_dir: Path) -> list[ev.JournalEvent]:
     first, _, rest = head.partition(b"\n")
     lines = rest.split(b"\n") if start == 0 else tail.split(b"\n")[1:]  # the first is cut
     out: list[ev.JournalEvent] = []
+    last: str | None = None
     for raw in [first, *lines]:
         record = _json_line(raw)
         if record is not None:
             event = ev.decode(record)
+            last = event.ts or last
             if isinstance(event, _RUN_LEVEL):
                 out.append(event)
-    return out
+    return out, last
 
 
 def _json_line(raw: bytes) -> dict[str, Any] | None:

@@ -1,0 +1,162 @@
+"""`runbook pending RUN`: a waiting gate in full, so approving from the command line is not blind.
+
+It shows what the approval screen at the terminal shows: the step, the exact code with the values
+it uses (as the approver of a resumed run will be asked about it), the values a resume gives the
+step, what off-script commands touched, and the evidence so far with each earlier step's last
+lines of output; then the commands to approve or deny, ready to paste.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console, Group, RenderableType
+from rich.text import Text
+
+from ..errors import UsageError
+from ..gate_view import Evidence, evidence_view, names_used, off_script_warnings, output_tail
+from ..journal import read_events
+from ..live_text import Where, hint_lines, paused_hints
+from ..record import runbook_at_run, runbook_step
+from ..runs import events as ev
+from ..runs.state import RunRecord, StepRecord
+from ..runs.store import default_runs_dir, find_run, load_run
+from ..step_card import first_paragraph, markdown, values_table
+from ..terminal_text import fold_lines, visible, visible_event
+from . import EXIT_FAILED, EXIT_OK, cli, format_option, runs_dir_option
+
+OUTPUT_VERSION = 1
+
+
+def _values_now(record: RunRecord) -> dict[str, Any]:
+    """What a resume gives the step: the recorded inputs (secrets ***) and outputs."""
+    values = dict(record.inputs)
+    for s in record.steps:
+        values.update(s.values)
+    return values
+
+
+def _evidence(record: RunRecord, before: StepRecord | None) -> list[Evidence]:
+    rows = []
+    for s in record.steps:
+        if s is before:
+            break
+        rows.append(
+            Evidence(
+                s.label,
+                s.title or s.step_id,
+                s.status,
+                s.error or s.reason or "",
+                output_tail(s.outputs),
+            )
+        )
+    return rows
+
+
+@cli.command()
+@click.argument("run")
+@click.argument("step", required=False)
+@runs_dir_option
+@format_option
+def pending(run: str, step: str | None, runs_dir: Path | None, output_format: str) -> int:
+    """Show a gate RUN waits on, in full: code, values, evidence, and how to decide.
+
+    RUN is a run id, a unique prefix of one, a run folder, or `last`; STEP (a number or id)
+    picks one gate when several wait. Exit 1 when nothing waits.
+    """
+    folder = Path(runs_dir) if runs_dir else default_runs_dir()
+    run_dir = find_run(folder, run)
+    # Everything shown comes from the journal or the runbook: escaped, never obeyed.
+    record = load_run(run_dir, [visible_event(e) for e in read_events(run_dir)])
+    waiting = record.waiting_steps()
+    if step is not None:
+        waiting = [w for w in waiting if step in (str(w.step), str(w.step_id))]
+    if not waiting:
+        what = f"step {step} of run {run_dir.name} is" if step else f"run {run_dir.name} has"
+        click.echo(f"{what} not waiting for an approval", err=True)
+        return EXIT_FAILED
+    where = Where(run_dir.name, run_dir.parent)
+    gates = [_gate(record, w) for w in waiting]
+    if output_format == "json":
+        click.echo(json.dumps({"version": OUTPUT_VERSION, "run_id": run_dir.name, "gates": gates},
+                              indent=2, ensure_ascii=False, default=str))  # fmt: skip
+        return EXIT_OK
+    console = Console(highlight=False)
+    for gate in gates:
+        console.print(_view(record, gate, max(20, console.width - 1)))
+        console.print("Decide:")
+        hints = paused_hints(where, str(gate["step_id"]), gate["approver_role"])[1:]
+        # Commands to paste: never broken at the screen's edge (the terminal wraps them whole).
+        console.print(hint_lines(hints) + "\n", soft_wrap=True, markup=False)
+    return EXIT_OK
+
+
+def show_gate(console: Console, run_dir: Path, waiting: ev.StepFinished) -> None:
+    """The gate in full, for `runbook approve` at a terminal before it asks to confirm."""
+    record = load_run(run_dir, [visible_event(e) for e in read_events(run_dir)])
+    console.print(_view(record, _gate(record, waiting), max(20, console.width - 1)))
+
+
+def _gate(record: RunRecord, waiting: ev.StepFinished) -> dict[str, Any]:
+    """One waiting gate as data; the text view is drawn from the same dict."""
+    requested = record.request_for(waiting)
+    key = (waiting.procedure, waiting.step_id)
+    rec = next((s for s in record.steps if (s.procedure, s.step_id) == key), None)
+    code = requested.code if requested else ""
+    values = _values_now(record)
+    used = names_used(code, values)
+    distinct = bool(record.options.get("require_distinct_approver"))
+    return {
+        "step": waiting.step,
+        "step_id": waiting.step_id,
+        "procedure": waiting.procedure,
+        "title": waiting.title,
+        "approver_role": requested.approver_role if requested else None,
+        "requested_at": requested.ts if requested else None,
+        "distinct_required": distinct,
+        "run_operator": record.operator,
+        "code": code,
+        "values": {n: values[n] for n in used},
+        "warnings": off_script_warnings(record.off_script, used),
+        "evidence": [
+            {"step": e.label, "title": e.title, "status": e.status, "why": e.why, "tail": e.tail}
+            for e in _evidence(record, rec)
+        ],
+    }
+
+
+def _view(record: RunRecord, gate: dict[str, Any], width: int) -> RenderableType:
+    role = gate["approver_role"]
+    head = Text(f"Run {visible(record.run_id)} ({visible(record.name)}) ", style="bold")
+    head.append(f"step {gate['step']} {visible(str(gate['title']))}", style="bold yellow")
+    head.append(" waits for an approval" + (f" by role {visible(role)}" if role else ""))
+    parts: list[RenderableType] = [head]
+    step = runbook_step(runbook_at_run(record), _step_record(record, gate))
+    if step is not None and first_paragraph(step):
+        parts.append(markdown(first_paragraph(step)))
+    if gate["distinct_required"]:
+        parts.append(Text(f"Two-person rule: the approver may not be {visible(record.operator)}."))
+    parts.append(Text("The code to approve, with the values it uses:"))
+    parts.append(Text(fold_lines(visible(gate["code"].rstrip("\n")), width)))
+    if gate["values"]:
+        parts.append(Text("Values a resume gives it (secrets ***):"))
+        parts.append(values_table(gate["values"]))
+    for warning in gate["warnings"]:
+        parts.append(Text(f"⚠ {visible(warning)}", style="bold yellow"))
+    rows = [
+        Evidence(e["step"], e["title"], e["status"], e["why"], e["tail"]) for e in gate["evidence"]
+    ]
+    if rows:
+        parts.append(evidence_view(rows))
+    return Group(*parts)
+
+
+def _step_record(record: RunRecord, gate: dict[str, Any]) -> StepRecord:
+    key = (gate["procedure"], gate["step_id"])
+    found = next((s for s in record.steps if (s.procedure, s.step_id) == key), None)
+    if found is None:
+        raise UsageError(f"step {gate['step_id']} is not in the run's journal")
+    return found
