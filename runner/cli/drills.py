@@ -244,7 +244,7 @@ def _play(
     with _kernels(_needed_kernels(book.steps)) as pool:
         redactor = Redactor.for_inputs(values, secrets)
         journal = RunStore(runs).create(new_run_id(book.metadata.id), redactor)
-        reporter = DrillReporter(console)
+        reporter = DrillReporter(console, book, run_id=journal.run_id)  # step cards, the clock
         operator = DrillOperator(
             book,
             scenario,
