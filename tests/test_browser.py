@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -165,4 +166,97 @@ def test_duration_chart_reads_on_screen_and_in_print(browser: Any, base_url: str
         # Material sizes figures to their content; a scalable SVG must not shrink to a sliver.
         assert box is not None and box["width"] >= 400 and box["height"] >= 140, (media, box)
         chart.screenshot(path=str(ARTIFACTS / name))
+    page.close()
+
+
+def test_follow_along_is_kept_per_incident_with_times_and_copies_as_markdown(
+    browser: Any, base_url: str
+) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(f"{base_url}runbooks/compromised-account/")
+    incident = page.locator(".rb-incident-id")
+    progress = page.locator(".rb-progress")
+    lookup = page.locator('input.rb-check-box[data-step="lookup"]')
+    expect(page.locator(".rb-started")).to_have_text("not started")
+    incident.fill("DRILL-7")
+    incident.dispatch_event("change")
+    lookup.check()
+    expect(progress).to_have_text("1 of 3 done")
+    started = page.locator(".rb-started").inner_text()
+    assert re.fullmatch(r"started \d{4}-\d\d-\d\d \d\d:\d\d", started), started
+    tick = page.locator('label:has(input[data-step="lookup"]) time.rb-tick')
+    expect(tick).to_have_text(re.compile(r"^\d\d:\d\d$"))
+    assert tick.get_attribute("datetime")
+
+    # Tonight's incident starts empty; the drill's ticks stay under the drill's id.
+    page.locator(".rb-reset").click()
+    expect(progress).to_have_text("0 of 3 done")
+    expect(lookup).not_to_be_checked()
+    incident.fill("INC-1234")
+    incident.dispatch_event("change")
+    page.locator('input.rb-check-box[data-step="confirm-the-alert"]').check()
+    page.reload()
+    expect(incident).to_have_value("INC-1234")
+    expect(progress).to_have_text("1 of 3 done")
+    expect(lookup).not_to_be_checked()
+    page.goto(f"{base_url}runbooks/compromised-account/?incident=DRILL-7")
+    expect(lookup).to_be_checked()
+    expect(progress).to_have_text("1 of 3 done")
+
+    page.locator(".rb-copy").click()
+    expect(page.locator(".rb-follow")).to_have_attribute("data-checklist", re.compile("DRILL-7"))
+    checklist = page.locator(".rb-follow").get_attribute("data-checklist") or ""
+    lines = checklist.splitlines()
+    assert re.fullmatch(r"# Compromised account — DRILL-7 \(started [\d: -]+\)", lines[0]), lines
+    assert lines[2] == "- [ ] 1. Confirm the alert"
+    assert re.fullmatch(
+        r"- \[x\] 2\. Look up recent sign-ins \(\d{4}-\d\d-\d\d \d\d:\d\d\)", lines[3]
+    )
+    assert lines[4] == "- [ ] 3. Disable the account"
+    context.close()
+
+
+def test_sticky_bar_leaves_back_to_top_and_code_copy_buttons_clear(
+    browser: Any, base_url: str
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 500})
+    page.goto(f"{base_url}runbooks/compromised-account/")
+    bar = page.locator(".rb-follow")
+    code = page.locator("#step-lookup ~ .highlight pre").first
+    # Scroll a code block under the stuck bar: the bar covers its copy button, not the reverse.
+    code.scroll_into_view_if_needed()
+    page.mouse.wheel(0, 200)
+    page.mouse.wheel(0, -60)  # scrolling up is what brings Material's back-to-top button
+    page.wait_for_function("() => !document.querySelector('.md-top').hidden")
+    top = page.locator(".md-top").bounding_box()
+    stuck = bar.bounding_box()
+    assert top is not None and stuck is not None
+    assert top["y"] >= stuck["y"] + stuck["height"], (top, stuck)
+    # A code block's top (where Material puts its copy button) just under the bar's top edge.
+    page.evaluate(
+        """() => {
+          const bar = document.querySelector('.rb-follow').getBoundingClientRect();
+          const pre = document.querySelector('#step-lookup ~ .highlight pre');
+          window.scrollBy(0, pre.getBoundingClientRect().top - bar.top - 4);
+        }"""
+    )
+    hit = page.evaluate(
+        """() => {
+          const bar = document.querySelector('.rb-follow').getBoundingClientRect();
+          const out = [];
+          for (const b of document.querySelectorAll('button[data-md-type="copy"]')) {
+            const r = b.getBoundingClientRect();
+            const x = r.x + r.width / 2, y = r.y + r.height / 2;
+            if (y >= bar.top && y <= bar.bottom && x >= bar.left && x <= bar.right) {
+              out.push(document.elementFromPoint(x, y).closest('.rb-follow') !== null);
+            }
+          }
+          return out;
+        }"""
+    )
+    # A copy button is under the bar, and wherever one is, the bar is on top.
+    assert hit and all(hit), hit
     page.close()

@@ -39,7 +39,13 @@ def make_project(root: Path, extra_runbooks: tuple[str, ...] = (), **options: ob
     plugin = {"runbooks_dir": "runbooks", **options}
     config = {
         "site_name": "Plugin test",
-        "theme": {"name": "material", "font": False, "features": ["content.code.copy"]},
+        "theme": {
+            "name": "material",
+            "font": False,
+            "features": ["content.code.copy", "navigation.top"],
+            # Both schemes, as the project's own mkdocs.yml: the dark one's styles come with it.
+            "palette": [{"scheme": "default"}, {"scheme": "slate"}],
+        },
         "plugins": ["search", "tags", {"runbooks": plugin}],
         "hooks": [str(CLI_HOOK)],
         "nav": [{"Home": "index.md"}, {"Runbooks": "runbooks/index.md"}, {"CLI": "cli.md"}],

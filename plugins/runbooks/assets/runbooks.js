@@ -154,6 +154,12 @@
     load();
     bar.classList.add("rb-follow--ready");
     update();
+    // Material's back-to-top button goes below the bar, however many lines the bar wraps to.
+    function measure() {
+      document.documentElement.style.setProperty("--rb-bar-height", bar.offsetHeight + "px");
+    }
+    if (typeof ResizeObserver !== "undefined") new ResizeObserver(measure).observe(bar);
+    measure();
   }
 
   function filters(panel) {
