@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from runner.journal import Journal, Redactor
-from runner.journal_key import KEY_ENV
+from runner.runs.journal import Journal, Redactor
+from runner.runs.key import KEY_ENV
 
 _fsyncs = 0
 _real_fsync = os.fsync

@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 
 import yaml
-
-from runner.parse import parse_file
+from runner.parse.markdown.markdown import parse_file
 
 FRONT = """\
 ---

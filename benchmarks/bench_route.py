@@ -20,8 +20,9 @@ import random
 import time
 from collections import Counter
 
-from runner.model import Runbook
-from runner.parse import parse_text
+from runner.format.syntax.model import Runbook
+from runner.parse.markdown.markdown import parse_text
+
 from runner.routing.detect import read_alerts
 from runner.routing.route import Router
 

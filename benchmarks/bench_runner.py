@@ -23,13 +23,13 @@ import time
 from pathlib import Path
 
 import nbformat
+from runner.check.lint.lint import load_for_run
+from runner.kernels.pool.pool import ExecStatus, KernelPool
 
-from runner.check import load_for_run
-from runner.engine import Engine, RunContext, RunOptions
-from runner.journal import Journal
-from runner.kernels import ExecStatus, KernelPool
-from runner.operator import UnattendedOperator
-from runner.redact import Redactor
+from runner.exec.engine import Engine, RunContext, RunOptions
+from runner.exec.operator import UnattendedOperator
+from runner.runs.journal import Journal
+from runner.runs.redact import Redactor
 
 BIN = Path(sys.executable).parent
 HEAD = "---\nname: Bench\nservice: bench\n---\n# Bench\n\n## Steps\n\n"

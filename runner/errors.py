@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import IntEnum
 
-from .model import Problem
+from runner.format.model import Problem
 
 
 class ExitCode(IntEnum):

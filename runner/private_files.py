@@ -13,7 +13,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from .errors import ExitCode, RunbookError
+from runner.errors import ExitCode, RunbookError
 
 PRIVATE = 0o600
 # O_NOFOLLOW: a symlink as the last component fails (ELOOP) instead of being followed.

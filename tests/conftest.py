@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.journal_key import KEY_ENV
 from runner.lab import LabServer
+from runner.runs.key import KEY_ENV
 
 
 @pytest.fixture(scope="session")

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runner.check import load_for_run
-from runner.engine import Engine, RunContext, RunOptions, RunResult
-from runner.journal import Journal, read_events
-from runner.kernels import KernelPool
-from runner.operator import Operator, UnattendedOperator
-from runner.redact import Redactor
+from runner.check.lint import load_for_run
+from runner.exec.engine import Engine, RunContext, RunOptions, RunResult
+from runner.exec.operator import Operator, UnattendedOperator
+from runner.kernels.pool import KernelPool
 from runner.runs.events import decode
+from runner.runs.journal import Journal, read_events
+from runner.runs.redact import Redactor
 from runner.runs.state import ResumeState
 
 RUNBOOK = str(Path(sys.executable).with_name("runbook"))

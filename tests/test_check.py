@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from runner.check import check_path, iter_runbook_files, lint, load_for_run, resolve_runbook
+from runner.check.lint import check_path, iter_runbook_files, lint, load_for_run, resolve_runbook
 from runner.errors import InvalidRunbook, UsageError
-from runner.model import Problem
-from runner.parse import parse_text
+from runner.format.model import Problem
+from runner.parse.markdown import parse_text
 
 CLEAN = """\
 ---

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from runner.check import lint
-from runner.model import Problem, Runbook
-from runner.parse import parse_text
+from runner.check.lint import lint
+from runner.format.model import Problem, Runbook
+from runner.parse.markdown import parse_text
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "runbooks").glob("*.md"))

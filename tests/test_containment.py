@@ -1,5 +1,6 @@
 """Nothing a run starts outlives it: not when it ends cleanly, not when its runner is SIGKILLed
-at any point. Every kernel runs under runner.reaper, a subreaper that dies with the runner."""
+at any point. Every kernel runs under runner.kernels.reaper, a subreaper that dies with the
+runner."""
 
 from __future__ import annotations
 

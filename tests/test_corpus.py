@@ -10,7 +10,7 @@ from markdown_it import MarkdownIt
 from mdit_py_plugins.front_matter import front_matter_plugin
 
 from runner.errors import UnreadableRunbook
-from runner.parse import parse_file
+from runner.parse.markdown import parse_file
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 

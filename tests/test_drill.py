@@ -21,9 +21,8 @@ import msgspec
 import pytest
 from runner_helpers import RUNBOOK, cli
 
-from runner.drill import stale_problems
-from runner.journal import read_events
-from runner.scenario import (
+from runner.drills.drill import stale_problems
+from runner.drills.scenario import (
     Answer,
     Scenario,
     ScenarioError,
@@ -32,6 +31,7 @@ from runner.scenario import (
     parse_error_path,
     split_validation_error,
 )
+from runner.runs.journal import read_events
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(p.name for p in (REPO / "runbooks").glob("*.md"))

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from runner_helpers import finished, kernel_processes, of, run_engine, stdout_text, write_book
 
-from runner.cancel import CancelToken
-from runner.engine import RunOptions
-from runner.journal import verify
-from runner.kernels import KernelPool, KernelSession
-from runner.model import RunStatus
-from runner.operator import ScriptedOperator
+from runner.exec.engine import RunOptions
+from runner.exec.operator import ScriptedOperator
+from runner.format.model import RunStatus
+from runner.kernels.cancel import CancelToken
+from runner.kernels.pool import KernelPool, KernelSession
+from runner.runs.journal import verify
 
 
 def test_state_persists_and_outputs_cross_kernels(tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ from runner_helpers import cli, write_book
 from test_journal import write_full_run
 from test_records_cli import run_cli
 
-from runner.journal import HEAD, JOURNAL, Journal, JournalError, read_events, verify
-from runner.journal_key import KEY_ENV, JournalKeyError
-from runner.report import write_report
+from runner.reports.report import write_report
+from runner.runs.journal import HEAD, JOURNAL, Journal, JournalError, read_events, verify
+from runner.runs.key import KEY_ENV, JournalKeyError
 from runner.runs.state import resume_state
 from runner.runs.store import find_run
 

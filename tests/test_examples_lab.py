@@ -16,7 +16,7 @@ import pytest
 from runner_helpers import cli
 
 from runner.lab import LabServer
-from runner.parse import parse_file
+from runner.parse.markdown import parse_file
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from test_records_cli import run_cli
 
-from runner.expr import parse_expression
-from runner.parse import parse_text
+from runner.format.expr import parse_expression
+from runner.parse.markdown import parse_text
 
 HEAD = "---\nname: Hostile\nservice: test\nobjective: Test\n{extra}---\n# Hostile\n\n## Steps\n\n"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runner.inputs import InputValueError, coerce, resolve
-from runner.model import InputSpec, Metadata
+from runner.format.inputs import InputValueError, coerce, resolve
+from runner.format.model import InputSpec, Metadata
 
 
 def meta(*specs: InputSpec) -> Metadata:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pexpect
 from runner_helpers import RUNBOOK, finished, of, write_book
 
-from runner.journal import read_events, verify
+from runner.runs.journal import read_events, verify
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

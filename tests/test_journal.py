@@ -1,4 +1,5 @@
-"""The journal as written by runner.journal.Journal and read back: chain, head, redaction, runs.
+"""The journal as written by runner.runs.journal.Journal and read back: chain, head, redaction,
+runs.
 
 The helpers at the top write realistic journals (the event schema of docs, in the order the
 runner writes them); test_report, test_records_cli and test_stats reuse them.
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from runner_helpers import append_event
 
-from runner.journal import (
+from runner.runs.journal import (
     HEAD,
     JOURNAL,
     Journal,

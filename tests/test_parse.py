@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from runner.model import Runbook
-from runner.parse import parse_text
+from runner.format.model import Runbook
+from runner.parse.markdown import parse_text
 
 FRONT = """\
 ---

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runner.errors import ExpressionError
-from runner.expr import Value, describe, parse_expression
+from runner.format.expr import Value, describe, parse_expression
 
 ENV: dict[str, Value] = {
     "severity": "high",

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from runner_helpers import write_book
 
-import runner.expr
-import runner.parse
+import runner.format.expr
+import runner.parse.markdown
 from runner.cli import cli
 
 STEPS = """\
@@ -42,8 +42,8 @@ def test_run_parses_the_file_once_and_each_condition_once(
     book = write_book(tmp_path, STEPS, INPUTS)
     parses: list[str] = []
     conditions: list[str] = []
-    real_parse = runner.parse._Parser.parse
-    real_init = runner.expr.Expression.__init__
+    real_parse = runner.parse.markdown._Parser.parse
+    real_init = runner.format.expr.Expression.__init__
 
     def counting_parse(self: Any, *args: Any, **kwargs: Any) -> Any:
         parses.append(str(self.path))
@@ -53,8 +53,8 @@ def test_run_parses_the_file_once_and_each_condition_once(
         conditions.append(source)
         real_init(self, source)
 
-    monkeypatch.setattr(runner.parse._Parser, "parse", counting_parse)
-    monkeypatch.setattr(runner.expr.Expression, "__init__", counting_init)
+    monkeypatch.setattr(runner.parse.markdown._Parser, "parse", counting_parse)
+    monkeypatch.setattr(runner.format.expr.Expression, "__init__", counting_init)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(
         cli, ["run", str(book), "--yes", "--runs-dir", str(tmp_path / "runs")]

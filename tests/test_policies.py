@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from runner_helpers import cli, finished, of, run_engine, stdout_text, write_book
 
-from runner.engine import RunOptions
-from runner.journal import read_events, verify
-from runner.model import RunStatus
-from runner.operator import ScriptedOperator
+from runner.exec.engine import RunOptions
+from runner.exec.operator import ScriptedOperator
+from runner.format.model import RunStatus
+from runner.runs.journal import read_events, verify
 from runner.runs.state import resume_state
 
 

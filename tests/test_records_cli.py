@@ -19,7 +19,7 @@ from test_journal import (
 )
 
 from runner.cli import main
-from runner.journal import JOURNAL
+from runner.runs.journal import JOURNAL
 
 FULL = "20260102T000000Z-compromised-account-0002"
 

@@ -28,8 +28,8 @@ from test_journal import (
     write_short_run,
 )
 
-from runner.journal import Journal
-from runner.report import write_report
+from runner.reports.report import write_report
+from runner.runs.journal import Journal
 from runner.runs.store import load_run
 
 RUN_ID = "20260102T000000Z-compromised-account-0002"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from runner.parse import parse_text
+from runner.parse.markdown import parse_text
 from runner.routing.dedup import Action, MemoryRunIndex, OpenRun, apply, decide, entity_set
 from runner.routing.detect import read_alerts
 from runner.routing.route import Route, Router

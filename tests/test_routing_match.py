@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
-from runner.model import Severity
-from runner.parse import parse_text
-from runner.routing.conditions import parse_match
+from runner.format.match import parse_match
+from runner.format.model import Severity
+from runner.format.paths import PathError, parse_path
+from runner.parse.markdown import parse_text
 from runner.routing.envelope import Alert, AlertStatus, Entities
-from runner.routing.paths import PathError, parse_path
 
 ALERT = Alert(
     source="alertmanager",

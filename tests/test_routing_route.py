@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.check_routing import sample_problems
-from runner.parse import parse_text
+from runner.check.routing import sample_problems
+from runner.parse.markdown import parse_text
 from runner.routing.catalog import load_runbooks, runbook_files
 from runner.routing.detect import read_alerts
 from runner.routing.mapping import Origin

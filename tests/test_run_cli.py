@@ -13,7 +13,7 @@ import pexpect
 import pytest
 from runner_helpers import RUNBOOK, cli, kernel_processes, write_book
 
-from runner.journal import read_events, verify
+from runner.runs.journal import read_events, verify
 
 TWO_STEPS = """
 1. Python.

@@ -17,11 +17,11 @@ from urllib.parse import quote
 import pytest
 from runner_helpers import cli, finished, of, run_engine, stdout_text, write_book
 
-from runner.engine import RunOptions
-from runner.inputs import InputValueError, coerce
-from runner.journal import read_events
-from runner.model import InputSpec, RunStatus
-from runner.redact import MIN_SECRET_LENGTH, Redactor
+from runner.exec.engine import RunOptions
+from runner.format.inputs import InputValueError, coerce
+from runner.format.model import InputSpec, RunStatus
+from runner.runs.journal import read_events
+from runner.runs.redact import MIN_SECRET_LENGTH, Redactor
 from runner.runs.state import resume_state
 
 

@@ -302,7 +302,7 @@ def test_latest_runs_and_drills_from_the_journals(site: Site) -> None:
     assert rows == [
         "2025-04-02 09:15 UTC run succeeded 25m00s 1h00m, within",
         "2025-03-20 14:00 UTC drill failed 1h06m 1h00m, over",
-        "2025-01-05 08:00 UTC drill unfinished — 1h00m",
+        "2025-01-05 08:00 UTC drill crashed — 1h00m",  # no end, and no runner holds it
     ]
     card = text(between(page, '<details class="rb-card"', "</dl>"))
     assert card.endswith("Last exercised 2025-04-02 09:15 UTC (run, succeeded)")
@@ -378,7 +378,7 @@ def test_no_chart_without_a_finished_run() -> None:
     ids=["zero", "ms", "s", "m", "h-m", "d"],
 )
 def test_chart_durations_read_like_a_clock(seconds: float, label: str) -> None:
-    from runner.chart import tick_label
+    from runner.reports.chart import tick_label
 
     assert tick_label(seconds) == label
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from test_journal import start, step, write_short_run
 
-from runner.journal import Journal
+from runner.reports.stats import all_stats, percentile, plot_durations, runbook_stats
+from runner.runs.journal import Journal
 from runner.runs.store import list_runs
-from runner.stats import all_stats, percentile, plot_durations, runbook_stats
 
 
 @pytest.mark.parametrize(

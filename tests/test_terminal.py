@@ -16,7 +16,8 @@ from runner_helpers import append_event
 from test_records_cli import run_cli
 
 from runner.cli.running import RichReporter
-from runner.journal import Journal, Redactor
+from runner.runs.events import decode
+from runner.runs.journal import Journal, Redactor
 
 # Each class of sequence a compromised host could print: name, the bytes, what must not happen.
 ATTACKS = {
@@ -60,21 +61,37 @@ def test_live_output_shows_every_sequence_and_keeps_colour(tmp_path: Path) -> No
     console.print("before the step")
     for name, attack in ATTACKS.items():
         reporter.on_event(
-            {"event": "output", "kind": "stream", "stream": "stdout", "text": f"{name}: {attack}\n"}
+            decode(
+                {
+                    "event": "output",
+                    "kind": "stream",
+                    "stream": "stdout",
+                    "text": f"{name}: {attack}\n",
+                }
+            )
         )
     reporter.on_event(
-        {"event": "output", "kind": "stream", "stream": "stdout", "text": "\x1b[31mred\x1b[0m\n"}
+        decode(
+            {
+                "event": "output",
+                "kind": "stream",
+                "stream": "stdout",
+                "text": "\x1b[31mred\x1b[0m\n",
+            }
+        )
     )
     reporter.on_event(
-        {
-            "event": "step_finished",
-            "step": 1,
-            "step_id": "s",
-            "title": "Look \x1b[2J up",
-            "status": "failed",
-            "duration": 1.0,
-            "error": "boom \x1b]0;title\x07",
-        }
+        decode(
+            {
+                "event": "step_finished",
+                "step": 1,
+                "step_id": "s",
+                "title": "Look \x1b[2J up",
+                "status": "failed",
+                "duration": 1.0,
+                "error": "boom \x1b]0;title\x07",
+            }
+        )
     )
     screen = _screen(out.getvalue())
     _assert_nothing_obeyed(screen, "before the step")

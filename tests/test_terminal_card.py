@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from runner_helpers import RUNBOOK
 
-from runner.live_text import crossed
-from runner.terminal_text import FOLD_MARK
+from runner.text.live import crossed
+from runner.text.terminal import FOLD_MARK
 
 HASH = "5e" * 90  # a 180-character IOC: wider than the pane, it must come out in one line
 URL = "https://intel.example/ioc/" + "c0ffee42" * 15

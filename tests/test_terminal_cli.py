@@ -15,8 +15,8 @@ from pathlib import Path
 
 from runner_helpers import RUNBOOK, cli, run_engine, write_book
 
-from runner.engine import RunOptions
-from runner.operator import ScriptedOperator
+from runner.exec.engine import RunOptions
+from runner.exec.operator import ScriptedOperator
 
 GATED = """
 1. Look the host up.

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from runner_helpers import RUNBOOK, cli, write_book
 
-from runner.journal import read_events
+from runner.runs.journal import read_events
 from runner.runs.store import find_run
 
 INPUTS = """

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from runner_helpers import RUNBOOK, cli, write_book
 
-from runner.terminal_text import FOLD_MARK
+from runner.text.terminal import FOLD_MARK
 
 HASH = "9f" * 100  # a 200-character IOC that must survive copying from the screen
 URL = "https://intel.example/ioc/" + "a1b2c3d4" * 20

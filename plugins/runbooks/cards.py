@@ -14,13 +14,14 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import TYPE_CHECKING
 
-from runner.model import InputSpec, Metadata
-
-from .catalog import Entry
-from .markup import status_badge
+from plugins.runbooks.catalog import Entry
+from plugins.runbooks.markup import status_badge
+from runner.format.model import InputSpec, Metadata
 
 if TYPE_CHECKING:
-    from .runs import Run  # runs.py is imported only when there are runs (see `hooks._read_runs`)
+    from plugins.runbooks.runs import (
+        Run,  # runs.py is imported only when there are runs (see `hooks._read_runs`)
+    )
 
 
 def header_band(meta: Metadata) -> str:

@@ -19,10 +19,10 @@ from pathlib import Path
 from stat import S_ISLNK
 from typing import NamedTuple
 
-from runner.check import lint
+from runner.check.lint import lint
 from runner.errors import UnreadableRunbook
-from runner.model import Problem, Runbook
-from runner.parse import parse_text, read_text
+from runner.format.model import Problem, Runbook
+from runner.parse.markdown import parse_text, read_text
 
 
 @dataclass(frozen=True, slots=True)

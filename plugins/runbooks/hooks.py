@@ -15,17 +15,17 @@ from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 from mkdocs.utils.templates import TemplateContext
 
-from .catalog import Catalog, Entry, Loaded
-from .config import RunbooksConfig
-from .index import index_markdown
-from .markup import Rendered
-from .page import page_markdown
+from plugins.runbooks.catalog import Catalog, Entry, Loaded
+from plugins.runbooks.config import RunbooksConfig
+from plugins.runbooks.index import index_markdown
+from plugins.runbooks.markup import Rendered
+from plugins.runbooks.page import page_markdown
 
 if TYPE_CHECKING:
     # Only `serve` needs it, and it pulls in watchdog and an HTTP server: not for `build`.
     from mkdocs.livereload import LiveReloadServer
 
-    from .runs import RunIndex
+    from plugins.runbooks.runs import RunIndex
 
 # MkDocs counts warnings on the `mkdocs` logger tree; `--strict` fails the build on any of them.
 log = logging.getLogger("mkdocs.plugins.runbooks")
@@ -147,7 +147,7 @@ def _read_runs(runs_dir: Path | None) -> RunIndex | None:
     builds that show no run."""
     if runs_dir is None or not runs_dir.is_dir():
         return None
-    from .runs import read_runs
+    from plugins.runbooks.runs import read_runs
 
     return read_runs(runs_dir)
 

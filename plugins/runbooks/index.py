@@ -13,11 +13,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import TYPE_CHECKING
 
-from .catalog import Entry, Loaded
-from .markup import Rendered, hold
+from plugins.runbooks.catalog import Entry, Loaded
+from plugins.runbooks.markup import Rendered, hold
 
 if TYPE_CHECKING:
-    from .runs import Run  # runs.py is imported only when there are runs (see `plugin._read_runs`)
+    from plugins.runbooks.runs import (
+        Run,  # runs.py is imported only when there are runs (see `plugin._read_runs`)
+    )
 
 _SEVERITY_ORDER = ("critical", "high", "medium", "low")
 

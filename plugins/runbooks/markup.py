@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from .catalog import Entry
+from plugins.runbooks.catalog import Entry
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]+")
 

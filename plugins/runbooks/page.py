@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .cards import details, header_band, problems_box, run_box
-from .catalog import Entry
-from .markup import Rendered, attach, fenced_lines, heading, hold
-from .steps import compat_body, structured_body
+from plugins.runbooks.cards import details, header_band, problems_box, run_box
+from plugins.runbooks.catalog import Entry
+from plugins.runbooks.markup import Rendered, attach, fenced_lines, heading, hold
+from plugins.runbooks.steps import compat_body, structured_body
 
 if TYPE_CHECKING:
-    from .runs import Run  # runs.py is imported only when there are runs (see `hooks._read_runs`)
+    from plugins.runbooks.runs import (
+        Run,  # runs.py is imported only when there are runs (see `hooks._read_runs`)
+    )
 
 
 def page_markdown(
@@ -41,7 +43,7 @@ def page_markdown(
     else:
         parts.append(compat_body(rb, lines, slots))
     if runs:
-        from .runs import runs_section  # here: only a page with runs needs it
+        from plugins.runbooks.runs import runs_section  # here: only a page with runs needs it
 
         parts.append(runs_section(runs, meta, slots))
     return Rendered("\n\n".join(p for p in parts if p) + "\n", tuple(slots), early)

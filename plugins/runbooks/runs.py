@@ -1,29 +1,26 @@
-"""Runs and drills of each runbook, read straight from the journals (`<runs_dir>/*/journal.jsonl`).
+"""Runs and drills of each runbook, from the journals (`<runs_dir>/*/journal.jsonl`).
 
-Only the first event (`run_started`) and the last (`run_finished`, when the run ended) matter
-here, so a journal is read from both ends and never in full. Journals are written by a runner
-that may have crashed mid-line: anything unreadable is skipped and reported, never fatal.
-The JSON is read directly: the plugin imports the parser, the model and the chart, never the
-runner's execution. The page's "Latest runs and drills" section is written here too.
+Each run is the run store's summary (:func:`runner.runs.store.summary`): its first line and the
+run-level events of its last 64 KiB, folded as `runbook runs` folds them, so the site and the
+command line never disagree on a status. Journals are written by a runner that may have crashed
+mid-line: anything unreadable is skipped and reported, never fatal. The plugin reads runs; it
+never imports the runner's execution. The page's "Latest runs and drills" section is here too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from runner.chart import Sample, duration_chart, succeeded
-from runner.format import format_duration
-from runner.model import Metadata
+from plugins.runbooks.markup import hold, status_badge
+from runner.format.model import Metadata
+from runner.format.syntax import format_duration
+from runner.reports.chart import Sample, duration_chart, succeeded
+from runner.runs.store import summary
 
-from .markup import hold, status_badge
-
-_TAIL_BYTES = 64 * 1024  # the last event fits in this; a longer one counts as unfinished
-_HEAD_BYTES = 1024 * 1024
 MAX_RUNS = 10  # runs and drills listed on a runbook page, newest first
 
 
@@ -35,7 +32,7 @@ class Run:
     runbook_id: str
     started: dt.datetime | None  # None when the journal's timestamp is unreadable
     mode: str  # "run", "drill", ...
-    status: str  # the run's final status, or "unfinished" when it never recorded one
+    status: str  # the run's final status, or running, paused or crashed (as `runbook runs`)
     duration: float | None  # seconds, when finished
     time_limit: float | None  # seconds, as the runbook said at the time of the run
     within_time_limit: bool | None  # as the runner judged it; None when unknown
@@ -78,36 +75,21 @@ def _newest_first(run: Run) -> tuple[bool, float]:
 
 def read_journal(path: Path) -> Run:
     """The run a journal records. Raises ValueError when its first event is not readable."""
-    with path.open("rb") as fh:
-        first = _event(fh.readline(_HEAD_BYTES))
-        size = fh.seek(0, 2)
-        fh.seek(max(0, size - _TAIL_BYTES))
-        tail = fh.read().splitlines()
-    if first is None or first.get("event") != "run_started":
+    info = summary(path.parent)
+    if info is None:
         raise ValueError("the first line is not a run_started event")
-    book = first.get("runbook")
-    if not isinstance(book, dict) or not book.get("id"):
+    if not info.runbook_id:
         raise ValueError("run_started names no runbook id")
-    last = next((e for e in map(_event, reversed(tail)) if e is not None), None)
-    finished = last if last is not None and last.get("event") == "run_finished" else {}
     return Run(
-        run_id=str(first.get("run_id") or path.parent.name),
-        runbook_id=str(book["id"]),
-        started=_timestamp(first.get("ts")),
-        mode=str(first.get("mode") or "run"),
-        status=str(finished.get("status") or "unfinished"),
-        duration=_number(finished.get("duration")),
-        time_limit=_number(book.get("time_limit")),
-        within_time_limit=_flag(finished.get("within_time_limit")),
+        run_id=info.run_id,
+        runbook_id=info.runbook_id,
+        started=_timestamp(info.started),
+        mode=info.mode,
+        status=info.status,
+        duration=info.duration,
+        time_limit=_number(info.time_limit),
+        within_time_limit=info.within_time_limit,
     )
-
-
-def _event(raw: bytes) -> dict[str, object] | None:
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None  # a torn or corrupt line
-    return data if isinstance(data, dict) else None
 
 
 def _timestamp(value: object) -> dt.datetime | None:
@@ -123,10 +105,6 @@ def _number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
-
-
-def _flag(value: object) -> bool | None:
-    return value if isinstance(value, bool) else None
 
 
 # --- the runs section of a runbook's page ------------------------------------------------------

@@ -14,11 +14,10 @@ import textwrap
 from collections.abc import Iterable, Sequence
 from html import escape
 
-from runner.expr import describe
-from runner.format import format_duration
-from runner.model import Block, Procedure, Runbook, Section, Step
-
-from .markup import anchor, attach, heading, hold, indent, locate, slice_lines
+from plugins.runbooks.markup import anchor, attach, heading, hold, indent, locate, slice_lines
+from runner.format.expr import describe
+from runner.format.model import Block, Procedure, Runbook, Section, Step
+from runner.format.syntax import format_duration
 
 _PROCEDURE_SECTIONS = ("alternative procedures", "alternate procedures", "alternatives")
 _CRITERIA = {"success criteria": "success", "failure criteria": "failure"}

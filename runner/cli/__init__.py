@@ -19,8 +19,8 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import ExitCode, RunbookError
-from ..terminal_text import visible
+from runner.errors import ExitCode, RunbookError
+from runner.text.terminal import visible
 
 # Short names for the commands' modules; the table itself is runner.errors.ExitCode.
 EXIT_OK = ExitCode.OK

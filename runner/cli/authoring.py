@@ -17,15 +17,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..check import check_path, count_levels, iter_runbook_files, lint, resolve_runbook
-from ..errors import InvalidRunbook, UnreadableRunbook, UsageError
-from ..model import Problem
-from ..parse import parse_file
-from ..plan import plan_json
-from ..render_text import plan_view
-from ..schema import front_matter_schema
-from ..terminal_text import visible
-from . import EXIT_FAILED, EXIT_OK, cli, format_option, runs_dir_option
+from runner.check.lint import check_path, count_levels, iter_runbook_files, lint, resolve_runbook
+from runner.cli import EXIT_FAILED, EXIT_OK, cli, format_option, runs_dir_option
+from runner.errors import InvalidRunbook, UnreadableRunbook, UsageError
+from runner.format.model import Problem
+from runner.format.schema import front_matter_schema
+from runner.parse.markdown import parse_file
+from runner.reports.plan import plan_json
+from runner.text.plan import plan_view
+from runner.text.terminal import visible
 
 DEFAULT_FOLDER = "runbooks"
 OUTPUT_VERSION = 1
@@ -84,12 +84,12 @@ def check(
     """
     files = _paths(paths)
     problems = [p for f in files for p in check_path(f)]
-    from ..check_routing import sample_problems  # sample alerts, routed among their folder's
+    from runner.check.routing import sample_problems  # sample alerts, routed among their folder's
 
     problems += sample_problems(files)
     if stale_days is not None:
-        from ..drill import stale_problems
-        from ..runs.store import default_runs_dir
+        from runner.drills.drill import stale_problems
+        from runner.runs.store import default_runs_dir
 
         problems += stale_problems(files, stale_days, Path(runs_dir or default_runs_dir()))
     errors, warnings = count_levels(problems)

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import UsageError
-from ..model import InputValue, Runbook
-from ..terminal_text import visible
-from .routing import load_alerts
+from runner.cli.routing import load_alerts
+from runner.errors import UsageError
+from runner.format.model import InputValue, Runbook
+from runner.text.terminal import visible
 
 
 def drill_alert(
@@ -27,8 +27,8 @@ def drill_alert(
     console: Console,
 ) -> dict[str, InputValue]:
     """The inputs the alert in `source` maps for `book`, after checking it routes there."""
-    from ..routing.catalog import load_runbooks
-    from ..routing.route import Router
+    from runner.routing.catalog import load_runbooks
+    from runner.routing.route import Router
 
     alerts = load_alerts(source, alert_format)
     books, _ = load_runbooks([book.path.parent])

@@ -16,7 +16,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
-from ..drill import (
+from runner.cli import EXIT_FAILED, EXIT_OK, cli, runs_dir_option
+from runner.cli.drill_alert import drill_alert
+from runner.cli.routing import alert_format_option
+from runner.cli.running import (
+    RichReporter,
+    _git_commit,
+    _kernels,
+    _needed_kernels,
+    _operator_name,
+    print_summary,
+)
+from runner.drills.drill import (
     Check,
     DrillOperator,
     LabClient,
@@ -25,28 +36,17 @@ from ..drill import (
     check_scenario,
     find_scenario,
 )
-from ..engine import Engine, RunContext, RunOptions, RunResult
-from ..errors import InvalidInputs, UsageError
-from ..inputs import resolve
-from ..journal import Event, new_run_id
-from ..lab.server import TOKEN_ENV, LabServer
-from ..model import InputValue, Runbook
-from ..operator import TerminalOperator
-from ..redact import Redactor
-from ..report import write_report
-from ..runs.store import RunStore, default_runs_dir
-from ..scenario import ScenarioFile, load_scenario
-from . import EXIT_FAILED, EXIT_OK, cli, runs_dir_option
-from .drill_alert import drill_alert
-from .routing import alert_format_option
-from .running import (
-    RichReporter,
-    _git_commit,
-    _kernels,
-    _needed_kernels,
-    _operator_name,
-    print_summary,
-)
+from runner.drills.scenario import ScenarioFile, load_scenario
+from runner.errors import InvalidInputs, UsageError
+from runner.exec.engine import Engine, RunContext, RunOptions, RunResult
+from runner.exec.operator import TerminalOperator
+from runner.format.inputs import resolve
+from runner.format.model import InputValue, Runbook
+from runner.lab.server import TOKEN_ENV, LabServer
+from runner.reports.report import write_report
+from runner.runs.journal import Event, new_run_id
+from runner.runs.redact import Redactor
+from runner.runs.store import RunStore, default_runs_dir
 
 DRILL_HELP = """
 \b
@@ -185,7 +185,7 @@ def drill_command(
     alert_format: str | None,
 ) -> int:
     """Rehearse RUNBOOK against the lab: the scenario's alert, answers, faults and expected end."""
-    from ..check import load_for_run, resolve_runbook
+    from runner.check.lint import load_for_run, resolve_runbook
 
     path = resolve_runbook(runbook)
     book = load_for_run(path)

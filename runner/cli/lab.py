@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import cli
+from runner.cli import cli
 
 
 @cli.command()
@@ -33,7 +33,7 @@ def lab(
     Every /api/ request needs the bearer token, read from RUNBOOK_LAB_TOKEN or kept in
     .runbook/lab/token (mode 0600); it is never printed. Stop with Ctrl-C.
     """
-    from ..lab import DEFAULT_PORT, serve  # starlette and uvicorn load only for this command
+    from runner.lab import DEFAULT_PORT, serve  # starlette and uvicorn load only for this command
 
     serve(
         host=host,

@@ -16,17 +16,17 @@ import click
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
-from ..errors import UsageError
-from ..gate_view import Evidence, evidence_view, names_used, off_script_warnings, output_tail
-from ..journal import read_events
-from ..live_text import Where, hint_lines, paused_hints
-from ..record import runbook_at_run, runbook_step
-from ..runs import events as ev
-from ..runs.state import RunRecord, StepRecord
-from ..runs.store import default_runs_dir, find_run, load_run
-from ..step_card import first_paragraph, markdown, values_table
-from ..terminal_text import fold_lines, visible, visible_event
-from . import EXIT_FAILED, EXIT_OK, cli, format_option, runs_dir_option
+from runner.cli import EXIT_FAILED, EXIT_OK, cli, format_option, runs_dir_option
+from runner.errors import UsageError
+from runner.reports.source import runbook_at_run, runbook_step
+from runner.runs import events as ev
+from runner.runs.journal import read_events
+from runner.runs.state import RunRecord, StepRecord
+from runner.runs.store import default_runs_dir, find_run, load_run
+from runner.text.gate import Evidence, evidence_view, names_used, off_script_warnings, output_tail
+from runner.text.live import Where, hint_lines, paused_hints
+from runner.text.step_card import first_paragraph, markdown, values_table
+from runner.text.terminal import fold_lines, visible, visible_event
 
 OUTPUT_VERSION = 1
 

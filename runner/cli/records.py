@@ -3,6 +3,9 @@
 Everything here reads journals; nothing writes one. Text a run produced (titles, output, notes)
 is shown as plain ``Text``, never as console markup, so a command's output cannot restyle the
 terminal. Errors are raised for the handler in ``runner.cli``: an unknown run exits 2.
+
+Long on purpose: the read-only commands share one replay of a run (headings, outputs, decisions)
+and one table style; split by command they would each re-derive it.
 """
 
 from __future__ import annotations
@@ -17,29 +20,23 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from ..format import error_headline
-from ..journal import (
+from runner.cli import EXIT_FAILED, cli, format_option, runs_dir_option
+from runner.format.syntax import error_headline
+from runner.reports.progress import Progress, run_progress
+from runner.reports.report import FORMATS, write_report
+from runner.reports.source import fill_from_runbook, runbook_at_run
+from runner.reports.stats import RunbookStats, all_stats, plot_durations, runbook_stats
+from runner.runs import events as ev
+from runner.runs.journal import (
     JOURNAL,
     Event,
     VerifyResult,
     read_events,
     verify,
 )
-from ..journal import repair as repair_journal
-from ..record import fill_from_runbook, runbook_at_run
-from ..record_text import (
-    STATUS_STYLE,
-    fmt_duration,
-    fmt_status,
-    fmt_time,
-    output_images,
-    strip_ansi,
-    time_limit_verdict,
-)
-from ..report import FORMATS, write_report
-from ..run_progress import Progress, run_progress
-from ..runs.state import OFF_SCRIPT, RunRecord, StepRecord
-from ..runs.store import (
+from runner.runs.journal import repair as repair_journal
+from runner.runs.state import OFF_SCRIPT, RunRecord, StepRecord
+from runner.runs.store import (
     RunInfo,
     default_runs_dir,
     find_run,
@@ -48,9 +45,16 @@ from ..runs.store import (
     load_run,
     summary,
 )
-from ..stats import RunbookStats, all_stats, plot_durations, runbook_stats
-from ..terminal_text import visible, visible_event
-from . import EXIT_FAILED, cli, format_option, runs_dir_option
+from runner.text.record import (
+    STATUS_STYLE,
+    fmt_duration,
+    fmt_status,
+    fmt_time,
+    output_images,
+    strip_ansi,
+    time_limit_verdict,
+)
+from runner.text.terminal import visible, visible_event
 
 OUTPUT_VERSION = 1
 
@@ -258,39 +262,37 @@ def _replay(record: RunRecord, events: list[Event], after: int = 0) -> Iterator[
 
 
 def _replayed(record: RunRecord, events: list[Event]) -> Iterator[tuple[int, RenderableType]]:
-    start = next((e for e in events if e.get("event") == "run_started"), {})
-    main_total = start.get("total_steps") or len([s for s in record.steps if not s.procedure])
+    main_total = record.start.get("total_steps") or len(
+        [s for s in record.steps if not s.procedure]
+    )
     current: StepRecord | None = None
     # An off-script command's output is journaled before the `off_script` event that names the
     # command: held back and shown under it, not under whatever was shown last.
     held: list[Event] = []
-    for e in events:
-        seq = int(e.get("seq") or 0)
-        owner = record.owners.get(seq)
+    for raw in events:
+        e = ev.decode(raw)
+        owner = record.owners.get(e.seq)
         if owner is not None and owner is not current:
             current = owner
-            yield seq, _step_heading(owner, main_total)
-        kind = e.get("event")
+            yield e.seq, _step_heading(owner, main_total)
         shown: list[RenderableType] = []
-        if kind == "output" and e.get("block_id") == OFF_SCRIPT:
-            held.append(e)
-        elif kind == "off_script":
-            shown.append(_off_script(e))
+        if isinstance(e, ev.OutputEvent) and e.block_id == OFF_SCRIPT:
+            held.append(raw)
+        elif isinstance(e, ev.OffScript):
+            shown.append(_off_script(raw))
             for out in held:
                 shown += _output(out)
             held = []
-        elif kind == "step_started" and int(e.get("attempt") or 1) > 1:
-            shown.append(
-                Text(f"  attempt {e['attempt']} of {e.get('attempts') or '?'}", style="bold")
-            )
-        elif kind == "output":
-            shown += _output(e)
-        elif kind == "step_finished":
-            shown.append(_step_end(e))
-        elif kind in _LINES:
-            shown.append(_LINES[str(kind)](e))
+        elif isinstance(e, ev.StepStarted) and (e.attempt or 1) > 1:
+            shown.append(Text(f"  attempt {e.attempt} of {e.attempts or '?'}", style="bold"))
+        elif isinstance(e, ev.OutputEvent):
+            shown += _output(raw)
+        elif isinstance(e, ev.StepFinished):
+            shown.append(_step_end(raw))
+        elif e.event in _LINES:
+            shown.append(_LINES[e.event](raw))
         for renderable in shown:
-            yield seq, renderable
+            yield e.seq, renderable
 
 
 def _step_heading(s: StepRecord, main_total: int) -> RenderableType:
@@ -606,7 +608,7 @@ def report(run: str, runs_dir: Path | None, fmt: str, output: Path | None) -> No
 def _report_to_stdout(run_dir: Path, fmt: str) -> None:
     """`-o -`: the report on stdout, for a pipe. No durations plot (a PNG has no place in a
     stream); HTML embeds its images, Markdown names them by their path in the run folder."""
-    from ..report import data_uri, render_html, render_markdown
+    from runner.reports.report import data_uri, render_html, render_markdown
 
     record = load_run(run_dir)
     runbook = runbook_at_run(record)
@@ -619,7 +621,7 @@ def _report_to_stdout(run_dir: Path, fmt: str) -> None:
     else:
         import tempfile
 
-        from ..notebook import write_notebook
+        from runner.reports.notebook import write_notebook
 
         with tempfile.TemporaryDirectory(prefix="runbook-report-") as tmp:
             out = Path(tmp) / "report.ipynb"
@@ -679,8 +681,8 @@ def _runbook_id(ref: str, found: list[RunInfo]) -> str:
     """A runbook id from an id seen in the journals, or from a runbook file (or id) on disk."""
     if any(r.runbook_id == ref for r in found):
         return ref
-    from ..check import resolve_runbook
-    from ..parse import parse_file
+    from runner.check.lint import resolve_runbook
+    from runner.parse.markdown import parse_file
 
     # A runbook never run still gets a row: "never exercised" is a readiness finding.
     return parse_file(resolve_runbook(ref)).metadata.id

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import click
 
-from ..errors import UsageError
-from ..routing.detect import NAMES
-from ..routing.envelope import Alert
-from ..routing.limits import MAX_BYTES, AlertError
-from ..terminal_text import visible
-from . import EXIT_FAILED, EXIT_OK, cli, err_console, format_option
+from runner.cli import EXIT_FAILED, EXIT_OK, cli, err_console, format_option
+from runner.errors import UsageError
+from runner.routing.detect import NAMES
+from runner.routing.envelope import Alert
+from runner.routing.limits import MAX_BYTES, AlertError
+from runner.text.terminal import visible
 
 ROUTE_HELP = """
 \b
@@ -63,14 +63,14 @@ def parse_headers(headers: Sequence[str]) -> dict[str, str]:
 
 def load_alerts(source: str, alert_format: str | None, headers: Sequence[str] = ()) -> list[Alert]:
     """The payload's alerts; with `ce-*` headers, the payload is a binary-mode CloudEvent."""
-    from ..routing.detect import normalise, read_alerts
+    from runner.routing.detect import normalise, read_alerts
 
     data, where = read_payload(source)
     given = parse_headers(headers)
     if not any(k.lower().startswith("ce-") for k in given):
         return read_alerts(data, where, alert_format)
-    from ..routing.formats.cloudevents import from_binary
-    from ..routing.limits import decode_text, parse_json
+    from runner.routing.formats.cloudevents import from_binary
+    from runner.routing.limits import decode_text, parse_json
 
     body = parse_json(decode_text(data, where), where)
     return normalise(from_binary(given, body), where, "cloudevents")
@@ -134,9 +134,9 @@ def route_command(
     output_format: str,
 ) -> int:
     """Route the alerts of ALERT (a file, or - for stdin) to runbooks, without running any."""
-    from ..routing.catalog import load_runbooks
-    from ..routing.output import OUTPUT_VERSION, route_json, route_lines
-    from ..routing.route import Router
+    from runner.routing.catalog import load_runbooks
+    from runner.routing.output import OUTPUT_VERSION, route_json, route_lines
+    from runner.routing.route import Router
 
     given = _given(pairs)
     books, skipped = load_runbooks(list(runbook_paths) or ["runbooks"])

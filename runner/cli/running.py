@@ -4,6 +4,10 @@ Start-up time matters here (an operator under pressure waits for it): a kernel t
 tenths of a second to boot, so `runbook run` launches the kernels as soon as it knows which
 the runbook needs, and only then imports the engine, checks the runbook and resolves the
 inputs, while they boot. Hence this module imports little at the top, and the rest where used.
+
+Long on purpose, for now: the live display and the run/resume/approve commands share the
+reporter and the input handling. Taking the session (resolve, parse, inputs, kernels, store,
+engine) out of `run_command` into a library a worker can call is the next step of issue 11.
 """
 
 from __future__ import annotations
@@ -25,19 +29,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from ..errors import ExitCode, InvalidInputs, RunbookError, UsageError
-from ..model import InputValue, Runbook, RunStatus, Step, step_label
-from ..record_text import STATUS_STYLE
-from ..terminal_text import visible, visible_event
-from . import EXIT_FAILED, EXIT_OK, cli, runs_dir_option
+from runner.cli import EXIT_FAILED, EXIT_OK, cli, runs_dir_option
+from runner.errors import ExitCode, InvalidInputs, RunbookError, UsageError
+from runner.format.model import InputValue, Runbook, RunStatus, Step, step_label
+from runner.text.record import STATUS_STYLE
+from runner.text.terminal import visible, visible_event
 
 if TYPE_CHECKING:
-    from ..engine import RunContext, RunOptions, RunResult, StepOutcome
-    from ..journal import Event
-    from ..kernels import KernelPool
-    from ..operator import Operator
-    from ..runs.state import ResumeState, RunRecord
-    from ..runs.store import RunWriter
+    from runner.exec.engine import RunContext, RunOptions, RunResult, Shown, StepOutcome
+    from runner.exec.operator import Operator
+    from runner.kernels.pool import KernelPool
+    from runner.runs import events as ev
+    from runner.runs.journal import Event
+    from runner.runs.state import ResumeState, RunRecord
+    from runner.runs.store import RunWriter
 
 EXIT_HELP = """
 \b
@@ -89,13 +94,13 @@ class RichReporter:
 
     def tail(self, label: str) -> tuple[str, ...]:
         """The last lines a step printed (its latest attempt)."""
-        from ..gate_view import last_lines
+        from runner.text.gate import last_lines
 
         return last_lines([self._output.get(label, "")])
 
     def remember(self, record: RunRecord) -> None:
         """Take the output of a resumed run's earlier attempts, for the evidence; no display."""
-        from ..record_text import output_text
+        from runner.text.record import output_text
 
         for s in record.steps:
             latest = [o for o in s.outputs if int(o.get("attempt") or 1) == s.attempts]
@@ -106,12 +111,12 @@ class RichReporter:
             # Only the end is ever shown: a step that floods output costs a few KiB here.
             self._output[self._label] = (self._output.get(self._label, "") + text)[-4096:]
 
-    def on_event(self, event: Event) -> None:
-        handler = getattr(self, "_on_" + str(event.get("event")), None)
+    def on_event(self, event: ev.JournalEvent | Shown) -> None:
+        handler = getattr(self, "_on_" + event.event, None)
         if handler is not None:
             # Every string of the event is untrusted (output, errors, titles, names): shown with
             # its control characters escaped, output keeping its own colours.
-            handler(visible_event(event))
+            handler(visible_event(event.record()))
 
     def elapsed(self) -> float | None:
         import time
@@ -119,7 +124,7 @@ class RichReporter:
         return None if self.started_at is None else max(0.0, time.time() - self.started_at)
 
     def _on_run_started(self, event: Event) -> None:
-        from ..live_text import epoch, run_header
+        from runner.text.live import epoch, run_header
 
         book = event.get("runbook") or {}
         self.started_at = epoch(event.get("ts")) or self.started_at
@@ -129,7 +134,7 @@ class RichReporter:
         self.console.print(run_header(str(book.get("name", "")), self._run_id, inputs, self._limit))
 
     def _on_run_resumed(self, event: Event) -> None:
-        from ..live_text import run_header
+        from runner.text.live import run_header
 
         name = self.runbook.metadata.name if self.runbook else ""
         attempt = int(event.get("attempt") or 2)
@@ -138,7 +143,7 @@ class RichReporter:
         )
 
     def _header(self, event: Event) -> None:
-        from ..live_text import clock, crossed
+        from runner.text.live import clock, crossed
 
         key = (event.get("procedure"), event.get("step_id"))
         if self._headed == key:
@@ -179,7 +184,7 @@ class RichReporter:
         return next((s for s in steps if s.id == event.get("step_id")), None)
 
     def _on_step_prompt(self, event: Event) -> None:
-        from ..step_card import manual_view, step_card
+        from runner.text.step_card import manual_view, step_card
 
         self._header(event)
         step = self._step(event)
@@ -204,14 +209,14 @@ class RichReporter:
         )
 
     def _on_output(self, event: Event) -> None:
-        from ..format import PLAIN_ERRORS
+        from runner.format.syntax import PLAIN_ERRORS
 
         kind = event.get("kind")
         # soft_wrap: output is printed as the command wrote it. Rich would otherwise break
         # long lines at the console's width (80 columns when piped), and a hash, URL or IOC
         # copied from the screen or a `tee` log would come out broken.
         if event.get("block_id") != "off-script":
-            from ..record_text import output_text
+            from runner.text.record import output_text
 
             self._keep(output_text(event))
         if kind == "stream":
@@ -233,8 +238,8 @@ class RichReporter:
             self.console.print(Text(visible(shown or str(event.get("text", "")))), soft_wrap=True)
 
     def _on_step_finished(self, event: Event) -> None:
-        from ..format import format_duration
-        from ..live_text import verdict_detail
+        from runner.format.syntax import format_duration
+        from runner.text.live import verdict_detail
 
         self._header(event)
         status = str(event.get("status"))
@@ -290,8 +295,8 @@ def print_summary(
     limit, and the commands to paste next."""
     from rich.table import Table
 
-    from ..format import format_duration
-    from ..live_text import Where, hint_lines, next_hints, paused_hints
+    from runner.format.syntax import format_duration
+    from runner.text.live import Where, hint_lines, next_hints, paused_hints
 
     name = escape(visible(runbook.metadata.name))
     table = Table(title=f"{name}: {result.status.value}", title_justify="left")
@@ -317,7 +322,7 @@ def print_summary(
     console.print(table)
     console.print(_times(result, reporter.elapsed() if reporter else None))
     if result.ended_by:
-        from ..runs.state import ending_text
+        from runner.runs.state import ending_text
 
         console.print(escape(ending_text(result.ended_by) or ""), soft_wrap=True)
     where = Where(result.run_id, result.run_dir.parent)
@@ -335,7 +340,7 @@ def print_summary(
 
 
 def _outcome_note(o: StepOutcome, runbook: Runbook) -> str:
-    from ..live_text import verdict_detail
+    from runner.text.live import verdict_detail
 
     step = _find_step(runbook, o.step_id) if o.procedure is None else None
     event = {"status": o.status.value, "error": o.error, "duration": o.duration}
@@ -345,7 +350,7 @@ def _outcome_note(o: StepOutcome, runbook: Runbook) -> str:
 def _times(result: RunResult, wall: float | None) -> Text:
     """`wall 12m41s, active 6m41s, of the 1h time limit (within)`: the limit is the incident's
     clock, so it is judged against wall time when known (paused time counts)."""
-    from ..format import format_duration
+    from runner.format.syntax import format_duration
 
     active = result.duration
     if wall is None or wall < active:
@@ -420,7 +425,7 @@ def gather_inputs(
     placeholder_secrets: bool = False,
 ) -> tuple[dict[str, InputValue], list[str]]:
     """Resolved input values and the names of the secret ones; InvalidInputs on any problem."""
-    from ..inputs import resolve
+    from runner.format.inputs import resolve
 
     meta = runbook.metadata
     given: dict[str, Any] = dict(recorded or {})
@@ -493,7 +498,7 @@ def _needed_kernels(steps: Sequence[Step]) -> list[str]:
 
 
 def _check_refs(runbook: Runbook, steps: Sequence[Step], refs: Sequence[str], flag: str) -> None:
-    from ..policy import matches
+    from runner.exec.policy import matches
 
     for ref in refs:
         if not any(matches(s, ref) for s in steps):
@@ -514,8 +519,8 @@ def _steps_for(runbook: Runbook, procedure: str | None) -> tuple[Step, ...]:
 @contextlib.contextmanager
 def _kernels(names: Sequence[str]) -> Iterator[KernelPool]:
     """A pool with the kernels the run needs already booting; always shut down."""
-    from ..cancel import CancelToken
-    from ..kernels import KernelPool
+    from runner.kernels.cancel import CancelToken
+    from runner.kernels.pool import KernelPool
 
     token = CancelToken()
     token.on_press = _ctrl_c_feedback
@@ -532,15 +537,15 @@ def _kernels(names: Sequence[str]) -> Iterator[KernelPool]:
 def _ctrl_c_feedback(presses: int) -> None:
     """Said at once, from the signal handler: one os.write, which cannot re-enter a buffered
     stream that the handler may have interrupted mid-print."""
-    from ..kernels import INTERRUPT_GRACE
-    from ..live_text import ctrl_c_message
+    from runner.kernels.pool import INTERRUPT_GRACE
+    from runner.text.live import ctrl_c_message
 
     with contextlib.suppress(OSError):
         os.write(2, f"\n{ctrl_c_message(presses, INTERRUPT_GRACE)}\n".encode())
 
 
 def _operator(name: str, yes: bool, console: Console) -> Operator:
-    from ..operator import TerminalOperator, UnattendedOperator
+    from runner.exec.operator import TerminalOperator, UnattendedOperator
 
     if not yes and sys.stdin.isatty() and sys.stdout.isatty():
         return TerminalOperator(name, console)
@@ -561,8 +566,8 @@ def _execute(
     resume: ResumeState | None = None,
     earlier: RunRecord | None = None,
 ) -> int:
-    from ..engine import Engine
-    from ..live_text import epoch
+    from runner.exec.engine import Engine
+    from runner.text.live import epoch
 
     shown = {k: ("***" if k in secrets else v) for k, v in values.items()}
     reporter = RichReporter(
@@ -574,7 +579,7 @@ def _execute(
     )
     if earlier is not None:
         reporter.remember(earlier)
-    from ..operator import TerminalOperator
+    from runner.exec.operator import TerminalOperator
 
     if isinstance(operator, TerminalOperator):
         operator.tail = reporter.tail
@@ -653,8 +658,8 @@ def run_command(
     procedure: str | None,
 ) -> int:
     """Run RUNBOOK (a path, or an id under runbooks/) step by step through Jupyter kernels."""
-    from ..check import checked, load_for_run, resolve_runbook
-    from ..parse import parse_file
+    from runner.check.lint import checked, load_for_run, resolve_runbook
+    from runner.parse.markdown import parse_file
 
     path = resolve_runbook(runbook)
     console = Console(highlight=False)
@@ -674,10 +679,10 @@ def run_command(
     ready = checked(early) if early.metadata.kernels else None
     steps = early.steps if procedure is None else _steps_for(early, procedure)
     with _kernels(_needed_kernels(steps)) as pool:
-        from ..engine import RunContext, RunOptions
-        from ..journal import new_run_id
-        from ..redact import Redactor
-        from ..runs.store import RunStore, default_runs_dir
+        from runner.exec.engine import RunContext, RunOptions
+        from runner.runs.journal import new_run_id
+        from runner.runs.redact import Redactor
+        from runner.runs.store import RunStore, default_runs_dir
 
         book = ready or checked(early)
         steps = _steps_for(book, procedure)
@@ -748,7 +753,7 @@ def _print_plan(
 
 
 def _policies(step: Step) -> str:
-    from ..format import format_duration
+    from runner.format.syntax import format_duration
 
     parts = []
     if step.approve:
@@ -768,8 +773,8 @@ def _policies(step: Step) -> str:
 
 
 def _load_run(runs_dir: Path | None, ref: str) -> tuple[Path, RunRecord, ResumeState]:
-    from ..journal import REPAIR_HINT, JournalError
-    from ..runs.store import RunStore
+    from runner.runs.journal import REPAIR_HINT, JournalError
+    from runner.runs.store import RunStore
 
     store = RunStore(runs_dir)
     run_dir = store.find(ref)
@@ -817,11 +822,11 @@ def resume_command(
     runs_dir: Path | None,
 ) -> int:
     """Continue a paused, failed, cancelled or crashed run from its first unfinished step."""
-    from ..check import load_for_run
-    from ..engine import RunContext, RunOptions, file_sha256
-    from ..redact import Redactor
-    from ..runs import events as ev
-    from ..runs.store import RunStore
+    from runner.check.lint import load_for_run
+    from runner.exec.engine import RunContext, RunOptions, file_sha256
+    from runner.runs import events as ev
+    from runner.runs.redact import Redactor
+    from runner.runs.store import RunStore
 
     run_dir, earlier, state = _load_run(runs_dir, run)
     if state.last_status in (
@@ -933,9 +938,9 @@ def _decide(
     runs_dir: Path | None,
     decision: str,
 ) -> int:
-    from ..policy import approval_problem
-    from ..runs import events as ev
-    from ..runs.store import RunStore
+    from runner.exec.policy import approval_problem
+    from runner.runs import events as ev
+    from runner.runs.store import RunStore
 
     run_dir, record, state = _load_run(runs_dir, run)
     waiting = record.waiting(step_ref)
@@ -958,7 +963,7 @@ def _decide(
         raise UsageError(problem)
     if decision == "approved" and sys.stdin.isatty() and sys.stdout.isatty():
         # A person at a terminal approves what they have just seen, never blind.
-        from .pending import show_gate
+        from runner.cli.pending import show_gate
 
         show_gate(Console(highlight=False), run_dir, waiting)
         if not click.confirm(f"approve step {waiting.step} as {by}?", default=False):
@@ -978,7 +983,7 @@ def _decide(
                 distinct_required=distinct,
             )
         )
-    from ..live_text import Where
+    from runner.text.live import Where
 
     click.echo(
         f"step {waiting.step} ({waiting.step_id}) {decision} by {by}; "

@@ -10,7 +10,7 @@ each family's module (``edr``, ``idp``, ``firewall``, ``tickets``, ``intel``, ``
 
 from __future__ import annotations
 
-from .app import create_app, reset_db
-from .server import DEFAULT_DB, DEFAULT_PORT, LabServer, serve
+from runner.lab.app import create_app, reset_db
+from runner.lab.server import DEFAULT_DB, DEFAULT_PORT, LabServer, serve
 
 __all__ = ["DEFAULT_DB", "DEFAULT_PORT", "LabServer", "create_app", "reset_db", "serve"]

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from .store import Doc, Store
+from runner.lab.store import Doc, Store
 
 
 class LabError(Exception):

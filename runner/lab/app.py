@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from . import backups, cloud, control, edr, firewall, idp, intel, services, tickets
-from .api import LabError, reply
-from .middleware import LabMiddleware
-from .seed import seed
-from .store import Store
+from runner.lab import backups, cloud, control, edr, firewall, idp, intel, services, tickets
+from runner.lab.api import LabError, reply
+from runner.lab.middleware import LabMiddleware
+from runner.lab.seed import seed
+from runner.lab.store import Store
 
 FAMILIES: tuple[tuple[str, list[Route]], ...] = (
     ("/api/edr", edr.ROUTES),

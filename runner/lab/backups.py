@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .api import LabError, body_of, fetch, need_str, path_id, public, reply, store_of
-from .edr import reimage
-from .store import Doc, Store, now_iso
+from runner.lab.api import LabError, body_of, fetch, need_str, path_id, public, reply, store_of
+from runner.lab.edr import reimage
+from runner.lab.store import Doc, Store, now_iso
 
 
 def _snapshot(request: Request) -> Doc:

@@ -24,8 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .api import LabError, body_of, fetch, opt_str, path_id, public, reply, store_of
-from .store import Doc, now_iso
+from runner.lab.api import LabError, body_of, fetch, opt_str, path_id, public, reply, store_of
+from runner.lab.store import Doc, now_iso
 
 _ADMIN_PORTS = (22, 3389)
 _TYPE_NAMES = {bool: "boolean", str: "string", int: "integer", list: "list", dict: "object"}

@@ -23,10 +23,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .api import LabError, body_of, reply, store_of
-from .cloud import findings_for
-from .seed import seed
-from .store import Doc
+from runner.lab.api import LabError, body_of, reply, store_of
+from runner.lab.cloud import findings_for
+from runner.lab.seed import seed
+from runner.lab.store import Doc
 
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "*")
 

@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .api import (
+from runner.lab.api import (
     LabError,
     body_of,
     fetch,
@@ -46,7 +46,7 @@ from .api import (
     reply,
     store_of,
 )
-from .store import Doc, now_iso
+from runner.lab.store import Doc, now_iso
 
 CURRENT_PATCH_LEVEL = "2024-06"
 GOLDEN_IMAGE = "golden-2024-06"

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .api import LabError, body_of, need_str, opt_str, path_id, reply, store_of
-from .store import now_iso
+from runner.lab.api import LabError, body_of, need_str, opt_str, path_id, reply, store_of
+from runner.lab.store import now_iso
 
 # Our own address space. Not `ip_address.is_private`: that also covers the documentation
 # ranges (203.0.113.0/24...) the scenario uses for attackers.

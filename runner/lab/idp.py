@@ -25,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .api import LabError, body_of, fetch, opt_str, path_id, query_bool, reply, store_of
-from .store import Doc, now_iso
+from runner.lab.api import LabError, body_of, fetch, opt_str, path_id, query_bool, reply, store_of
+from runner.lab.store import Doc, now_iso
 
 _LOOKBACK_RE = re.compile(r"^(\d+)([mhd])$")
 _UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440}

@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .api import LabError, reply
-from .seed import intel_feed
+from runner.lab.api import LabError, reply
+from runner.lab.seed import intel_feed
 
 TYPES = ("ip", "domain", "hash")
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from .store import Doc, Store
+from runner.lab.store import Doc, Store
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from .store import Doc, Store, now_iso
+from runner.lab.store import Doc, Store, now_iso
 
 _SUFFIX = "_minutes_ago"
 

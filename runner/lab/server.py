@@ -21,9 +21,9 @@ from types import TracebackType
 import httpx
 import uvicorn
 
-from ..errors import UsageError
-from .app import create_app, reset_db
-from .store import Store
+from runner.errors import UsageError
+from runner.lab.app import create_app, reset_db
+from runner.lab.store import Store
 
 DEFAULT_DB = Path(".runbook/lab/lab.db")
 DEFAULT_PORT = 8765

@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .api import LabError, body_of, fetch, opt_str, path_id, reply, store_of
-from .store import Doc, now_iso
+from runner.lab.api import LabError, body_of, fetch, opt_str, path_id, reply, store_of
+from runner.lab.store import Doc, now_iso
 
 
 def _service(request: Request) -> Doc:

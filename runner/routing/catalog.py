@@ -10,9 +10,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UnreadableRunbook, UsageError
-from ..model import Runbook
-from ..parse import parse_file
+from runner.errors import UnreadableRunbook, UsageError
+from runner.format.model import Runbook
+from runner.parse.markdown import parse_file
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol
 
-from .envelope import Alert, AlertStatus
-from .route import Route
+from runner.routing.envelope import Alert, AlertStatus
+from runner.routing.route import Route
 
 
 class Action(StrEnum):

@@ -10,9 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .envelope import Alert
-from .formats import alertmanager, azure_monitor, cloudevents, ecs, generic, ocsf, sentinel, splunk
-from .limits import DEFAULT, AlertError, Limits, check_shape, decode_text, parse_json
+from runner.routing.envelope import Alert
+from runner.routing.formats import (
+    alertmanager,
+    azure_monitor,
+    cloudevents,
+    ecs,
+    generic,
+    ocsf,
+    sentinel,
+    splunk,
+)
+from runner.routing.limits import DEFAULT, AlertError, Limits, check_shape, decode_text, parse_json
 
 Normalise = Callable[[object, str, str], list[Alert]]
 

@@ -12,7 +12,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
-from ..model import Severity
+from runner.format.model import Severity
 
 _NO_LABELS: Mapping[str, str] = MappingProxyType({})
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from ..errors import RunbookError
+from runner.errors import RunbookError
 
 MAX_BYTES = 5 * 1024 * 1024  # a payload; Alertmanager's largest groups are far smaller
 MAX_DEPTH = 32  # nesting of objects and arrays

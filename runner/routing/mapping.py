@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ..inputs import InputValueError, coerce
-from ..model import InputSpec, InputValue, Metadata
+from runner.format.inputs import InputValueError, coerce
+from runner.format.model import InputSpec, InputValue, Metadata
 
 
 class Origin(StrEnum):

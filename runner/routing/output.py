@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .envelope import Alert
-from .mapping import Origin
-from .route import Route
+from runner.routing.envelope import Alert
+from runner.routing.mapping import Origin
+from runner.routing.route import Route
 
 SECRET = "***"
 OUTPUT_VERSION = 1

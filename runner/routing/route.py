@@ -16,11 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ..model import Runbook
-from .conditions import Miss, equalities, normal
-from .envelope import Alert, AlertStatus
-from .mapping import InputMapping, map_inputs
-from .paths import FieldPath
+from runner.format.match import Miss, equalities, normal
+from runner.format.model import Runbook
+from runner.format.paths import FieldPath
+from runner.routing.envelope import Alert, AlertStatus
+from runner.routing.mapping import InputMapping, map_inputs
 
 
 class Verdict(StrEnum):

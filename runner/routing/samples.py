@@ -23,9 +23,9 @@ from types import MappingProxyType
 
 import yaml
 
-from .detect import NAMES, read_alerts
-from .envelope import Alert
-from .limits import MAX_BYTES, AlertError
+from runner.routing.detect import NAMES, read_alerts
+from runner.routing.envelope import Alert
+from runner.routing.limits import MAX_BYTES, AlertError
 
 FOLDER = "alerts"
 _NO_INPUTS: Mapping[str, object] = MappingProxyType({})

@@ -8,7 +8,7 @@ route, and `raw` keeps what the source said (docs/triggers.md).
 
 from __future__ import annotations
 
-from ..model import Severity
+from runner.format.model import Severity
 
 _WORDS: dict[str, Severity] = {}
 for _sev, _words in {

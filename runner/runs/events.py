@@ -9,6 +9,8 @@ Compatibility: ``run_started`` carries :data:`SCHEMA_VERSION`. A journal without
 written before typed events and reads the same way: every field has a default, a key this
 version does not know is kept in ``extra`` (and so survives a rewrite of the record form), and
 an event kind it does not know decodes as :class:`UnknownEvent`, which the fold ignores.
+
+Long on purpose: one frozen dataclass per journal event, the whole schema in one place to read.
 """
 
 from __future__ import annotations
@@ -347,6 +349,11 @@ class UnknownEvent(JournalEvent):
 
     def record(self) -> Record:
         return {"seq": self.seq, "ts": self.ts, "event": self.name, **self.extra}
+
+
+def is_output(record: Mapping[str, Any]) -> bool:
+    """Whether a record as read from the journal is an ``output`` event (kept in colour)."""
+    return record.get("event") == OutputEvent.KIND
 
 
 KINDS: dict[str, type[JournalEvent]] = {

@@ -19,6 +19,9 @@ mean duration of those steps, so a step that took more than double the average s
 
 The step lists hold each event's record form (the dict the journal has), which is what the
 views print; the fold itself reads only typed events.
+
+Long on purpose: it is the one fold; everything that asks where a run stands reads it here, so
+it must not be split into folds that could disagree.
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ExitCode, RunbookError
-from ..model import StepStatus, step_label
-from . import events as ev
+from runner.errors import ExitCode, RunbookError
+from runner.format.model import StepStatus, step_label
+from runner.runs import events as ev
 
 Event = dict[str, Any]  # an event's record form
 StepKey = tuple[str | None, str]  # (procedure id or None, step id)

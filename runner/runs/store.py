@@ -3,7 +3,7 @@
 Everything that writes a run goes through it (:meth:`RunStore.create`, :meth:`RunStore.reopen`
 give the writer, which takes only typed events), and everything that reads one gets typed events
 or the one fold's :class:`~runner.runs.state.RunRecord` from it. Today's backend is the
-hash-chained file journal (:mod:`runner.journal`), one folder per run under the runs folder;
+hash-chained file journal (:mod:`runner.runs.journal`), one folder per run under the runs folder;
 the methods here are what a second backend (a database for the service) must provide.
 
 Listing many runs must not read every journal in full: :func:`summary` folds only a run's
@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..journal import (
+from runner.private_files import UnsafeFile, open_regular, read_regular, write_private
+from runner.runs import events as ev
+from runner.runs.journal import (
     JOURNAL,
     Journal,
     JournalError,
@@ -30,10 +32,8 @@ from ..journal import (
     read_events,
     verified_events,
 )
-from ..private_files import UnsafeFile, open_regular, read_regular, write_private
-from ..redact import Redactor
-from . import events as ev
-from .state import ResumeState, RunRecord, fold
+from runner.runs.redact import Redactor
+from runner.runs.state import ResumeState, RunRecord, fold
 
 _TAIL_BYTES = 64 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -7,7 +7,7 @@ import sys
 
 
 def _install(argv: list[str]) -> None:
-    from .spec import install_kernelspec
+    from runner.shell_kernel.spec import install_kernelspec
 
     parser = argparse.ArgumentParser(
         prog="python -m runner.shell_kernel install",
@@ -28,7 +28,7 @@ def main() -> None:
     if sys.argv[1:2] == ["install"]:
         _install(sys.argv[2:])
         return
-    from .kernel import launch
+    from runner.shell_kernel.kernel import launch
 
     launch()
 

@@ -17,9 +17,9 @@ from typing import Any
 from ipykernel._version import kernel_protocol_version
 from ipykernel.kernelbase import Kernel
 
-from .. import __version__
-from .procs import become_subreaper
-from .shell import CellResult, Outcome, Shell
+from runner import __version__
+from runner.shell_kernel.procs import become_subreaper
+from runner.shell_kernel.shell import CellResult, Outcome, Shell
 
 #: What a reply's ``ename`` says for each unsuccessful outcome.
 ERROR_NAMES = {

@@ -32,6 +32,9 @@ Why this shape:
 One pump thread reads stdout, stderr, the record pipe and the exit notification. Before
 it hands a record over it drains stdout and stderr, so a cell's output is always
 published before the cell's verdict.
+
+Long on purpose: the bash session, its sentinel protocol and its watchdog are one conversation
+with one process.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from .procs import interrupt_missed
+from runner.shell_kernel.procs import interrupt_missed
 
 #: The descriptor bash writes records to; high enough that scripts leave it alone.
 RECORD_FD = 62

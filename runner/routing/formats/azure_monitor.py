@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from ...model import Severity
-from ..envelope import Alert, AlertStatus, EntityBag, text_labels
-from ..limits import AlertError
-from ..severity import AZURE
-from .common import mapping, text
+from runner.format.model import Severity
+from runner.routing.envelope import Alert, AlertStatus, EntityBag, text_labels
+from runner.routing.formats.common import mapping, text
+from runner.routing.limits import AlertError
+from runner.routing.severity import AZURE
 
 NAME = "azure_monitor"
 SCHEMA_ID = "azureMonitorCommonAlertSchema"

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from ..envelope import Alert, EntityBag, first_text, text_labels
-from ..limits import AlertError
-from ..severity import from_word
-from .common import add_flat_entities, mapping, status_of, text
+from runner.routing.envelope import Alert, EntityBag, first_text, text_labels
+from runner.routing.formats.common import add_flat_entities, mapping, status_of, text
+from runner.routing.limits import AlertError
+from runner.routing.severity import from_word
 
 NAME = "cloudevents"
 _CONTEXT = ("specversion", "id", "source", "type")

@@ -7,8 +7,8 @@ import hashlib
 import json
 from collections.abc import Mapping
 
-from ..envelope import AlertStatus, EntityBag
-from ..limits import AlertError
+from runner.routing.envelope import AlertStatus, EntityBag
+from runner.routing.limits import AlertError
 
 #: Keys that name an entity in flat records (Alertmanager labels, Splunk results, generic JSON).
 ENTITY_KEYS: dict[str, tuple[str, ...]] = {

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from ...model import Severity
-from ..envelope import Alert, AlertStatus, EntityBag
-from ..paths import lookup, lookup_all
-from ..severity import from_score, from_word
-from .common import digest, iso_time, mapping, text
+from runner.format.model import Severity
+from runner.format.paths import lookup, lookup_all
+from runner.routing.envelope import Alert, AlertStatus, EntityBag
+from runner.routing.formats.common import digest, iso_time, mapping, text
+from runner.routing.severity import from_score, from_word
 
 NAME = "ecs"
 _KINDS = ("alert", "signal")

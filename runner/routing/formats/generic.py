@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from ...model import Severity
-from ..envelope import Alert, EntityBag, first_text, text_labels
-from ..severity import from_score, from_word
-from .common import add_flat_entities, digest, iso_time, mapping, status_of
+from runner.format.model import Severity
+from runner.routing.envelope import Alert, EntityBag, first_text, text_labels
+from runner.routing.formats.common import add_flat_entities, digest, iso_time, mapping, status_of
+from runner.routing.severity import from_score, from_word
 
 NAME = "generic"
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from ...model import Severity
-from ..envelope import Alert, AlertStatus, Entities, EntityBag
-from ..limits import AlertError
-from ..paths import lookup, lookup_all
-from ..severity import OCSF_IDS, from_word
-from .common import digest, iso_time, mapping, text
+from runner.format.model import Severity
+from runner.format.paths import lookup, lookup_all
+from runner.routing.envelope import Alert, AlertStatus, Entities, EntityBag
+from runner.routing.formats.common import digest, iso_time, mapping, text
+from runner.routing.limits import AlertError
+from runner.routing.severity import OCSF_IDS, from_word
 
 NAME = "ocsf"
 DETECTION_FINDING = 2004

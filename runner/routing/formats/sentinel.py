@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from ..envelope import Alert, AlertStatus, EntityBag
-from ..limits import AlertError
-from ..severity import from_word
-from .common import mapping, text
+from runner.routing.envelope import Alert, AlertStatus, EntityBag
+from runner.routing.formats.common import mapping, text
+from runner.routing.limits import AlertError
+from runner.routing.severity import from_word
 
 NAME = "sentinel"
 _TYPE = "microsoft.securityinsights/incidents"

@@ -12,9 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from ..envelope import Alert, EntityBag, text_labels
-from ..severity import from_word
-from .common import add_flat_entities, digest, iso_time, mapping, status_of, text
+from runner.routing.envelope import Alert, EntityBag, text_labels
+from runner.routing.formats.common import (
+    add_flat_entities,
+    digest,
+    iso_time,
+    mapping,
+    status_of,
+    text,
+)
+from runner.routing.severity import from_word
 
 NAME = "splunk"
 _KEYS = ("result", "sid", "search_name")

@@ -1,0 +1,1 @@
+"""`runbook check`: the linter's rules over the typed plan."""

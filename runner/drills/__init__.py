@@ -1,0 +1,1 @@
+"""Drills: scenarios against the lab, and their operator."""

@@ -1,0 +1,1 @@
+"""Running a plan: the engine, its policies, the operator who answers."""

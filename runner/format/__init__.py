@@ -1,0 +1,1 @@
+"""The runbook format: its vocabulary, the typed model, `when=` conditions, input values."""

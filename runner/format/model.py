@@ -1,0 +1,366 @@
+"""The typed plan of a runbook: what the parser produces and the runner, linter and site consume.
+
+Every object is a frozen, slotted dataclass: a parsed runbook is a value, safe to share between
+the runner, the linter and the MkDocs plugin, and nothing downstream can change what the file said.
+Every object that came from the file carries its 1-based source ``line``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:  # the model names the parsed types of conditions; they import the model
+    from runner.format.expr import Expression
+    from runner.format.match import Condition
+    from runner.format.paths import FieldPath
+
+Scalar = str | int | float | bool | None
+InputValue = Scalar | tuple[Scalar, ...]
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+class StepStatus(StrEnum):
+    """The state of one step, shared by the journal, the summary, reports and the site."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    WAITING_APPROVAL = "waiting_approval"
+    DENIED = "denied"
+    HANDLED = "handled"
+
+
+class RunStatus(StrEnum):
+    """The state of a whole run."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    SUCCEEDED_WITH_HANDLED_FAILURES = "succeeded_with_handled_failures"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PAUSED = "paused"  # waiting for an approval; `runbook resume` continues it
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+ProblemLevel = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding about a runbook file, as `runbook check` prints it."""
+
+    path: str  # the file as the user named it
+    line: int  # 1-based; 0 when the problem concerns the whole file
+    level: ProblemLevel
+    code: str  # stable identifier, documented in docs/format.md (e.g. RB101)
+    message: str  # what is wrong and how to fix it
+
+    @property
+    def where(self) -> str:
+        """`path:line`, or the path alone for a whole-file problem, as compilers print them."""
+        return f"{self.path}:{self.line}" if self.line else self.path
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.level} {self.code} {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    """One declared input of a runbook (`inputs:` in the front matter)."""
+
+    name: str
+    type: Literal["string", "integer", "number", "boolean", "list"] = "string"
+    description: str = ""
+    required: bool = False
+    default: InputValue = None
+    enum: tuple[Scalar, ...] = ()
+    pattern: str | None = None
+    secret: bool = False  # never written to the journal, reports or the terminal
+    expose: str = "run"  # "block": in a kernel only while a block that names it runs
+    # Routing (docs/triggers.md): where an alert gives the value, first path that has one wins,
+    # and whether the default may serve a run an alert started (defaults are written for people).
+    alert_paths: tuple[FieldPath, ...] = ()
+    default_safe: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """When the runbook is activated."""
+
+    when: str = ""  # free text for people
+    match: Mapping[str, object] = field(default_factory=lambda: _EMPTY)  # as written
+    # Routing (docs/triggers.md), parsed once with the file: None when `match` is empty or has
+    # problems (a runbook never routes on part of its conditions).
+    condition: Condition | None = None
+    priority: int = 0  # the highest priority among the runbooks that match wins
+    dedup_key: tuple[FieldPath, ...] = ()  # paths whose values identify "the same alert"
+    correlate_by: tuple[str, ...] = ()  # entity kinds (hosts, users...) that link alerts
+    correlate_window: float | None = None  # seconds within which they are linked
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """The front matter, validated and typed."""
+
+    id: str  # slug; defaults to the file stem
+    name: str
+    service: str = ""
+    owner: str = ""
+    severity: Severity | None = None
+    objective: str = ""
+    time_limit: float | None = None  # seconds
+    time_limit_text: str = ""  # as written, e.g. "1h"
+    roles: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # role -> who that is
+    tools: tuple[str, ...] = ()
+    trigger: Trigger = field(default_factory=Trigger)
+    inputs: tuple[InputSpec, ...] = ()
+    tags: tuple[str, ...] = ()
+    notify: tuple[str, ...] = ()
+    kernels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # language -> kernelspec
+    has_front_matter: bool = False  # False for plain Markdown read in compatibility mode
+
+    def input(self, name: str) -> InputSpec | None:
+        return next((spec for spec in self.inputs if spec.name == name), None)
+
+
+OnFailure = str  # "abort" | "continue" | "procedure:NAME"
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """A branch that ends the run instead of returning to the main path."""
+
+    status: str  # the run's final status: succeeded | failed | cancelled
+    reason: str  # in words, for the journal and the report: "closed as false positive"
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A fenced code block. Executable when ``kernel`` is set; otherwise documentation."""
+
+    lang: str  # normalised language ("" when the fence has none)
+    code: str
+    line: int  # line of the opening fence
+    end_line: int  # line after the closing fence
+    info: str  # the raw info string, for diagnostics
+    kernel: str | None  # kernelspec name, or None for a documentation block
+    attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # as written
+    id: str = ""  # unique within the runbook
+    role: str | None = None
+    approve: bool = False
+    approver_role: str | None = None  # `approve=ROLE`: the approver must hold this role
+    timeout: float | None = None  # seconds
+    retries: int = 0
+    retry_delay: float = 0.0  # seconds
+    retry_backoff: float = 1.0  # multiplier applied to the delay after each attempt
+    on_failure: OnFailure = "abort"
+    when: str | None = None  # as written
+    # The condition parsed once, by the parser: the engine, the linter and every renderer use
+    # this one. None without `when=`, or when it did not parse (the parser reported RB032).
+    condition: Expression | None = field(default=None, compare=False, repr=False)
+    outputs: tuple[str, ...] = ()  # names, in the order written
+    output_types: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # name -> type
+    errexit: bool = True  # a shell block stops at its first failing command
+    end: RunEnd | None = None  # `end="..."`: once the step succeeds, the run ends
+    fence: str = "```"  # the opening marker as written (``` or ~~~~, ...)
+
+    @property
+    def executable(self) -> bool:
+        return self.kernel is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One numbered step. Manual when it has no executable block."""
+
+    number: int  # 1-based, in document order
+    id: str
+    title: str
+    line: int
+    end_line: int  # first line after the step
+    role: str | None = None
+    text: str = ""  # the step's Markdown source, blocks included
+    blocks: tuple[Block, ...] = ()  # executable and documentation blocks, in order
+    # 1-based line of the step's own `Role: x` line, which set `role`; 0 when the role came from
+    # a block, the procedure or nowhere. The site drops that line (its badge shows the role).
+    role_line: int = 0
+
+    @property
+    def executable_blocks(self) -> tuple[Block, ...]:
+        return tuple(b for b in self.blocks if b.executable)
+
+    @property
+    def manual(self) -> bool:
+        return not any(b.executable for b in self.blocks)
+
+    # A step's policies are those of its executable blocks: the first block that sets one wins,
+    # so an author may put the attributes on whichever block reads best. They filter `blocks`
+    # in place rather than build `executable_blocks`: the linter and the site ask for them
+    # dozens of times per runbook.
+    @property
+    def approve(self) -> bool:
+        return any(b.approve for b in self.blocks if b.executable)
+
+    @property
+    def approver_role(self) -> str | None:
+        return next(
+            (b.approver_role for b in self.blocks if b.executable and b.approver_role), None
+        )
+
+    @property
+    def when(self) -> str | None:
+        return next((b.when for b in self.blocks if b.executable and b.when), None)
+
+    @property
+    def condition(self) -> Expression | None:
+        """The parsed `when=` of the step (its first executable block that has one)."""
+        return next((b.condition for b in self.blocks if b.executable and b.when), None)
+
+    @property
+    def timeout(self) -> float | None:
+        return next(
+            (b.timeout for b in self.blocks if b.executable and b.timeout is not None), None
+        )
+
+    @property
+    def end(self) -> RunEnd | None:
+        return next((b.end for b in self.blocks if b.executable and b.end), None)
+
+    @property
+    def retries(self) -> int:
+        return max((b.retries for b in self.blocks if b.executable), default=0)
+
+    @property
+    def on_failure(self) -> OnFailure:
+        return next(
+            (b.on_failure for b in self.blocks if b.executable and b.on_failure != "abort"),
+            "abort",
+        )
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return tuple(name for b in self.blocks if b.executable for name in b.outputs)
+
+
+@dataclass(frozen=True, slots=True)
+class Procedure:
+    """An alternative procedure: an H3 under `## Alternative procedures`, with its own steps."""
+
+    id: str  # slug of the title; `on_failure=procedure:ID` names it
+    title: str
+    line: int
+    end_line: int
+    text: str = ""
+    steps: tuple[Step, ...] = ()
+    ends: RunEnd | None = None  # an "Ends the run: ..." line: the run ends after it
+
+
+@dataclass(frozen=True, slots=True)
+class Heading:
+    """A top-level heading as written, or a line that looks like one but is not (`###2.`)."""
+
+    level: int  # 1-6; for a look-alike, the number of leading `#`s
+    title: str  # plain text, without the `#`s
+    line: int
+    real: bool = True  # False for a paragraph line that only looks like a heading
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """Any other H2 section, kept as documentation."""
+
+    title: str
+    line: int
+    end_line: int
+    text: str  # Markdown source of the body, without the heading
+
+
+@dataclass(frozen=True, slots=True)
+class Runbook:
+    """A parsed runbook file: the typed plan."""
+
+    path: Path
+    sha256: str  # of the file's bytes
+    metadata: Metadata
+    steps: tuple[Step, ...] = ()
+    procedures: tuple[Procedure, ...] = ()
+    success_criteria: tuple[str, ...] = ()
+    failure_criteria: tuple[str, ...] = ()
+    sections: tuple[Section, ...] = ()  # other H2 sections, in order
+    doc_blocks: tuple[Block, ...] = ()  # fenced blocks outside any step
+    description: str = ""  # Markdown between the title and the first H2
+    has_steps_section: bool = False
+    steps_line: int = 0  # line of the `## Steps` heading, 0 when there is none
+    front_matter: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    front_matter_line: int = 0  # line of the opening `---`, 0 when there is none
+    problems: tuple[Problem, ...] = ()  # found while parsing; `check` adds its own
+    # The text as read: a run keeps it beside its journal, keyed by `sha256`, so a resume or a
+    # report reads the runbook that ran rather than whatever the file says later.
+    source: str = field(default="", compare=False, repr=False)
+    # Every top-level heading and heading look-alike, in line order: `check` finds steps
+    # written at the wrong level from them.
+    headings: tuple[Heading, ...] = ()
+
+    def procedure(self, name: str) -> Procedure | None:
+        return next((p for p in self.procedures if name in (p.id, p.title)), None)
+
+    def all_blocks(self) -> tuple[Block, ...]:
+        """Every fenced block of the file, each once."""
+        blocks = [b for s in self.steps for b in s.blocks]
+        blocks += [b for p in self.procedures for s in p.steps for b in s.blocks]
+        return tuple(blocks) + self.doc_blocks
+
+
+# --- naming a step ---------------------------------------------------------------------------
+
+
+def step_label(procedure: str | None, number: int) -> str:
+    """How every command names a step: `3`, or `manual-isolation/2` in a procedure. The same
+    form is accepted back wherever a step is given (`--at`, a scenario's `at_step`)."""
+    return f"{procedure}/{number}" if procedure else str(number)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRef:
+    """A step of the runbook, main or in an alternative procedure."""
+
+    step: Step
+    procedure: str | None
+
+    @property
+    def label(self) -> str:
+        return step_label(self.procedure, self.step.number)
+
+
+def all_steps(book: Runbook) -> list[StepRef]:
+    refs = [StepRef(s, None) for s in book.steps]
+    refs += [StepRef(s, p.id) for p in book.procedures for s in p.steps]
+    return refs
+
+
+def find_step(book: Runbook, ref: str) -> StepRef | None:
+    """`isolate`, `3`, `manual-isolation/2` or `manual-isolation/<step id>`."""
+    proc, sep, rest = ref.rpartition("/")
+    for r in all_steps(book):
+        if sep:
+            if r.procedure == proc and rest in (str(r.step.number), r.step.id):
+                return r
+        elif r.step.id == ref or (r.procedure is None and str(r.step.number) == ref):
+            return r
+    return None

@@ -1,0 +1,1 @@
+"""Jupyter kernels: starting, running blocks, restarting, reaping; Ctrl-C as a token."""

@@ -1,0 +1,142 @@
+"""``python -m runner.kernels.reaper --parent PID [--remove DIR] -- KERNEL...``: a kernel's keeper.
+
+Every kernel of a run is started through this small process, so that nothing a step starts can
+outlive the run, however it was started and however the run ends:
+
+* It is a *child subreaper* (Linux ``PR_SET_CHILD_SUBREAPER``): a process that double-forks or
+  calls ``setsid`` (``(setsid cmd &)``, ``nohup``, ``subprocess.Popen(start_new_session=True)``,
+  even ``env -i``) is re-parented to it instead of to init, so it stays findable by parentage.
+* When the kernel ends (a clean shutdown, a crash, a kill) it kills everything left below it and
+  removes the kernel's temporary folder, then exits with the kernel's status.
+* When the runner dies, even by SIGKILL, the kernel gets SIGTERM (``PR_SET_PDEATHSIG``), and so
+  does this process, which then does the same cleanup.
+
+It stays in the kernel's process group, so jupyter_client's signals to the group (interrupts,
+shutdown escalation) reach the kernel as before; it ignores SIGINT itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from types import FrameType
+
+from runner.shell_kernel.procs import become_subreaper, descendants
+
+#: prctl option: the signal this process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
+#: Seconds the kernel has to leave after SIGTERM before everything below is SIGKILLed.
+TERM_GRACE = 0.5
+
+
+class _Stop(Exception):
+    """SIGTERM or SIGHUP arrived: stop the kernel and clean up."""
+
+
+def _on_term(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def _die_with_parent(signum: int) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum)
+
+
+def _kill_below(me: int, signum: int) -> None:
+    """Signal every process below this one; a few passes catch those forked meanwhile."""
+    for _ in range(5):
+        tree = descendants(me)
+        if not tree:
+            return
+        for pid, _, _ in tree:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+        _reap()
+        if signum != signal.SIGKILL:
+            return
+
+
+def _reap() -> None:
+    """Collect every child that has exited (orphans re-parented here included)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _clean(kernel: subprocess.Popen[bytes] | None, remove: list[str]) -> None:
+    me = os.getpid()
+    if kernel is not None and kernel.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            kernel.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            kernel.wait(TERM_GRACE)
+    _kill_below(me, signal.SIGKILL)
+    for path in remove:
+        shutil.rmtree(path, ignore_errors=True)
+        # The run's folder holds one such folder per kernel; the last to go removes it.
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(path.rstrip("/")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runner.kernels.reaper")
+    parser.add_argument("--parent", type=int, required=True, help="the runner's pid")
+    parser.add_argument("--remove", action="append", default=[], help="folder to remove at end")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel, in this group, gets it
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGHUP, _on_term)
+    _die_with_parent(signal.SIGTERM)
+    become_subreaper()
+    kernel: subprocess.Popen[bytes] | None = None
+    status = 1
+    try:
+        if os.getppid() != args.parent:
+            raise _Stop  # the runner died before the death signal was armed
+        # SIGINT back to its default in the kernel (it is ignored here).
+        kernel = subprocess.Popen(command, preexec_fn=_kernel_preexec)
+        status = _wait(kernel)
+    except _Stop:
+        status = 128 + signal.SIGTERM
+    finally:
+        with contextlib.suppress(_Stop):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            _clean(kernel, args.remove)
+    return status
+
+
+def _kernel_preexec() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    _die_with_parent(signal.SIGTERM)  # this process's death takes the kernel with it
+
+
+def _wait(kernel: subprocess.Popen[bytes]) -> int:
+    """Reap children until the kernel itself exits; its status."""
+    while True:
+        try:
+            pid, raw = os.wait()
+        except ChildProcessError:
+            return kernel.returncode if kernel.returncode is not None else 1
+        except InterruptedError:
+            continue
+        if pid == kernel.pid:
+            kernel.returncode = os.waitstatus_to_exitcode(raw)
+            code = kernel.returncode
+            return code if code >= 0 else 128 - code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Markdown to the typed plan, on markdown-it-py."""

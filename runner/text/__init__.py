@@ -1,0 +1,1 @@
+"""What a person reads at a terminal: escaped text, step cards, gates, the live clock."""
