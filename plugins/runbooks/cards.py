@@ -52,11 +52,14 @@ def details(meta: Metadata, display: str, last_change: str, runs: Sequence[Run])
         ("Roles", _roles(meta.roles)),
         ("Tools", ", ".join(f"<code>{escape(t)}</code>" for t in meta.tools) or "—"),
         ("Tags", ", ".join(f"<code>{escape(t)}</code>" for t in meta.tags) or "—"),
+        ("Routing", _routing(meta)),
         ("Source", f"<code>{escape(display)}</code>"),
         ("Last change", escape(last_change) or "—"),
         ("Last exercised", _last_exercised(runs)),
     ]
-    rows = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
+    rows = "".join(
+        f"<dt{_anchor(k)}>{k}</dt><dd>{v}</dd>" for k, v in facts if k != "Routing" or v != "—"
+    )
     summary = "Details: tools, inputs, source"
     parts = [
         f'<details class="rb-card"><summary>{summary}</summary>',
@@ -67,6 +70,10 @@ def details(meta: Metadata, display: str, last_change: str, runs: Sequence[Run])
     return "\n".join(p for p in parts if p)
 
 
+def _anchor(fact: str) -> str:
+    return ' id="rb-routing"' if fact == "Routing" else ""
+
+
 def _severity(meta: Metadata) -> str:
     if meta.severity is None:
         return "—"
@@ -75,13 +82,25 @@ def _severity(meta: Metadata) -> str:
 
 
 def _trigger(meta: Metadata) -> str:
-    text = escape(meta.trigger.when)
-    match = " ".join(
-        # Conditions (docs/triggers.md) are nested: shown as compact JSON, scalars as written.
+    """What starts the runbook, in the author's words. The match conditions are for the people
+    who route alerts, not for the responder before step 1: they are under Details."""
+    if meta.trigger.when:
+        return escape(meta.trigger.when)
+    if meta.trigger.match:
+        return '<a href="#rb-routing">an alert its routing matches</a>'
+    return "—"
+
+
+def _routing(meta: Metadata) -> str:
+    """The match conditions (docs/triggers.md), nested ones as compact JSON, and the priority."""
+    match = "<br>".join(
         f"<code>{escape(k)}={escape(v if isinstance(v, str) else json.dumps(v))}</code>"
         for k, v in meta.trigger.match.items()
     )
-    return " ".join(p for p in (text, match) if p) or "—"
+    if not match:
+        return "—"
+    priority = meta.trigger.priority
+    return match + (f"<br>priority {priority}" if priority else "")
 
 
 def _last_exercised(runs: Sequence[Run]) -> str:
