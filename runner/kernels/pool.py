@@ -43,6 +43,7 @@ from jupyter_client.manager import KernelManager
 
 from runner.errors import ExitCode, RunbookError
 from runner.format.syntax import PLAIN_ERRORS, error_headline
+from runner.kernels.backend import Kernel
 from runner.kernels.cancel import CancelToken, Terminated
 from runner.shell_kernel.procs import descendants
 from runner.shell_kernel.shell import BASH_ARGV, WATCHDOG_SCRIPT
@@ -873,11 +874,34 @@ def _to_output(kind: str, content: Mapping[str, Any]) -> Output | None:
 # --- the pool ----------------------------------------------------------------------------------
 
 
-StartHook = Callable[[KernelSession], None]
+StartHook = Callable[[Kernel], None]  # a KernelSession, seen as the engine sees it
 
 
 #: The pool's folder in the temporary directory: `runbook-kernels-<runner pid>-<random>`.
 POOL_PREFIX = "runbook-kernels-"
+
+
+#: A Unix socket's path holds at most 107 bytes (sun_path is 108 with its NUL). A kernel's
+#: sockets are `<pool>/k<i>-<generation>/k-<n>`, and the pool is `runbook-kernels-<pid>-<8>`.
+_SOCKET_PATH_MAX = 107
+_POOL_SUFFIX = len(f"/{POOL_PREFIX}4194304-abcdefgh/k99-999/k-99")
+#: Where the pool goes when the temporary directory's path is too long for its sockets.
+_SHORT_ROOTS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def _pool_root() -> Path:
+    """The folder the pool is made in: the temporary directory, or a shorter one when its path
+    would make a kernel's socket path too long (zmq would fail with "File name too long")."""
+    root = Path(tempfile.gettempdir())
+    if len(os.fsencode(root)) + _POOL_SUFFIX <= _SOCKET_PATH_MAX:
+        return root
+    for short in _SHORT_ROOTS:
+        if os.path.isdir(short) and os.access(short, os.W_OK | os.X_OK):
+            return Path(short)
+    raise KernelError(
+        f"the temporary directory {root} is too long a path for a kernel's sockets (at most "
+        f"{_SOCKET_PATH_MAX - _POOL_SUFFIX} bytes); set TMPDIR to a shorter folder"
+    )
 
 
 def _sweep_stale_folders() -> None:
@@ -887,7 +911,7 @@ def _sweep_stale_folders() -> None:
     runner was SIGKILLed; a runner killed before its first kernel started leaves an empty
     folder only, which the next run removes here.
     """
-    root = Path(tempfile.gettempdir())
+    root = _pool_root()
     try:
         entries = list(root.glob(f"{POOL_PREFIX}*-*"))
     except OSError:
@@ -915,7 +939,9 @@ class KernelPool:
         # Handed to every session (see runner.kernels.cancel).
         self.cancel: CancelToken | None = None
         _sweep_stale_folders()
-        self._dir = tempfile.TemporaryDirectory(prefix=f"{POOL_PREFIX}{os.getpid()}-")
+        self._dir = tempfile.TemporaryDirectory(
+            prefix=f"{POOL_PREFIX}{os.getpid()}-", dir=_pool_root()
+        )
         self.runtime_dir = Path(self._dir.name)
         self._sessions: dict[str, KernelSession] = {}
         self._started: dict[str, int] = {}  # kernelspec -> generation the hook last saw
