@@ -105,6 +105,16 @@ def register_all() -> None:
         importlib.import_module(f"{__name__}.{module}")
 
 
+#: Modules of the optional extras (pyproject.toml) -> the extra that installs them.
+_EXTRAS = {
+    "starlette": "lab",
+    "uvicorn": "lab",
+    "httpx": "lab",
+    "mkdocs": "site",
+    "material": "site",
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the command and map every outcome to an exit status."""
     try:
@@ -120,6 +130,15 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err_console.print("aborted")
         status = EXIT_ABORTED
+    except ModuleNotFoundError as exc:
+        extra = _EXTRAS.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        err_console.print(
+            f"[bold red]error:[/] this command needs {exc.name}, which comes with the "
+            f"{extra!r} extra: pip install 'secops-runbooks[{extra}]'"
+        )
+        status = EXIT_USAGE
     except RunbookError as exc:
         # An error quotes what it found (a path, a value, a line): shown, never obeyed.
         err_console.print(f"[bold red]error:[/] {escape(visible(str(exc)))}", markup=True)
