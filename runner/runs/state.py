@@ -248,7 +248,7 @@ class RunRecord:
                     key[0],
                     status,
                     float(e.duration or 0.0),
-                    int(e.attempts or 0),
+                    int(e.attempt or 1),  # attempts made, as StepRecord counts them
                     e.reason,
                     e.error,
                     earlier=True,
@@ -313,7 +313,7 @@ class StepOutcome:
     procedure: str | None
     status: StepStatus
     duration: float  # seconds, all attempts
-    attempts: int = 0
+    attempts: int = 0  # attempts made (1 + retries used), as StepRecord.attempts; not the limit
     reason: str | None = None  # why it was skipped, handled...
     error: str | None = None  # why it failed
     earlier: bool = False  # finished in an earlier attempt of the run (resume)
