@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -21,9 +20,7 @@ from runner.cli.drill_alert import drill_alert
 from runner.cli.routing import alert_format_option
 from runner.cli.running import (
     RichReporter,
-    _git_commit,
     _kernels,
-    _needed_kernels,
     _operator_name,
     print_summary,
 )
@@ -38,15 +35,15 @@ from runner.drills.drill import (
 )
 from runner.drills.scenario import ScenarioFile, load_scenario
 from runner.errors import InvalidInputs, UsageError
-from runner.exec.engine import Engine, RunContext, RunOptions, RunResult
+from runner.exec.engine import RunOptions, RunResult
 from runner.exec.operator import TerminalOperator
 from runner.format.inputs import resolve
 from runner.format.model import InputValue, Runbook
 from runner.lab.server import TOKEN_ENV, LabServer
 from runner.reports.report import write_report
-from runner.runs.journal import Event, new_run_id
+from runner.runs.journal import Event
 from runner.runs.redact import Redactor
-from runner.runs.store import RunStore, default_runs_dir
+from runner.runs.store import default_runs_dir
 
 DRILL_HELP = """
 \b
@@ -240,10 +237,13 @@ def _play(
     console: Console,
 ) -> tuple[RunResult, list[int]]:
     """Run the runbook in drill mode; the result and the indexes of the faults injected."""
+    from runner.exec.session import Session, context_for, create, execute, needed_kernels
+
     runs = Path(runs_dir) if runs_dir else default_runs_dir()
-    with _kernels(_needed_kernels(book.steps)) as pool:
+    with _kernels(needed_kernels(book.steps)) as pool:
         redactor = Redactor.for_inputs(values, secrets)
-        journal = RunStore(runs).create(new_run_id(book.metadata.id), redactor)
+        # The drill's operator journals faults and notes: the run is created before it.
+        journal = create(book, redactor, runs)
         reporter = DrillReporter(console, book, run_id=journal.run_id)  # step cards, the clock
         operator = DrillOperator(
             book,
@@ -254,23 +254,16 @@ def _play(
             person=TerminalOperator(name, console) if interactive else None,
             on_event=reporter.on_event,
         )
-        engine = Engine(
+        session = Session(
             book,
-            inputs=values,
-            secret_inputs=secrets,
-            journal=journal,
-            pool=pool,
-            operator=operator,
-            context=RunContext(
-                str(book.path), name, socket.gethostname(), _git_commit(book.path), interactive
-            ),
-            options=RunOptions(mode="drill", yes=not interactive),
-            reporter=reporter,
+            values,
+            secrets,
+            operator,
+            context_for(book.path, name, interactive),
+            RunOptions(mode="drill", yes=not interactive),
+            reporter,
         )
-        try:
-            result = engine.run()
-        finally:
-            journal.close()
+        result = execute(session, pool, journal)
     return result, [index for index, _ in operator.injected]
 
 

@@ -17,10 +17,8 @@ import dataclasses
 import getpass
 import json
 import os
-import socket
-import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,13 +34,13 @@ from runner.text.record import STATUS_STYLE
 from runner.text.terminal import visible, visible_event
 
 if TYPE_CHECKING:
-    from runner.exec.engine import RunContext, RunOptions, RunResult, Shown, StepOutcome
+    from runner.exec.engine import RunResult, Shown, StepOutcome
     from runner.exec.operator import Operator
+    from runner.exec.session import OpenRun
     from runner.kernels.pool import KernelPool
     from runner.runs import events as ev
     from runner.runs.journal import Event
-    from runner.runs.state import ResumeState, RunRecord
-    from runner.runs.store import RunWriter
+    from runner.runs.state import RunRecord
 
 EXIT_HELP = """
 \b
@@ -462,20 +460,6 @@ def gather_inputs(
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _git_commit(path: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(path.parent or "."), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
 def _operator_name(given: str | None) -> str:
     if given:
         return given
@@ -486,15 +470,6 @@ def _operator_name(given: str | None) -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-def _needed_kernels(steps: Sequence[Step]) -> list[str]:
-    names: list[str] = []
-    for step in steps:
-        for block in step.executable_blocks:
-            if block.kernel and block.kernel not in names:
-                names.append(block.kernel)
-    return names
 
 
 def _check_refs(runbook: Runbook, steps: Sequence[Step], refs: Sequence[str], flag: str) -> None:
@@ -516,22 +491,11 @@ def _steps_for(runbook: Runbook, procedure: str | None) -> tuple[Step, ...]:
     return proc.steps
 
 
-@contextlib.contextmanager
-def _kernels(names: Sequence[str]) -> Iterator[KernelPool]:
-    """A pool with the kernels the run needs already booting; always shut down."""
-    from runner.kernels.cancel import CancelToken
-    from runner.kernels.pool import KernelPool
+def _kernels(names: Sequence[str]) -> contextlib.AbstractContextManager[KernelPool]:
+    """The session's kernel pool, with Ctrl-C answered at once on the terminal."""
+    from runner.exec.session import kernel_pool
 
-    token = CancelToken()
-    token.on_press = _ctrl_c_feedback
-    with token.handling_signals():
-        pool = KernelPool()
-        pool.cancel = token  # the engine takes it from the pool
-        try:
-            pool.prestart(names)
-            yield pool
-        finally:
-            pool.shutdown()
+    return kernel_pool(names, on_press=_ctrl_c_feedback)
 
 
 def _ctrl_c_feedback(presses: int) -> None:
@@ -552,55 +516,26 @@ def _operator(name: str, yes: bool, console: Console) -> Operator:
     return UnattendedOperator(name)
 
 
-def _execute(
+def _reporter(
+    console: Console,
     runbook: Runbook,
-    pool: KernelPool,
-    journal: RunWriter,
-    *,
+    run_id: str,
     values: Mapping[str, InputValue],
     secrets: Sequence[str],
     operator: Operator,
-    context: RunContext,
-    options: RunOptions,
-    console: Console,
-    resume: ResumeState | None = None,
-    earlier: RunRecord | None = None,
-) -> int:
-    from runner.exec.engine import Engine
+    earlier: OpenRun | None = None,
+) -> RichReporter:
+    from runner.exec.operator import TerminalOperator
     from runner.text.live import epoch
 
     shown = {k: ("***" if k in secrets else v) for k, v in values.items()}
-    reporter = RichReporter(
-        console,
-        runbook,
-        run_id=journal.run_id,
-        started_at=epoch(str(resume.started.get("ts") or "")) if resume else None,
-        inputs=shown,
-    )
+    started = epoch(str(earlier.state.started.get("ts") or "")) if earlier else None
+    reporter = RichReporter(console, runbook, run_id=run_id, started_at=started, inputs=shown)
     if earlier is not None:
-        reporter.remember(earlier)
-    from runner.exec.operator import TerminalOperator
-
+        reporter.remember(earlier.record)
     if isinstance(operator, TerminalOperator):
-        operator.tail = reporter.tail
-    engine = Engine(
-        runbook,
-        inputs=values,
-        secret_inputs=secrets,
-        journal=journal,
-        pool=pool,
-        operator=operator,
-        context=context,
-        options=options,
-        reporter=reporter,
-        resume=resume,
-    )
-    try:
-        result = engine.run()
-    finally:
-        journal.close()
-    print_summary(console, result, runbook, reporter)
-    return result.exit_code
+        operator.tail = reporter.tail  # the approval screen shows each step's last lines
+    return reporter
 
 
 # --- run ------------------------------------------------------------------------------------------
@@ -659,6 +594,7 @@ def run_command(
 ) -> int:
     """Run RUNBOOK (a path, or an id under runbooks/) step by step through Jupyter kernels."""
     from runner.check.lint import checked, load_for_run, resolve_runbook
+    from runner.exec.session import needed_kernels
     from runner.parse.markdown import parse_file
 
     path = resolve_runbook(runbook)
@@ -678,11 +614,10 @@ def run_command(
     # (RB039), as `check` and the site do, before trying to start it.
     ready = checked(early) if early.metadata.kernels else None
     steps = early.steps if procedure is None else _steps_for(early, procedure)
-    with _kernels(_needed_kernels(steps)) as pool:
-        from runner.exec.engine import RunContext, RunOptions
-        from runner.runs.journal import new_run_id
-        from runner.runs.redact import Redactor
-        from runner.runs.store import RunStore, default_runs_dir
+    with _kernels(needed_kernels(steps)) as pool:
+        from runner.exec.engine import RunOptions
+        from runner.exec.session import Session, context_for, create, execute
+        from runner.runs.store import default_runs_dir
 
         book = ready or checked(early)
         steps = _steps_for(book, procedure)
@@ -698,12 +633,6 @@ def run_command(
         name = _operator_name(operator_name)
         operator = _operator(name, yes, console)
         values, secrets = gather_inputs(book, pairs, inputs_file, prompt=operator.interactive)
-        redactor = Redactor.for_inputs(values, secrets)
-        runs = Path(runs_dir) if runs_dir else default_runs_dir()
-        journal = RunStore(runs).create(new_run_id(book.metadata.id), redactor)
-        context = RunContext(
-            str(path), name, socket.gethostname(), _git_commit(path), operator.interactive
-        )
         options = RunOptions(
             mode="procedure" if procedure else "run",
             yes=yes,
@@ -713,17 +642,14 @@ def run_command(
             require_distinct_approver=require_distinct_approver,
             procedure=procedure,
         )
-        return _execute(
-            book,
-            pool,
-            journal,
-            values=values,
-            secrets=secrets,
-            operator=operator,
-            context=context,
-            options=options,
-            console=console,
+        session = Session(
+            book, values, secrets, operator, context_for(path, name, operator.interactive), options
         )
+        journal = create(book, session.redactor, Path(runs_dir) if runs_dir else default_runs_dir())
+        reporter = _reporter(console, book, journal.run_id, values, secrets, operator)
+        result = execute(dataclasses.replace(session, reporter=reporter), pool, journal)
+        print_summary(console, result, book, reporter)
+        return result.exit_code
 
 
 def _print_plan(
@@ -772,24 +698,6 @@ def _policies(step: Step) -> str:
 # --- resume ---------------------------------------------------------------------------------------
 
 
-def _load_run(runs_dir: Path | None, ref: str) -> tuple[Path, RunRecord, ResumeState]:
-    from runner.runs.journal import REPAIR_HINT, JournalError
-    from runner.runs.store import RunStore
-
-    store = RunStore(runs_dir)
-    run_dir = store.find(ref)
-    # The state comes from the very bytes that were verified: approvals in it gate steps.
-    result, record = store.verified(run_dir)
-    if not result.ok:
-        hint = REPAIR_HINT if result.torn else ""
-        raise JournalError(
-            f"the journal is not intact ({result.message}); it cannot be continued{hint}",
-            path=str(run_dir / "journal.jsonl"),
-            line=result.line,
-        )
-    return run_dir, record, record.resume(keyed_from=result.keyed_from)
-
-
 @cli.command("resume", epilog=EXIT_HELP)
 @click.argument("run")
 @click.option(
@@ -822,38 +730,23 @@ def resume_command(
     runs_dir: Path | None,
 ) -> int:
     """Continue a paused, failed, cancelled or crashed run from its first unfinished step."""
-    from runner.check.lint import load_for_run
-    from runner.exec.engine import RunContext, RunOptions, file_sha256
-    from runner.runs import events as ev
-    from runner.runs.redact import Redactor
-    from runner.runs.store import RunStore
+    from runner.exec.engine import RunOptions
+    from runner.exec.session import Session, context_for, needed_kernels, open_run, resume
 
-    run_dir, earlier, state = _load_run(runs_dir, run)
+    run_ = open_run(runs_dir, run)
+    state = run_.state
     if state.last_status in (
         RunStatus.SUCCEEDED.value,
         RunStatus.SUCCEEDED_WITH_HANDLED_FAILURES.value,
     ):
         raise UsageError(
-            f"run {run_dir.name} already {state.last_status}; there is nothing to resume"
+            f"run {run_.run_dir.name} already {state.last_status}; there is nothing to resume"
         )
-    book_info = state.started.get("runbook") or {}
-    path = Path(str(book_info.get("abs_path") or book_info.get("path", "")))
-    if not path.is_file():
-        raise UsageError(f"the run's runbook {path} is not there any more", path=str(run_dir))
-    sha = file_sha256(path)
-    if sha != state.sha256 and not allow_changed:
-        raise RunbookChanged(
-            "the runbook changed since the run started (its SHA-256 differs), so the steps "
-            "already done may not match it any more; review the change, then resume with "
-            "--allow-changed (recorded in the journal)",
-            path=str(path),
-        )
-    state.allow_changed = sha != state.sha256
+    path, book = _runbook_to_resume(run_, allow_changed)
     options = state.options
     console = Console(highlight=False)
-    book = load_for_run(path)
     steps = _steps_for(book, options.get("procedure"))
-    with _kernels(_needed_kernels(steps)) as pool:
+    with _kernels(needed_kernels(steps)) as pool:
         name = _operator_name(operator_name)
         operator = _operator(name, yes, console)
         recorded = {k: v for k, v in state.inputs.items() if v != "***"}
@@ -867,21 +760,6 @@ def resume_command(
         values, secrets = gather_inputs(
             book, pairs, inputs_file, prompt=operator.interactive, recorded=recorded | changed
         )
-        journal = RunStore().reopen(run_dir, Redactor.for_inputs(values, secrets))
-        if changed:
-            # Journaled before the attempt that uses it: a reader, and every later resume,
-            # sees which value was corrected, from what, and by whom.
-            journal.append(
-                ev.InputsChanged(
-                    inputs={k: values[k] for k in changed},
-                    previous={k: recorded.get(k) for k in changed},
-                    by=name,
-                )
-            )
-            state.inputs.update({k: values[k] for k in changed})
-        context = RunContext(
-            str(path), name, socket.gethostname(), _git_commit(path), operator.interactive
-        )
         run_options = RunOptions(
             mode=str(state.started.get("mode", "run")),
             yes=yes,
@@ -891,19 +769,52 @@ def resume_command(
             require_distinct_approver=bool(options.get("require_distinct_approver")),
             procedure=options.get("procedure"),
         )
-        return _execute(
+        reporter = _reporter(console, book, run_.run_dir.name, values, secrets, operator, run_)
+        session = Session(
             book,
-            pool,
-            journal,
-            values=values,
-            secrets=secrets,
-            operator=operator,
-            context=context,
-            options=run_options,
-            console=console,
-            resume=state,
-            earlier=earlier,
+            values,
+            secrets,
+            operator,
+            context_for(path, name, operator.interactive),
+            run_options,
+            reporter,
         )
+        result = resume(session, pool, run_, corrected=changed)
+        print_summary(console, result, book, reporter)
+        return result.exit_code
+
+
+def _runbook_to_resume(run: OpenRun, allow_changed: bool) -> tuple[Path, Runbook]:
+    """The runbook a new attempt runs: the file as it is when it still matches the run's
+    SHA-256 (or the operator allows the change, journaled); the copy kept beside the journal
+    when the file is gone, so a run outlives a deleted or moved runbook."""
+    from runner.check.lint import checked, load_for_run
+    from runner.exec.engine import file_sha256
+    from runner.parse.markdown import parse_text
+    from runner.runs.store import kept_runbook
+
+    state = run.state
+    book_info = state.started.get("runbook") or {}
+    path = Path(str(book_info.get("abs_path") or book_info.get("path", "")))
+    if not path.is_file():
+        kept = kept_runbook(run.run_dir, state.sha256)
+        if kept is None:
+            raise UsageError(
+                f"the run's runbook {path} is not there any more, and the run folder keeps no "
+                "copy of it (runs from before 0.3 do not)",
+                path=str(run.run_dir),
+            )
+        return path, checked(parse_text(kept, path))
+    sha = file_sha256(path)
+    if sha != state.sha256 and not allow_changed:
+        raise RunbookChanged(
+            "the runbook changed since the run started (its SHA-256 differs), so the steps "
+            "already done may not match it any more; review the change, then resume with "
+            "--allow-changed (recorded in the journal)",
+            path=str(path),
+        )
+    state.allow_changed = sha != state.sha256
+    return path, load_for_run(path)
 
 
 def _corrections(
@@ -938,58 +849,45 @@ def _decide(
     runs_dir: Path | None,
     decision: str,
 ) -> int:
-    from runner.exec.policy import approval_problem
-    from runner.runs import events as ev
-    from runner.runs.store import RunStore
+    from runner.exec.session import decide, open_run, waiting_gate
 
-    run_dir, record, state = _load_run(runs_dir, run)
-    waiting = record.waiting(step_ref)
-    if waiting is None:
-        raise UsageError(
-            f"step {step_ref} of run {run_dir.name} is not waiting for an approval; "
-            "`runbook log RUN` shows where the run stands"
-        )
-    requested = record.request_for(waiting)
-    distinct = bool(state.options.get("require_distinct_approver"))
-    problem = approval_problem(
-        int(waiting.step or 0),
-        requested.approver_role if requested else None,
-        by,
-        role,
-        state.operator,
-        distinct,
-    )
-    if problem and decision == "approved":
-        raise UsageError(problem)
+    opened = open_run(runs_dir, run)
+    waiting = waiting_gate(opened, step_ref)
     if decision == "approved" and sys.stdin.isatty() and sys.stdout.isatty():
-        # A person at a terminal approves what they have just seen, never blind.
+        # A person at a terminal approves what they have just seen, never blind. The rules are
+        # checked first, so nobody confirms an approval that would then be refused.
         from runner.cli.pending import show_gate
 
-        show_gate(Console(highlight=False), run_dir, waiting)
+        _check_approver(opened, waiting, by, role)
+        show_gate(Console(highlight=False), opened.run_dir, waiting)
         if not click.confirm(f"approve step {waiting.step} as {by}?", default=False):
             click.echo("not approved; nothing was recorded", err=True)
             return EXIT_FAILED
-    with RunStore().reopen(run_dir) as journal:
-        journal.append(
-            ev.Approval(
-                step=waiting.step,
-                step_id=waiting.step_id,
-                procedure=waiting.procedure,
-                decision=decision,
-                by=by,
-                role=role,
-                comment=comment,
-                preapproved=False,
-                distinct_required=distinct,
-            )
-        )
+    decide(opened, waiting, decision=decision, by=by, role=role, comment=comment)
     from runner.text.live import Where
 
+    run_dir = opened.run_dir
     click.echo(
         f"step {waiting.step} ({waiting.step_id}) {decision} by {by}; "
         f"continue with: {Where(run_dir.name, run_dir.parent).command('resume')}"
     )
     return EXIT_OK
+
+
+def _check_approver(opened: OpenRun, waiting: ev.StepFinished, by: str, role: str | None) -> None:
+    from runner.exec.policy import approval_problem
+
+    requested = opened.record.request_for(waiting)
+    problem = approval_problem(
+        int(waiting.step or 0),
+        requested.approver_role if requested else None,
+        by,
+        role,
+        opened.state.operator,
+        bool(opened.state.options.get("require_distinct_approver")),
+    )
+    if problem:
+        raise UsageError(problem)
 
 
 _DECIDE_OPTIONS = [

@@ -49,14 +49,13 @@ from runner.format.model import (
     step_label,
 )
 from runner.format.syntax import DEFAULT_KERNELS, SHELL_KERNEL
+from runner.kernels.backend import Kernel, KernelBackend
 from runner.kernels.cancel import CancelToken, Terminated
 from runner.kernels.pool import (
     ExecResult,
     ExecStatus,
     Interrupted,
     KernelError,
-    KernelPool,
-    KernelSession,
     Output,
     ShellRestart,
     assignment_code,
@@ -254,7 +253,7 @@ class Engine:
         inputs: Mapping[str, InputValue],
         secret_inputs: Sequence[str],
         journal: RunWriter,
-        pool: KernelPool,
+        pool: KernelBackend,
         operator: Operator,
         context: RunContext,
         options: RunOptions,
@@ -437,7 +436,7 @@ class Engine:
             )
         )
 
-    def _note_background(self, session: KernelSession, step: Step) -> None:
+    def _note_background(self, session: Kernel, step: Step) -> None:
         """Journal processes a block left running; they are stopped when the run ends."""
         found = [(pid, cmd) for pid, cmd in session.background() if pid not in self._background]
         if not found:
@@ -1169,7 +1168,7 @@ class Engine:
         )
 
     def _run_block(
-        self, session: KernelSession, step: Step, block: Block, deadline: float | None
+        self, session: Kernel, step: Step, block: Block, deadline: float | None
     ) -> ExecResult:
         language = session.info.language if session.info else block.lang
         expressions = {name: expression_for(language, name) for name in block.outputs}
@@ -1249,7 +1248,7 @@ class Engine:
 
     # --- kernels -------------------------------------------------------------------------------
 
-    def _kernel_started(self, session: KernelSession) -> None:
+    def _kernel_started(self, session: Kernel) -> None:
         """A new kernel process: give it the run's values before any block runs in it.
 
         A kernel replaced mid-run (it died, or a timeout restarted it) or started for a
@@ -1292,7 +1291,7 @@ class Engine:
             if n in self.inputs and (n in block.code or n.upper() in block.code)
         }
 
-    def _withdraw(self, session: KernelSession, names: Sequence[str]) -> None:
+    def _withdraw(self, session: Kernel, names: Sequence[str]) -> None:
         """Take `expose: block` values out of the kernel again after their block; a kernel
         that cannot be asked (it died, the block was interrupted) is restarted instead, so
         the value is gone either way."""
@@ -1308,12 +1307,12 @@ class Engine:
         except (KernelError, KeyboardInterrupt):
             session.restart()
 
-    def _replacement_reason(self, session: KernelSession) -> str:
+    def _replacement_reason(self, session: Kernel) -> str:
         if session.generation > 1:
             return f"kernel {session.name!r} was replaced (start {session.generation})"
         return "the run was resumed in a new kernel"
 
-    def _restore(self, session: KernelSession, restart: ShellRestart) -> None:
+    def _restore(self, session: Kernel, restart: ShellRestart) -> None:
         """The shell kernel replaced its bash: the run's values go back before the next block."""
         values = self._run_values()
         if values:
@@ -1325,7 +1324,7 @@ class Engine:
         self._restored(session, restart.cwd, reason=reason, lost=lost)
 
     def _restored(
-        self, session: KernelSession, cwd: str | None, *, reason: str, lost: list[str] | None
+        self, session: Kernel, cwd: str | None, *, reason: str, lost: list[str] | None
     ) -> None:
         wanted = self._cwd.get(session.name)
         if wanted and cwd != wanted:
@@ -1344,17 +1343,17 @@ class Engine:
             )
         )
 
-    def _chdir(self, session: KernelSession, cwd: str) -> bool:
+    def _chdir(self, session: Kernel, cwd: str) -> bool:
         language = session.info.language if session.info else ""
         result = session.execute(chdir_code(language, cwd), silent=True)
         return result.status is ExecStatus.OK
 
-    def _run_silently(self, session: KernelSession, code: str, what: str) -> None:
+    def _run_silently(self, session: Kernel, code: str, what: str) -> None:
         result = session.execute(code, silent=True)
         if result.status is not ExecStatus.OK:
             raise KernelError(f"could not {what} kernel {session.name!r}: {result.error}")
 
-    def _inject(self, session: KernelSession, values: Mapping[str, Any]) -> None:
+    def _inject(self, session: Kernel, values: Mapping[str, Any]) -> None:
         language = session.info.language if session.info else ""
         if not is_shell(language):
             values = {k: v for k, v in values.items() if k.isidentifier()}

@@ -1,0 +1,241 @@
+"""A run, assembled: what `runbook run`, `resume`, `approve`/`deny` and `drill`, the tests and a
+future worker share, so none of them puts a run together on its own.
+
+The caller brings what only it can know: the plan (parsed once, checked), the input values it
+resolved (a prompt, a file, an alert's mapping), the operator who answers, and a reporter for
+the live display. This module does the rest the same way for all of them: a kernel pool whose
+Ctrl-C and SIGTERM become a cancel token, the run created or reopened in the run store, the
+engine run to its end, the journal closed whatever happens. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.errors import UsageError
+from runner.exec.engine import NullReporter, Reporter, RunContext, RunOptions, RunResult
+from runner.exec.operator import Operator
+from runner.format.model import InputValue, Runbook, Step
+from runner.kernels.backend import KernelBackend
+from runner.kernels.pool import KernelPool
+from runner.runs import events as ev
+from runner.runs.journal import JournalError, new_run_id
+from runner.runs.redact import Redactor
+from runner.runs.state import ResumeState, RunRecord
+from runner.runs.store import RunStore, RunWriter
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One attempt of a run: the plan, its resolved inputs, who answers, and how it was asked."""
+
+    book: Runbook
+    values: Mapping[str, InputValue]
+    secrets: Sequence[str]  # names of the secret inputs: redacted from everything written
+    operator: Operator
+    context: RunContext
+    options: RunOptions
+    reporter: Reporter = field(default_factory=NullReporter)
+
+    @property
+    def redactor(self) -> Redactor:
+        return Redactor.for_inputs(self.values, self.secrets)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRun:
+    """A run found in the store, its journal verified, and what a new attempt takes over."""
+
+    run_dir: Path
+    record: RunRecord
+    state: ResumeState
+
+
+def needed_kernels(steps: Sequence[Step]) -> list[str]:
+    """The kernels these steps run in, in the order they first need them."""
+    names: list[str] = []
+    for step in steps:
+        for block in step.executable_blocks:
+            if block.kernel and block.kernel not in names:
+                names.append(block.kernel)
+    return names
+
+
+@contextlib.contextmanager
+def kernel_pool(
+    names: Sequence[str], on_press: Callable[[int], None] | None = None
+) -> Iterator[KernelPool]:
+    """A pool with these kernels already booting, always shut down. While it is open, Ctrl-C
+    and SIGTERM set the pool's cancel token (``on_press`` is told at once, from the handler)."""
+    from runner.kernels.cancel import CancelToken
+
+    token = CancelToken()
+    if on_press is not None:
+        token.on_press = on_press
+    with token.handling_signals():
+        pool = KernelPool()
+        pool.cancel = token  # the engine takes it from the pool
+        try:
+            pool.prestart(names)
+            yield pool
+        finally:
+            pool.shutdown()
+
+
+def context_for(path: Path, operator: str, interactive: bool) -> RunContext:
+    """Where and by whom: the host, and the runbook's git commit when it is in a repository."""
+    return RunContext(str(path), operator, socket.gethostname(), _git_commit(path), interactive)
+
+
+def _git_commit(path: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(path.parent or "."), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def create(book: Runbook, redactor: Redactor, runs_dir: Path) -> RunWriter:
+    """A new run of ``book`` in the store, for a caller that needs its writer before the run
+    starts (a drill's operator journals faults and notes through it)."""
+    return RunStore(runs_dir).create(new_run_id(book.metadata.id), redactor)
+
+
+def start(session: Session, pool: KernelBackend, runs_dir: Path) -> RunResult:
+    """Start a new run of the session's plan and run it to its end (or its first gate)."""
+    return execute(session, pool, create(session.book, session.redactor, runs_dir))
+
+
+def open_run(runs_dir: Path | None, ref: str) -> OpenRun:
+    """The run ``ref`` names (an id, a unique prefix, a folder or `last`), verified: the state
+    comes from the very bytes that were verified, because approvals in it gate steps."""
+    from runner.runs.journal import REPAIR_HINT
+
+    store = RunStore(runs_dir)
+    run_dir = store.find(ref)
+    result, record = store.verified(run_dir)
+    if not result.ok:
+        hint = REPAIR_HINT if result.torn else ""
+        raise JournalError(
+            f"the journal is not intact ({result.message}); it cannot be continued{hint}",
+            path=str(run_dir / "journal.jsonl"),
+            line=result.line,
+        )
+    return OpenRun(run_dir, record, record.resume(keyed_from=result.keyed_from))
+
+
+def resume(
+    session: Session,
+    pool: KernelBackend,
+    run: OpenRun,
+    *,
+    corrected: Mapping[str, Any] | None = None,
+) -> RunResult:
+    """A new attempt of a run. ``corrected`` inputs (`resume --set`) are journaled, with the
+    values they replace and who changed them, before the attempt that uses them."""
+    journal = RunStore().reopen(run.run_dir, session.redactor)
+    if corrected:
+        journal.append(
+            ev.InputsChanged(
+                inputs={k: session.values[k] for k in corrected},
+                previous={k: run.state.inputs.get(k) for k in corrected},
+                by=session.context.operator,
+            )
+        )
+        run.state.inputs.update({k: session.values[k] for k in corrected})
+    return execute(session, pool, journal, resume=run.state)
+
+
+def execute(
+    session: Session,
+    pool: KernelBackend,
+    journal: RunWriter,
+    *,
+    resume: ResumeState | None = None,
+) -> RunResult:
+    """Run the engine over an open run; the journal is closed whatever happens."""
+    from runner.exec.engine import Engine
+
+    engine = Engine(
+        session.book,
+        inputs=session.values,
+        secret_inputs=session.secrets,
+        journal=journal,
+        pool=pool,
+        operator=session.operator,
+        context=session.context,
+        options=session.options,
+        reporter=session.reporter,
+        resume=resume,
+    )
+    try:
+        return engine.run()
+    finally:
+        journal.close()
+
+
+def waiting_gate(run: OpenRun, step_ref: str) -> ev.StepFinished:
+    """The gate ``step_ref`` (a number or id) when it waits for an approval; UsageError if not."""
+    waiting = run.record.waiting(step_ref)
+    if waiting is None:
+        raise UsageError(
+            f"step {step_ref} of run {run.run_dir.name} is not waiting for an approval; "
+            "`runbook log RUN` shows where the run stands"
+        )
+    return waiting
+
+
+def decide(
+    run: OpenRun,
+    waiting: ev.StepFinished,
+    *,
+    decision: str,
+    by: str,
+    role: str | None,
+    comment: str | None,
+) -> ev.Approval:
+    """Record an approval or a denial of a waiting gate, after the same rules the runner applies
+    at the terminal (the approver's role, the two-person rule): a refused approval is never
+    written. The run continues when it is resumed."""
+    from runner.exec.policy import approval_problem
+
+    if decision not in ("approved", "denied"):
+        raise UsageError(f"a decision is approved or denied, not {decision!r}")
+    requested = run.record.request_for(waiting)
+    distinct = bool(run.state.options.get("require_distinct_approver"))
+    problem = approval_problem(
+        int(waiting.step or 0),
+        requested.approver_role if requested else None,
+        by,
+        role,
+        run.state.operator,
+        distinct,
+    )
+    if problem and decision == "approved":
+        raise UsageError(problem)
+    approval = ev.Approval(
+        step=waiting.step,
+        step_id=waiting.step_id,
+        procedure=waiting.procedure,
+        decision=decision,
+        by=by,
+        role=role,
+        comment=comment,
+        preapproved=False,
+        distinct_required=distinct,
+    )
+    with RunStore().reopen(run.run_dir) as journal:
+        journal.append(approval)
+    return approval
