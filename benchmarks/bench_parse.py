@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 import yaml
-from runner.parse.markdown.markdown import parse_file
+
+from runner.parse.markdown import parse_file
 
 FRONT = """\
 ---

@@ -20,9 +20,8 @@ import random
 import time
 from collections import Counter
 
-from runner.format.syntax.model import Runbook
-from runner.parse.markdown.markdown import parse_text
-
+from runner.format.model import Runbook
+from runner.parse.markdown import parse_text
 from runner.routing.detect import read_alerts
 from runner.routing.route import Router
 

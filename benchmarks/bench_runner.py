@@ -23,11 +23,12 @@ import time
 from pathlib import Path
 
 import nbformat
-from runner.check.lint.lint import load_for_run
-from runner.kernels.pool.pool import ExecStatus, KernelPool
 
-from runner.exec.engine import Engine, RunContext, RunOptions
+from runner.check.lint import load_for_run
+from runner.exec.engine import RunContext, RunOptions
 from runner.exec.operator import UnattendedOperator
+from runner.exec.session import Session, execute
+from runner.kernels.pool import ExecStatus, KernelPool
 from runner.runs.journal import Journal
 from runner.runs.redact import Redactor
 
@@ -63,21 +64,11 @@ def runner_steps(folder: Path, pool: KernelPool, n: int) -> float:
     book = load_for_run(path)
     journal = Journal.create(folder / "runs", f"bench-{time.monotonic_ns()}", Redactor())
     operator = UnattendedOperator("bench")
-    engine = Engine(
-        book,
-        inputs={},
-        secret_inputs=(),
-        journal=journal,
-        pool=pool,
-        operator=operator,
-        context=RunContext(str(path), "bench", "bench", None, False),
-        options=RunOptions(),
-    )
+    context = RunContext(str(path), "bench", "bench", None, False)
+    session = Session(book, {}, (), operator, context, RunOptions())
     start = time.perf_counter()
-    engine.run()
-    elapsed = time.perf_counter() - start
-    journal.close()
-    return elapsed / n
+    execute(session, pool, journal)  # closes the journal
+    return (time.perf_counter() - start) / n
 
 
 def shell_round_trips(pool: KernelPool, code: str, n: int) -> list[float]:

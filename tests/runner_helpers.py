@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from runner.check.lint import load_for_run
-from runner.exec.engine import Engine, RunContext, RunOptions, RunResult
+from runner.exec.engine import RunContext, RunOptions, RunResult
 from runner.exec.operator import Operator, UnattendedOperator
+from runner.exec.session import Session, execute
 from runner.kernels.pool import KernelPool
 from runner.runs.events import decode
 from runner.runs.journal import Journal, read_events
@@ -72,22 +73,17 @@ def run_engine(
         )
     )
     operator = operator or UnattendedOperator("tester")
+    # Through the session, as `runbook run` and a worker go: the same engine, the same writer.
+    session = Session(
+        book,
+        values,
+        secrets,
+        operator,
+        RunContext(str(path), operator.name, "testhost", None, operator.interactive),
+        options or RunOptions(),
+    )
     with pool or KernelPool() as pool:
-        engine = Engine(
-            book,
-            inputs=values,
-            secret_inputs=secrets,
-            journal=journal,
-            pool=pool,
-            operator=operator,
-            context=RunContext(str(path), operator.name, "testhost", None, operator.interactive),
-            options=options or RunOptions(),
-            resume=resume,
-        )
-        try:
-            result = engine.run()
-        finally:
-            journal.close()
+        result = execute(session, pool, journal, resume=resume)
     return result, read_events(journal.run_dir)
 
 

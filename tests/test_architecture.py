@@ -176,3 +176,15 @@ def test_architecture_doc_names_every_package() -> None:
     )
     missing = [p for p in packages if f"`{p.replace('.', '/')}/`" not in doc]
     assert missing == [], f"docs/architecture.md does not describe {missing}"
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "benchmarks").glob("bench_*.py")), ids=lambda p: p.name
+)
+def test_every_benchmark_imports_what_exists(path: Path) -> None:
+    """Benchmarks run by hand, so nothing else notices when a module they use moves."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # main() is not called
