@@ -5,9 +5,9 @@ tenths of a second to boot, so `runbook run` launches the kernels as soon as it 
 the runbook needs, and only then imports the engine, checks the runbook and resolves the
 inputs, while they boot. Hence this module imports little at the top, and the rest where used.
 
-Long on purpose, for now: the live display and the run/resume/approve commands share the
-reporter and the input handling. Taking the session (resolve, parse, inputs, kernels, store,
-engine) out of `run_command` into a library a worker can call is the next step of issue 11.
+Long on purpose, for now: the live display (RichReporter) and the run/resume/approve commands
+share the reporter and the input handling; the run itself is assembled by
+:mod:`runner.exec.session`. The display could be a module of its own next.
 """
 
 from __future__ import annotations
