@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from types import FrameType
 
 from runner.shell_kernel.procs import become_subreaper, descendants
@@ -33,6 +34,8 @@ from runner.shell_kernel.procs import become_subreaper, descendants
 PR_SET_PDEATHSIG = 1
 #: Seconds the kernel has to leave after SIGTERM before everything below is SIGKILLed.
 TERM_GRACE = 0.5
+#: Seconds the final SIGKILL passes may take (a process stuck in the kernel cannot be killed).
+KILL_BOUND = 5.0
 
 
 class _Stop(Exception):
@@ -49,28 +52,33 @@ def _die_with_parent(signum: int) -> None:
 
 
 def _kill_below(me: int, signum: int) -> None:
-    """Signal every process below this one; a few passes catch those forked meanwhile."""
-    for _ in range(5):
-        tree = descendants(me)
-        if not tree:
-            return
-        for pid, _, _ in tree:
+    """SIGKILL every process below this one, until this process has no child left.
+
+    Reading the tree from /proc is not atomic: a process forked while it is read (a step's
+    ``(setsid cmd &)`` as the kill lands) can be missed, and stopping at the first pass that
+    found nothing let such a process outlive the run. No child left is the exact test: as a
+    subreaper this process inherits every orphan below it, so with no child nothing is below.
+    """
+    deadline = time.monotonic() + KILL_BOUND
+    while True:
+        for pid, _, _ in descendants(me):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signum)
-        _reap()
-        if signum != signal.SIGKILL:
+        if not _reap() or time.monotonic() > deadline:
             return
+        time.sleep(0.01)  # the killed are exiting; their orphans come here meanwhile
 
 
-def _reap() -> None:
-    """Collect every child that has exited (orphans re-parented here included)."""
+def _reap() -> bool:
+    """Collect every child that has exited (orphans re-parented here included); True while
+    some child is still alive."""
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return False
         if pid == 0:
-            return
+            return True
 
 
 def _clean(kernel: subprocess.Popen[bytes] | None, remove: list[str]) -> None:
