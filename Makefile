@@ -54,6 +54,7 @@ serve: $(STAMP)
 # By hand, on a quiet machine; figures go into docs/performance.md.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_parse.py
+	$(BIN)/python benchmarks/bench_route.py
 	$(BIN)/python benchmarks/bench_shell_kernel.py
 	$(BIN)/python benchmarks/bench_runner.py
 	$(BIN)/python benchmarks/bench_journal.py
