@@ -34,13 +34,13 @@ from runner.text.record import STATUS_STYLE
 from runner.text.terminal import visible, visible_event
 
 if TYPE_CHECKING:
-    from runner.exec.engine import RunResult, Shown, StepOutcome
+    from runner.exec.engine import RunResult, Shown
     from runner.exec.operator import Operator
     from runner.exec.session import OpenRun
     from runner.kernels.pool import KernelPool
     from runner.runs import events as ev
     from runner.runs.journal import Event
-    from runner.runs.state import RunRecord
+    from runner.runs.state import RunRecord, StepRecord
 
 EXIT_HELP = """
 \b
@@ -303,15 +303,15 @@ def print_summary(
     denials = reporter.denials if reporter else {}
     for o in result.outcomes:
         number = step_label(o.procedure, o.number)
-        style = STATUS_STYLE.get(o.status.value, "white")
-        note = denials.get((o.procedure, o.step_id)) if o.status.value == "denied" else None
+        style = STATUS_STYLE.get(o.status, "white")
+        note = denials.get((o.procedure, o.step_id)) if o.status == "denied" else None
         note = note or _outcome_note(o, runbook)
         note += " (earlier attempt)" if o.earlier else ""
         table.add_row(
             number,
             Text(visible(o.title)),
-            f"[{style}]{o.status.value}[/]",
-            format_duration(o.duration),
+            f"[{style}]{o.status}[/]",
+            format_duration(o.duration or 0.0),
             Text(visible(note)),
         )
     for step in _not_reached(result, runbook):
@@ -337,11 +337,11 @@ def print_summary(
     console.print(f"journal: {result.run_dir / 'journal.jsonl'}", soft_wrap=True, markup=False)
 
 
-def _outcome_note(o: StepOutcome, runbook: Runbook) -> str:
+def _outcome_note(o: StepRecord, runbook: Runbook) -> str:
     from runner.text.live import verdict_detail
 
     step = _find_step(runbook, o.step_id) if o.procedure is None else None
-    event = {"status": o.status.value, "error": o.error, "duration": o.duration}
+    event = {"status": o.status, "error": o.error, "duration": o.duration}
     return verdict_detail(event, step.timeout if step else None) or o.reason or ""
 
 

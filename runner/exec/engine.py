@@ -70,7 +70,7 @@ from runner.private_files import private_folder, write_private
 from runner.runs import events as ev
 from runner.runs.journal import Event
 from runner.runs.redact import REDACTED, rebuild
-from runner.runs.state import ResumeState, StepOutcome
+from runner.runs.state import ResumeState, StepRecord
 from runner.runs.store import RunWriter, keep_runbook
 
 StepKey = tuple[str | None, str]  # (procedure id or None, step id)
@@ -156,7 +156,7 @@ class RunResult:
     duration: float  # seconds, all attempts of the run
     time_limit: float | None
     within_time_limit: bool | None
-    outcomes: tuple[StepOutcome, ...]
+    outcomes: tuple[StepRecord, ...]  # each step that ended, as the fold would record it
     paused_step: str | None = None  # the step waiting for approval
     aborted: bool = False  # ended by Ctrl-C or SIGTERM
     ended_by: Mapping[str, Any] | None = None  # the branch that ended the run (`end=`)
@@ -280,7 +280,7 @@ class Engine:
         self._cwd: dict[str, str] = dict(resume.cwd) if resume else {}  # kernel -> last cwd
         if resume is not None:
             self._rebuild_secret_outputs(resume)
-        self._outcomes: dict[StepKey, StepOutcome] = {}
+        self._outcomes: dict[StepKey, StepRecord] = {}
         self._background: dict[int, str] = {}  # pid -> command line, left running by blocks
         self._ended: dict[str, Any] | None = None  # the branch that ended the run, if one did
         self._approved: set[StepKey] = set()
@@ -478,7 +478,7 @@ class Engine:
         total = elapsed + (self.resume.elapsed if self.resume else 0.0)
         outcomes = tuple(self._outcomes.values())
         status = run_status(
-            "next" if flow is Flow.END else flow.value, [o.status for o in outcomes]
+            "next" if flow is Flow.END else flow.value, [StepStatus(o.status) for o in outcomes]
         )
         if flow is Flow.END and self._ended is not None and status is not RunStatus.FAILED:
             # The branch's own verdict, unless something before it failed for good.
@@ -487,7 +487,7 @@ class Engine:
             status = declared if declared is not RunStatus.SUCCEEDED or not handled else status
         limit = self.runbook.metadata.time_limit
         within = None if limit is None else total <= limit
-        paused = next((o for o in outcomes if o.status is StepStatus.WAITING_APPROVAL), None)
+        paused = next((o for o in outcomes if o.status == StepStatus.WAITING_APPROVAL), None)
         if status is RunStatus.PAUSED and paused is not None:
             self._event(
                 ev.RunPaused(
@@ -502,7 +502,7 @@ class Engine:
         else:
             counts: dict[str, int] = {}
             for o in outcomes:
-                counts[o.status.value] = counts.get(o.status.value, 0) + 1
+                counts[o.status] = counts.get(o.status, 0) + 1
             self._event(
                 ev.RunFinished(
                     status=status.value,
@@ -570,20 +570,22 @@ class Engine:
         )
         key = (procedure, step.id)
         previous = self._outcomes.get(key)
-        total = duration + (previous.duration if previous and not previous.earlier else 0.0)
+        total = duration + (
+            (previous.duration or 0.0) if previous and not previous.earlier else 0.0
+        )
         # The outcome feeds the summary table and the approver's evidence: an error may quote
         # a secret (`raise ValueError(token)`), so it is kept as the journal has it.
         redact = self.journal.redactor.text
-        self._outcomes[key] = StepOutcome(
-            step.number,
-            step.id,
-            step.title,
-            procedure,
-            status,
-            total,
-            attempt,
-            redact(reason) if reason else reason,
-            redact(error) if error else error,
+        self._outcomes[key] = StepRecord(
+            number=step.number,
+            step_id=step.id,
+            title=step.title,
+            procedure=procedure,
+            status=status.value,
+            duration=total,
+            attempts=attempt,
+            reason=redact(reason) if reason else reason,
+            error=redact(error) if error else error,
         )
 
     def _step(self, step: Step, index: int, total: int, procedure: str | None) -> Flow:
@@ -622,7 +624,7 @@ class Engine:
                 return self._on_failure(step, procedure, StepStatus.DENIED)
         flow = self._attempts(step, index, total, procedure)
         outcome = self._outcomes.get(key)
-        if flow is Flow.NEXT and step.end and outcome and outcome.status is StepStatus.SUCCEEDED:
+        if flow is Flow.NEXT and step.end and outcome and outcome.status == StepStatus.SUCCEEDED:
             return self._end_run(step.end, procedure, step)
         return flow
 
@@ -880,7 +882,7 @@ class Engine:
             (
                 step_label(o.procedure, o.number),
                 o.title,
-                o.status.value,
+                o.status,
                 o.error or o.reason or "",
             )
             for o in self._outcomes.values()
@@ -1432,7 +1434,6 @@ __all__ = [
     "RunContext",
     "RunOptions",
     "RunResult",
-    "StepOutcome",
     "Terminated",
     "file_sha256",
 ]

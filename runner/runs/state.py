@@ -80,7 +80,7 @@ class StepRecord:
     status: str = "pending"  # the last step_finished status
     started: str | None = None  # ISO time of the first step_started
     duration: float | None = None  # seconds, from step_finished
-    attempts: int = 0
+    attempts: int = 0  # attempts made (1 + retries used), not the limit
     exit_status: int | None = None
     error: str | None = None
     reason: str | None = None  # why it was skipped, or other context
@@ -96,6 +96,7 @@ class StepRecord:
     )
     notes: list[ev.Note] = field(default_factory=list)
     faults: list[ev.Fault] = field(default_factory=list)
+    earlier: bool = False  # in a run's result: it finished in an earlier attempt (resume)
 
     @property
     def label(self) -> str:
@@ -237,20 +238,20 @@ class RunRecord:
         unkeyed journal could have been typed in by anyone; it is ignored, and the step asks
         again.
         """
-        done: dict[StepKey, StepOutcome] = {}
+        done: dict[StepKey, StepRecord] = {}
         for key, e in self.finished_steps.items():
             status = StepStatus(e.status)
             if status in DONE_STATUSES:
-                done[key] = StepOutcome(
-                    int(e.step or 0),
-                    key[1],
-                    e.title,
-                    key[0],
-                    status,
-                    float(e.duration or 0.0),
-                    int(e.attempt or 1),  # attempts made, as StepRecord counts them
-                    e.reason,
-                    e.error,
+                done[key] = StepRecord(
+                    number=int(e.step or 0),
+                    step_id=key[1],
+                    title=e.title,
+                    procedure=key[0],
+                    status=status.value,
+                    duration=float(e.duration or 0.0),
+                    attempts=int(e.attempt or 1),
+                    reason=e.reason,
+                    error=e.error,
                     earlier=True,
                 )
         sealed = {
@@ -303,22 +304,6 @@ def ending_text(ended_by: Mapping[str, Any] | None) -> str | None:
     return f"ended by {where}: {ended_by.get('reason', '')}"
 
 
-@dataclass(frozen=True, slots=True)
-class StepOutcome:
-    """Where one step ended: the engine's summary table, and a resumed run's earlier steps."""
-
-    number: int
-    step_id: str
-    title: str
-    procedure: str | None
-    status: StepStatus
-    duration: float  # seconds, all attempts
-    attempts: int = 0  # attempts made (1 + retries used), as StepRecord.attempts; not the limit
-    reason: str | None = None  # why it was skipped, handled...
-    error: str | None = None  # why it failed
-    earlier: bool = False  # finished in an earlier attempt of the run (resume)
-
-
 @dataclass
 class ResumeState:
     """What a new attempt of a run takes over from the journal."""
@@ -328,7 +313,7 @@ class ResumeState:
     sha256: str  # of the runbook the run was last (re)started with
     inputs: dict[str, Any]  # recorded inputs; secrets are "***" and must be supplied again
     outputs: dict[str, Any]  # every recorded output, later values winning
-    done: dict[StepKey, StepOutcome]  # steps not to run again
+    done: dict[StepKey, StepRecord]  # steps not to run again
     approvals: dict[StepKey, Event]  # approvals/denials not yet acted on
     elapsed: float  # seconds spent in earlier attempts
     last_status: str  # paused | failed | cancelled | crashed | succeeded ...
