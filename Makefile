@@ -14,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[lab,site,test,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[lab,site,service,test,bench]'
 	$(BIN)/python -m runner.shell_kernel install
 	$(BIN)/python -m compileall -q runner plugins
 	touch $(STAMP)

@@ -53,6 +53,8 @@ _COMMAND_MODULES: dict[str, str] = {
     "lab": "lab",
     "drill": "drills",
     "route": "routing",
+    "serve": "service",
+    "worker": "service",
 }
 
 
@@ -112,6 +114,7 @@ _EXTRAS = {
     "httpx": "lab",
     "mkdocs": "site",
     "material": "site",
+    "temporalio": "service",
 }
 
 

@@ -1,0 +1,107 @@
+"""`runbook serve` and `runbook worker`: the response service on Temporal."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import click
+
+from runner.cli import EXIT_OK, cli, runs_dir_option
+from runner.cli.routing import _given
+
+
+def _announce(line: str) -> None:
+    # One line each, flushed: a supervisor (or a test) reads them as they come.
+    print(line, flush=True)
+
+
+@cli.command("serve")
+@click.option(
+    "--runbooks",
+    "runbooks",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    default=[Path("runbooks")],
+    show_default=True,
+    help="Runbook files or folders to route alerts among (repeatable).",
+)
+@runs_dir_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="The intake's address.")
+@click.option("--port", type=int, default=8080, show_default=True, help="0 picks a free port.")
+@click.option(
+    "--temporal",
+    metavar="HOST:PORT",
+    help="An existing Temporal cluster; without it an embedded dev server is started.",
+)
+@click.option("--namespace", default="default", show_default=True)
+@click.option("--slots", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Runs this machine executes at once.")  # fmt: skip
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".runbook/service"),
+    show_default=True,
+    help="The dev server's database, the unrouted alerts.",
+)
+@click.option("-i", "--input", "pairs", multiple=True, metavar="NAME=VALUE",
+              help="An input every triggered run gets (as RUNBOOK_INPUT_NAME does); never a "
+              "secret: secrets come from the worker's environment.")  # fmt: skip
+def serve_command(
+    runbooks: tuple[Path, ...],
+    runs_dir: Path | None,
+    host: str,
+    port: int,
+    temporal: str | None,
+    namespace: str,
+    slots: int,
+    state_dir: Path,
+    pairs: tuple[str, ...],
+) -> int:
+    """Take alerts over HTTP and run the runbooks they route to, on Temporal.
+
+    Prints the intake's URL and its token (from $RUNBOOK_SERVICE_TOKEN when set, else a new
+    one), then `ready`. Ctrl-C or SIGTERM stops it, and the embedded server with it.
+    """
+    from runner.runs.store import default_runs_dir
+    from runner.service.serve import TOKEN_ENV, ServiceConfig, serve, temporal_target
+
+    config = ServiceConfig(
+        runbooks=list(runbooks),
+        runs_dir=(runs_dir or default_runs_dir()).absolute(),
+        state_dir=state_dir.absolute(),
+        host=host,
+        port=port,
+        temporal=temporal,
+        namespace=namespace,
+        slots=slots,
+        token=os.environ.get(TOKEN_ENV) or None,
+        given=_given(pairs),
+    )
+    with temporal_target(config) as target:
+        asyncio.run(serve(config, target, _announce))
+    return EXIT_OK
+
+
+@cli.command("worker")
+@click.option("--temporal", metavar="HOST:PORT", required=True, help="The Temporal cluster.")
+@click.option("--namespace", default="default", show_default=True)
+@click.option("--slots", type=click.IntRange(min=1), default=4, show_default=True)
+def worker_command(temporal: str, namespace: str, slots: int) -> int:
+    """Run triggered runs for a service elsewhere (same runbooks and runs folder)."""
+    from runner.service.serve import connect, worker
+
+    async def main() -> None:
+        client = await connect(temporal, namespace)
+        with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="run") as executor:
+            _announce(f"worker: {temporal} (namespace {namespace}), {slots} slots")
+            await worker(client, slots, executor).run()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    return EXIT_OK

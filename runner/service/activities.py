@@ -1,0 +1,130 @@
+"""The activities of a run's workflow: each is one attempt of the run, through the session.
+
+An activity runs in a worker thread, with the run's kernels for the length of the attempt: a
+run that pauses at a gate releases them, and the decision's activity starts them again and
+resumes the run as `runbook resume` does (the journal says what is done). Failures that a retry
+cannot fix (a changed runbook, unusable inputs) are non-retryable, with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from runner.check.lint import checked
+from runner.errors import RunbookError
+from runner.exec.engine import RunOptions, RunResult, file_sha256
+from runner.exec.operator import UnattendedOperator
+from runner.exec.session import (
+    Session,
+    context_for,
+    decide,
+    kernel_pool,
+    needed_kernels,
+    open_run,
+    resume,
+    start,
+    waiting_gate,
+)
+from runner.format.inputs import resolve
+from runner.format.model import InputValue, Runbook
+from runner.parse.markdown import parse_file, parse_text
+from runner.runs.store import kept_runbook
+from runner.service.messages import DecideRequest, RunRequest, RunSummary
+
+#: A secret input of a triggered run comes from the worker's environment, never the alert.
+SECRET_ENV = "RUNBOOK_INPUT_"
+#: Who a triggered run's journal names as its operator.
+SERVICE_OPERATOR = "runbook-service"
+
+
+def _secrets(book: Runbook) -> dict[str, str]:
+    found = {}
+    for spec in book.metadata.inputs:
+        value = os.environ.get(f"{SECRET_ENV}{spec.name.upper()}")
+        if spec.secret and value is not None:
+            found[spec.name] = value
+    return found
+
+
+def _values(book: Runbook, given: dict[str, object]) -> tuple[dict[str, InputValue], list[str]]:
+    secrets = [s.name for s in book.metadata.inputs if s.secret]
+    values, problems = resolve(book.metadata, {**given, **_secrets(book)})
+    if problems:
+        raise ApplicationError(
+            f"{book.path}: the inputs are not usable: " + "; ".join(problems),
+            type="InvalidInputs",
+            non_retryable=True,
+        )
+    return values, secrets
+
+
+def _summary(result: RunResult) -> RunSummary:
+    return RunSummary(result.run_id, result.status.value, result.paused_step, int(result.exit_code))
+
+
+def _session(book: Runbook, values: dict[str, InputValue], secrets: list[str]) -> Session:
+    operator = UnattendedOperator(SERVICE_OPERATOR)
+    return Session(
+        book,
+        values,
+        secrets,
+        operator,
+        context_for(book.path, operator.name, interactive=False),
+        RunOptions(mode="run", yes=True),
+    )
+
+
+@activity.defn(name="start_run")
+def start_run(request: RunRequest) -> RunSummary:
+    """The run's first attempt, up to its end or its first gate."""
+    path = Path(request.runbook_path)
+    try:
+        if file_sha256(path) != request.sha256:
+            raise ApplicationError(
+                f"{path}: the runbook changed between routing and the run (its SHA-256 "
+                "differs); the alert is not run against a version nobody routed",
+                type="RunbookChanged",
+                non_retryable=True,
+            )
+        book = checked(parse_file(path))
+        values, secrets = _values(book, dict(request.inputs))
+        with kernel_pool(needed_kernels(book.steps)) as pool:
+            return _summary(start(_session(book, values, secrets), pool, Path(request.runs_dir)))
+    except RunbookError as exc:
+        raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
+
+
+@activity.defn(name="decide_and_resume")
+def decide_and_resume(request: DecideRequest) -> RunSummary:
+    """Record the decision on the waiting gate, then resume the run from the runbook it kept."""
+    d = request.decision
+    try:
+        run = open_run(Path(request.runs_dir), request.run_id)
+        waiting = waiting_gate(run, d.step)
+        decide(run, waiting, decision=d.decision, by=d.by, role=d.role, comment=d.comment)
+        run = open_run(Path(request.runs_dir), request.run_id)  # the decision is in it now
+        text = kept_runbook(run.run_dir, run.state.sha256)
+        if text is None:
+            raise ApplicationError(
+                f"run {request.run_id} keeps no copy of its runbook; resume it with "
+                "`runbook resume`",
+                type="RunbookMissing",
+                non_retryable=True,
+            )
+        where = str((run.state.started.get("runbook") or {}).get("abs_path") or "")
+        book = checked(parse_text(text, where or run.run_dir / "runbook.md"))
+        given = {k: v for k, v in run.state.inputs.items() if v != "***"}
+        values, secrets = _values(book, given)
+        with kernel_pool(needed_kernels(book.steps)) as pool:
+            return _summary(resume(_session(book, values, secrets), pool, run))
+    except RunbookError as exc:
+        raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
+
+
+ACTIVITIES: list[Callable[..., Any]] = [start_run, decide_and_resume]

@@ -1,0 +1,155 @@
+"""`POST /api/alerts`: a payload in, one route per alert, one workflow per new run, `202` out.
+
+Every alert goes through the routing library exactly as `runbook route` does. A routed, firing
+alert starts the workflow whose id is its runbook and dedup key: Temporal refuses a second
+workflow with that id, atomically, across concurrent deliveries and restarts, so a repeated
+alert attaches to its run instead of starting another. The answer is sent only once Temporal
+has the workflow (stored), so an accepted alert is never lost. An unrouted alert is kept, with
+its reason, in ``unrouted.jsonl`` beside the service's state, to be routed again after a fix.
+
+A source authenticates with the service's bearer token; the token is held only as its SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route as HttpRoute
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from runner.routing.detect import read_alerts
+from runner.routing.envelope import Alert, AlertStatus
+from runner.routing.limits import DEFAULT, AlertError
+from runner.routing.route import Route, Router
+from runner.service.messages import TASK_QUEUE, RunRequest
+from runner.service.workflow import RunbookRun
+
+API_VERSION = 1
+
+
+def token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What the intake needs: the router over the runbooks, and where runs and state go."""
+
+    client: Client
+    router: Router
+    given: Mapping[str, object]  # inputs the intake gives every triggered run (non-secret)
+    runs_dir: Path
+    state_dir: Path
+    token_sha256: bytes
+
+
+def workflow_id(route: Route) -> str:
+    assert route.runbook is not None
+    return f"run:{route.runbook.metadata.id}:{route.dedup_key}"
+
+
+class _Unrouted:
+    """The one writer of ``unrouted.jsonl`` (a lock: requests are served concurrently)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def add(self, alert: Alert, reason: str) -> None:
+        line = json.dumps(
+            {"source": alert.source, "format": alert.format, "id": alert.id,
+             "title": alert.title, "reason": reason, "raw": dict(alert.raw)},
+            default=str, ensure_ascii=False,
+        )  # fmt: skip
+        with self._lock, self.path.open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+
+def create_app(intake: Intake) -> Starlette:
+    unrouted = _Unrouted(intake.state_dir / "unrouted.jsonl")
+
+    def authorised(request: Request) -> bool:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        given = token_digest(token.strip())
+        return scheme.lower() == "bearer" and hmac.compare_digest(given, intake.token_sha256)
+
+    async def alerts(request: Request) -> JSONResponse:
+        if not authorised(request):
+            return _error(401, "a bearer token is required (Authorization: Bearer TOKEN)")
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > DEFAULT.max_bytes:
+            return _error(413, f"the payload is over {DEFAULT.max_bytes:,} bytes")
+        body = await request.body()
+        try:
+            found = read_alerts(body, "POST /api/alerts", request.query_params.get("format"))
+        except AlertError as exc:
+            return _error(400, str(exc))
+        answers = [await _take(intake, unrouted, alert) for alert in found]
+        return JSONResponse({"version": API_VERSION, "alerts": answers}, status_code=202)
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[
+            HttpRoute("/api/alerts", alerts, methods=["POST"]),
+            HttpRoute("/health", health, methods=["GET"]),
+        ]
+    )
+
+
+async def _take(intake: Intake, unrouted: _Unrouted, alert: Alert) -> dict[str, Any]:
+    route = intake.router.route(alert, intake.given)
+    answer: dict[str, Any] = {
+        "source": alert.source,
+        "id": alert.id,
+        "title": alert.title,
+        "status": alert.status.value,
+        "runbook": route.runbook.metadata.id if route.runbook else None,
+        "dedup_key": route.dedup_key,
+        "reason": route.reason,
+    }
+    if not route.routed or route.runbook is None or route.mapping is None:
+        unrouted.add(alert, route.reason)
+        return {**answer, "outcome": "unrouted"}
+    wid = workflow_id(route)
+    answer["workflow_id"] = wid
+    if alert.status is AlertStatus.RESOLVED:
+        return {**answer, "outcome": "resolved"}  # recorded on its run by a later version
+    book = route.runbook
+    request = RunRequest(
+        runbook_path=str(book.path.resolve()),
+        sha256=book.sha256,
+        inputs=dict(route.mapping.values),
+        runs_dir=str(intake.runs_dir),
+        alert={"source": alert.source, "id": alert.id, "title": alert.title,
+               "dedup_key": route.dedup_key},
+    )  # fmt: skip
+    try:
+        await intake.client.start_workflow(
+            RunbookRun.run,
+            request,
+            id=wid,
+            task_queue=TASK_QUEUE,
+            # A finished run still holds its dedup key: the same alert re-sent is the same run.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        return {**answer, "outcome": "duplicate"}
+    return {**answer, "outcome": "started"}
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"version": API_VERSION, "error": message}, status_code=status)

@@ -1,0 +1,53 @@
+"""What crosses Temporal's boundary: plain, frozen dataclasses of JSON values.
+
+Kept free of the rest of the runner on purpose: the workflow sandbox re-imports what a workflow
+imports, and these are all a workflow needs. Step output never travels here (it stays in the
+run's journal; Temporal's history has size limits); only ids, statuses and decisions do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The task queue the service's workers poll.
+TASK_QUEUE = "runbook-runs"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A run an alert starts: the routed runbook (pinned by its SHA-256) and its inputs."""
+
+    runbook_path: str
+    sha256: str  # the runbook as routed; a changed file is refused, never run silently
+    inputs: dict[str, Any]  # mapped from the alert and given by the intake; never secrets
+    runs_dir: str
+    alert: dict[str, Any] = field(default_factory=dict)  # source, id, title, dedup key
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A person's answer to a waiting gate."""
+
+    step: str  # number or id
+    decision: str  # approved | denied
+    by: str
+    role: str | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class DecideRequest:
+    run_id: str
+    runs_dir: str
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Where a run stands after an activity: its id, status and the gate it waits on."""
+
+    run_id: str
+    status: str
+    paused_step: str | None = None
+    exit_code: int = 0

@@ -1,0 +1,128 @@
+"""`runbook serve`: the embedded Temporal (or a given cluster), a worker and the intake, in one
+process; `runbook worker`: a worker alone, for more machines.
+
+The intake binds to 127.0.0.1 unless told otherwise and requires its token. SIGTERM or Ctrl-C
+stops the intake and the worker (running activities finish first: the worker is shut down,
+never abandoned) and then the dev server; nothing started here outlives the command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import signal
+import socket
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from runner.routing.catalog import load_runbooks
+from runner.routing.route import Router
+from runner.service.activities import ACTIVITIES
+from runner.service.devserver import DevServer, TemporalUnavailable
+from runner.service.intake import Intake, create_app, token_digest
+from runner.service.messages import TASK_QUEUE
+from runner.service.workflow import RunbookRun
+
+#: Seconds to reach Temporal's frontend after its port opened.
+CONNECT_TIMEOUT = 30.0
+#: Runs a worker executes at once (each holds its kernels while it runs).
+DEFAULT_SLOTS = 4
+TOKEN_ENV = "RUNBOOK_SERVICE_TOKEN"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    runbooks: Sequence[Path]
+    runs_dir: Path
+    state_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    temporal: str | None = None  # HOST:PORT of a cluster; None starts the embedded dev server
+    namespace: str = "default"
+    slots: int = DEFAULT_SLOTS
+    token: str | None = None  # None: a new one, printed once
+    given: Mapping[str, object] | None = None
+
+
+async def connect(target: str, namespace: str) -> Client:
+    """A client, once the frontend answers (a dev server opens its port before it serves)."""
+    deadline = asyncio.get_running_loop().time() + CONNECT_TIMEOUT
+    while True:
+        try:
+            return await Client.connect(target, namespace=namespace)
+        except RuntimeError as exc:  # the SDK's connection errors
+            if asyncio.get_running_loop().time() > deadline:
+                raise TemporalUnavailable(f"Temporal at {target} does not answer: {exc}") from None
+            await asyncio.sleep(0.2)
+
+
+def worker(client: Client, slots: int, executor: ThreadPoolExecutor) -> Worker:
+    return Worker(
+        client,
+        task_queue=TASK_QUEUE,
+        workflows=[RunbookRun],
+        activities=ACTIVITIES,
+        activity_executor=executor,
+        max_concurrent_activities=slots,
+    )
+
+
+@contextlib.contextmanager
+def temporal_target(config: ServiceConfig) -> Iterator[str]:
+    if config.temporal is not None:
+        yield config.temporal
+        return
+    with DevServer(config.state_dir / "temporal", namespace=config.namespace) as server:
+        yield server.target
+
+
+async def serve(config: ServiceConfig, target: str, announce: Callable[[str], None]) -> None:
+    books, skipped = load_runbooks(list(config.runbooks))
+    for s in skipped:
+        announce(f"skipped {s.path}: {s.reason}")
+    token = config.token or secrets.token_urlsafe(24)
+    client = await connect(target, config.namespace)
+    config.runs_dir.mkdir(parents=True, exist_ok=True)
+    intake = Intake(
+        client,
+        Router(books),
+        dict(config.given or {}),
+        config.runs_dir,
+        config.state_dir,
+        token_digest(token),
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.host, config.port))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(intake), log_level="warning", access_log=False, lifespan="off")
+    )
+    # uvicorn catches SIGINT and SIGTERM while it serves, ends `serve`, and raises the signal
+    # again once it restored the handlers it found: these, so that the second raise only sets
+    # an event instead of killing the process before the worker drains.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    with ThreadPoolExecutor(max_workers=config.slots, thread_name_prefix="run") as executor:
+        runner = worker(client, config.slots, executor)
+        async with runner:
+            serving = asyncio.create_task(server.serve(sockets=[sock]))
+            while not server.started:
+                await asyncio.sleep(0.01)  # uvicorn sets `started` once it listens
+            announce(f"intake: http://{config.host}:{port}/api/alerts")
+            announce(f"token: {token}" if config.token is None else "token: as given")
+            announce(f"temporal: {target} (namespace {config.namespace})")
+            announce(f"runs: {config.runs_dir}")
+            announce("ready")
+            await serving  # until SIGINT or SIGTERM
+            announce("stopping: no new alerts; running activities finish")
+    announce("stopped")

@@ -1,0 +1,232 @@
+"""The response service end to end: `runbook serve` (embedded Temporal dev server, a worker, the
+intake on 127.0.0.1) started as a user starts it, real alerts posted over HTTP, the lab as the
+SOC's APIs. One service for the whole module: one Temporal dev server per test session."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from runner_helpers import RUNBOOK, read_events
+
+from runner.lab.server import LabServer
+from runner.runs.key import KEY_ENV
+from runner.service.messages import Decision, RunSummary
+
+pytest.importorskip("temporalio")
+
+REPO = Path(__file__).resolve().parents[1]
+ALERTS = REPO / "runbooks" / "alerts"
+TOKEN = "service-test-token-0123456789"
+#: Upper bounds on loops that end as soon as their marker shows (never a fixed sleep).
+START_BOUND = 120.0
+RUN_BOUND = 180.0
+
+
+@dataclass
+class Service:
+    process: subprocess.Popen[str]
+    intake: str
+    temporal: str
+    runs_dir: Path
+    state_dir: Path
+
+    def post(self, payload: object, token: str = TOKEN) -> httpx.Response:
+        return httpx.post(
+            self.intake,
+            content=json.dumps(payload),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            timeout=60,
+        )
+
+
+@pytest.fixture(scope="module")
+def service(
+    lab: LabServer, tmp_path_factory: pytest.TempPathFactory, _journal_key_path: Path
+) -> Iterator[Service]:
+    root = tmp_path_factory.mktemp("service")
+    env = {
+        **os.environ,
+        "RUNBOOK_SERVICE_TOKEN": TOKEN,
+        "RUNBOOK_INPUT_API_TOKEN": lab.token,  # a secret input: from the worker's environment
+        KEY_ENV: str(_journal_key_path),
+        "RUNBOOK_OPERATOR": "tester",
+    }
+    process = subprocess.Popen(
+        [RUNBOOK, "serve", "--port", "0", "--runbooks", "runbooks",
+         "--runs-dir", str(root / "runs"), "--state-dir", str(root / "state"),
+         "-i", f"base_url={lab.url}"],
+        cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    deadline = time.monotonic() + START_BOUND
+    assert process.stdout is not None
+    while not lines or lines[-1] != "ready":
+        line = process.stdout.readline()
+        assert line, f"runbook serve ended before `ready`:\n{''.join(lines)}"
+        lines.append(line.rstrip("\n"))
+        assert time.monotonic() < deadline, lines
+    said = dict(line.split(": ", 1) for line in lines if ": " in line)
+    assert "token" not in said or said["token"] == "as given"  # a given token is never printed
+    yield Service(
+        process,
+        said["intake"],
+        said["temporal"].split()[0],
+        root / "runs",
+        root / "state",
+    )
+    process.send_signal(signal.SIGTERM)
+    rest = process.communicate(timeout=60)[0]
+    assert process.returncode == 0, rest
+    assert "stopped" in rest
+
+
+def _group_of(n: int) -> dict[str, Any]:
+    """The server runbook's Alertmanager sample as a group of n alerts: n services (its dedup
+    key) on n hosts."""
+    payload = json.loads((ALERTS / "server-not-responding" / "alertmanager-service-down.json")
+                         .read_text())  # fmt: skip
+    first = payload["alerts"][0]
+    payload["alerts"] = []
+    for i in range(n):
+        alert = copy.deepcopy(first)
+        alert["labels"]["instance"] = f"srv-web-0{i + 1}:443"
+        alert["labels"]["service"] = f"portal-{i + 1}"
+        alert["fingerprint"] = f"{i:016x}"
+        payload["alerts"].append(alert)
+    return payload
+
+
+def _state(service: Service, workflow_id: str) -> RunSummary | None:
+    async def ask() -> RunSummary | None:
+        from temporalio.client import Client
+
+        client = await Client.connect(service.temporal)
+        handle = client.get_workflow_handle(workflow_id)
+        return await handle.query("state", result_type=RunSummary)  # type: ignore[no-any-return]
+
+    return asyncio.run(ask())
+
+
+def _wait_for(service: Service, workflow_id: str, status: str) -> RunSummary:
+    deadline = time.monotonic() + RUN_BOUND
+    while True:
+        summary = _state(service, workflow_id)
+        if summary is not None and summary.status == status:
+            return summary
+        assert time.monotonic() < deadline, f"{workflow_id}: {summary}, never {status}"
+        time.sleep(0.1)  # polling the workflow's own answer, the marker
+
+
+def _signal(service: Service, workflow_id: str, decision: Decision) -> None:
+    async def send() -> None:
+        from temporalio.client import Client
+
+        client = await Client.connect(service.temporal)
+        await client.get_workflow_handle(workflow_id).signal("decide", decision)
+
+    asyncio.run(send())
+
+
+def _result(service: Service, workflow_id: str) -> RunSummary:
+    async def wait() -> RunSummary:
+        from temporalio.client import Client
+
+        client = await Client.connect(service.temporal)
+        handle = client.get_workflow_handle(workflow_id)
+        return await asyncio.wait_for(handle.result(result_type=RunSummary), RUN_BOUND)
+
+    return asyncio.run(wait())
+
+
+def test_a_source_without_the_token_is_refused(service: Service) -> None:
+    answer = service.post(_group_of(1), token="wrong")
+    assert answer.status_code == 401
+    assert not service.runs_dir.exists() or not any(service.runs_dir.iterdir())
+
+
+def test_a_group_of_three_starts_three_runs_and_the_same_group_again_none(
+    service: Service,
+) -> None:
+    answer = service.post(_group_of(3))
+    assert answer.status_code == 202, answer.text
+    alerts = answer.json()["alerts"]
+    assert [a["outcome"] for a in alerts] == ["started"] * 3, alerts
+    assert {a["runbook"] for a in alerts} == {"server-not-responding"}
+    again = service.post(_group_of(3)).json()["alerts"]
+    assert [a["outcome"] for a in again] == ["duplicate"] * 3
+    assert [a["workflow_id"] for a in again] == [a["workflow_id"] for a in alerts]
+    hosts = []
+    for a in alerts:
+        summary = _wait_until_settled(service, a["workflow_id"])
+        start = read_events(service.runs_dir / summary.run_id)[0]
+        assert start["runbook"]["id"] == "server-not-responding"
+        assert start["inputs"]["api_token"] == "***"  # the secret came from the environment
+        assert start["inputs"]["base_url"] == service_lab_url(service)
+        hosts.append(start["inputs"]["host_id"])
+    assert sorted(hosts) == ["srv-web-01", "srv-web-02", "srv-web-03"]
+
+
+def _wait_until_settled(service: Service, workflow_id: str) -> RunSummary:
+    deadline = time.monotonic() + RUN_BOUND
+    while True:
+        summary = _state(service, workflow_id)
+        if summary is not None and summary.status != "running":
+            return summary
+        assert time.monotonic() < deadline, f"{workflow_id} never settled: {summary}"
+        time.sleep(0.1)
+
+
+def service_lab_url(service: Service) -> str:
+    args = service.process.args
+    assert isinstance(args, list)
+    return str(args[args.index("-i") + 1]).split("=", 1)[1]
+
+
+def test_an_edr_alert_waits_at_the_isolation_gate_until_approved(
+    service: Service, lab: LabServer
+) -> None:
+    payload = json.loads((ALERTS / "compromised-endpoint" / "ocsf-malware-finding.json")
+                         .read_text())  # fmt: skip
+    httpx.post(f"{lab.url}/api/_lab/reset", headers={"Authorization": f"Bearer {lab.token}"})
+    [alert] = service.post(payload).json()["alerts"]
+    assert alert["outcome"] == "started" and alert["runbook"] == "compromised-endpoint", alert
+    wid = alert["workflow_id"]
+    paused = _wait_for(service, wid, "paused")
+    assert paused.paused_step == "isolate"
+    hosts = httpx.get(f"{lab.url}/api/edr/hosts/wks-0042",
+                      headers={"Authorization": f"Bearer {lab.token}"}).json()  # fmt: skip
+    assert hosts.get("isolated") is not True  # nothing ran past the gate
+    _signal(service, wid, Decision("isolate", "approved", by="dana", role="IR-lead"))
+    deadline = time.monotonic() + RUN_BOUND
+    while True:  # approve each later gate as a lead would
+        summary = _state(service, wid)
+        if summary is not None and summary.status == "paused" and summary.paused_step != "isolate":
+            _signal(service, wid, Decision(summary.paused_step or "", "approved", by="dana",
+                                           role="IR-lead"))  # fmt: skip
+        if summary is not None and summary.status not in ("paused", "running"):
+            break
+        assert time.monotonic() < deadline, summary
+        time.sleep(0.2)
+    events = read_events(service.runs_dir / summary.run_id)
+    approvals = [e for e in events if e["event"] == "approval"]
+    assert approvals[0]["step_id"] == "isolate" and approvals[0]["by"] == "dana"
+    isolated = [e for e in events if e["event"] == "step_finished" and e["step_id"] == "isolate"]
+    assert isolated[-1]["status"] == "succeeded"
+
+
+if sys.platform != "linux":  # pragma: no cover
+    pytestmark = pytest.mark.skip("the service's process hygiene is Linux's")
