@@ -174,6 +174,8 @@ def test_a_group_of_three_starts_three_runs_and_the_same_group_again_none(
         summary = _wait_until_settled(service, a["workflow_id"])
         start = read_events(service.runs_dir / summary.run_id)[0]
         assert start["runbook"]["id"] == "server-not-responding"
+        assert start["trigger"]["source"] == "alertmanager"  # the journal names its alert
+        assert start["trigger"]["workflow_id"] == a["workflow_id"]
         assert start["inputs"]["api_token"] == "***"  # the secret came from the environment
         assert start["inputs"]["base_url"] == service_lab_url(service)
         hosts.append(start["inputs"]["host_id"])

@@ -242,6 +242,14 @@ def _log_header(record: RunRecord) -> RenderableType:
         ("operator", f"{record.operator} on {record.host}"),
         ("started", record.started),
     ]
+    trigger = record.start.get("trigger")
+    if isinstance(trigger, dict):
+        rows.append(
+            (
+                "alert",
+                f"{trigger.get('source', '')} {trigger.get('id', '')}: {trigger.get('title', '')}",
+            )
+        )
     rows += [
         ("input " + k, v if isinstance(v, str) else json.dumps(v)) for k, v in record.inputs.items()
     ]

@@ -143,6 +143,7 @@ class RunContext:
     host: str
     git_commit: str | None
     interactive: bool
+    trigger: Mapping[str, Any] | None = None  # the alert that started the run, when one did
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,6 +434,7 @@ class Engine:
                 interactive=self.context.interactive,
                 options=self.options.as_json(),
                 total_steps=len(self._plan()[0]),
+                trigger=dict(self.context.trigger) if self.context.trigger else None,
             )
         )
 

@@ -88,9 +88,13 @@ def kernel_pool(
             pool.shutdown()
 
 
-def context_for(path: Path, operator: str, interactive: bool) -> RunContext:
-    """Where and by whom: the host, and the runbook's git commit when it is in a repository."""
-    return RunContext(str(path), operator, socket.gethostname(), _git_commit(path), interactive)
+def context_for(
+    path: Path, operator: str, interactive: bool, trigger: Mapping[str, Any] | None = None
+) -> RunContext:
+    """Where and by whom: the host, the runbook's git commit when it is in a repository, and the
+    alert that started the run (journaled in `run_started.trigger`)."""
+    host = socket.gethostname()
+    return RunContext(str(path), operator, host, _git_commit(path), interactive, trigger)
 
 
 def _git_commit(path: Path) -> str | None:

@@ -85,6 +85,7 @@ class ListedStepEvent(StepEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunStarted(JournalEvent):
     KIND = "run_started"
+    OPTIONAL = frozenset({"trigger"})
     schema: int = 1  # journals from before typed events have none: version 1
     run_id: str = ""
     runbook: Mapping[str, Any] = field(default_factory=dict)  # path, id, name, sha256, ...
@@ -97,6 +98,7 @@ class RunStarted(JournalEvent):
     interactive: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
     total_steps: int | None = None
+    trigger: Mapping[str, Any] | None = None  # the alert that started it (source, id, title...)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -68,14 +68,19 @@ def _summary(result: RunResult) -> RunSummary:
     return RunSummary(result.run_id, result.status.value, result.paused_step, int(result.exit_code))
 
 
-def _session(book: Runbook, values: dict[str, InputValue], secrets: list[str]) -> Session:
+def _session(
+    book: Runbook,
+    values: dict[str, InputValue],
+    secrets: list[str],
+    trigger: dict[str, Any] | None = None,
+) -> Session:
     operator = UnattendedOperator(SERVICE_OPERATOR)
     return Session(
         book,
         values,
         secrets,
         operator,
-        context_for(book.path, operator.name, interactive=False),
+        context_for(book.path, operator.name, interactive=False, trigger=trigger),
         RunOptions(mode="run", yes=True),
     )
 
@@ -95,7 +100,8 @@ def start_run(request: RunRequest) -> RunSummary:
         book = checked(parse_file(path))
         values, secrets = _values(book, dict(request.inputs))
         with kernel_pool(needed_kernels(book.steps)) as pool:
-            return _summary(start(_session(book, values, secrets), pool, Path(request.runs_dir)))
+            session = _session(book, values, secrets, dict(request.alert))
+            return _summary(start(session, pool, Path(request.runs_dir)))
     except RunbookError as exc:
         raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
 

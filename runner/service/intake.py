@@ -134,8 +134,9 @@ async def _take(intake: Intake, unrouted: _Unrouted, alert: Alert) -> dict[str, 
         sha256=book.sha256,
         inputs=dict(route.mapping.values),
         runs_dir=str(intake.runs_dir),
-        alert={"source": alert.source, "id": alert.id, "title": alert.title,
-               "dedup_key": route.dedup_key},
+        alert={"source": alert.source, "format": alert.format, "id": alert.id,
+               "title": alert.title, "severity": alert.severity.value,
+               "dedup_key": route.dedup_key, "workflow_id": wid},
     )  # fmt: skip
     try:
         await intake.client.start_workflow(
