@@ -180,6 +180,10 @@ def test_a_group_of_three_starts_three_runs_and_the_same_group_again_none(
         assert start["inputs"]["base_url"] == service_lab_url(service)
         hosts.append(start["inputs"]["host_id"])
     assert sorted(hosts) == ["srv-web-01", "srv-web-02", "srv-web-03"]
+    figures = httpx.get(service.intake.replace("/api/alerts", "/metrics")).text
+    assert 'runbook_alerts_total{outcome="started"} 3.0' in figures
+    assert 'runbook_alerts_total{outcome="duplicate"} 3.0' in figures
+    assert "runbook_alert_to_first_step_seconds_count 3.0" in figures
 
 
 def _wait_until_settled(service: Service, workflow_id: str) -> RunSummary:

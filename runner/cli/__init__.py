@@ -115,6 +115,7 @@ _EXTRAS = {
     "mkdocs": "site",
     "material": "site",
     "temporalio": "service",
+    "prometheus_client": "service",
 }
 
 

@@ -8,6 +8,7 @@ cannot fix (a changed runbook, unusable inputs) are non-retryable, with the reas
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,7 @@ from runner.format.model import InputValue, Runbook
 from runner.parse.markdown import parse_file, parse_text
 from runner.runs.store import kept_runbook
 from runner.service.messages import DecideRequest, RunRequest, RunSummary
+from runner.service.metrics import FirstStep, Metrics
 
 #: A secret input of a triggered run comes from the worker's environment, never the alert.
 SECRET_ENV = "RUNBOOK_INPUT_"
@@ -85,52 +87,65 @@ def _session(
     )
 
 
-@activity.defn(name="start_run")
-def start_run(request: RunRequest) -> RunSummary:
-    """The run's first attempt, up to its end or its first gate."""
-    path = Path(request.runbook_path)
-    try:
-        if file_sha256(path) != request.sha256:
-            raise ApplicationError(
-                f"{path}: the runbook changed between routing and the run (its SHA-256 "
-                "differs); the alert is not run against a version nobody routed",
-                type="RunbookChanged",
-                non_retryable=True,
+class RunActivities:
+    """The activities, bound to the service's metrics (a worker registers its methods)."""
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics or Metrics()
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.start_run, self.decide_and_resume]
+
+    def _done(self, summary: RunSummary) -> RunSummary:
+        self.metrics.attempts.labels(summary.status).inc()
+        return summary
+
+    @activity.defn(name="start_run")
+    def start_run(self, request: RunRequest) -> RunSummary:
+        """The run's first attempt, up to its end or its first gate."""
+        path = Path(request.runbook_path)
+        try:
+            if file_sha256(path) != request.sha256:
+                raise ApplicationError(
+                    f"{path}: the runbook changed between routing and the run (its SHA-256 "
+                    "differs); the alert is not run against a version nobody routed",
+                    type="RunbookChanged",
+                    non_retryable=True,
+                )
+            book = checked(parse_file(path))
+            values, secrets = _values(book, dict(request.inputs))
+            session = dataclasses.replace(
+                _session(book, values, secrets, dict(request.alert)),
+                reporter=FirstStep(request.received, self.metrics),
             )
-        book = checked(parse_file(path))
-        values, secrets = _values(book, dict(request.inputs))
-        with kernel_pool(needed_kernels(book.steps)) as pool:
-            session = _session(book, values, secrets, dict(request.alert))
-            return _summary(start(session, pool, Path(request.runs_dir)))
-    except RunbookError as exc:
-        raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
+            with kernel_pool(needed_kernels(book.steps)) as pool:
+                return self._done(_summary(start(session, pool, Path(request.runs_dir))))
+        except RunbookError as exc:
+            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
 
-
-@activity.defn(name="decide_and_resume")
-def decide_and_resume(request: DecideRequest) -> RunSummary:
-    """Record the decision on the waiting gate, then resume the run from the runbook it kept."""
-    d = request.decision
-    try:
-        run = open_run(Path(request.runs_dir), request.run_id)
-        waiting = waiting_gate(run, d.step)
-        decide(run, waiting, decision=d.decision, by=d.by, role=d.role, comment=d.comment)
-        run = open_run(Path(request.runs_dir), request.run_id)  # the decision is in it now
-        text = kept_runbook(run.run_dir, run.state.sha256)
-        if text is None:
-            raise ApplicationError(
-                f"run {request.run_id} keeps no copy of its runbook; resume it with "
-                "`runbook resume`",
-                type="RunbookMissing",
-                non_retryable=True,
-            )
-        where = str((run.state.started.get("runbook") or {}).get("abs_path") or "")
-        book = checked(parse_text(text, where or run.run_dir / "runbook.md"))
-        given = {k: v for k, v in run.state.inputs.items() if v != "***"}
-        values, secrets = _values(book, given)
-        with kernel_pool(needed_kernels(book.steps)) as pool:
-            return _summary(resume(_session(book, values, secrets), pool, run))
-    except RunbookError as exc:
-        raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
-
-
-ACTIVITIES: list[Callable[..., Any]] = [start_run, decide_and_resume]
+    @activity.defn(name="decide_and_resume")
+    def decide_and_resume(self, request: DecideRequest) -> RunSummary:
+        """Record the decision on the waiting gate, then resume the run from the runbook it
+        kept."""
+        d = request.decision
+        try:
+            run = open_run(Path(request.runs_dir), request.run_id)
+            waiting = waiting_gate(run, d.step)
+            decide(run, waiting, decision=d.decision, by=d.by, role=d.role, comment=d.comment)
+            run = open_run(Path(request.runs_dir), request.run_id)  # the decision is in it now
+            text = kept_runbook(run.run_dir, run.state.sha256)
+            if text is None:
+                raise ApplicationError(
+                    f"run {request.run_id} keeps no copy of its runbook; resume it with "
+                    "`runbook resume`",
+                    type="RunbookMissing",
+                    non_retryable=True,
+                )
+            where = str((run.state.started.get("runbook") or {}).get("abs_path") or "")
+            book = checked(parse_text(text, where or run.run_dir / "runbook.md"))
+            given = {k: v for k, v in run.state.inputs.items() if v != "***"}
+            values, secrets = _values(book, given)
+            with kernel_pool(needed_kernels(book.steps)) as pool:
+                return self._done(_summary(resume(_session(book, values, secrets), pool, run)))
+        except RunbookError as exc:
+            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None

@@ -16,14 +16,16 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
@@ -34,6 +36,7 @@ from runner.routing.envelope import Alert, AlertStatus
 from runner.routing.limits import DEFAULT, AlertError
 from runner.routing.route import Route, Router
 from runner.service.messages import TASK_QUEUE, RunRequest
+from runner.service.metrics import Metrics
 from runner.service.workflow import RunbookRun
 
 API_VERSION = 1
@@ -53,6 +56,7 @@ class Intake:
     runs_dir: Path
     state_dir: Path
     token_sha256: bytes
+    metrics: Metrics
 
 
 def workflow_id(route: Route) -> str:
@@ -86,31 +90,45 @@ def create_app(intake: Intake) -> Starlette:
         return scheme.lower() == "bearer" and hmac.compare_digest(given, intake.token_sha256)
 
     async def alerts(request: Request) -> JSONResponse:
+        received = time.time()
         if not authorised(request):
-            return _error(401, "a bearer token is required (Authorization: Bearer TOKEN)")
+            return refuse(401, "a bearer token is required (Authorization: Bearer TOKEN)")
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > DEFAULT.max_bytes:
-            return _error(413, f"the payload is over {DEFAULT.max_bytes:,} bytes")
+            return refuse(413, f"the payload is over {DEFAULT.max_bytes:,} bytes")
         body = await request.body()
         try:
             found = read_alerts(body, "POST /api/alerts", request.query_params.get("format"))
         except AlertError as exc:
-            return _error(400, str(exc))
-        answers = [await _take(intake, unrouted, alert) for alert in found]
+            return refuse(400, str(exc))
+        answers = [await _take(intake, unrouted, alert, received) for alert in found]
+        for answer in answers:
+            intake.metrics.alerts.labels(answer["outcome"]).inc()
         return JSONResponse({"version": API_VERSION, "alerts": answers}, status_code=202)
+
+    def refuse(status: int, message: str) -> JSONResponse:
+        intake.metrics.refused.labels(str(status)).inc()
+        return _error(status, message)
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
+
+    async def metrics(request: Request) -> Response:
+        # Figures only, no alert content: served without the token, as Prometheus scrapes.
+        return Response(generate_latest(intake.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(
         routes=[
             HttpRoute("/api/alerts", alerts, methods=["POST"]),
             HttpRoute("/health", health, methods=["GET"]),
+            HttpRoute("/metrics", metrics, methods=["GET"]),
         ]
     )
 
 
-async def _take(intake: Intake, unrouted: _Unrouted, alert: Alert) -> dict[str, Any]:
+async def _take(
+    intake: Intake, unrouted: _Unrouted, alert: Alert, received: float
+) -> dict[str, Any]:
     route = intake.router.route(alert, intake.given)
     answer: dict[str, Any] = {
         "source": alert.source,
@@ -137,6 +155,7 @@ async def _take(intake: Intake, unrouted: _Unrouted, alert: Alert) -> dict[str, 
         alert={"source": alert.source, "format": alert.format, "id": alert.id,
                "title": alert.title, "severity": alert.severity.value,
                "dedup_key": route.dedup_key, "workflow_id": wid},
+        received=received,
     )  # fmt: skip
     try:
         await intake.client.start_workflow(

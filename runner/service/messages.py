@@ -23,6 +23,7 @@ class RunRequest:
     inputs: dict[str, Any]  # mapped from the alert and given by the intake; never secrets
     runs_dir: str
     alert: dict[str, Any] = field(default_factory=dict)  # source, id, title, dedup key
+    received: float = 0.0  # when the intake took the alert (epoch seconds), for the metrics
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,11 @@ from temporalio.worker import Worker
 
 from runner.routing.catalog import load_runbooks
 from runner.routing.route import Router
-from runner.service.activities import ACTIVITIES
+from runner.service.activities import RunActivities
 from runner.service.devserver import DevServer, TemporalUnavailable
 from runner.service.intake import Intake, create_app, token_digest
 from runner.service.messages import TASK_QUEUE
+from runner.service.metrics import Metrics
 from runner.service.workflow import RunbookRun
 
 #: Seconds to reach Temporal's frontend after its port opened.
@@ -63,12 +64,14 @@ async def connect(target: str, namespace: str) -> Client:
             await asyncio.sleep(0.2)
 
 
-def worker(client: Client, slots: int, executor: ThreadPoolExecutor) -> Worker:
+def worker(
+    client: Client, slots: int, executor: ThreadPoolExecutor, metrics: Metrics | None = None
+) -> Worker:
     return Worker(
         client,
         task_queue=TASK_QUEUE,
         workflows=[RunbookRun],
-        activities=ACTIVITIES,
+        activities=RunActivities(metrics).all(),
         activity_executor=executor,
         max_concurrent_activities=slots,
     )
@@ -90,6 +93,7 @@ async def serve(config: ServiceConfig, target: str, announce: Callable[[str], No
     token = config.token or secrets.token_urlsafe(24)
     client = await connect(target, config.namespace)
     config.runs_dir.mkdir(parents=True, exist_ok=True)
+    metrics = Metrics()
     intake = Intake(
         client,
         Router(books),
@@ -97,6 +101,7 @@ async def serve(config: ServiceConfig, target: str, announce: Callable[[str], No
         config.runs_dir,
         config.state_dir,
         token_digest(token),
+        metrics,
     )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -113,7 +118,7 @@ async def serve(config: ServiceConfig, target: str, announce: Callable[[str], No
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     with ThreadPoolExecutor(max_workers=config.slots, thread_name_prefix="run") as executor:
-        runner = worker(client, config.slots, executor)
+        runner = worker(client, config.slots, executor, metrics)
         async with runner:
             serving = asyncio.create_task(server.serve(sockets=[sock]))
             while not server.started:
