@@ -64,10 +64,16 @@ def service(
         KEY_ENV: str(_journal_key_path),
         "RUNBOOK_OPERATOR": "tester",
     }
+    started = _serve(["--runbooks", "runbooks", "-i", f"base_url={lab.url}"], root, env)
+    yield started
+    _stop(started)
+
+
+def _serve(args: list[str], root: Path, env: dict[str, str]) -> Service:
+    """`runbook serve` as a user starts it; returns once it printed `ready`."""
     process = subprocess.Popen(
-        [RUNBOOK, "serve", "--port", "0", "--runbooks", "runbooks",
-         "--runs-dir", str(root / "runs"), "--state-dir", str(root / "state"),
-         "-i", f"base_url={lab.url}"],
+        [RUNBOOK, "serve", "--port", "0", "--runs-dir", str(root / "runs"),
+         "--state-dir", str(root / "state"), *args],
         cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
@@ -76,21 +82,19 @@ def service(
     assert process.stdout is not None
     while not lines or lines[-1] != "ready":
         line = process.stdout.readline()
-        assert line, f"runbook serve ended before `ready`:\n{''.join(lines)}"
+        assert line, f"runbook serve ended before `ready`:\n{chr(10).join(lines)}"
         lines.append(line.rstrip("\n"))
         assert time.monotonic() < deadline, lines
     said = dict(line.split(": ", 1) for line in lines if ": " in line)
     assert "token" not in said or said["token"] == "as given"  # a given token is never printed
-    yield Service(
-        process,
-        said["intake"],
-        said["temporal"].split()[0],
-        root / "runs",
-        root / "state",
-    )
-    process.send_signal(signal.SIGTERM)
-    rest = process.communicate(timeout=60)[0]
-    assert process.returncode == 0, rest
+    return Service(process, said["intake"], said["temporal"].split()[0], root / "runs",
+                   root / "state")  # fmt: skip
+
+
+def _stop(service: Service) -> None:
+    service.process.send_signal(signal.SIGTERM)
+    rest = service.process.communicate(timeout=60)[0]
+    assert service.process.returncode == 0, rest
     assert "stopped" in rest
 
 
@@ -146,8 +150,8 @@ def _result(service: Service, workflow_id: str) -> RunSummary:
         from temporalio.client import Client
 
         client = await Client.connect(service.temporal)
-        handle = client.get_workflow_handle(workflow_id)
-        return await asyncio.wait_for(handle.result(result_type=RunSummary), RUN_BOUND)
+        handle = client.get_workflow_handle(workflow_id, result_type=RunSummary)
+        return await asyncio.wait_for(handle.result(), RUN_BOUND)
 
     return asyncio.run(wait())
 
@@ -232,6 +236,91 @@ def test_an_edr_alert_waits_at_the_isolation_gate_until_approved(
     assert approvals[0]["step_id"] == "isolate" and approvals[0]["by"] == "dana"
     isolated = [e for e in events if e["event"] == "step_finished" and e["step_id"] == "isolate"]
     assert isolated[-1]["status"] == "succeeded"
+
+
+CRASH_BOOK = """\
+---
+name: Crash test
+service: test
+objective: Be killed mid-step
+trigger:
+  when: a crash-test alert
+  match:
+    source: crash-test
+  dedup_key: [id]
+---
+# Crash test
+
+## Steps
+
+1. Start, then wait to be killed.
+
+   ```bash {{id=long}}
+   touch {marker}
+   sleep 600
+   ```
+
+2. Never reached.
+
+   ```bash {{id=after}}
+   echo after
+   ```
+"""
+
+
+def test_a_service_killed_mid_step_loses_nothing_and_never_reruns_the_step(
+    service: Service, tmp_path: Path, _journal_key_path: Path
+) -> None:
+    books = tmp_path / "books"
+    books.mkdir()
+    marker = tmp_path / "in-the-step"
+    (books / "crash.md").write_text(CRASH_BOOK.format(marker=marker))
+    env = {**os.environ, "RUNBOOK_SERVICE_TOKEN": TOKEN, KEY_ENV: str(_journal_key_path)}
+    # Its own queue on the module's Temporal: only its own worker runs its runs.
+    args = ["--temporal", service.temporal, "--task-queue", "crash-test", "--runbooks",
+            str(books), "--heartbeat-timeout", "2"]  # fmt: skip
+    first = _serve(args, tmp_path, env)
+    alert = {"source": "crash-test", "id": "c-1", "title": "crash the service"}
+    [answer] = _post_generic(first, alert)
+    assert answer["outcome"] == "started", answer
+    deadline = time.monotonic() + RUN_BOUND
+    while not marker.exists():
+        assert first.process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)  # waiting for the step's own marker
+    first.process.kill()  # kill -9, mid-step
+    first.process.wait()
+    second = _serve(args, tmp_path, env)
+    try:
+        wid = answer["workflow_id"]
+        summary = _wait_for(second, wid, "interrupted")
+        events = read_events(second.runs_dir / summary.run_id)
+        started = [e["step_id"] for e in events if e["event"] == "step_started"]
+        assert started == ["long"]  # run once, never again on its own
+        assert not [e for e in events if e["event"] == "step_finished"]
+        # The alert was accepted before the kill: re-sent, it is the same run.
+        [again] = _post_generic(second, alert)
+        assert again["outcome"] == "duplicate" and again["workflow_id"] == wid
+        _signal_name(second, wid, "abort")
+        assert _result(second, wid).status == "interrupted"
+    finally:
+        _stop(second)
+
+
+def _post_generic(service: Service, alert: dict[str, str]) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    answer = httpx.post(service.intake + "?format=generic", json=alert, headers=headers, timeout=60)
+    assert answer.status_code == 202, answer.text
+    return list(answer.json()["alerts"])
+
+
+def _signal_name(service: Service, workflow_id: str, name: str) -> None:
+    async def send() -> None:
+        from temporalio.client import Client
+
+        client = await Client.connect(service.temporal)
+        await client.get_workflow_handle(workflow_id).signal(name)
+
+    asyncio.run(send())
 
 
 if sys.platform != "linux":  # pragma: no cover

@@ -38,6 +38,8 @@ def _announce(line: str) -> None:
     help="An existing Temporal cluster; without it an embedded dev server is started.",
 )
 @click.option("--namespace", default="default", show_default=True)
+@click.option("--task-queue", default="runbook-runs", show_default=True,
+              help="The queue this service's runs go to; its workers poll only it.")  # fmt: skip
 @click.option("--slots", type=click.IntRange(min=1), default=4, show_default=True,
               help="Runs this machine executes at once.")  # fmt: skip
 @click.option(
@@ -50,6 +52,14 @@ def _announce(line: str) -> None:
 @click.option("-i", "--input", "pairs", multiple=True, metavar="NAME=VALUE",
               help="An input every triggered run gets (as RUNBOOK_INPUT_NAME does); never a "
               "secret: secrets come from the worker's environment.")  # fmt: skip
+@click.option(
+    "--heartbeat-timeout",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a worker may go silent before its run counts as interrupted.",
+)
 def serve_command(
     runbooks: tuple[Path, ...],
     runs_dir: Path | None,
@@ -57,9 +67,11 @@ def serve_command(
     port: int,
     temporal: str | None,
     namespace: str,
+    task_queue: str,
     slots: int,
     state_dir: Path,
     pairs: tuple[str, ...],
+    heartbeat_timeout: float,
 ) -> int:
     """Take alerts over HTTP and run the runbooks they route to, on Temporal.
 
@@ -80,6 +92,8 @@ def serve_command(
         slots=slots,
         token=os.environ.get(TOKEN_ENV) or None,
         given=_given(pairs),
+        heartbeat_timeout=heartbeat_timeout,
+        task_queue=task_queue,
     )
     with temporal_target(config) as target:
         asyncio.run(serve(config, target, _announce))
@@ -89,8 +103,9 @@ def serve_command(
 @cli.command("worker")
 @click.option("--temporal", metavar="HOST:PORT", required=True, help="The Temporal cluster.")
 @click.option("--namespace", default="default", show_default=True)
+@click.option("--task-queue", default="runbook-runs", show_default=True)
 @click.option("--slots", type=click.IntRange(min=1), default=4, show_default=True)
-def worker_command(temporal: str, namespace: str, slots: int) -> int:
+def worker_command(temporal: str, namespace: str, task_queue: str, slots: int) -> int:
     """Run triggered runs for a service elsewhere (same runbooks and runs folder)."""
     from runner.service.serve import connect, worker
 
@@ -98,7 +113,7 @@ def worker_command(temporal: str, namespace: str, slots: int) -> int:
         client = await connect(temporal, namespace)
         with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="run") as executor:
             _announce(f"worker: {temporal} (namespace {namespace}), {slots} slots")
-            await worker(client, slots, executor).run()
+            await worker(client, slots, executor, task_queue=task_queue).run()
 
     try:
         asyncio.run(main())

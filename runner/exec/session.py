@@ -111,15 +111,20 @@ def _git_commit(path: Path) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def create(book: Runbook, redactor: Redactor, runs_dir: Path) -> RunWriter:
+def create(
+    book: Runbook, redactor: Redactor, runs_dir: Path, run_id: str | None = None
+) -> RunWriter:
     """A new run of ``book`` in the store, for a caller that needs its writer before the run
-    starts (a drill's operator journals faults and notes through it)."""
-    return RunStore(runs_dir).create(new_run_id(book.metadata.id), redactor)
+    starts (a drill's operator journals faults and notes through it). ``run_id`` is for a
+    caller that named the run before it started (the service's workflow)."""
+    return RunStore(runs_dir).create(run_id or new_run_id(book.metadata.id), redactor)
 
 
-def start(session: Session, pool: KernelBackend, runs_dir: Path) -> RunResult:
+def start(
+    session: Session, pool: KernelBackend, runs_dir: Path, run_id: str | None = None
+) -> RunResult:
     """Start a new run of the session's plan and run it to its end (or its first gate)."""
-    return execute(session, pool, create(session.book, session.redactor, runs_dir))
+    return execute(session, pool, create(session.book, session.redactor, runs_dir, run_id))
 
 
 def open_run(runs_dir: Path | None, ref: str) -> OpenRun:

@@ -8,9 +8,12 @@ cannot fix (a changed runbook, unusable inputs) are non-retryable, with the reas
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +90,31 @@ def _session(
     )
 
 
+#: Seconds between heartbeats while an attempt runs (the workflow's timeout is several times it).
+HEARTBEAT_EVERY = 1.0
+
+
+@contextlib.contextmanager
+def _heartbeats() -> Iterator[None]:
+    """Heartbeat from a helper thread while the attempt runs: the engine blocks on kernels for
+    as long as a step takes, and Temporal must still learn that this worker is alive. When the
+    worker dies the heartbeats stop, and the workflow marks the run interrupted."""
+    context = contextvars.copy_context()  # the activity's context, for activity.heartbeat
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT_EVERY):
+            context.run(activity.heartbeat)
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
 class RunActivities:
     """The activities, bound to the service's metrics (a worker registers its methods)."""
 
@@ -118,8 +146,9 @@ class RunActivities:
                 _session(book, values, secrets, dict(request.alert)),
                 reporter=FirstStep(request.received, self.metrics),
             )
-            with kernel_pool(needed_kernels(book.steps)) as pool:
-                return self._done(_summary(start(session, pool, Path(request.runs_dir))))
+            with _heartbeats(), kernel_pool(needed_kernels(book.steps)) as pool:
+                result = start(session, pool, Path(request.runs_dir), request.run_id)
+                return self._done(_summary(result))
         except RunbookError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
 
@@ -130,9 +159,10 @@ class RunActivities:
         d = request.decision
         try:
             run = open_run(Path(request.runs_dir), request.run_id)
-            waiting = waiting_gate(run, d.step)
-            decide(run, waiting, decision=d.decision, by=d.by, role=d.role, comment=d.comment)
-            run = open_run(Path(request.runs_dir), request.run_id)  # the decision is in it now
+            if d is not None:
+                waiting = waiting_gate(run, d.step)
+                decide(run, waiting, decision=d.decision, by=d.by, role=d.role, comment=d.comment)
+                run = open_run(Path(request.runs_dir), request.run_id)  # with the decision
             text = kept_runbook(run.run_dir, run.state.sha256)
             if text is None:
                 raise ApplicationError(
@@ -145,7 +175,7 @@ class RunActivities:
             book = checked(parse_text(text, where or run.run_dir / "runbook.md"))
             given = {k: v for k, v in run.state.inputs.items() if v != "***"}
             values, secrets = _values(book, given)
-            with kernel_pool(needed_kernels(book.steps)) as pool:
+            with _heartbeats(), kernel_pool(needed_kernels(book.steps)) as pool:
                 return self._done(_summary(resume(_session(book, values, secrets), pool, run)))
         except RunbookError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None

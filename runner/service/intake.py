@@ -35,6 +35,7 @@ from runner.routing.detect import read_alerts
 from runner.routing.envelope import Alert, AlertStatus
 from runner.routing.limits import DEFAULT, AlertError
 from runner.routing.route import Route, Router
+from runner.runs.journal import new_run_id
 from runner.service.messages import TASK_QUEUE, RunRequest
 from runner.service.metrics import Metrics
 from runner.service.workflow import RunbookRun
@@ -57,6 +58,8 @@ class Intake:
     state_dir: Path
     token_sha256: bytes
     metrics: Metrics
+    heartbeat_timeout: float = 30.0  # seconds without heartbeats before a worker counts as lost
+    task_queue: str = TASK_QUEUE
 
 
 def workflow_id(route: Route) -> str:
@@ -148,6 +151,7 @@ async def _take(
         return {**answer, "outcome": "resolved"}  # recorded on its run by a later version
     book = route.runbook
     request = RunRequest(
+        run_id=new_run_id(book.metadata.id),
         runbook_path=str(book.path.resolve()),
         sha256=book.sha256,
         inputs=dict(route.mapping.values),
@@ -156,13 +160,14 @@ async def _take(
                "title": alert.title, "severity": alert.severity.value,
                "dedup_key": route.dedup_key, "workflow_id": wid},
         received=received,
+        heartbeat_timeout=intake.heartbeat_timeout,
     )  # fmt: skip
     try:
         await intake.client.start_workflow(
             RunbookRun.run,
             request,
             id=wid,
-            task_queue=TASK_QUEUE,
+            task_queue=intake.task_queue,
             # A finished run still holds its dedup key: the same alert re-sent is the same run.
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )

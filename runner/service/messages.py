@@ -18,12 +18,14 @@ TASK_QUEUE = "runbook-runs"
 class RunRequest:
     """A run an alert starts: the routed runbook (pinned by its SHA-256) and its inputs."""
 
+    run_id: str  # named by the intake, so the workflow knows its run even if the worker dies
     runbook_path: str
     sha256: str  # the runbook as routed; a changed file is refused, never run silently
     inputs: dict[str, Any]  # mapped from the alert and given by the intake; never secrets
     runs_dir: str
     alert: dict[str, Any] = field(default_factory=dict)  # source, id, title, dedup key
     received: float = 0.0  # when the intake took the alert (epoch seconds), for the metrics
+    heartbeat_timeout: float = 30.0  # seconds without a worker's heartbeat: the worker is lost
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,14 @@ class Decision:
 class DecideRequest:
     run_id: str
     runs_dir: str
-    decision: Decision
+    decision: Decision | None  # None: resume as the journal stands (after an interruption)
 
 
 @dataclass(frozen=True)
 class RunSummary:
-    """Where a run stands after an activity: its id, status and the gate it waits on."""
+    """Where a run stands after an activity: its id, status and the gate it waits on. The
+    status is the run's, or ``interrupted`` when its worker was lost mid-attempt (the run
+    waits for a person: the `resume` or `abort` signal)."""
 
     run_id: str
     status: str

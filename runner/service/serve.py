@@ -16,6 +16,7 @@ import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import uvicorn
@@ -36,6 +37,8 @@ CONNECT_TIMEOUT = 30.0
 #: Runs a worker executes at once (each holds its kernels while it runs).
 DEFAULT_SLOTS = 4
 TOKEN_ENV = "RUNBOOK_SERVICE_TOKEN"
+#: How long SIGTERM waits for running attempts before the worker stops anyway.
+DRAIN_TIMEOUT = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class ServiceConfig:
     slots: int = DEFAULT_SLOTS
     token: str | None = None  # None: a new one, printed once
     given: Mapping[str, object] | None = None
+    heartbeat_timeout: float = 30.0
+    task_queue: str = TASK_QUEUE  # one per environment: its workers run only its runs
 
 
 async def connect(target: str, namespace: str) -> Client:
@@ -65,15 +70,21 @@ async def connect(target: str, namespace: str) -> Client:
 
 
 def worker(
-    client: Client, slots: int, executor: ThreadPoolExecutor, metrics: Metrics | None = None
+    client: Client,
+    slots: int,
+    executor: ThreadPoolExecutor,
+    metrics: Metrics | None = None,
+    task_queue: str = TASK_QUEUE,
 ) -> Worker:
     return Worker(
         client,
-        task_queue=TASK_QUEUE,
+        task_queue=task_queue,
         workflows=[RunbookRun],
         activities=RunActivities(metrics).all(),
         activity_executor=executor,
         max_concurrent_activities=slots,
+        # A drain lets running attempts finish (a step is never cut off by a shutdown).
+        graceful_shutdown_timeout=DRAIN_TIMEOUT,
     )
 
 
@@ -102,6 +113,8 @@ async def serve(config: ServiceConfig, target: str, announce: Callable[[str], No
         config.state_dir,
         token_digest(token),
         metrics,
+        config.heartbeat_timeout,
+        config.task_queue,
     )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -118,14 +131,16 @@ async def serve(config: ServiceConfig, target: str, announce: Callable[[str], No
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     with ThreadPoolExecutor(max_workers=config.slots, thread_name_prefix="run") as executor:
-        runner = worker(client, config.slots, executor, metrics)
+        runner = worker(client, config.slots, executor, metrics, config.task_queue)
         async with runner:
             serving = asyncio.create_task(server.serve(sockets=[sock]))
             while not server.started:
                 await asyncio.sleep(0.01)  # uvicorn sets `started` once it listens
             announce(f"intake: http://{config.host}:{port}/api/alerts")
             announce(f"token: {token}" if config.token is None else "token: as given")
-            announce(f"temporal: {target} (namespace {config.namespace})")
+            announce(
+                f"temporal: {target} (namespace {config.namespace}, queue {config.task_queue})"
+            )
             announce(f"runs: {config.runs_dir}")
             announce("ready")
             await serving  # until SIGINT or SIGTERM

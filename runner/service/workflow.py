@@ -3,8 +3,9 @@
 The steps never run here: each attempt of the run is one activity (``activities``) that goes
 through the session and the engine, so gates, conditions, retries and procedures have one
 implementation. An activity is never retried by Temporal (``maximum_attempts=1``): a step is not
-idempotent (isolating a host twice, disabling an account twice), so a lost worker leaves the
-run to a person (`runbook resume`), as the journal shows it, instead of running a step again.
+idempotent (isolating a host twice, disabling an account twice). A worker lost mid-attempt is
+noticed when its heartbeats stop; the run is then ``interrupted`` and waits for a person: the
+`resume` signal continues it from its journal (as `runbook resume` does), `abort` leaves it so.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from runner.service.messages import DecideRequest, Decision, RunRequest, RunSummary
@@ -26,35 +28,61 @@ _ONCE = RetryPolicy(maximum_attempts=1)
 class RunbookRun:
     def __init__(self) -> None:
         self._decisions: list[Decision] = []
+        self._resume = False
+        self._abort = False
         self._summary: RunSummary | None = None
 
     @workflow.run
     async def run(self, request: RunRequest) -> RunSummary:
-        summary: RunSummary = await workflow.execute_activity(
-            "start_run",
-            request,
-            result_type=RunSummary,
-            start_to_close_timeout=ATTEMPT_TIMEOUT,
-            retry_policy=_ONCE,
-        )
-        self._summary = summary
-        while summary.status == "paused" and summary.paused_step is not None:
-            # Durable: the workflow may wait hours here; no kernel is held while it does.
-            await workflow.wait_condition(lambda: bool(self._decisions))
-            decision = self._decisions.pop(0)
-            summary = await workflow.execute_activity(
-                "decide_and_resume",
-                DecideRequest(summary.run_id, request.runs_dir, decision),
+        summary = await self._attempt("start_run", request, request)
+        while True:
+            self._summary = summary
+            if summary.status == "paused" and summary.paused_step is not None:
+                # Durable: the workflow may wait hours here; no kernel is held while it does.
+                await workflow.wait_condition(lambda: bool(self._decisions) or self._abort)
+                if self._abort:
+                    return summary
+                decision: Decision | None = self._decisions.pop(0)
+            elif summary.status == "interrupted":
+                await workflow.wait_condition(lambda: self._resume or self._abort)
+                if self._abort:
+                    return summary
+                self._resume, decision = False, None
+            else:
+                return summary
+            ask = DecideRequest(request.run_id, request.runs_dir, decision)
+            summary = await self._attempt("decide_and_resume", ask, request)
+
+    async def _attempt(
+        self, name: str, argument: RunRequest | DecideRequest, request: RunRequest
+    ) -> RunSummary:
+        try:
+            result: RunSummary = await workflow.execute_activity(
+                name,
+                argument,
                 result_type=RunSummary,
                 start_to_close_timeout=ATTEMPT_TIMEOUT,
+                heartbeat_timeout=timedelta(seconds=request.heartbeat_timeout),
                 retry_policy=_ONCE,
             )
-            self._summary = summary
-        return summary
+        except ActivityError as exc:
+            # The worker was lost, or the attempt failed before the run could say how it
+            # ended: never tried again on its own.
+            workflow.logger.warning("run %s interrupted: %s", request.run_id, exc.cause or exc)
+            return RunSummary(request.run_id, "interrupted", None, 1)
+        return result
 
     @workflow.signal
     def decide(self, decision: Decision) -> None:
         self._decisions.append(decision)
+
+    @workflow.signal
+    def resume(self) -> None:
+        self._resume = True
+
+    @workflow.signal
+    def abort(self) -> None:
+        self._abort = True
 
     @workflow.query
     def state(self) -> RunSummary | None:
