@@ -184,6 +184,11 @@ def test_a_group_of_three_starts_three_runs_and_the_same_group_again_none(
         assert start["inputs"]["base_url"] == service_lab_url(service)
         hosts.append(start["inputs"]["host_id"])
     assert sorted(hosts) == ["srv-web-01", "srv-web-02", "srv-web-03"]
+    listed = httpx.get(service.intake.replace("/alerts", "/runs"),
+                       headers={"Authorization": f"Bearer {TOKEN}"}).json()["runs"]  # fmt: skip
+    assert {r["run_id"] for r in listed} >= {_state(service, a["workflow_id"]).run_id  # type: ignore[union-attr]
+                                             for a in alerts}  # fmt: skip
+    assert all("run_dir" not in r for r in listed)
     figures = httpx.get(service.intake.replace("/api/alerts", "/metrics")).text
     assert 'runbook_alerts_total{outcome="started"} 3.0' in figures
     assert 'runbook_alerts_total{outcome="duplicate"} 3.0' in figures
@@ -217,6 +222,11 @@ def test_an_edr_alert_waits_at_the_isolation_gate_until_approved(
     wid = alert["workflow_id"]
     paused = _wait_for(service, wid, "paused")
     assert paused.paused_step == "isolate"
+    api = service.intake.replace("/api/alerts", f"/api/runs/{paused.run_id}")
+    assert httpx.get(api).status_code == 401  # the runs API wants the token too
+    shown = httpx.get(api, headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert shown["run"]["status"] == "paused" and shown["trigger"]["format"] == "ocsf"
+    assert [w["step_id"] for w in shown["waiting"]] == ["isolate"]
     hosts = httpx.get(f"{lab.url}/api/edr/hosts/wks-0042",
                       headers={"Authorization": f"Bearer {lab.token}"}).json()  # fmt: skip
     assert hosts.get("isolated") is not True  # nothing ran past the gate

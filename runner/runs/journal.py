@@ -76,9 +76,12 @@ def now_iso() -> str:
 
 
 def new_run_id(runbook_id: str) -> str:
-    """Sortable by start time, readable, unique: `20261122T195144Z-compromised-endpoint-3fa2`."""
+    """Sortable by start time, readable, unique: `20261122T195144Z-endpoint-3fa2c01d`."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{runbook_id[:40]}-{_secrets.token_hex(2)}"
+    # 32 random bits: the service starts many runs a second, and with 16 two runs started in
+    # the same second would collide about once in ten 800-run benchmarks (the second run could
+    # not be created).
+    return f"{stamp}-{runbook_id[:40]}-{_secrets.token_hex(4)}"
 
 
 def _line_hash(line: bytes) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -31,16 +32,21 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from runner.errors import RunbookError
+from runner.reports.progress import run_progress
 from runner.routing.detect import read_alerts
 from runner.routing.envelope import Alert, AlertStatus
 from runner.routing.limits import DEFAULT, AlertError
 from runner.routing.route import Route, Router
-from runner.runs.journal import new_run_id
+from runner.runs.journal import new_run_id, read_events
+from runner.runs.store import find_run, info_of, list_runs, load_run
 from runner.service.messages import TASK_QUEUE, RunRequest
 from runner.service.metrics import Metrics
 from runner.service.workflow import RunbookRun
 
 API_VERSION = 1
+_LIST_LIMIT = 200
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 
 
 def token_digest(token: str) -> bytes:
@@ -116,6 +122,41 @@ def create_app(intake: Intake) -> Starlette:
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
+    async def runs(request: Request) -> JSONResponse:
+        """Runs, newest first, with their status and current step (`runbook runs` as JSON)."""
+        if not authorised(request):
+            return refuse(401, "a bearer token is required (Authorization: Bearer TOKEN)")
+        found = list_runs(intake.runs_dir, request.query_params.get("runbook"))[:_LIST_LIMIT]
+        listed = [{**r.as_json(), **run_progress(r).as_json()} for r in found]
+        for row in listed:
+            row.pop("run_dir", None)  # a path on the server is not the caller's business
+        return JSONResponse({"version": API_VERSION, "runs": listed})
+
+    async def run(request: Request) -> JSONResponse:
+        """One run: its summary, the gates it waits on, and its events (`?events=1`)."""
+        if not authorised(request):
+            return refuse(401, "a bearer token is required (Authorization: Bearer TOKEN)")
+        ref = request.path_params["run_id"]
+        if not _RUN_ID.fullmatch(ref):
+            return refuse(400, "a run id is letters, digits, dashes and dots")
+        try:
+            record = load_run(find_run(intake.runs_dir, ref))
+        except RunbookError as exc:
+            return _error(404, str(exc))
+        waiting = [
+            {"step": w.step, "step_id": w.step_id, "procedure": w.procedure, "title": w.title}
+            for w in record.waiting_steps()
+        ]
+        body: dict[str, Any] = {
+            "version": API_VERSION,
+            "run": {k: v for k, v in info_of(record).as_json().items() if k != "run_dir"},
+            "trigger": record.start.get("trigger"),
+            "waiting": waiting,
+        }
+        if request.query_params.get("events"):
+            body["events"] = read_events(record.run_dir)
+        return JSONResponse(body)
+
     async def metrics(request: Request) -> Response:
         # Figures only, no alert content: served without the token, as Prometheus scrapes.
         return Response(generate_latest(intake.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -123,6 +164,8 @@ def create_app(intake: Intake) -> Starlette:
     return Starlette(
         routes=[
             HttpRoute("/api/alerts", alerts, methods=["POST"]),
+            HttpRoute("/api/runs", runs, methods=["GET"]),
+            HttpRoute("/api/runs/{run_id}", run, methods=["GET"]),
             HttpRoute("/health", health, methods=["GET"]),
             HttpRoute("/metrics", metrics, methods=["GET"]),
         ]
