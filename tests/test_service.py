@@ -30,6 +30,7 @@ pytest.importorskip("temporalio")
 REPO = Path(__file__).resolve().parents[1]
 ALERTS = REPO / "runbooks" / "alerts"
 TOKEN = "service-test-token-0123456789"
+EDR_SECRET = "edr-hook-secret-0123456789"
 #: Upper bounds on loops that end as soon as their marker shows (never a fixed sleep).
 START_BOUND = 120.0
 RUN_BOUND = 180.0
@@ -64,7 +65,11 @@ def service(
         KEY_ENV: str(_journal_key_path),
         "RUNBOOK_OPERATOR": "tester",
     }
-    started = _serve(["--runbooks", "runbooks", "-i", f"base_url={lab.url}"], root, env)
+    sources = root / "sources.yaml"
+    sources.write_text("sources:\n  edr:\n    hmac_secret_env: EDR_HOOK_SECRET\n")
+    env["EDR_HOOK_SECRET"] = EDR_SECRET  # a shared secret: from the service's environment
+    args = ["--runbooks", "runbooks", "-i", f"base_url={lab.url}", "--sources", str(sources)]
+    started = _serve(args, root, env)
     yield started
     _stop(started)
 
@@ -96,6 +101,27 @@ def _stop(service: Service) -> None:
     rest = service.process.communicate(timeout=60)[0]
     assert service.process.returncode == 0, rest
     assert "stopped" in rest
+
+
+def test_a_signed_source_is_taken_and_its_replay_refused(service: Service) -> None:
+    import hmac
+
+    url = service.intake + "/edr?format=generic"
+    body = json.dumps({"source": "nobody-routes-this", "id": "sig-1", "title": "signed"}).encode()
+    stamp = str(int(time.time()))
+    mac = hmac.new(EDR_SECRET.encode(), stamp.encode() + b"." + body, "sha256").hexdigest()
+    headers = {"X-Runbook-Timestamp": stamp, "X-Runbook-Signature": f"sha256={mac}"}
+    first = httpx.post(url, content=body, headers=headers, timeout=60)
+    assert first.status_code == 202, first.text
+    assert first.json()["alerts"][0]["outcome"] == "unrouted"
+    again = httpx.post(url, content=body, headers=headers, timeout=60)
+    assert again.status_code == 401 and "replay" in again.json()["error"]
+    forged = httpx.post(url, content=body + b" ", headers=headers, timeout=60)
+    assert forged.status_code == 401 and "does not match" in forged.json()["error"]
+    unknown = httpx.post(service.intake + "/nobody", content=body, headers=headers, timeout=60)
+    assert unknown.status_code == 404
+    kept = (service.state_dir / "unrouted.jsonl").read_text()
+    assert '"sig-1"' in kept and "no runbook" in kept  # an unrouted alert is kept, with why
 
 
 def _group_of(n: int) -> dict[str, Any]:

@@ -53,6 +53,12 @@ def _announce(line: str) -> None:
               help="An input every triggered run gets (as RUNBOOK_INPUT_NAME does); never a "
               "secret: secrets come from the worker's environment.")  # fmt: skip
 @click.option(
+    "--sources",
+    "sources_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Per-source credentials (tokens stored hashed, HMAC secrets from the environment).",
+)
+@click.option(
     "--heartbeat-timeout",
     type=click.FloatRange(min=1),
     default=30.0,
@@ -71,6 +77,7 @@ def serve_command(
     slots: int,
     state_dir: Path,
     pairs: tuple[str, ...],
+    sources_file: Path | None,
     heartbeat_timeout: float,
 ) -> int:
     """Take alerts over HTTP and run the runbooks they route to, on Temporal.
@@ -80,6 +87,10 @@ def serve_command(
     """
     from runner.runs.store import default_runs_dir
     from runner.service.serve import TOKEN_ENV, ServiceConfig, serve, temporal_target
+    from runner.service.sources import load_sources
+
+    # Checked before anything starts: a bad file is exit 2, with the file and the entry.
+    sources = load_sources(sources_file) if sources_file else {}
 
     config = ServiceConfig(
         runbooks=list(runbooks),
@@ -94,6 +105,7 @@ def serve_command(
         given=_given(pairs),
         heartbeat_timeout=heartbeat_timeout,
         task_queue=task_queue,
+        sources=sources,
     )
     with temporal_target(config) as target:
         asyncio.run(serve(config, target, _announce))

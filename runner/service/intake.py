@@ -19,7 +19,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from runner.runs.journal import new_run_id, read_events
 from runner.runs.store import find_run, info_of, list_runs, load_run
 from runner.service.messages import TASK_QUEUE, RunRequest
 from runner.service.metrics import Metrics
+from runner.service.sources import Source, Verifier
 from runner.service.workflow import RunbookRun
 
 API_VERSION = 1
@@ -66,6 +67,7 @@ class Intake:
     metrics: Metrics
     heartbeat_timeout: float = 30.0  # seconds without heartbeats before a worker counts as lost
     task_queue: str = TASK_QUEUE
+    sources: Mapping[str, Source] = field(default_factory=dict)  # POST /api/alerts/{source}
 
 
 def workflow_id(route: Route) -> str:
@@ -98,16 +100,31 @@ def create_app(intake: Intake) -> Starlette:
         given = token_digest(token.strip())
         return scheme.lower() == "bearer" and hmac.compare_digest(given, intake.token_sha256)
 
+    verifier = Verifier()
+
     async def alerts(request: Request) -> JSONResponse:
         received = time.time()
         if not authorised(request):
             return refuse(401, "a bearer token is required (Authorization: Bearer TOKEN)")
+        return await take(request, received, None)
+
+    async def source_alerts(request: Request) -> JSONResponse:
+        received = time.time()
+        source = intake.sources.get(request.path_params["source"])
+        if source is None:
+            return refuse(404, "no such source; the sources file names them")
+        return await take(request, received, source)
+
+    async def take(request: Request, received: float, source: Source | None) -> JSONResponse:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > DEFAULT.max_bytes:
             return refuse(413, f"the payload is over {DEFAULT.max_bytes:,} bytes")
         body = await request.body()
+        if source is not None and (why := verifier.check(source, request.headers, body)):
+            return refuse(401, why)
+        fmt = request.query_params.get("format") or (source.format if source else None)
         try:
-            found = read_alerts(body, "POST /api/alerts", request.query_params.get("format"))
+            found = read_alerts(body, request.url.path, fmt)
         except AlertError as exc:
             return refuse(400, str(exc))
         answers = [await _take(intake, unrouted, alert, received) for alert in found]
@@ -164,6 +181,7 @@ def create_app(intake: Intake) -> Starlette:
     return Starlette(
         routes=[
             HttpRoute("/api/alerts", alerts, methods=["POST"]),
+            HttpRoute("/api/alerts/{source}", source_alerts, methods=["POST"]),
             HttpRoute("/api/runs", runs, methods=["GET"]),
             HttpRoute("/api/runs/{run_id}", run, methods=["GET"]),
             HttpRoute("/health", health, methods=["GET"]),

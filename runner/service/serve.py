@@ -30,6 +30,7 @@ from runner.service.devserver import DevServer, TemporalUnavailable
 from runner.service.intake import Intake, create_app, token_digest
 from runner.service.messages import TASK_QUEUE
 from runner.service.metrics import Metrics
+from runner.service.sources import Source
 from runner.service.workflow import RunbookRun
 
 #: Seconds to reach Temporal's frontend after its port opened.
@@ -55,6 +56,7 @@ class ServiceConfig:
     given: Mapping[str, object] | None = None
     heartbeat_timeout: float = 30.0
     task_queue: str = TASK_QUEUE  # one per environment: its workers run only its runs
+    sources: Mapping[str, Source] | None = None  # per-source credentials (service.sources)
 
 
 async def connect(target: str, namespace: str) -> Client:
@@ -104,6 +106,7 @@ async def serve(config: ServiceConfig, target: str, announce: Callable[[str], No
     token = config.token or secrets.token_urlsafe(24)
     client = await connect(target, config.namespace)
     config.runs_dir.mkdir(parents=True, exist_ok=True)
+    sources = dict(config.sources or {})
     metrics = Metrics()
     intake = Intake(
         client,
@@ -115,6 +118,7 @@ async def serve(config: ServiceConfig, target: str, announce: Callable[[str], No
         metrics,
         config.heartbeat_timeout,
         config.task_queue,
+        sources,
     )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -137,6 +141,8 @@ async def serve(config: ServiceConfig, target: str, announce: Callable[[str], No
             while not server.started:
                 await asyncio.sleep(0.01)  # uvicorn sets `started` once it listens
             announce(f"intake: http://{config.host}:{port}/api/alerts")
+            for name in sources:
+                announce(f"source {name}: http://{config.host}:{port}/api/alerts/{name}")
             announce(f"token: {token}" if config.token is None else "token: as given")
             announce(
                 f"temporal: {target} (namespace {config.namespace}, queue {config.task_queue})"

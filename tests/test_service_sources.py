@@ -1,0 +1,82 @@
+"""Per-source credentials: a file's mistakes named with the entry, tokens compared by digest,
+HMAC signatures checked against the body, the clock and replays. Pure: no server."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from pathlib import Path
+
+import pytest
+
+from runner.errors import UsageError
+from runner.service.sources import Source, Verifier, load_sources
+
+SECRET = b"shared-secret-of-the-edr"
+
+
+def _signed(body: bytes, stamp: int | None = None, secret: bytes = SECRET) -> dict[str, str]:
+    ts = str(stamp if stamp is not None else int(time.time()))
+    mac = hmac.new(secret, ts.encode() + b"." + body, "sha256").hexdigest()
+    return {"x-runbook-timestamp": ts, "x-runbook-signature": f"sha256={mac}"}
+
+
+def test_a_signed_request_passes_once_and_its_replay_is_refused() -> None:
+    edr = Source("edr", hmac_secret=SECRET)
+    verifier = Verifier()
+    body = b'{"id": "a-1"}'
+    headers = _signed(body)
+    assert verifier.check(edr, headers, body) is None
+    assert "replay" in (verifier.check(edr, headers, body) or "")
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "why"),
+    [
+        ({}, b"{}", "signs its requests"),
+        (_signed(b"{}"), b'{"tampered": 1}', "does not match"),
+        (_signed(b"{}", stamp=int(time.time()) - 3600), b"{}", "replay window"),
+        (_signed(b"{}", secret=b"another"), b"{}", "does not match"),
+    ],
+    ids=["unsigned", "tampered", "too-old", "wrong-secret"],
+)
+def test_a_bad_signature_is_refused_with_the_reason(
+    headers: dict[str, str], body: bytes, why: str
+) -> None:
+    assert why in (Verifier().check(Source("edr", hmac_secret=SECRET), headers, body) or "")
+
+
+def test_a_token_source_is_checked_by_its_digest() -> None:
+    source = Source("am", token_sha256=hashlib.sha256(b"tok-123").digest())
+    verifier = Verifier()
+    assert verifier.check(source, {"authorization": "Bearer tok-123"}, b"") is None
+    assert verifier.check(source, {"authorization": "Bearer nope"}, b"") is not None
+    assert verifier.check(source, {}, b"") is not None
+
+
+def test_the_sources_file_is_read_and_its_mistakes_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDR_SECRET", "s3cret-value")
+    good = tmp_path / "sources.yaml"
+    digest = hashlib.sha256(b"tok").hexdigest()
+    good.write_text(
+        f"sources:\n  am:\n    token_sha256: {digest}\n    format: alertmanager\n"
+        "  edr:\n    hmac_secret_env: EDR_SECRET\n"
+    )
+    found = load_sources(good)
+    assert found["am"].format == "alertmanager" and found["edr"].hmac_secret == b"s3cret-value"
+    for text, said in [
+        ("sources:\n  x:\n    token_sha256: abc\n", "64 lowercase hex"),
+        ("sources:\n  x:\n    hmac_secret_env: NOT_SET_ANYWHERE\n", "$NOT_SET_ANYWHERE is not set"),
+        (f"sources:\n  x:\n    token_sha256: {digest}\n    hmac_secret_env: EDR_SECRET\n",
+         "exactly one"),
+        ("sources:\n  Bad Name:\n    hmac_secret_env: EDR_SECRET\n", "lowercase letters"),
+        ("nothing: here\n", "`sources:` mapping"),
+    ]:  # fmt: skip
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(UsageError) as caught:
+            load_sources(bad)
+        assert said in str(caught.value) and str(bad) in str(caught.value), caught.value
