@@ -124,6 +124,23 @@ def test_a_signed_source_is_taken_and_its_replay_refused(service: Service) -> No
     assert '"sig-1"' in kept and "no runbook" in kept  # an unrouted alert is kept, with why
 
 
+def test_a_delivery_retried_with_its_idempotency_key_gets_the_first_answer(
+    service: Service,
+) -> None:
+    alert = {"source": "nobody-routes-this", "id": "idem-1", "title": "retried"}
+    headers = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": "delivery-42"}
+    url = service.intake + "?format=generic"
+    first = httpx.post(url, json=alert, headers=headers, timeout=60)
+    second = httpx.post(url, json=alert, headers=headers, timeout=60)
+    assert first.status_code == second.status_code == 202
+    assert second.json() == first.json() and second.headers["Idempotent-Replayed"] == "true"
+    kept = (service.state_dir / "unrouted.jsonl").read_text()
+    assert len([line for line in kept.splitlines() if "idem-1" in line]) == 1  # taken once
+    other = httpx.post(url, json={**alert, "id": "idem-2"}, headers=headers, timeout=60)
+    assert other.status_code == 422
+    assert httpx.get(service.intake.replace("/api/alerts", "/ready")).json() == {"status": "ready"}
+
+
 def _group_of(n: int) -> dict[str, Any]:
     """The server runbook's Alertmanager sample as a group of n alerts: n services (its dedup
     key) on n hosts."""

@@ -12,6 +12,7 @@ A source authenticates with the service's bearer token; the token is held only a
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -40,6 +41,7 @@ from runner.routing.limits import DEFAULT, AlertError
 from runner.routing.route import Route, Router
 from runner.runs.journal import new_run_id, read_events
 from runner.runs.store import find_run, info_of, list_runs, load_run
+from runner.service.idempotency import MAX_KEY, Conflict, IdempotencyStore
 from runner.service.messages import TASK_QUEUE, RunRequest
 from runner.service.metrics import Metrics
 from runner.service.sources import Source, Verifier
@@ -101,6 +103,8 @@ def create_app(intake: Intake) -> Starlette:
         return scheme.lower() == "bearer" and hmac.compare_digest(given, intake.token_sha256)
 
     verifier = Verifier()
+    remembered = IdempotencyStore(intake.state_dir / "idempotency.sqlite")
+    idempotent = asyncio.Lock()
 
     async def alerts(request: Request) -> JSONResponse:
         received = time.time()
@@ -122,6 +126,29 @@ def create_app(intake: Intake) -> Starlette:
         body = await request.body()
         if source is not None and (why := verifier.check(source, request.headers, body)):
             return refuse(401, why)
+        key = request.headers.get("idempotency-key")
+        scope = source.name if source else ""
+        if key is not None:
+            if not 0 < len(key) <= MAX_KEY:
+                return refuse(400, f"an Idempotency-Key is 1 to {MAX_KEY} characters")
+            # One keyed delivery at a time, so a retry racing its original gets its answer.
+            async with idempotent:
+                try:
+                    earlier = remembered.get(scope, key, body)
+                except Conflict:
+                    return refuse(422, "this Idempotency-Key came before with another body")
+                if earlier is not None:
+                    return JSONResponse(earlier, status_code=202,
+                                        headers={"Idempotent-Replayed": "true"})  # fmt: skip
+                answer = await route_and_start(request, received, source, body)
+                if answer.status_code == 202:
+                    remembered.put(scope, key, body, json.loads(bytes(answer.body)))
+                return answer
+        return await route_and_start(request, received, source, body)
+
+    async def route_and_start(
+        request: Request, received: float, source: Source | None, body: bytes
+    ) -> JSONResponse:
         fmt = request.query_params.get("format") or (source.format if source else None)
         try:
             found = read_alerts(body, request.url.path, fmt)
@@ -138,6 +165,10 @@ def create_app(intake: Intake) -> Starlette:
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
+
+    async def ready(request: Request) -> JSONResponse:
+        # Served once the worker runs and Temporal answered: `serve` starts the intake last.
+        return JSONResponse({"status": "ready"})
 
     async def runs(request: Request) -> JSONResponse:
         """Runs, newest first, with their status and current step (`runbook runs` as JSON)."""
@@ -185,6 +216,7 @@ def create_app(intake: Intake) -> Starlette:
             HttpRoute("/api/runs", runs, methods=["GET"]),
             HttpRoute("/api/runs/{run_id}", run, methods=["GET"]),
             HttpRoute("/health", health, methods=["GET"]),
+            HttpRoute("/ready", ready, methods=["GET"]),
             HttpRoute("/metrics", metrics, methods=["GET"]),
         ]
     )

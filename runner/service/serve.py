@@ -106,6 +106,7 @@ async def serve(config: ServiceConfig, target: str, announce: Callable[[str], No
     token = config.token or secrets.token_urlsafe(24)
     client = await connect(target, config.namespace)
     config.runs_dir.mkdir(parents=True, exist_ok=True)
+    config.state_dir.mkdir(parents=True, exist_ok=True)  # unrouted alerts, idempotency keys
     sources = dict(config.sources or {})
     metrics = Metrics()
     intake = Intake(
