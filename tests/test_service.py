@@ -103,6 +103,18 @@ def _stop(service: Service) -> None:
     assert "stopped" in rest
 
 
+def test_a_payload_over_the_limit_is_refused_even_without_a_length(service: Service) -> None:
+    def chunks() -> Iterator[bytes]:  # chunked: no Content-Length to refuse it by
+        for _ in range(6):
+            yield b" " * (1024 * 1024)
+
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    answer = httpx.post(service.intake, content=chunks(), headers=headers, timeout=60)
+    assert answer.status_code == 413 and "over" in answer.json()["error"]
+    missing = httpx.get(service.intake.replace("/alerts", "/runs/no-such-run"), headers=headers)
+    assert missing.status_code == 404 and str(service.runs_dir) not in missing.text
+
+
 def test_a_signed_source_is_taken_and_its_replay_refused(service: Service) -> None:
     import hmac
 

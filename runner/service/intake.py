@@ -123,7 +123,9 @@ def create_app(intake: Intake) -> Starlette:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > DEFAULT.max_bytes:
             return refuse(413, f"the payload is over {DEFAULT.max_bytes:,} bytes")
-        body = await request.body()
+        body = await _capped_body(request, DEFAULT.max_bytes)
+        if body is None:  # a chunked body has no length to refuse it by before it is read
+            return refuse(413, f"the payload is over {DEFAULT.max_bytes:,} bytes")
         if source is not None and (why := verifier.check(source, request.headers, body)):
             return refuse(401, why)
         key = request.headers.get("idempotency-key")
@@ -189,8 +191,9 @@ def create_app(intake: Intake) -> Starlette:
             return refuse(400, "a run id is letters, digits, dashes and dots")
         try:
             record = load_run(find_run(intake.runs_dir, ref))
-        except RunbookError as exc:
-            return _error(404, str(exc))
+        except RunbookError:
+            # Not the store's message: it names the server's folders.
+            return _error(404, f"no run {ref} (a run id, or a unique prefix of one)")
         waiting = [
             {"step": w.step, "step_id": w.step_id, "procedure": w.procedure, "title": w.title}
             for w in record.waiting_steps()
@@ -267,6 +270,18 @@ async def _take(
     except WorkflowAlreadyStartedError:
         return {**answer, "outcome": "duplicate"}
     return {**answer, "outcome": "started"}
+
+
+async def _capped_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it grows past ``limit`` bytes (never held whole)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _error(status: int, message: str) -> JSONResponse:
