@@ -61,14 +61,17 @@ def service(
     env = {
         **os.environ,
         "RUNBOOK_SERVICE_TOKEN": TOKEN,
-        "RUNBOOK_INPUT_API_TOKEN": lab.token,  # a secret input: from the worker's environment
         KEY_ENV: str(_journal_key_path),
         "RUNBOOK_OPERATOR": "tester",
     }
     sources = root / "sources.yaml"
     sources.write_text("sources:\n  edr:\n    hmac_secret_env: EDR_HOOK_SECRET\n")
     env["EDR_HOOK_SECRET"] = EDR_SECRET  # a shared secret: from the service's environment
-    args = ["--runbooks", "runbooks", "-i", f"base_url={lab.url}", "--sources", str(sources)]
+    secrets = root / "secrets.yaml"  # secret inputs: from a file only the service can read
+    secrets.write_text(f"api_token: {lab.token}\n")
+    secrets.chmod(0o600)
+    args = ["--runbooks", "runbooks", "-i", f"base_url={lab.url}", "--sources", str(sources),
+            "--secrets", str(secrets)]  # fmt: skip
     started = _serve(args, root, env)
     yield started
     _stop(started)
@@ -235,7 +238,7 @@ def test_a_group_of_three_starts_three_runs_and_the_same_group_again_none(
         assert start["runbook"]["id"] == "server-not-responding"
         assert start["trigger"]["source"] == "alertmanager"  # the journal names its alert
         assert start["trigger"]["workflow_id"] == a["workflow_id"]
-        assert start["inputs"]["api_token"] == "***"  # the secret came from the environment
+        assert start["inputs"]["api_token"] == "***"  # the secret came from the secrets file
         assert start["inputs"]["base_url"] == service_lab_url(service)
         hosts.append(start["inputs"]["host_id"])
     assert sorted(hosts) == ["srv-web-01", "srv-web-02", "srv-web-03"]

@@ -80,3 +80,26 @@ def test_the_sources_file_is_read_and_its_mistakes_named(
         with pytest.raises(UsageError) as caught:
             load_sources(bad)
         assert said in str(caught.value) and str(bad) in str(caught.value), caught.value
+
+
+def test_the_secrets_file_must_be_private_and_its_content_is_never_quoted(
+    tmp_path: Path,
+) -> None:
+    from runner.service.secrets_file import load_secrets
+
+    path = tmp_path / "secrets.yaml"
+    path.write_text("api_token: tok-value-123456\n")
+    path.chmod(0o600)
+    assert load_secrets(path) == {"api_token": "tok-value-123456"}
+    path.chmod(0o644)
+    with pytest.raises(UsageError, match="chmod 600"):
+        load_secrets(path)
+    path.chmod(0o600)
+    path.write_text("api_token: [unclosed tok-value-123456\n")
+    with pytest.raises(UsageError) as caught:
+        load_secrets(path)
+    assert "tok-value" not in str(caught.value)  # a parse error never quotes the secret
+    link = tmp_path / "link.yaml"
+    link.symlink_to(path)
+    with pytest.raises(UsageError, match="symbolic link"):
+        load_secrets(link)

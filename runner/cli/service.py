@@ -59,6 +59,12 @@ def _announce(line: str) -> None:
     help="Per-source credentials (tokens stored hashed, HMAC secrets from the environment).",
 )
 @click.option(
+    "--secrets",
+    "secrets_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Secret inputs for triggered runs: a YAML mapping, mode 0600, owned by this user.",
+)
+@click.option(
     "--heartbeat-timeout",
     type=click.FloatRange(min=1),
     default=30.0,
@@ -78,6 +84,7 @@ def serve_command(
     state_dir: Path,
     pairs: tuple[str, ...],
     sources_file: Path | None,
+    secrets_file: Path | None,
     heartbeat_timeout: float,
 ) -> int:
     """Take alerts over HTTP and run the runbooks they route to, on Temporal.
@@ -86,11 +93,13 @@ def serve_command(
     one), then `ready`. Ctrl-C or SIGTERM stops it, and the embedded server with it.
     """
     from runner.runs.store import default_runs_dir
+    from runner.service.secrets_file import load_secrets
     from runner.service.serve import TOKEN_ENV, ServiceConfig, serve, temporal_target
     from runner.service.sources import load_sources
 
     # Checked before anything starts: a bad file is exit 2, with the file and the entry.
     sources = load_sources(sources_file) if sources_file else {}
+    secrets = load_secrets(secrets_file) if secrets_file else {}
 
     config = ServiceConfig(
         runbooks=list(runbooks),
@@ -106,6 +115,7 @@ def serve_command(
         heartbeat_timeout=heartbeat_timeout,
         task_queue=task_queue,
         sources=sources,
+        secrets=secrets,
     )
     with temporal_target(config) as target:
         asyncio.run(serve(config, target, _announce))
@@ -117,15 +127,22 @@ def serve_command(
 @click.option("--namespace", default="default", show_default=True)
 @click.option("--task-queue", default="runbook-runs", show_default=True)
 @click.option("--slots", type=click.IntRange(min=1), default=4, show_default=True)
-def worker_command(temporal: str, namespace: str, task_queue: str, slots: int) -> int:
+@click.option("--secrets", "secrets_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Secret inputs: a YAML mapping, mode 0600, owned by this user.")  # fmt: skip
+def worker_command(
+    temporal: str, namespace: str, task_queue: str, slots: int, secrets_file: Path | None
+) -> int:
     """Run triggered runs for a service elsewhere (same runbooks and runs folder)."""
+    from runner.service.secrets_file import load_secrets
     from runner.service.serve import connect, worker
+
+    secrets = load_secrets(secrets_file) if secrets_file else {}
 
     async def main() -> None:
         client = await connect(temporal, namespace)
         with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="run") as executor:
             _announce(f"worker: {temporal} (namespace {namespace}), {slots} slots")
-            await worker(client, slots, executor, task_queue=task_queue).run()
+            await worker(client, slots, executor, task_queue=task_queue, secrets=secrets).run()
 
     try:
         asyncio.run(main())

@@ -13,7 +13,7 @@ import contextvars
 import dataclasses
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,18 +48,21 @@ SECRET_ENV = "RUNBOOK_INPUT_"
 SERVICE_OPERATOR = "runbook-service"
 
 
-def _secrets(book: Runbook) -> dict[str, str]:
+def _secrets(book: Runbook, kept: Mapping[str, str]) -> dict[str, str]:
+    """The secret inputs' values: the worker's environment first, then its secrets file."""
     found = {}
     for spec in book.metadata.inputs:
-        value = os.environ.get(f"{SECRET_ENV}{spec.name.upper()}")
+        value = os.environ.get(f"{SECRET_ENV}{spec.name.upper()}", kept.get(spec.name))
         if spec.secret and value is not None:
             found[spec.name] = value
     return found
 
 
-def _values(book: Runbook, given: dict[str, object]) -> tuple[dict[str, InputValue], list[str]]:
+def _values(
+    book: Runbook, given: dict[str, object], kept: Mapping[str, str]
+) -> tuple[dict[str, InputValue], list[str]]:
     secrets = [s.name for s in book.metadata.inputs if s.secret]
-    values, problems = resolve(book.metadata, {**given, **_secrets(book)})
+    values, problems = resolve(book.metadata, {**given, **_secrets(book, kept)})
     if problems:
         raise ApplicationError(
             f"{book.path}: the inputs are not usable: " + "; ".join(problems),
@@ -118,8 +121,11 @@ def _heartbeats() -> Iterator[None]:
 class RunActivities:
     """The activities, bound to the service's metrics (a worker registers its methods)."""
 
-    def __init__(self, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, metrics: Metrics | None = None, secrets: Mapping[str, str] | None = None
+    ) -> None:
         self.metrics = metrics or Metrics()
+        self._secrets = dict(secrets or {})  # from `--secrets FILE`; never shown
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.start_run, self.decide_and_resume]
@@ -141,7 +147,7 @@ class RunActivities:
                     non_retryable=True,
                 )
             book = checked(parse_file(path))
-            values, secrets = _values(book, dict(request.inputs))
+            values, secrets = _values(book, dict(request.inputs), self._secrets)
             session = dataclasses.replace(
                 _session(book, values, secrets, dict(request.alert)),
                 reporter=FirstStep(request.received, self.metrics),
@@ -174,7 +180,7 @@ class RunActivities:
             where = str((run.state.started.get("runbook") or {}).get("abs_path") or "")
             book = checked(parse_text(text, where or run.run_dir / "runbook.md"))
             given = {k: v for k, v in run.state.inputs.items() if v != "***"}
-            values, secrets = _values(book, given)
+            values, secrets = _values(book, given, self._secrets)
             with _heartbeats(), kernel_pool(needed_kernels(book.steps)) as pool:
                 return self._done(_summary(resume(_session(book, values, secrets), pool, run)))
         except RunbookError as exc:

@@ -57,6 +57,7 @@ class ServiceConfig:
     heartbeat_timeout: float = 30.0
     task_queue: str = TASK_QUEUE  # one per environment: its workers run only its runs
     sources: Mapping[str, Source] | None = None  # per-source credentials (service.sources)
+    secrets: Mapping[str, str] | None = None  # secret inputs from `--secrets FILE`
 
 
 async def connect(target: str, namespace: str) -> Client:
@@ -77,12 +78,13 @@ def worker(
     executor: ThreadPoolExecutor,
     metrics: Metrics | None = None,
     task_queue: str = TASK_QUEUE,
+    secrets: Mapping[str, str] | None = None,
 ) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[RunbookRun],
-        activities=RunActivities(metrics).all(),
+        activities=RunActivities(metrics, secrets).all(),
         activity_executor=executor,
         max_concurrent_activities=slots,
         # A drain lets running attempts finish (a step is never cut off by a shutdown).
@@ -136,7 +138,7 @@ async def serve(config: ServiceConfig, target: str, announce: Callable[[str], No
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     with ThreadPoolExecutor(max_workers=config.slots, thread_name_prefix="run") as executor:
-        runner = worker(client, config.slots, executor, metrics, config.task_queue)
+        runner = worker(client, config.slots, executor, metrics, config.task_queue, config.secrets)
         async with runner:
             serving = asyncio.create_task(server.serve(sockets=[sock]))
             while not server.started:
