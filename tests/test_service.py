@@ -288,6 +288,14 @@ def test_an_edr_alert_waits_at_the_isolation_gate_until_approved(
     hosts = httpx.get(f"{lab.url}/api/edr/hosts/wks-0042",
                       headers={"Authorization": f"Bearer {lab.token}"}).json()  # fmt: skip
     assert hosts.get("isolated") is not True  # nothing ran past the gate
+    # An approver without the gate's role is refused: nothing runs, the run still waits.
+    _signal(service, wid, Decision("isolate", "approved", by="eve", role="L1"))
+    deadline = time.monotonic() + RUN_BOUND
+    while (refused := _state(service, wid)) is None or refused.reason is None:
+        assert time.monotonic() < deadline, refused
+        time.sleep(0.1)  # the workflow's answer to the decision is the marker
+    assert refused.status == "paused" and refused.paused_step == "isolate"
+    assert "IR-lead" in refused.reason, refused.reason
     _signal(service, wid, Decision("isolate", "approved", by="dana", role="IR-lead"))
     deadline = time.monotonic() + RUN_BOUND
     while True:  # approve each later gate as a lead would

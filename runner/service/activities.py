@@ -62,7 +62,16 @@ def _values(
     book: Runbook, given: dict[str, object], kept: Mapping[str, str]
 ) -> tuple[dict[str, InputValue], list[str]]:
     secrets = [s.name for s in book.metadata.inputs if s.secret]
-    values, problems = resolve(book.metadata, {**given, **_secrets(book, kept)})
+    supplied = _secrets(book, kept)
+    # A secret's default was written for the lab or a person's run, never for an alert's.
+    problems = [
+        f"secret input {s.name!r} is not given (RUNBOOK_INPUT_{s.name.upper()} or --secrets) "
+        "and its default is not marked default_safe"
+        for s in book.metadata.inputs
+        if s.secret and s.name not in supplied and s.default is not None and not s.default_safe
+    ]
+    values, found = resolve(book.metadata, {**given, **supplied})
+    problems += found
     if problems:
         raise ApplicationError(
             f"{book.path}: the inputs are not usable: " + "; ".join(problems),

@@ -53,6 +53,7 @@ class RunSummary:
     waits for a person: the `resume` or `abort` signal)."""
 
     run_id: str
-    status: str
+    status: str  # a run status, `interrupted`, or `not_started` (refused before its first event)
     paused_step: str | None = None
     exit_code: int = 0
+    reason: str | None = None  # why it was refused or interrupted, or why a decision was not taken

@@ -10,11 +10,12 @@ noticed when its heartbeats stop; the run is then ``interrupted`` and waits for 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from runner.service.messages import DecideRequest, Decision, RunRequest, RunSummary
@@ -51,7 +52,12 @@ class RunbookRun:
             else:
                 return summary
             ask = DecideRequest(request.run_id, request.runs_dir, decision)
+            before = summary
             summary = await self._attempt("decide_and_resume", ask, request)
+            if summary.status == "not_started":
+                # The decision was refused (a role the gate does not accept, a missing input):
+                # nothing ran, and the run waits as it did, with the reason.
+                summary = dataclasses.replace(before, reason=summary.reason)
 
     async def _attempt(
         self, name: str, argument: RunRequest | DecideRequest, request: RunRequest
@@ -66,10 +72,15 @@ class RunbookRun:
                 retry_policy=_ONCE,
             )
         except ActivityError as exc:
-            # The worker was lost, or the attempt failed before the run could say how it
-            # ended: never tried again on its own.
-            workflow.logger.warning("run %s interrupted: %s", request.run_id, exc.cause or exc)
-            return RunSummary(request.run_id, "interrupted", None, 1)
+            cause = exc.cause
+            if isinstance(cause, ApplicationError) and cause.non_retryable:
+                # Refused before anything ran: a changed runbook, unusable inputs, a decision
+                # the rules do not accept. Said, never retried.
+                return RunSummary(request.run_id, "not_started", None, 2, cause.message)
+            # The worker was lost (its heartbeats stopped), or the attempt failed before the
+            # run could say how it ended: never tried again on its own.
+            workflow.logger.warning("run %s interrupted: %s", request.run_id, cause or exc)
+            return RunSummary(request.run_id, "interrupted", None, 1, str(cause or exc))
         return result
 
     @workflow.signal
