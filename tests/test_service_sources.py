@@ -32,18 +32,23 @@ def test_a_signed_request_passes_once_and_its_replay_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("headers", "body", "why"),
+    ("case", "why"),
     [
-        ({}, b"{}", "signs its requests"),
-        (_signed(b"{}"), b'{"tampered": 1}', "does not match"),
-        (_signed(b"{}", stamp=int(time.time()) - 3600), b"{}", "replay window"),
-        (_signed(b"{}", secret=b"another"), b"{}", "does not match"),
+        ("unsigned", "signs its requests"),
+        ("tampered", "does not match"),
+        ("too-old", "replay window"),
+        ("wrong-secret", "does not match"),
     ],
-    ids=["unsigned", "tampered", "too-old", "wrong-secret"],
 )
-def test_a_bad_signature_is_refused_with_the_reason(
-    headers: dict[str, str], body: bytes, why: str
-) -> None:
+def test_a_bad_signature_is_refused_with_the_reason(case: str, why: str) -> None:
+    # Signed here, as the test runs: a signature made at collection would age past the window.
+    body = b"{}"
+    headers = {
+        "unsigned": {},
+        "tampered": _signed(b'{"tampered": 1}'),
+        "too-old": _signed(body, stamp=int(time.time()) - 3600),
+        "wrong-secret": _signed(body, secret=b"another"),
+    }[case]
     assert why in (Verifier().check(Source("edr", hmac_secret=SECRET), headers, body) or "")
 
 
