@@ -119,10 +119,16 @@ def main(argv: list[str] | None = None) -> int:
     except _Stop:
         status = 128 + signal.SIGTERM
     finally:
-        with contextlib.suppress(_Stop):
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)
-            _clean(kernel, args.remove)
+        # Nothing may skip the cleanup: a second signal raising _Stop before the handlers
+        # were switched off used to jump over it. Block them first (retrying if one lands
+        # before the mask does), then clean up with them blocked.
+        while True:
+            try:
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP})
+                break
+            except _Stop:
+                continue
+        _clean(kernel, args.remove)
     return status
 
 
