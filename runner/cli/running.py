@@ -849,7 +849,7 @@ def _decide(
     runs_dir: Path | None,
     decision: str,
 ) -> int:
-    from runner.exec.session import decide, open_run, waiting_gate
+    from runner.exec.session import approver_problem, decide, open_run, waiting_gate
 
     opened = open_run(runs_dir, run)
     waiting = waiting_gate(opened, step_ref)
@@ -858,7 +858,8 @@ def _decide(
         # checked first, so nobody confirms an approval that would then be refused.
         from runner.cli.pending import show_gate
 
-        _check_approver(opened, waiting, by, role)
+        if problem := approver_problem(opened, waiting, by, role):
+            raise UsageError(problem)
         show_gate(Console(highlight=False), opened.run_dir, waiting)
         if not click.confirm(f"approve step {waiting.step} as {by}?", default=False):
             click.echo("not approved; nothing was recorded", err=True)
@@ -872,22 +873,6 @@ def _decide(
         f"continue with: {Where(run_dir.name, run_dir.parent).command('resume')}"
     )
     return EXIT_OK
-
-
-def _check_approver(opened: OpenRun, waiting: ev.StepFinished, by: str, role: str | None) -> None:
-    from runner.exec.policy import approval_problem
-
-    requested = opened.record.request_for(waiting)
-    problem = approval_problem(
-        int(waiting.step or 0),
-        requested.approver_role if requested else None,
-        by,
-        role,
-        opened.state.operator,
-        bool(opened.state.options.get("require_distinct_approver")),
-    )
-    if problem:
-        raise UsageError(problem)
 
 
 _DECIDE_OPTIONS = [

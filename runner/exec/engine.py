@@ -314,7 +314,8 @@ class Engine:
 
     def _event(self, event: ev.JournalEvent) -> Event:
         record = self.journal.append(event)
-        self.reporter.on_event(ev.decode(record))  # as written: redacted, with seq and ts
+        if not isinstance(self.reporter, NullReporter):  # nobody watching: no second decode
+            self.reporter.on_event(ev.decode(record))  # as written: redacted, with seq and ts
         return record
 
     def _output_event(self, step: Step, block_id: str, output: Output) -> None:

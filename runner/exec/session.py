@@ -206,6 +206,24 @@ def waiting_gate(run: OpenRun, step_ref: str) -> ev.StepFinished:
     return waiting
 
 
+def approver_problem(
+    run: OpenRun, waiting: ev.StepFinished, by: str, role: str | None
+) -> str | None:
+    """Why ``by`` (holding ``role``) may not approve this gate (its approver role, the
+    two-person rule), or None."""
+    from runner.exec.policy import approval_problem
+
+    requested = run.record.request_for(waiting)
+    return approval_problem(
+        int(waiting.step or 0),
+        requested.approver_role if requested else None,
+        by,
+        role,
+        run.state.operator,
+        bool(run.state.options.get("require_distinct_approver")),
+    )
+
+
 def decide(
     run: OpenRun,
     waiting: ev.StepFinished,
@@ -218,21 +236,10 @@ def decide(
     """Record an approval or a denial of a waiting gate, after the same rules the runner applies
     at the terminal (the approver's role, the two-person rule): a refused approval is never
     written. The run continues when it is resumed."""
-    from runner.exec.policy import approval_problem
-
     if decision not in ("approved", "denied"):
         raise UsageError(f"a decision is approved or denied, not {decision!r}")
-    requested = run.record.request_for(waiting)
     distinct = bool(run.state.options.get("require_distinct_approver"))
-    problem = approval_problem(
-        int(waiting.step or 0),
-        requested.approver_role if requested else None,
-        by,
-        role,
-        run.state.operator,
-        distinct,
-    )
-    if problem and decision == "approved":
+    if decision == "approved" and (problem := approver_problem(run, waiting, by, role)):
         raise UsageError(problem)
     approval = ev.Approval(
         step=waiting.step,

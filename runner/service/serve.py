@@ -131,12 +131,11 @@ async def serve(config: ServiceConfig, target: str, announce: Callable[[str], No
         uvicorn.Config(create_app(intake), log_level="warning", access_log=False, lifespan="off")
     )
     # uvicorn catches SIGINT and SIGTERM while it serves, ends `serve`, and raises the signal
-    # again once it restored the handlers it found: these, so that the second raise only sets
-    # an event instead of killing the process before the worker drains.
-    stop = asyncio.Event()
+    # again once it restored the handlers it found: these, which do nothing, so that the
+    # second raise does not kill the process before the worker drains.
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, lambda: None)
     with ThreadPoolExecutor(max_workers=config.slots, thread_name_prefix="run") as executor:
         runner = worker(client, config.slots, executor, metrics, config.task_queue, config.secrets)
         async with runner:
