@@ -198,3 +198,24 @@ def test_resolve_runbook_by_path_stem_or_id(tmp_path: Path) -> None:
     assert resolve_runbook("clean-id", [tmp_path]).name == "file-name.md"
     with pytest.raises(UsageError, match="no runbook with that id"):
         resolve_runbook("nothing", [tmp_path])
+
+
+def test_a_concurrency_target_must_be_a_declared_input_that_is_not_secret(tmp_path: Path) -> None:
+    from runner.check.lint import lint
+    from runner.parse.markdown import parse_file
+
+    def codes(concurrency: str) -> list[str]:
+        path = tmp_path / "limited.md"
+        path.write_text(
+            "---\nname: Limited\nservice: test\n"
+            f"concurrency:\n{concurrency}\n"
+            "inputs:\n  host: {type: string}\n  token: {type: string, secret: true}\n---\n"
+            "# Limited\n\n## Steps\n\n1. Look.\n"
+        )
+        return [p.code for p in lint(parse_file(path)) if p.level == "error"]
+
+    assert codes("  target: host\n  per_target: 2") == []
+    assert codes("  target: hots") == ["RB070"]
+    assert codes("  target: token") == ["RB071"]
+    assert codes("  runs: 0") == ["RB014"]
+    assert codes("  per_targets: 1") == ["RB013"]

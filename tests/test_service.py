@@ -43,6 +43,7 @@ class Service:
     temporal: str
     runs_dir: Path
     state_dir: Path
+    said: list[str]
 
     def post(self, payload: object, token: str = TOKEN) -> httpx.Response:
         return httpx.post(
@@ -96,7 +97,7 @@ def _serve(args: list[str], root: Path, env: dict[str, str]) -> Service:
     said = dict(line.split(": ", 1) for line in lines if ": " in line)
     assert "token" not in said or said["token"] == "as given"  # a given token is never printed
     return Service(process, said["intake"], said["temporal"].split()[0], root / "runs",
-                   root / "state")  # fmt: skip
+                   root / "state", lines)  # fmt: skip
 
 
 def _stop(service: Service) -> None:
@@ -376,8 +377,10 @@ def test_a_service_killed_mid_step_loses_nothing_and_never_reruns_the_step(
         # The alert was accepted before the kill: re-sent, it is the same run.
         [again] = _post_generic(second, alert)
         assert again["outcome"] == "duplicate" and again["workflow_id"] == wid
-        _signal_name(second, wid, "abort")
-        assert _result(second, wid).status == "interrupted"
+        _signal_name(second, wid, "abort")  # a person gives up on it: the journal says so
+        ended = _result(second, wid)
+        assert ended.status == "cancelled", ended
+        assert read_events(second.runs_dir / summary.run_id)[-1]["status"] == "cancelled"
     finally:
         _stop(second)
 
@@ -401,3 +404,137 @@ def _signal_name(service: Service, workflow_id: str, name: str) -> None:
 
 if sys.platform != "linux":  # pragma: no cover
     pytestmark = pytest.mark.skip("the service's process hygiene is Linux's")
+
+
+LIMITED_BOOK = """\
+---
+name: One containment per host
+service: test
+objective: Hold a host while a person decides
+concurrency:
+  target: host
+  per_target: 1
+trigger:
+  when: a limit-test alert
+  match:
+    source: limit-test
+  dedup_key: [id]
+inputs:
+  host:
+    type: string
+    from: entities.hosts[0]
+    required: true
+roles:
+  IR-lead: approves
+---
+# One containment per host
+
+## Steps
+
+1. Look at the host.
+
+   ```bash {id=look role=IR-lead}
+   echo "looking at $HOST"
+   ```
+
+2. Contain it.
+
+   ```bash {id=contain approve=IR-lead role=IR-lead}
+   echo "contained $HOST"
+   ```
+"""
+
+
+def _api(service: Service, path: str, method: str = "GET", **kw: Any) -> httpx.Response:
+    url = service.intake.replace("/api/alerts", path)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    return httpx.request(method, url, headers=headers, timeout=60, **kw)
+
+
+def _queued(service: Service) -> dict[str, Any]:
+    [queue] = [q for q in _api(service, "/api/queues").json()["queues"]
+               if q["key"].endswith(":host=h-1")]  # fmt: skip
+    return dict(queue)
+
+
+def test_a_per_host_limit_queues_runs_by_severity_and_cancel_frees_the_place(
+    service: Service, tmp_path: Path, _journal_key_path: Path
+) -> None:
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "limited.md").write_text(LIMITED_BOOK)
+    # `check` fails it: served, its alerts would start runs that are refused at once.
+    (books / "broken.md").write_text(LIMITED_BOOK.replace("$HOST", "$host").replace(
+        "limit-test", "broken-test"))  # fmt: skip
+    env = {**os.environ, "RUNBOOK_SERVICE_TOKEN": TOKEN, KEY_ENV: str(_journal_key_path)}
+    args = ["--temporal", service.temporal, "--task-queue", "limit-test", "--runbooks",
+            str(books)]  # fmt: skip
+    limited = _serve(args, tmp_path, env)
+    try:
+        assert any("skipped" in line and "broken.md" in line and "RB062" in line
+                   for line in limited.said), limited.said  # fmt: skip
+
+        def alert(n: int, severity: str, host: str = "h-1") -> dict[str, Any]:
+            sent = {"source": "limit-test", "id": f"l-{n}", "title": f"alert {n}",
+                    "severity": severity, "host": host}  # fmt: skip
+            [answer] = _post_generic(limited, sent)
+            assert answer["outcome"] == "started", answer
+            return answer
+
+        first = alert(1, "high")
+        holder = _wait_for(limited, first["workflow_id"], "paused")  # holds h-1 at its gate
+        later, urgent = alert(2, "high"), alert(3, "critical")
+        other = alert(4, "low", host="h-2")  # another host is not held up
+        assert _wait_for(limited, other["workflow_id"], "paused").paused_step == "contain"
+        for queued in (later, urgent):
+            state = _wait_for(limited, queued["workflow_id"], "queued")
+            assert "host=h-1" in (state.reason or "")
+        queue = _queued(limited)
+        assert queue["running"] == [holder.run_id]
+        urgent_run = _state(limited, urgent["workflow_id"])
+        later_run = _state(limited, later["workflow_id"])
+        assert urgent_run is not None and later_run is not None
+        # The critical alert came in last and waits first.
+        assert [w["run_id"] for w in queue["waiting"]] == [urgent_run.run_id, later_run.run_id]
+        assert not (limited.runs_dir / urgent_run.run_id).exists()  # nothing ran for it yet
+
+        cancelled = _api(limited, f"/api/runs/{holder.run_id}/cancel", "POST")
+        assert cancelled.status_code == 202, cancelled.text
+        assert _result(limited, first["workflow_id"]).status == "cancelled"
+        events = read_events(limited.runs_dir / holder.run_id)
+        assert events[-1]["event"] == "run_finished" and events[-1]["status"] == "cancelled"
+        assert not [e for e in events if e.get("step_id") == "contain"
+                    and e["event"] == "step_finished" and e["status"] == "succeeded"]  # fmt: skip
+        # The place went to the critical run; the other still waits, now first in line.
+        assert _wait_for(limited, urgent["workflow_id"], "paused").paused_step == "contain"
+        assert [w["position"] for w in _queued(limited)["waiting"]] == [1]
+        gone = _api(limited, f"/api/runs/{later_run.run_id}/cancel", "POST")
+        assert gone.status_code == 202, gone.text
+        never = _result(limited, later["workflow_id"])
+        assert never.status == "not_started" and "queued" in (never.reason or "")
+        for wid in (urgent["workflow_id"], other["workflow_id"]):
+            _signal_name(limited, wid, "abort")
+            assert _result(limited, wid).status == "cancelled"
+
+        by_hand = _api(limited, "/api/runs", "POST",
+                       json={"runbook": "limited", "inputs": {"host": "h-3"}})  # fmt: skip
+        assert by_hand.status_code == 202, by_hand.text
+        paused = _wait_for(limited, by_hand.json()["workflow_id"], "paused")
+        started = read_events(limited.runs_dir / paused.run_id)[0]
+        assert started["operator"] == "service-api" and not started.get("trigger")
+        assert _api(limited, f"/api/runs/{paused.run_id}/cancel", "POST").status_code == 202
+        assert _result(limited, by_hand.json()["workflow_id"]).status == "cancelled"
+    finally:
+        _stop(limited)
+
+
+def test_a_run_started_by_hand_through_the_api_checks_its_inputs_first(service: Service) -> None:
+    refused = _api(service, "/api/runs", "POST", json={"runbook": "compromised-endpoint",
+                   "inputs": {"host_id": "BAD HOST", "hots": 1}})  # fmt: skip
+    assert refused.status_code == 422
+    assert "hots" in refused.json()["error"] and "host_id" in refused.json()["error"]
+    secret = _api(service, "/api/runs", "POST", json={"runbook": "compromised-endpoint",
+                  "inputs": {"api_token": "x"}})  # fmt: skip
+    assert secret.status_code == 422 and "secret" in secret.json()["error"]
+    unknown = _api(service, "/api/runs", "POST", json={"runbook": "no-such"})
+    assert unknown.status_code == 404

@@ -62,4 +62,38 @@ def rule_block_role(runbook: Runbook) -> Iterator[Problem]:
                               "`role=`, or change the step's `Role:` line")  # fmt: skip
 
 
-RULES = (rule_required_with_default, rule_output_set_twice, rule_block_role)
+def _concurrency_line(runbook: Runbook) -> int:
+    """The line of `concurrency:` in the front matter (searched only when reporting)."""
+    lines = runbook.source.splitlines() if runbook.source else []
+    for n, line in enumerate(lines, 1):
+        if line.startswith("concurrency:"):
+            return n
+    return runbook.front_matter_line or 1
+
+
+def rule_concurrency_target(runbook: Runbook) -> Iterator[Problem]:
+    """RB070: `concurrency.target` is not a declared input (the limit would hold nothing);
+    RB071: it names a secret input (its value would name the queue, shown in the service)."""
+    target = runbook.metadata.concurrency.target
+    if target is None:
+        return
+    spec = runbook.metadata.input(target)
+    if spec is None:
+        declared = ", ".join(s.name for s in runbook.metadata.inputs) or "none"
+        yield problem(runbook, _concurrency_line(runbook), "error", "RB070",
+                      f"`concurrency.target: {target}` names no input (declared: {declared}); "
+                      "name the input whose value is what a run acts on, such as a host "
+                      "id")  # fmt: skip
+    elif spec.secret:
+        yield problem(runbook, _concurrency_line(runbook), "error", "RB071",
+                      f"`concurrency.target: {target}` names a secret input; its value would "
+                      "name the run's queue in the service and its console; limit by an input "
+                      "that is not secret")  # fmt: skip
+
+
+RULES = (
+    rule_required_with_default,
+    rule_output_set_twice,
+    rule_block_role,
+    rule_concurrency_target,
+)

@@ -255,3 +255,21 @@ def decide(
     with RunStore().reopen(run.run_dir) as journal:
         journal.append(approval)
     return approval
+
+
+def cancel_waiting(run: OpenRun, *, by: str, reason: str) -> ev.RunFinished:
+    """End a run that waits (at a gate, or interrupted mid-step) as cancelled, with a note of
+    who cancelled it and why. A run that already ended is left as it is (UsageError)."""
+    # "crashed": its last attempt stopped mid-step (a lost worker) and nothing ended it since.
+    if run.record.status not in ("paused", "running", "crashed"):
+        raise UsageError(
+            f"run {run.run_dir.name} already ended ({run.record.status}); nothing to cancel"
+        )
+    journal = RunStore().reopen(run.run_dir)
+    try:
+        journal.append(ev.Note(by=by, text=f"cancelled: {reason}"))
+        finished = ev.RunFinished(status="cancelled", counts={}, aborted=True)
+        journal.append(finished)
+    finally:
+        journal.close()
+    return finished

@@ -115,6 +115,18 @@ class Trigger:
 
 
 @dataclass(frozen=True, slots=True)
+class Concurrency:
+    """How many runs of the runbook the service runs at once (`concurrency:`); more wait.
+
+    ``target`` names an input whose value is what a run acts on (a host, an account): at most
+    ``per_target`` runs per value at once, e.g. one containment run per host."""
+
+    runs: int | None = None  # runs of this runbook at once; None: no limit but the workers'
+    target: str | None = None
+    per_target: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class Metadata:
     """The front matter, validated and typed."""
 
@@ -133,6 +145,7 @@ class Metadata:
     tags: tuple[str, ...] = ()
     notify: tuple[str, ...] = ()
     kernels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # language -> kernelspec
+    concurrency: Concurrency = field(default_factory=Concurrency)
     has_front_matter: bool = False  # False for plain Markdown read in compatibility mode
 
     def input(self, name: str) -> InputSpec | None:

@@ -97,6 +97,19 @@ class TriggerSchema(Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tru
     correlate: CorrelateSchema | None = None
 
 
+class ConcurrencySchema(Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """How many runs the service runs at once; the rest wait, by alert severity."""
+
+    runs: Annotated[int, Meta(ge=1, description="runs of this runbook at once")] | None = None
+    target: Annotated[
+        str | None,
+        Meta(description="an input naming what a run acts on (a host): runs per value are limited"),
+    ] = None
+    per_target: Annotated[
+        int, Meta(ge=1, description="runs at once per value of `target` (default 1)")
+    ] = 1
+
+
 class FrontMatterSchema(Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """The YAML front matter of a runbook."""
 
@@ -123,6 +136,7 @@ class FrontMatterSchema(Struct, forbid_unknown_fields=True, kw_only=True, frozen
     kernels: Annotated[
         dict[str, str], Meta(description="fence language -> Jupyter kernelspec name")
     ] = {}
+    concurrency: ConcurrencySchema | None = None
 
 
 def _field_types(cls: type[Struct]) -> dict[str, Any]:
@@ -132,7 +146,8 @@ def _field_types(cls: type[Struct]) -> dict[str, Any]:
 
 _REQUIRED = tuple(f.name for f in msgspec.structs.fields(FrontMatterSchema) if f.required)
 _TYPES: dict[type[Struct], dict[str, Any]] = {
-    cls: _field_types(cls) for cls in (FrontMatterSchema, InputSchema, TriggerSchema)
+    cls: _field_types(cls)
+    for cls in (FrontMatterSchema, InputSchema, TriggerSchema, ConcurrencySchema)
 }
 
 #: What the author may write, in words, for keys where msgspec's own complaint would mislead:
@@ -203,6 +218,8 @@ def _struct_issues(
                     )  # fmt: skip
         elif cls is FrontMatterSchema and key == "trigger" and isinstance(value, dict):
             yield from _struct_issues(TriggerSchema, value, where)
+        elif cls is FrontMatterSchema and key == "concurrency" and isinstance(value, dict):
+            yield from _struct_issues(ConcurrencySchema, value, where)
         else:
             problem = _value_problem(value, types[key])
             if problem:

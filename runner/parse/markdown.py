@@ -45,6 +45,7 @@ from runner.format.expr import parse_expression
 from runner.format.inputs import InputValueError, coerce
 from runner.format.model import (
     Block,
+    Concurrency,
     Heading,
     InputSpec,
     Metadata,
@@ -885,7 +886,17 @@ def _is_procedures(span: _Span) -> bool:
 #: Front matter keys no other tool we know of uses: a file with one of them is meant as a runbook
 #: even without `name` or `service` (which `check` then reports as missing, RB012).
 RUNBOOK_ONLY_KEYS = frozenset(
-    {"severity", "objective", "time_limit", "roles", "inputs", "trigger", "kernels", "notify"}
+    {
+        "severity",
+        "objective",
+        "time_limit",
+        "roles",
+        "inputs",
+        "trigger",
+        "kernels",
+        "notify",
+        "concurrency",
+    }
 )
 
 
@@ -1044,6 +1055,24 @@ def _is_severity(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and value in _SEVERITIES
 
 
+def _concurrency(raw: object) -> Concurrency:
+    """The limits as written, where they are usable (the schema reported the rest)."""
+    if not isinstance(raw, dict):
+        return Concurrency()
+
+    def count(value: object) -> int | None:
+        return (
+            value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+        )
+
+    target = raw.get("target")
+    return Concurrency(
+        runs=count(raw.get("runs")),
+        target=target if isinstance(target, str) and target else None,
+        per_target=count(raw.get("per_target")) or 1,
+    )
+
+
 def _build_metadata(fm: Mapping[str, Any], stem_id: str, fallback_name: str) -> Metadata:
     """Typed metadata from a front matter that may be invalid: take what is usable."""
     severity = fm.get("severity")
@@ -1077,5 +1106,6 @@ def _build_metadata(fm: Mapping[str, Any], stem_id: str, fallback_name: str) -> 
         tags=_as_tuple(fm.get("tags")),
         notify=_as_tuple(fm.get("notify")),
         kernels=_as_str_map(fm.get("kernels")),
+        concurrency=_concurrency(fm.get("concurrency")),
         has_front_matter=True,
     )

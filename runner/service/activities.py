@@ -26,6 +26,7 @@ from runner.exec.engine import RunOptions, RunResult, file_sha256
 from runner.exec.operator import UnattendedOperator
 from runner.exec.session import (
     Session,
+    cancel_waiting,
     context_for,
     decide,
     kernel_pool,
@@ -37,9 +38,10 @@ from runner.exec.session import (
 )
 from runner.format.inputs import resolve
 from runner.format.model import InputValue, Runbook
+from runner.kernels.pool import KernelPool
 from runner.parse.markdown import parse_file, parse_text
 from runner.runs.store import kept_runbook
-from runner.service.messages import DecideRequest, RunRequest, RunSummary
+from runner.service.messages import Cancel, DecideRequest, RunRequest, RunSummary
 from runner.service.metrics import FirstStep, Metrics
 
 #: A secret input of a triggered run comes from the worker's environment, never the alert.
@@ -90,8 +92,9 @@ def _session(
     values: dict[str, InputValue],
     secrets: list[str],
     trigger: dict[str, Any] | None = None,
+    started_by: str = "",
 ) -> Session:
-    operator = UnattendedOperator(SERVICE_OPERATOR)
+    operator = UnattendedOperator(started_by or SERVICE_OPERATOR)
     return Session(
         book,
         values,
@@ -107,16 +110,24 @@ HEARTBEAT_EVERY = 1.0
 
 
 @contextlib.contextmanager
-def _heartbeats() -> Iterator[None]:
+def _heartbeats(pool: KernelPool) -> Iterator[None]:
     """Heartbeat from a helper thread while the attempt runs: the engine blocks on kernels for
     as long as a step takes, and Temporal must still learn that this worker is alive. When the
-    worker dies the heartbeats stop, and the workflow marks the run interrupted."""
+    worker dies the heartbeats stop, and the workflow marks the run interrupted.
+
+    A cancellation (an `abort` mid-step) comes back on a heartbeat. It is handed to the engine
+    through the pool's cancel token, as SIGTERM would be: the engine interrupts the step and
+    ends the run in the journal. Temporal's own way, an exception raised into the activity's
+    thread at whatever line it is on, is held back (``shield_thread_cancel_exception``) until
+    the attempt has ended: it could otherwise land between a step and its journal line."""
     context = contextvars.copy_context()  # the activity's context, for activity.heartbeat
     done = threading.Event()
 
     def beat() -> None:
         while not done.wait(HEARTBEAT_EVERY):
             context.run(activity.heartbeat)
+            if context.run(activity.is_cancelled) and pool.cancel is not None:
+                pool.cancel.cancel(terminate=True)
 
     thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
     thread.start()
@@ -137,7 +148,7 @@ class RunActivities:
         self._secrets = dict(secrets or {})  # from `--secrets FILE`; never shown
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.start_run, self.decide_and_resume]
+        return [self.start_run, self.decide_and_resume, self.cancel_run]
 
     def _done(self, summary: RunSummary) -> RunSummary:
         self.metrics.attempts.labels(summary.status).inc()
@@ -158,11 +169,12 @@ class RunActivities:
             book = checked(parse_file(path))
             values, secrets = _values(book, dict(request.inputs), self._secrets)
             session = dataclasses.replace(
-                _session(book, values, secrets, dict(request.alert)),
+                _session(book, values, secrets, dict(request.alert) or None, request.started_by),
                 reporter=FirstStep(request.received, self.metrics),
             )
-            with _heartbeats(), kernel_pool(needed_kernels(book.steps)) as pool:
-                result = start(session, pool, Path(request.runs_dir), request.run_id)
+            with kernel_pool(needed_kernels(book.steps)) as pool, _heartbeats(pool):
+                with activity.shield_thread_cancel_exception():
+                    result = start(session, pool, Path(request.runs_dir), request.run_id)
                 return self._done(_summary(result))
         except RunbookError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
@@ -190,7 +202,21 @@ class RunActivities:
             book = checked(parse_text(text, where or run.run_dir / "runbook.md"))
             given = {k: v for k, v in run.state.inputs.items() if v != "***"}
             values, secrets = _values(book, given, self._secrets)
-            with _heartbeats(), kernel_pool(needed_kernels(book.steps)) as pool:
-                return self._done(_summary(resume(_session(book, values, secrets), pool, run)))
+            with kernel_pool(needed_kernels(book.steps)) as pool, _heartbeats(pool):
+                with activity.shield_thread_cancel_exception():
+                    result = resume(_session(book, values, secrets), pool, run)
+                return self._done(_summary(result))
         except RunbookError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
+
+    @activity.defn(name="cancel_run")
+    def cancel_run(self, request: Cancel) -> RunSummary:
+        """End a run that waits (at a gate, or interrupted) as cancelled, in its journal."""
+        try:
+            run = open_run(Path(request.runs_dir), request.run_id)
+            cancel_waiting(run, by=request.by, reason="aborted through the service")
+        except RunbookError as exc:
+            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
+        return self._done(
+            RunSummary(request.run_id, "cancelled", None, 1, f"cancelled by {request.by}")
+        )

@@ -33,17 +33,16 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from runner.errors import RunbookError
-from runner.reports.progress import run_progress
 from runner.routing.detect import read_alerts
 from runner.routing.envelope import Alert, AlertStatus
 from runner.routing.limits import DEFAULT, AlertError
 from runner.routing.route import Route, Router
-from runner.runs.journal import new_run_id, read_events
-from runner.runs.store import find_run, info_of, list_runs, load_run
+from runner.runs.journal import new_run_id
+from runner.service import runs_api
 from runner.service.idempotency import MAX_KEY, Conflict, IdempotencyStore
 from runner.service.messages import TASK_QUEUE, RunRequest
 from runner.service.metrics import Metrics
+from runner.service.queues import limits_of
 from runner.service.sources import Source, Verifier
 from runner.service.workflow import RunbookRun
 
@@ -172,42 +171,6 @@ def create_app(intake: Intake) -> Starlette:
         # Served once the worker runs and Temporal answered: `serve` starts the intake last.
         return JSONResponse({"status": "ready"})
 
-    async def runs(request: Request) -> JSONResponse:
-        """Runs, newest first, with their status and current step (`runbook runs` as JSON)."""
-        if not authorised(request):
-            return refuse(401, "a bearer token is required (Authorization: Bearer TOKEN)")
-        found = list_runs(intake.runs_dir, request.query_params.get("runbook"))[:_LIST_LIMIT]
-        listed = [{**r.as_json(), **run_progress(r).as_json()} for r in found]
-        for row in listed:
-            row.pop("run_dir", None)  # a path on the server is not the caller's business
-        return JSONResponse({"version": API_VERSION, "runs": listed})
-
-    async def run(request: Request) -> JSONResponse:
-        """One run: its summary, the gates it waits on, and its events (`?events=1`)."""
-        if not authorised(request):
-            return refuse(401, "a bearer token is required (Authorization: Bearer TOKEN)")
-        ref = request.path_params["run_id"]
-        if not _RUN_ID.fullmatch(ref):
-            return refuse(400, "a run id is letters, digits, dashes and dots")
-        try:
-            record = load_run(find_run(intake.runs_dir, ref))
-        except RunbookError:
-            # Not the store's message: it names the server's folders.
-            return _error(404, f"no run {ref} (a run id, or a unique prefix of one)")
-        waiting = [
-            {"step": w.step, "step_id": w.step_id, "procedure": w.procedure, "title": w.title}
-            for w in record.waiting_steps()
-        ]
-        body: dict[str, Any] = {
-            "version": API_VERSION,
-            "run": {k: v for k, v in info_of(record).as_json().items() if k != "run_dir"},
-            "trigger": record.start.get("trigger"),
-            "waiting": waiting,
-        }
-        if request.query_params.get("events"):
-            body["events"] = read_events(record.run_dir)
-        return JSONResponse(body)
-
     async def metrics(request: Request) -> Response:
         # Figures only, no alert content: served without the token, as Prometheus scrapes.
         return Response(generate_latest(intake.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -216,8 +179,7 @@ def create_app(intake: Intake) -> Starlette:
         routes=[
             HttpRoute("/api/alerts", alerts, methods=["POST"]),
             HttpRoute("/api/alerts/{source}", source_alerts, methods=["POST"]),
-            HttpRoute("/api/runs", runs, methods=["GET"]),
-            HttpRoute("/api/runs/{run_id}", run, methods=["GET"]),
+            *runs_api.routes(intake, authorised, refuse),
             HttpRoute("/health", health, methods=["GET"]),
             HttpRoute("/ready", ready, methods=["GET"]),
             HttpRoute("/metrics", metrics, methods=["GET"]),
@@ -257,6 +219,7 @@ async def _take(
                "dedup_key": route.dedup_key, "workflow_id": wid},
         received=received,
         heartbeat_timeout=intake.heartbeat_timeout,
+        limits=limits_of(book, route.mapping.values),
     )  # fmt: skip
     try:
         await intake.client.start_workflow(

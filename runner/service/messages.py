@@ -15,6 +15,43 @@ TASK_QUEUE = "runbook-runs"
 
 
 @dataclass(frozen=True)
+class Limit:
+    """One queue a run must get a place in before it starts (the runbook's `concurrency:`)."""
+
+    key: str  # the queue's workflow id: `limit:<runbook>` or `limit:<runbook>:<input>=<value>`
+    limit: int  # runs holding a place at once
+    what: str  # in words, for the waiting run's state: "runs of X for host_id=wks-0042"
+
+
+@dataclass(frozen=True)
+class Waiter:
+    """A run asking a queue for a place. Places go by severity, then by arrival."""
+
+    workflow_id: str
+    run_id: str
+    severity: int  # rank: critical 4, high 3, medium 2, low 1, otherwise 0
+    since: float  # when the intake took its alert
+    limit: int = 1  # the runbook's limit as this run saw it (the latest one counts)
+
+
+@dataclass(frozen=True)
+class Acquire:
+    limit: Limit
+    waiter: Waiter
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """A queue as its workflow holds it: carried over when it continues as new, and answered
+    to the `queue` query."""
+
+    key: str
+    limit: int
+    holders: list[Waiter] = field(default_factory=list)
+    waiting: list[Waiter] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class RunRequest:
     """A run an alert starts: the routed runbook (pinned by its SHA-256) and its inputs."""
 
@@ -26,6 +63,8 @@ class RunRequest:
     alert: dict[str, Any] = field(default_factory=dict)  # source, id, title, dedup key
     received: float = 0.0  # when the intake took the alert (epoch seconds), for the metrics
     heartbeat_timeout: float = 30.0  # seconds without a worker's heartbeat: the worker is lost
+    limits: list[Limit] = field(default_factory=list)  # queues it waits in before it starts
+    started_by: str = ""  # a run started by hand: who; empty for one an alert started
 
 
 @dataclass(frozen=True)
@@ -47,13 +86,22 @@ class DecideRequest:
 
 
 @dataclass(frozen=True)
+class Cancel:
+    run_id: str
+    runs_dir: str
+    by: str
+
+
+@dataclass(frozen=True)
 class RunSummary:
     """Where a run stands after an activity: its id, status and the gate it waits on. The
     status is the run's, or ``interrupted`` when its worker was lost mid-attempt (the run
     waits for a person: the `resume` or `abort` signal)."""
 
     run_id: str
-    status: str  # a run status, `interrupted`, or `not_started` (refused before its first event)
+    # A run status; `queued` (waiting for a place, see `limits`), `interrupted` (its worker was
+    # lost mid-attempt) or `not_started` (refused or cancelled before its first event).
+    status: str
     paused_step: str | None = None
     exit_code: int = 0
     reason: str | None = None  # why it was refused or interrupted, or why a decision was not taken

@@ -23,6 +23,9 @@ import uvicorn
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from runner.check.lint import checked
+from runner.errors import InvalidRunbook
+from runner.format.model import Runbook
 from runner.routing.catalog import load_runbooks
 from runner.routing.route import Router
 from runner.service.activities import RunActivities
@@ -30,6 +33,7 @@ from runner.service.devserver import DevServer, TemporalUnavailable
 from runner.service.intake import Intake, create_app, token_digest
 from runner.service.messages import TASK_QUEUE
 from runner.service.metrics import Metrics
+from runner.service.queues import QueueActivities, RunQueue
 from runner.service.sources import Source
 from runner.service.workflow import RunbookRun
 
@@ -83,8 +87,11 @@ def worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[RunbookRun],
-        activities=RunActivities(metrics, secrets).all(),
+        workflows=[RunbookRun, RunQueue],
+        activities=[
+            *RunActivities(metrics, secrets).all(),
+            *QueueActivities(client, task_queue).all(),
+        ],
         activity_executor=executor,
         max_concurrent_activities=slots,
         # A drain lets running attempts finish (a step is never cut off by a shutdown).
@@ -101,10 +108,25 @@ def temporal_target(config: ServiceConfig) -> Iterator[str]:
         yield server.target
 
 
+def _runnable(books: list[Runbook], announce: Callable[[str], None]) -> list[Runbook]:
+    """The runbooks `runbook check` passes. One it fails would be routed to and then refused
+    at its run's start: its alerts would start runs that never run. Left out, its alerts stay
+    unrouted, kept with the reason, and can be sent again once it is fixed."""
+    kept = []
+    for book in books:
+        try:
+            kept.append(checked(book))
+        except InvalidRunbook as exc:
+            first = exc.problems[0]
+            announce(f"skipped {book.path}: {len(exc.problems)} error(s), the first: {first}")
+    return kept
+
+
 async def serve(config: ServiceConfig, target: str, announce: Callable[[str], None]) -> None:
     books, skipped = load_runbooks(list(config.runbooks))
     for s in skipped:
         announce(f"skipped {s.path}: {s.reason}")
+    books = _runnable(books, announce)
     token = config.token or secrets.token_urlsafe(24)
     client = await connect(target, config.namespace)
     config.runs_dir.mkdir(parents=True, exist_ok=True)

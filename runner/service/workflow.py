@@ -5,7 +5,15 @@ through the session and the engine, so gates, conditions, retries and procedures
 implementation. An activity is never retried by Temporal (``maximum_attempts=1``): a step is not
 idempotent (isolating a host twice, disabling an account twice). A worker lost mid-attempt is
 noticed when its heartbeats stop; the run is then ``interrupted`` and waits for a person: the
-`resume` signal continues it from its journal (as `runbook resume` does), `abort` leaves it so.
+`resume` signal continues it from its journal (as `runbook resume` does), `abort` cancels it.
+
+A limited runbook's run first waits for a place in each of its queues (``queues``), in the
+order of their keys (every run asks in the same order, so two never wait on each other), and
+gives them back when it ends, however it ends.
+
+`abort` cancels the run wherever it stands: queued, it never starts; waiting at a gate or
+interrupted, its journal ends `cancelled` with who cancelled it; mid-step, the attempt is asked
+to stop (the engine interrupts the step as Ctrl-C would, and the journal says so).
 """
 
 from __future__ import annotations
@@ -15,14 +23,26 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from runner.service.messages import DecideRequest, Decision, RunRequest, RunSummary
+    from runner.service.messages import (
+        Acquire,
+        Cancel,
+        DecideRequest,
+        Decision,
+        RunRequest,
+        RunSummary,
+        Waiter,
+    )
+    from runner.service.queues import severity_rank
 
 #: An attempt may run this long (the runbook's own time limit and step timeouts come first).
 ATTEMPT_TIMEOUT = timedelta(hours=12)
 _ONCE = RetryPolicy(maximum_attempts=1)
+#: Asking a queue for a place, or giving it back, is safe to repeat: retried until it is done.
+_QUEUE_CALL = timedelta(minutes=1)
 
 
 @workflow.defn(name="RunbookRun")
@@ -32,9 +52,38 @@ class RunbookRun:
         self._resume = False
         self._abort = False
         self._summary: RunSummary | None = None
+        self._granted: set[str] = set()
+        self._by: str = ""
 
     @workflow.run
     async def run(self, request: RunRequest) -> RunSummary:
+        try:
+            return await self._run(request)
+        finally:
+            await self._release(request)
+
+    async def _run(self, request: RunRequest) -> RunSummary:
+        waiter = Waiter(
+            workflow.info().workflow_id,
+            request.run_id,
+            severity_rank(request.alert.get("severity")),
+            request.received,
+        )
+        for limit in sorted(request.limits, key=lambda limit: limit.key):
+            self._summary = RunSummary(request.run_id, "queued", reason=f"waiting: {limit.what}")
+            await workflow.execute_activity(
+                "acquire_place",
+                Acquire(limit, dataclasses.replace(waiter, limit=limit.limit)),
+                start_to_close_timeout=_QUEUE_CALL,
+            )
+            key = limit.key
+            await workflow.wait_condition(lambda: key in self._granted or self._abort)  # noqa: B023
+            if self._abort:
+                said = f"cancelled by {self._by or 'a person'} while queued"
+                return RunSummary(request.run_id, "not_started", None, 1, said)
+        if self._abort:
+            return RunSummary(request.run_id, "not_started", None, 1, "cancelled before it started")
+        self._summary = RunSummary(request.run_id, "running")
         summary = await self._attempt("start_run", request, request)
         while True:
             self._summary = summary
@@ -42,12 +91,12 @@ class RunbookRun:
                 # Durable: the workflow may wait hours here; no kernel is held while it does.
                 await workflow.wait_condition(lambda: bool(self._decisions) or self._abort)
                 if self._abort:
-                    return summary
+                    return await self._cancel(request, summary)
                 decision: Decision | None = self._decisions.pop(0)
             elif summary.status == "interrupted":
                 await workflow.wait_condition(lambda: self._resume or self._abort)
                 if self._abort:
-                    return summary
+                    return await self._cancel(request, summary)
                 self._resume, decision = False, None
             else:
                 return summary
@@ -59,19 +108,50 @@ class RunbookRun:
                 # nothing ran, and the run waits as it did, with the reason.
                 summary = dataclasses.replace(before, reason=summary.reason)
 
+    async def _cancel(self, request: RunRequest, summary: RunSummary) -> RunSummary:
+        """End a waiting run's journal as cancelled (an activity: the journal is the worker's)."""
+        ask = Cancel(request.run_id, request.runs_dir, self._by or "a person")
+        try:
+            done: RunSummary = await workflow.execute_activity(
+                "cancel_run", ask, result_type=RunSummary, start_to_close_timeout=_QUEUE_CALL
+            )
+            return done
+        except ActivityError as exc:
+            return dataclasses.replace(summary, reason=str(exc.cause or exc))
+
+    async def _release(self, request: RunRequest) -> None:
+        waiter = Waiter(workflow.info().workflow_id, request.run_id, 0, 0.0)
+        for limit in request.limits:
+            try:
+                await workflow.execute_activity(
+                    "release_place", Acquire(limit, waiter), start_to_close_timeout=_QUEUE_CALL
+                )
+            except ActivityError:
+                workflow.logger.warning("run %s: queue %s is gone", request.run_id, limit.key)
+
     async def _attempt(
         self, name: str, argument: RunRequest | DecideRequest, request: RunRequest
     ) -> RunSummary:
+        handle = workflow.start_activity(
+            name,
+            argument,
+            result_type=RunSummary,
+            start_to_close_timeout=ATTEMPT_TIMEOUT,
+            heartbeat_timeout=timedelta(seconds=request.heartbeat_timeout),
+            retry_policy=_ONCE,
+            # An abort mid-step asks the attempt to stop and waits for it: the engine ends the
+            # step and the run in the journal before the workflow goes on.
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
         try:
-            result: RunSummary = await workflow.execute_activity(
-                name,
-                argument,
-                result_type=RunSummary,
-                start_to_close_timeout=ATTEMPT_TIMEOUT,
-                heartbeat_timeout=timedelta(seconds=request.heartbeat_timeout),
-                retry_policy=_ONCE,
-            )
+            await workflow.wait_condition(lambda: handle.done() or self._abort)
+            if not handle.done():
+                handle.cancel()
+            result: RunSummary = await handle
         except ActivityError as exc:
+            if isinstance(exc.cause, CancelledError) and self._abort:
+                return RunSummary(request.run_id, "cancelled", None, 1,
+                                  f"cancelled by {self._by or 'a person'} mid-step")  # fmt: skip
             cause = exc.cause
             if isinstance(cause, ApplicationError) and cause.non_retryable:
                 # Refused before anything ran: a changed runbook, unusable inputs, a decision
@@ -92,8 +172,12 @@ class RunbookRun:
         self._resume = True
 
     @workflow.signal
-    def abort(self) -> None:
-        self._abort = True
+    def abort(self, by: str = "") -> None:
+        self._abort, self._by = True, by
+
+    @workflow.signal
+    def granted(self, key: str) -> None:
+        self._granted.add(key)
 
     @workflow.query
     def state(self) -> RunSummary | None:
