@@ -457,75 +457,136 @@ def _queued(service: Service) -> dict[str, Any]:
     return dict(queue)
 
 
-def test_a_per_host_limit_queues_runs_by_severity_and_cancel_frees_the_place(
-    service: Service, tmp_path: Path, _journal_key_path: Path
-) -> None:
-    books = tmp_path / "books"
+SLOW_BOOK = """\
+---
+name: Slow
+service: test
+objective: Be cancelled mid-step
+trigger:
+  when: a slow-test alert
+  match:
+    source: slow-test
+  dedup_key: [id]
+---
+# Slow
+
+## Steps
+
+1. Take long.
+
+   ```bash {{id=long}}
+   touch {marker}
+   sleep 600
+   ```
+
+2. Never reached.
+
+   ```bash {{id=after}}
+   echo after
+   ```
+"""
+
+
+@pytest.fixture(scope="module")
+def own_queue(
+    service: Service, tmp_path_factory: pytest.TempPathFactory, _journal_key_path: Path
+) -> Iterator[Service]:
+    """A second `runbook serve` on the module's Temporal, with its own queue and runbooks."""
+    root = tmp_path_factory.mktemp("own-queue")
+    books = root / "books"
     books.mkdir()
     (books / "limited.md").write_text(LIMITED_BOOK)
     # `check` fails it: served, its alerts would start runs that are refused at once.
     (books / "broken.md").write_text(LIMITED_BOOK.replace("$HOST", "$host").replace(
         "limit-test", "broken-test"))  # fmt: skip
+    (books / "slow.md").write_text(SLOW_BOOK.format(marker=root / "in-the-step"))
     env = {**os.environ, "RUNBOOK_SERVICE_TOKEN": TOKEN, KEY_ENV: str(_journal_key_path)}
     args = ["--temporal", service.temporal, "--task-queue", "limit-test", "--runbooks",
             str(books)]  # fmt: skip
-    limited = _serve(args, tmp_path, env)
-    try:
-        assert any("skipped" in line and "broken.md" in line and "RB062" in line
-                   for line in limited.said), limited.said  # fmt: skip
+    started = _serve(args, root, env)
+    yield started
+    _stop(started)
 
-        def alert(n: int, severity: str, host: str = "h-1") -> dict[str, Any]:
-            sent = {"source": "limit-test", "id": f"l-{n}", "title": f"alert {n}",
-                    "severity": severity, "host": host}  # fmt: skip
-            [answer] = _post_generic(limited, sent)
-            assert answer["outcome"] == "started", answer
-            return answer
 
-        first = alert(1, "high")
-        holder = _wait_for(limited, first["workflow_id"], "paused")  # holds h-1 at its gate
-        later, urgent = alert(2, "high"), alert(3, "critical")
-        other = alert(4, "low", host="h-2")  # another host is not held up
-        assert _wait_for(limited, other["workflow_id"], "paused").paused_step == "contain"
-        for queued in (later, urgent):
-            state = _wait_for(limited, queued["workflow_id"], "queued")
-            assert "host=h-1" in (state.reason or "")
-        queue = _queued(limited)
-        assert queue["running"] == [holder.run_id]
-        urgent_run = _state(limited, urgent["workflow_id"])
-        later_run = _state(limited, later["workflow_id"])
-        assert urgent_run is not None and later_run is not None
-        # The critical alert came in last and waits first.
-        assert [w["run_id"] for w in queue["waiting"]] == [urgent_run.run_id, later_run.run_id]
-        assert not (limited.runs_dir / urgent_run.run_id).exists()  # nothing ran for it yet
+def test_a_per_host_limit_queues_runs_by_severity_and_cancel_frees_the_place(
+    own_queue: Service,
+) -> None:
+    limited = own_queue
+    assert any("skipped" in line and "broken.md" in line and "RB062" in line
+               for line in limited.said), limited.said  # fmt: skip
 
-        cancelled = _api(limited, f"/api/runs/{holder.run_id}/cancel", "POST")
-        assert cancelled.status_code == 202, cancelled.text
-        assert _result(limited, first["workflow_id"]).status == "cancelled"
-        events = read_events(limited.runs_dir / holder.run_id)
-        assert events[-1]["event"] == "run_finished" and events[-1]["status"] == "cancelled"
-        assert not [e for e in events if e.get("step_id") == "contain"
-                    and e["event"] == "step_finished" and e["status"] == "succeeded"]  # fmt: skip
-        # The place went to the critical run; the other still waits, now first in line.
-        assert _wait_for(limited, urgent["workflow_id"], "paused").paused_step == "contain"
-        assert [w["position"] for w in _queued(limited)["waiting"]] == [1]
-        gone = _api(limited, f"/api/runs/{later_run.run_id}/cancel", "POST")
-        assert gone.status_code == 202, gone.text
-        never = _result(limited, later["workflow_id"])
-        assert never.status == "not_started" and "queued" in (never.reason or "")
-        for wid in (urgent["workflow_id"], other["workflow_id"]):
-            _signal_name(limited, wid, "abort")
-            assert _result(limited, wid).status == "cancelled"
+    def alert(n: int, severity: str, host: str = "h-1") -> dict[str, Any]:
+        sent = {"source": "limit-test", "id": f"l-{n}", "title": f"alert {n}",
+                "severity": severity, "host": host}  # fmt: skip
+        [answer] = _post_generic(limited, sent)
+        assert answer["outcome"] == "started", answer
+        return answer
 
-        by_hand = _api(limited, "/api/runs", "POST",
-                       json={"runbook": "limited", "inputs": {"host": "h-3"}})  # fmt: skip
-        assert by_hand.status_code == 202, by_hand.text
-        paused = _wait_for(limited, by_hand.json()["workflow_id"], "paused")
-        started = read_events(limited.runs_dir / paused.run_id)[0]
-        assert started["operator"] == "service-api" and not started.get("trigger")
-        assert _api(limited, f"/api/runs/{paused.run_id}/cancel", "POST").status_code == 202
-        assert _result(limited, by_hand.json()["workflow_id"]).status == "cancelled"
-    finally:
-        _stop(limited)
+    first = alert(1, "high")
+    holder = _wait_for(limited, first["workflow_id"], "paused")  # holds h-1 at its gate
+    later, urgent = alert(2, "high"), alert(3, "critical")
+    other = alert(4, "low", host="h-2")  # another host is not held up
+    assert _wait_for(limited, other["workflow_id"], "paused").paused_step == "contain"
+    for queued in (later, urgent):
+        state = _wait_for(limited, queued["workflow_id"], "queued")
+        assert "host=h-1" in (state.reason or "")
+    queue = _queued(limited)
+    assert queue["running"] == [holder.run_id]
+    urgent_run = _state(limited, urgent["workflow_id"])
+    later_run = _state(limited, later["workflow_id"])
+    assert urgent_run is not None and later_run is not None
+    # The critical alert came in last and waits first.
+    assert [w["run_id"] for w in queue["waiting"]] == [urgent_run.run_id, later_run.run_id]
+    assert not (limited.runs_dir / urgent_run.run_id).exists()  # nothing ran for it yet
+
+    cancelled = _api(limited, f"/api/runs/{holder.run_id}/cancel", "POST")
+    assert cancelled.status_code == 202, cancelled.text
+    assert _result(limited, first["workflow_id"]).status == "cancelled"
+    events = read_events(limited.runs_dir / holder.run_id)
+    assert events[-1]["event"] == "run_finished" and events[-1]["status"] == "cancelled"
+    assert not [e for e in events if e.get("step_id") == "contain"
+                and e["event"] == "step_finished" and e["status"] == "succeeded"]  # fmt: skip
+    # The place went to the critical run; the other still waits, now first in line.
+    assert _wait_for(limited, urgent["workflow_id"], "paused").paused_step == "contain"
+    assert [w["position"] for w in _queued(limited)["waiting"]] == [1]
+    gone = _api(limited, f"/api/runs/{later_run.run_id}/cancel", "POST")
+    assert gone.status_code == 202, gone.text
+    never = _result(limited, later["workflow_id"])
+    assert never.status == "not_started" and "queued" in (never.reason or "")
+    for wid in (urgent["workflow_id"], other["workflow_id"]):
+        _signal_name(limited, wid, "abort")
+        assert _result(limited, wid).status == "cancelled"
+
+    by_hand = _api(limited, "/api/runs", "POST",
+                   json={"runbook": "limited", "inputs": {"host": "h-3"}})  # fmt: skip
+    assert by_hand.status_code == 202, by_hand.text
+    paused = _wait_for(limited, by_hand.json()["workflow_id"], "paused")
+    started = read_events(limited.runs_dir / paused.run_id)[0]
+    assert started["operator"] == "service-api" and not started.get("trigger")
+    assert _api(limited, f"/api/runs/{paused.run_id}/cancel", "POST").status_code == 202
+    assert _result(limited, by_hand.json()["workflow_id"]).status == "cancelled"
+
+
+def test_a_cancel_mid_step_interrupts_the_step_and_ends_the_run_cancelled(
+    own_queue: Service,
+) -> None:
+    marker = own_queue.state_dir.parent / "in-the-step"
+    [answer] = _post_generic(own_queue, {"source": "slow-test", "id": "s-1", "title": "slow"})
+    deadline = time.monotonic() + RUN_BOUND
+    while not marker.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)  # waiting for the step's own marker
+    run_id = _wait_for(own_queue, answer["workflow_id"], "running").run_id
+    listed = _api(own_queue, "/api/runs").json()["runs"]
+    assert [r["status"] for r in listed if r["run_id"] == run_id] == ["running"]
+    assert _api(own_queue, f"/api/runs/{run_id}/cancel", "POST").status_code == 202
+    ended = _result(own_queue, answer["workflow_id"])
+    assert ended.status == "cancelled", ended
+    events = read_events(own_queue.runs_dir / run_id)
+    long = [e for e in events if e["event"] == "step_finished" and e["step_id"] == "long"]
+    assert long and long[-1]["status"] == "cancelled"
+    assert not [e for e in events if e.get("step_id") == "after"]
+    assert events[-1]["event"] == "run_finished" and events[-1]["status"] == "cancelled"
 
 
 def test_a_run_started_by_hand_through_the_api_checks_its_inputs_first(service: Service) -> None:
