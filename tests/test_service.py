@@ -345,6 +345,35 @@ trigger:
 """
 
 
+IDEMPOTENT_BOOK = """\
+---
+name: Idempotent crash test
+service: test
+objective: Be killed mid-step, and go on by itself
+trigger:
+  when: a crash-idem alert
+  match:
+    source: crash-idem
+  dedup_key: [id]
+---
+# Idempotent crash test
+
+## Steps
+
+1. Start; the first time, wait to be killed.
+
+   ```bash {{id=long idempotent=true}}
+   if [ -e {marker} ]; then echo "again"; else touch {marker}; sleep 600; fi
+   ```
+
+2. Reached after the service came back.
+
+   ```bash {{id=after}}
+   echo after
+   ```
+"""
+
+
 def test_a_service_killed_mid_step_loses_nothing_and_never_reruns_the_step(
     service: Service, tmp_path: Path, _journal_key_path: Path
 ) -> None:
@@ -352,6 +381,8 @@ def test_a_service_killed_mid_step_loses_nothing_and_never_reruns_the_step(
     books.mkdir()
     marker = tmp_path / "in-the-step"
     (books / "crash.md").write_text(CRASH_BOOK.format(marker=marker))
+    idem_marker = tmp_path / "in-the-idempotent-step"
+    (books / "idem.md").write_text(IDEMPOTENT_BOOK.format(marker=idem_marker))
     env = {**os.environ, "RUNBOOK_SERVICE_TOKEN": TOKEN, KEY_ENV: str(_journal_key_path)}
     # Its own queue on the module's Temporal: only its own worker runs its runs.
     args = ["--temporal", service.temporal, "--task-queue", "crash-test", "--runbooks",
@@ -360,8 +391,9 @@ def test_a_service_killed_mid_step_loses_nothing_and_never_reruns_the_step(
     alert = {"source": "crash-test", "id": "c-1", "title": "crash the service"}
     [answer] = _post_generic(first, alert)
     assert answer["outcome"] == "started", answer
+    [idem] = _post_generic(first, {"source": "crash-idem", "id": "i-1", "title": "again"})
     deadline = time.monotonic() + RUN_BOUND
-    while not marker.exists():
+    while not (marker.exists() and idem_marker.exists()):
         assert first.process.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)  # waiting for the step's own marker
     first.process.kill()  # kill -9, mid-step
@@ -378,6 +410,14 @@ def test_a_service_killed_mid_step_loses_nothing_and_never_reruns_the_step(
         [again] = _post_generic(second, alert)
         assert again["outcome"] == "duplicate" and again["workflow_id"] == wid
         _signal_name(second, wid, "abort")  # a person gives up on it: the journal says so
+        # The step marked idempotent ran again by itself, and the run went on to its end.
+        again_run = _result(second, idem["workflow_id"])
+        assert again_run.status == "succeeded", again_run
+        idem_events = read_events(second.runs_dir / again_run.run_id)
+        assert [e["step_id"] for e in idem_events if e["event"] == "step_started"] == [
+            "long", "long", "after"]  # fmt: skip
+        assert any("resumed by itself" in e.get("text", "") for e in idem_events)
+        assert "not marked idempotent" in (_state(second, wid).reason or "")  # type: ignore[union-attr]
         ended = _result(second, wid)
         assert ended.status == "cancelled", ended
         assert read_events(second.runs_dir / summary.run_id)[-1]["status"] == "cancelled"

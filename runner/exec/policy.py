@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from runner.format.model import RunStatus, Step, StepStatus
+from runner.format.model import Runbook, RunStatus, Step, StepStatus, find_step, step_label
+from runner.runs.state import RunRecord
 
 #: A step that ended in one of these did not do its job.
 FAILED_STATUSES = frozenset(
@@ -81,3 +82,21 @@ def run_status(flow: str, statuses: Iterable[StepStatus]) -> RunStatus:
     if StepStatus.HANDLED in final:
         return RunStatus.SUCCEEDED_WITH_HANDLED_FAILURES
     return RunStatus.SUCCEEDED
+
+
+def rerun_after_loss(book: Runbook, record: RunRecord) -> str | None:
+    """Why a run whose worker was lost must wait for a person, or None when it may go on by
+    itself: nothing was cut off mid-step (the next step never started), or the step that was
+    is marked `idempotent=true` in every block (running it twice does no harm)."""
+    cut = [s for s in record.steps if s.status == StepStatus.RUNNING]
+    if not cut:
+        return None
+    label = step_label(cut[-1].procedure, cut[-1].number)
+    ref = find_step(book, label)
+    if ref is not None and ref.step.idempotent:
+        return None
+    return (
+        f"step {label} ({cut[-1].step_id}) was cut off mid-step when its worker was lost and "
+        "is not marked idempotent: a person decides whether to run it again (resume) or not "
+        "(abort)"
+    )

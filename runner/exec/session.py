@@ -273,3 +273,14 @@ def cancel_waiting(run: OpenRun, *, by: str, reason: str) -> ev.RunFinished:
     finally:
         journal.close()
     return finished
+
+
+def add_note(run: OpenRun, *, by: str, text: str) -> ev.Note:
+    """A note in a run's journal: what a person or the service did between attempts."""
+    note = ev.Note(by=by, text=text)
+    journal = RunStore().reopen(run.run_dir)
+    try:
+        journal.append(note)
+    finally:
+        journal.close()
+    return note

@@ -191,6 +191,7 @@ class Block:
     output_types: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # name -> type
     errexit: bool = True  # a shell block stops at its first failing command
     end: RunEnd | None = None  # `end="..."`: once the step succeeds, the run ends
+    idempotent: bool = False  # `idempotent=true`: safe to run again after a lost worker
     fence: str = "```"  # the opening marker as written (``` or ~~~~, ...)
 
     @property
@@ -269,6 +270,13 @@ class Step:
     @property
     def outputs(self) -> tuple[str, ...]:
         return tuple(name for b in self.blocks if b.executable for name in b.outputs)
+
+    @property
+    def idempotent(self) -> bool:
+        """Every block of the step may run twice (unlike the other policies, one block that
+        says nothing makes the step unsafe to repeat)."""
+        blocks = [b for b in self.blocks if b.executable]
+        return bool(blocks) and all(b.idempotent for b in blocks)
 
 
 @dataclass(frozen=True, slots=True)

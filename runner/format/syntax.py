@@ -134,6 +134,8 @@ BLOCK_ATTRIBUTES: dict[str, str] = {
     "errexit": "`false`: a shell block runs every line and only its last command's status "
     "counts (by default it stops at the first failing command)",
     "exec": "false marks a block in a runnable language as documentation",
+    "idempotent": "`true`: running it twice does no harm, so the service runs it again by "
+    "itself when its worker was lost mid-step (otherwise the run waits for a person)",
     # Runme's attributes, accepted so Runme documents read; they have no effect here.
     "interactive": "Runme attribute (ignored)",
     "interpreter": "Runme attribute (ignored)",

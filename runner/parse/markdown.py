@@ -982,6 +982,8 @@ def _apply_attribute(out: dict[str, Any], key: str, value: str) -> None:
         out["end"] = RunEnd(*fmt.parse_end(value))
     elif key == "exec":
         out["exec"] = fmt.parse_bool(value)
+    elif key == "idempotent":
+        out["idempotent"] = fmt.parse_bool(value)
     # Runme's own attributes are accepted and have no effect here.
 
 

@@ -24,8 +24,11 @@ from runner.check.lint import checked
 from runner.errors import RunbookError
 from runner.exec.engine import RunOptions, RunResult, file_sha256
 from runner.exec.operator import UnattendedOperator
+from runner.exec.policy import rerun_after_loss
 from runner.exec.session import (
+    OpenRun,
     Session,
+    add_note,
     cancel_waiting,
     context_for,
     decide,
@@ -148,7 +151,7 @@ class RunActivities:
         self._secrets = dict(secrets or {})  # from `--secrets FILE`; never shown
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.start_run, self.decide_and_resume, self.cancel_run]
+        return [self.start_run, self.decide_and_resume, self.resume_after_loss, self.cancel_run]
 
     def _done(self, summary: RunSummary) -> RunSummary:
         self.metrics.attempts.labels(summary.status).inc()
@@ -190,24 +193,46 @@ class RunActivities:
                 waiting = waiting_gate(run, d.step)
                 decide(run, waiting, decision=d.decision, by=d.by, role=d.role, comment=d.comment)
                 run = open_run(Path(request.runs_dir), request.run_id)  # with the decision
-            text = kept_runbook(run.run_dir, run.state.sha256)
-            if text is None:
-                raise ApplicationError(
-                    f"run {request.run_id} keeps no copy of its runbook; resume it with "
-                    "`runbook resume`",
-                    type="RunbookMissing",
-                    non_retryable=True,
-                )
-            where = str((run.state.started.get("runbook") or {}).get("abs_path") or "")
-            book = checked(parse_text(text, where or run.run_dir / "runbook.md"))
-            given = {k: v for k, v in run.state.inputs.items() if v != "***"}
-            values, secrets = _values(book, given, self._secrets)
-            with kernel_pool(needed_kernels(book.steps)) as pool, _heartbeats(pool):
-                with activity.shield_thread_cancel_exception():
-                    result = resume(_session(book, values, secrets), pool, run)
-                return self._done(_summary(result))
+            return self._resume(run, request)
         except RunbookError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
+
+    @activity.defn(name="resume_after_loss")
+    def resume_after_loss(self, request: DecideRequest) -> RunSummary:
+        """After a lost worker: go on by itself when that is safe (nothing was cut off, or the
+        step that was is idempotent), else refuse with why, and the run waits for a person."""
+        try:
+            run = open_run(Path(request.runs_dir), request.run_id)
+            book = self._kept(run, request)
+            if why := rerun_after_loss(book, run.record):
+                raise ApplicationError(why, type="NeedsPerson", non_retryable=True)
+            add_note(run, by=SERVICE_OPERATOR, text="worker lost; resumed by itself: no step "
+                     "was cut off, or the one that was is marked idempotent")  # fmt: skip
+            return self._resume(open_run(Path(request.runs_dir), request.run_id), request)
+        except RunbookError as exc:
+            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
+
+    def _kept(self, run: OpenRun, request: DecideRequest) -> Runbook:
+        """The runbook the run started with, from the copy kept beside its journal."""
+        text = kept_runbook(run.run_dir, run.state.sha256)
+        if text is None:
+            raise ApplicationError(
+                f"run {request.run_id} keeps no copy of its runbook; resume it with "
+                "`runbook resume`",
+                type="RunbookMissing",
+                non_retryable=True,
+            )
+        where = str((run.state.started.get("runbook") or {}).get("abs_path") or "")
+        return checked(parse_text(text, where or run.run_dir / "runbook.md"))
+
+    def _resume(self, run: OpenRun, request: DecideRequest) -> RunSummary:
+        book = self._kept(run, request)
+        given = {k: v for k, v in run.state.inputs.items() if v != "***"}
+        values, secrets = _values(book, given, self._secrets)
+        with kernel_pool(needed_kernels(book.steps)) as pool, _heartbeats(pool):
+            with activity.shield_thread_cancel_exception():
+                result = resume(_session(book, values, secrets), pool, run)
+            return self._done(_summary(result))
 
     @activity.defn(name="cancel_run")
     def cancel_run(self, request: Cancel) -> RunSummary:

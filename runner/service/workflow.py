@@ -43,6 +43,9 @@ ATTEMPT_TIMEOUT = timedelta(hours=12)
 _ONCE = RetryPolicy(maximum_attempts=1)
 #: Asking a queue for a place, or giving it back, is safe to repeat: retried until it is done.
 _QUEUE_CALL = timedelta(minutes=1)
+#: Lost workers a run goes on from by itself (where that is safe) before a person must decide:
+#: a step that kills every worker it runs on must not loop.
+AUTO_RESUMES = 3
 
 
 @workflow.defn(name="RunbookRun")
@@ -85,6 +88,7 @@ class RunbookRun:
             return RunSummary(request.run_id, "not_started", None, 1, "cancelled before it started")
         self._summary = RunSummary(request.run_id, "running")
         summary = await self._attempt("start_run", request, request)
+        lost = 0  # attempts lost with their worker that the run went on from by itself
         while True:
             self._summary = summary
             if summary.status == "paused" and summary.paused_step is not None:
@@ -93,6 +97,18 @@ class RunbookRun:
                 if self._abort:
                     return await self._cancel(request, summary)
                 decision: Decision | None = self._decisions.pop(0)
+            elif summary.status == "interrupted" and lost < AUTO_RESUMES and not self._abort:
+                # Lost worker: go on by itself only where that is safe (the activity applies
+                # the runbook's rule, policy.rerun_after_loss); otherwise a person decides.
+                lost += 1
+                ask = DecideRequest(request.run_id, request.runs_dir, None)
+                tried = await self._attempt("resume_after_loss", ask, request)
+                if tried.status == "not_started":
+                    lost = AUTO_RESUMES
+                    summary = dataclasses.replace(summary, reason=tried.reason)
+                else:
+                    summary = tried
+                continue
             elif summary.status == "interrupted":
                 await workflow.wait_condition(lambda: self._resume or self._abort)
                 if self._abort:
