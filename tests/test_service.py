@@ -233,8 +233,9 @@ def test_a_group_of_three_starts_three_runs_and_the_same_group_again_none(
     assert [a["outcome"] for a in again] == ["duplicate"] * 3
     assert [a["workflow_id"] for a in again] == [a["workflow_id"] for a in alerts]
     hosts = []
+    settled = {}
     for a in alerts:
-        summary = _wait_until_settled(service, a["workflow_id"])
+        summary = settled[a["workflow_id"]] = _wait_until_settled(service, a["workflow_id"])
         start = read_events(service.runs_dir / summary.run_id)[0]
         assert start["runbook"]["id"] == "server-not-responding"
         assert start["trigger"]["source"] == "alertmanager"  # the journal names its alert
@@ -252,6 +253,24 @@ def test_a_group_of_three_starts_three_runs_and_the_same_group_again_none(
     assert 'runbook_alerts_total{outcome="started"} 3.0' in figures
     assert 'runbook_alerts_total{outcome="duplicate"} 3.0' in figures
     assert "runbook_alert_to_first_step_seconds_count 3.0" in figures
+
+    # The group resolves: a run that still waits is told, in its journal; for a run that
+    # ended there is nobody to tell.
+    resolved = _group_of(3)
+    resolved["status"] = "resolved"
+    for alert in resolved["alerts"]:
+        alert["status"] = "resolved"
+    told = service.post(resolved).json()["alerts"]
+    for a, t in zip(alerts, told, strict=True):
+        summary = settled[a["workflow_id"]]
+        waiting = summary.status in ("paused", "interrupted")
+        assert t["outcome"] == ("resolved" if waiting else "resolved_no_run"), (t, summary)
+        if waiting:
+            deadline = time.monotonic() + RUN_BOUND
+            while not any("resolved at its source" in e.get("text", "")
+                          for e in read_events(service.runs_dir / summary.run_id)):  # fmt: skip
+                assert time.monotonic() < deadline
+                time.sleep(0.1)  # the journal's note is the marker
 
 
 def _wait_until_settled(service: Service, workflow_id: str) -> RunSummary:
@@ -564,6 +583,16 @@ def test_a_per_host_limit_queues_runs_by_severity_and_cancel_frees_the_place(
 
     first = alert(1, "high")
     holder = _wait_for(limited, first["workflow_id"], "paused")  # holds h-1 at its gate
+    # Its alert resolves while it waits: the journal says so, the run still waits for a person.
+    resolved = {"source": "limit-test", "id": "l-1", "title": "alert 1", "status": "resolved",
+                "host": "h-1"}  # fmt: skip
+    assert _post_generic(limited, resolved)[0]["outcome"] == "resolved"
+    deadline = time.monotonic() + RUN_BOUND
+    while not any("resolved at its source" in e.get("text", "")
+                  for e in read_events(limited.runs_dir / holder.run_id)):  # fmt: skip
+        assert time.monotonic() < deadline
+        time.sleep(0.1)  # the journal's note is the marker
+    assert _wait_for(limited, first["workflow_id"], "paused").paused_step == "contain"
     later, urgent = alert(2, "high"), alert(3, "critical")
     other = alert(4, "low", host="h-2")  # another host is not held up
     assert _wait_for(limited, other["workflow_id"], "paused").paused_step == "contain"

@@ -44,7 +44,7 @@ from runner.format.model import InputValue, Runbook
 from runner.kernels.pool import KernelPool
 from runner.parse.markdown import parse_file, parse_text
 from runner.runs.store import kept_runbook
-from runner.service.messages import Cancel, DecideRequest, RunRequest, RunSummary
+from runner.service.messages import Cancel, DecideRequest, Note, RunRequest, RunSummary
 from runner.service.metrics import FirstStep, Metrics
 
 #: A secret input of a triggered run comes from the worker's environment, never the alert.
@@ -151,7 +151,13 @@ class RunActivities:
         self._secrets = dict(secrets or {})  # from `--secrets FILE`; never shown
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.start_run, self.decide_and_resume, self.resume_after_loss, self.cancel_run]
+        return [
+            self.start_run,
+            self.decide_and_resume,
+            self.resume_after_loss,
+            self.note_run,
+            self.cancel_run,
+        ]
 
     def _done(self, summary: RunSummary) -> RunSummary:
         self.metrics.attempts.labels(summary.status).inc()
@@ -233,6 +239,15 @@ class RunActivities:
             with activity.shield_thread_cancel_exception():
                 result = resume(_session(book, values, secrets), pool, run)
             return self._done(_summary(result))
+
+    @activity.defn(name="note_run")
+    def note_run(self, request: Note) -> None:
+        """A note in the run's journal between attempts (an alert that resolved)."""
+        try:
+            run = open_run(Path(request.runs_dir), request.run_id)
+        except RunbookError:
+            return  # no journal yet (refused before its first step): nothing to note on
+        add_note(run, by=request.by, text=request.text)
 
     @activity.defn(name="cancel_run")
     def cancel_run(self, request: Cancel) -> RunSummary:

@@ -32,6 +32,7 @@ from starlette.routing import Route as HttpRoute
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from runner.routing.detect import read_alerts
 from runner.routing.envelope import Alert, AlertStatus
@@ -206,7 +207,14 @@ async def _take(
     wid = workflow_id(route)
     answer["workflow_id"] = wid
     if alert.status is AlertStatus.RESOLVED:
-        return {**answer, "outcome": "resolved"}  # recorded on its run by a later version
+        # Told to its run, which journals it between attempts: a person waiting at a gate
+        # sees that the source says the problem went away (the run is not stopped for it).
+        said = f"the alert resolved at its source: {alert.source} {alert.id} {alert.title}"
+        try:
+            await intake.client.get_workflow_handle(wid).signal(RunbookRun.alert_resolved, said)
+        except RPCError:
+            return {**answer, "outcome": "resolved_no_run"}  # no run of it, or it ended
+        return {**answer, "outcome": "resolved"}
     book = route.runbook
     request = RunRequest(
         run_id=new_run_id(book.metadata.id),

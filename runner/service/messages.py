@@ -86,6 +86,14 @@ class DecideRequest:
 
 
 @dataclass(frozen=True)
+class Note:
+    run_id: str
+    runs_dir: str
+    by: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Cancel:
     run_id: str
     runs_dir: str

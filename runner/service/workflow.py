@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         Cancel,
         DecideRequest,
         Decision,
+        Note,
         RunRequest,
         RunSummary,
         Waiter,
@@ -43,6 +44,8 @@ ATTEMPT_TIMEOUT = timedelta(hours=12)
 _ONCE = RetryPolicy(maximum_attempts=1)
 #: Asking a queue for a place, or giving it back, is safe to repeat: retried until it is done.
 _QUEUE_CALL = timedelta(minutes=1)
+#: Who the journal names for what the alert's source said.
+SOURCE = "alert source"
 #: Lost workers a run goes on from by itself (where that is safe) before a person must decide:
 #: a step that kills every worker it runs on must not loop.
 AUTO_RESUMES = 3
@@ -57,6 +60,7 @@ class RunbookRun:
         self._summary: RunSummary | None = None
         self._granted: set[str] = set()
         self._by: str = ""
+        self._resolved: list[str] = []  # "resolved" notes not journaled yet
 
     @workflow.run
     async def run(self, request: RunRequest) -> RunSummary:
@@ -91,9 +95,14 @@ class RunbookRun:
         lost = 0  # attempts lost with their worker that the run went on from by itself
         while True:
             self._summary = summary
+            await self._note_resolved(request)
             if summary.status == "paused" and summary.paused_step is not None:
                 # Durable: the workflow may wait hours here; no kernel is held while it does.
-                await workflow.wait_condition(lambda: bool(self._decisions) or self._abort)
+                await workflow.wait_condition(
+                    lambda: bool(self._decisions or self._resolved) or self._abort
+                )
+                if self._resolved and not (self._decisions or self._abort):
+                    continue  # journaled at the top of the loop; still waiting
                 if self._abort:
                     return await self._cancel(request, summary)
                 decision: Decision | None = self._decisions.pop(0)
@@ -110,7 +119,11 @@ class RunbookRun:
                     summary = tried
                 continue
             elif summary.status == "interrupted":
-                await workflow.wait_condition(lambda: self._resume or self._abort)
+                await workflow.wait_condition(
+                    lambda: self._resume or self._abort or bool(self._resolved)
+                )
+                if self._resolved and not (self._resume or self._abort):
+                    continue
                 if self._abort:
                     return await self._cancel(request, summary)
                 self._resume, decision = False, None
@@ -123,6 +136,16 @@ class RunbookRun:
                 # The decision was refused (a role the gate does not accept, a missing input):
                 # nothing ran, and the run waits as it did, with the reason.
                 summary = dataclasses.replace(before, reason=summary.reason)
+
+    async def _note_resolved(self, request: RunRequest) -> None:
+        """Journal the alerts that resolved since the last look. Only between attempts: an
+        attempt holds the journal's one writer, and a second one would break its chain."""
+        while self._resolved:
+            said = self._resolved.pop(0)
+            await workflow.execute_activity(
+                "note_run", Note(request.run_id, request.runs_dir, SOURCE, said),
+                start_to_close_timeout=_QUEUE_CALL,
+            )  # fmt: skip
 
     async def _cancel(self, request: RunRequest, summary: RunSummary) -> RunSummary:
         """End a waiting run's journal as cancelled (an activity: the journal is the worker's)."""
@@ -190,6 +213,11 @@ class RunbookRun:
     @workflow.signal
     def abort(self, by: str = "") -> None:
         self._abort, self._by = True, by
+
+    @workflow.signal
+    def alert_resolved(self, said: str) -> None:
+        """The alert that started the run (or one deduplicated into it) has resolved."""
+        self._resolved.append(said)
 
     @workflow.signal
     def granted(self, key: str) -> None:
