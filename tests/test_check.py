@@ -215,7 +215,7 @@ def test_a_concurrency_target_must_be_a_declared_input_that_is_not_secret(tmp_pa
         return [p.code for p in lint(parse_file(path)) if p.level == "error"]
 
     assert codes("  target: host\n  per_target: 2") == []
-    assert codes("  target: hots") == ["RB070"]
-    assert codes("  target: token") == ["RB071"]
+    assert codes("  target: hots") == ["RB018"]
+    assert codes("  target: token") == ["RB019"]
     assert codes("  runs: 0") == ["RB014"]
     assert codes("  per_targets: 1") == ["RB013"]

@@ -668,3 +668,32 @@ def test_a_run_started_by_hand_through_the_api_checks_its_inputs_first(service: 
     assert secret.status_code == 422 and "secret" in secret.json()["error"]
     unknown = _api(service, "/api/runs", "POST", json={"runbook": "no-such"})
     assert unknown.status_code == 404
+
+
+def test_sigterm_drains_a_running_attempt_to_its_end_before_the_service_stops(
+    service: Service, tmp_path: Path, _journal_key_path: Path
+) -> None:
+    books = tmp_path / "books"
+    books.mkdir()
+    marker = tmp_path / "in-the-step"
+    draining = SLOW_BOOK.replace("slow-test", "drain-test").replace("sleep 600", "sleep 2")
+    (books / "drain.md").write_text(draining.format(marker=marker))
+    env = {**os.environ, "RUNBOOK_SERVICE_TOKEN": TOKEN, KEY_ENV: str(_journal_key_path)}
+    args = ["--temporal", service.temporal, "--task-queue", "drain-test", "--runbooks",
+            str(books)]  # fmt: skip
+    draining_service = _serve(args, tmp_path, env)
+    [_answer] = _post_generic(draining_service, {"source": "drain-test", "id": "d-1", "title": "d"})
+    deadline = time.monotonic() + RUN_BOUND
+    while not marker.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)  # waiting for the step's own marker
+    draining_service.process.send_signal(signal.SIGTERM)  # mid-step
+    rest = draining_service.process.communicate(timeout=RUN_BOUND)[0]
+    assert draining_service.process.returncode == 0, rest
+    assert "stopping" in rest and "stopped" in rest
+    [run_dir] = draining_service.runs_dir.iterdir()
+    events = read_events(run_dir)
+    # The step that was running finished, and so did the attempt; nothing was cut off.
+    finished = {e["step_id"]: e["status"] for e in events if e["event"] == "step_finished"}
+    assert finished == {"long": "succeeded", "after": "succeeded"}
+    assert events[-1]["event"] == "run_finished" and events[-1]["status"] == "succeeded"

@@ -72,20 +72,20 @@ def _concurrency_line(runbook: Runbook) -> int:
 
 
 def rule_concurrency_target(runbook: Runbook) -> Iterator[Problem]:
-    """RB070: `concurrency.target` is not a declared input (the limit would hold nothing);
-    RB071: it names a secret input (its value would name the queue, shown in the service)."""
+    """RB018: `concurrency.target` is not a declared input (the limit would hold nothing);
+    RB019: it names a secret input (its value would name the queue, shown in the service)."""
     target = runbook.metadata.concurrency.target
     if target is None:
         return
     spec = runbook.metadata.input(target)
     if spec is None:
         declared = ", ".join(s.name for s in runbook.metadata.inputs) or "none"
-        yield problem(runbook, _concurrency_line(runbook), "error", "RB070",
+        yield problem(runbook, _concurrency_line(runbook), "error", "RB018",
                       f"`concurrency.target: {target}` names no input (declared: {declared}); "
                       "name the input whose value is what a run acts on, such as a host "
                       "id")  # fmt: skip
     elif spec.secret:
-        yield problem(runbook, _concurrency_line(runbook), "error", "RB071",
+        yield problem(runbook, _concurrency_line(runbook), "error", "RB019",
                       f"`concurrency.target: {target}` names a secret input; its value would "
                       "name the run's queue in the service and its console; limit by an input "
                       "that is not secret")  # fmt: skip
