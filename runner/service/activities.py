@@ -176,7 +176,8 @@ class RunActivities:
             run = open_run(Path(request.runs_dir), request.run_id)
             if d is not None:
                 waiting = waiting_gate(run, d.step)
-                decide(run, waiting, decision=d.decision, by=d.by, role=d.role, comment=d.comment)
+                decide(run, waiting, decision=d.decision, by=d.by, role=d.role, comment=d.comment,
+                       auth=d.auth)  # fmt: skip
                 run = open_run(Path(request.runs_dir), request.run_id)  # with the decision
             text = kept_runbook(run.run_dir, run.state.sha256)
             if text is None:
