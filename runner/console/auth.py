@@ -66,6 +66,8 @@ class LoginLimiter:
         with self._lock:
             seen = self._recent((user, address), now)
             if len(seen) < self.limit:
+                if not seen:  # names tried once and never again do not pile up
+                    self._failures.pop((user, address), None)
                 return None
             return max(1.0, seen[0] + self.window - now)
 
