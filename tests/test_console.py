@@ -128,14 +128,16 @@ def _paused(service: Service, workflow_id: str) -> str:
         time.sleep(0.1)  # the journal's run_paused is the marker
 
 
-def _sign_in(chromium: Any, console: Console, user: str, start: str = "/console/inbox") -> Any:
-    page = chromium.new_page(viewport={"width": 1000, "height": 1400})
+def _sign_in(
+    chromium: Any, console: Console, user: str, start: str = "/console/inbox", **options: Any
+) -> Any:
+    page = chromium.new_page(**{"viewport": {"width": 1000, "height": 1400}, **options})
     page.goto(console.base + start)
     assert "/console/login" in page.url  # not signed in: sent to the sign-in page
     page.fill("input[name=user]", user)
     page.fill("input[name=password]", PASSWORD)
     page.keyboard.press("Enter")  # the keyboard is enough
-    page.wait_for_url(re.compile(re.escape(start) + "$"))
+    page.wait_for_url(re.compile("^" + re.escape(console.base + start) + "$"))
     return page
 
 
@@ -330,4 +332,18 @@ def test_an_alert_title_that_is_a_script_shows_as_text(
         expect(page.locator(where).first).to_have_text(XSS)
     assert page.evaluate("window.pwned") is None  # nothing of it ran
     assert page.locator("script:not([src])").count() == 0
+    page.close()
+
+
+def test_the_approval_page_reads_on_a_phone_in_dark_mode(
+    browser: Any,  # noqa: F811
+    console: Console,
+) -> None:
+    _, run_id = console.runs["first"]
+    page = _sign_in(browser, console, "alice", f"/console/runs/{run_id}",
+                    viewport={"width": 375, "height": 740}, color_scheme="dark")  # fmt: skip
+    wide = page.evaluate("document.documentElement.scrollWidth")
+    assert wide <= 375, f"the page is {wide}px wide on a 375px phone"
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(30, 33, 41)"  # the dark palette, from prefers-color-scheme
     page.close()

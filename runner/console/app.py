@@ -173,7 +173,8 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
         return RedirectResponse("/console/inbox", status_code=303)
 
     async def alerts(request: Request, session: LoginSession) -> Response:
-        rows = views.alerts(config.runs_dir, config.state_dir)
+        # Reading runs is file work: off the event loop the intake shares.
+        rows = await asyncio.to_thread(views.alerts, config.runs_dir, config.state_dir)
         return page(request, "alerts.html", session=session, alerts=rows,
                     can_route=config.route_again is not None,
                     said=request.query_params.get("said"))  # fmt: skip
@@ -190,7 +191,9 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
         return RedirectResponse(f"/console/alerts?said={quote(said)}", status_code=303)
 
     async def runs(request: Request, session: LoginSession) -> Response:
-        rows = [views.run_row(r) for r in views.records(config.runs_dir)]
+        rows = await asyncio.to_thread(
+            lambda: [views.run_row(r) for r in views.records(config.runs_dir)]
+        )
         name = "runs_rows.html" if request.query_params.get("rows") else "runs.html"
         return page(request, name, session=session, runs=rows)
 
@@ -204,26 +207,32 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
             return None
 
     async def run(request: Request, session: LoginSession) -> Response:
-        record = record_of(request)
-        if record is None:
+        def shown() -> dict[str, Any] | None:
+            record = record_of(request)
+            if record is None:
+                return None
+            return {"run": views.snapshot(record), "gates": views.gates(record),
+                    "trigger": record.start.get("trigger") or {},
+                    "journal": views.journal_rows(record.run_dir),
+                    "runbook_id": record.runbook.get("id")}  # fmt: skip
+
+        context = await asyncio.to_thread(shown)
+        if context is None:
             return page(request, "error.html", 404, session=session, message="No such run.")
-        return page(request, "run.html", session=session, run=views.snapshot(record),
-                    gates=views.gates(record), trigger=record.start.get("trigger") or {},
-                    journal=views.journal_rows(record.run_dir), docs_url=config.docs_url,
-                    runbook_id=record.runbook.get("id"))  # fmt: skip
+        return page(request, "run.html", session=session, docs_url=config.docs_url, **context)
 
     async def report(request: Request, session: LoginSession) -> Response:
         from runner.reports.report import render_markdown
 
-        record = record_of(request)
+        record = await asyncio.to_thread(record_of, request)
         if record is None:
             return page(request, "error.html", 404, session=session, message="No such run.")
-        text = render_markdown(record, image=lambda p: p.name)
+        text = await asyncio.to_thread(render_markdown, record, image=lambda p: p.name)
         return page(request, "report.html", session=session, run_id=record.run_id, text=text)
 
     async def live(request: Request, session: LoginSession) -> Response:
         """Server-Sent Events: the run's state each time its journal grows, to its end."""
-        record = record_of(request)
+        record = await asyncio.to_thread(record_of, request)
         if record is None:
             return JSONResponse({"error": "no such run"}, status_code=404)
         journal = record.run_dir / "journal.jsonl"
@@ -238,7 +247,7 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
                     now = (0, 0)
                 if now != seen:
                     seen = now
-                    snap = views.snapshot(load_run(record.run_dir))
+                    snap = await asyncio.to_thread(lambda: views.snapshot(load_run(record.run_dir)))
                     yield f"data: {json.dumps(snap, ensure_ascii=False, default=str)}\n\n"
                     if snap["finished"]:
                         yield "event: end\ndata: {}\n\n"
@@ -249,7 +258,7 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
         return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
     async def inbox(request: Request, session: LoginSession) -> Response:
-        found = views.inbox(config.runs_dir, session.identity)
+        found = await asyncio.to_thread(views.inbox, config.runs_dir, session.identity)
         return page(request, "inbox.html", session=session, gates=found)
 
     def gate_of(request: Request) -> tuple[Any, views.Gate | None]:
@@ -261,7 +270,7 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
         return record, (found[0] if found else None)
 
     async def gate(request: Request, session: LoginSession) -> Response:
-        record, found = gate_of(request)
+        record, found = await asyncio.to_thread(gate_of, request)
         if found is None:
             return page(request, "error.html", 404, session=session,
                         message="This gate is not waiting for a decision (any more).")  # fmt: skip

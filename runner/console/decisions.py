@@ -11,6 +11,7 @@ the run.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -73,6 +74,26 @@ async def decide(
     send: Send,
     shown: str | None = None,
 ) -> Outcome:
+    # Verifying the journal and writing a refusal are file work: off the event loop.
+    checked = await asyncio.to_thread(_check, runs_dir, run_id, step, decision, who, comment,
+                                      shown)  # fmt: skip
+    if isinstance(checked, Outcome):
+        return checked
+    workflow_id, verdict, said = checked
+    await send(workflow_id, verdict)
+    return Outcome(202, said, verdict)
+
+
+def _check(
+    runs_dir: Path,
+    run_id: str,
+    step: str,
+    decision: str,
+    who: Identity,
+    comment: str | None,
+    shown: str | None,
+) -> Outcome | tuple[str, Verdict, str]:
+    """The verdict to send and the workflow to send it to, or why not (a refusal journaled)."""
     if decision not in ("approved", "denied"):
         return Outcome(400, f"a decision is approved or denied, not {decision!r}")
     try:
@@ -99,5 +120,4 @@ async def decide(
                             "it runs, with `runbook approve` and `runbook resume`")  # fmt: skip
     verdict = Verdict(str(waiting.step_id or waiting.step), decision, who.user, role,
                       comment or None, who.auth)  # fmt: skip
-    await send(str(workflow_id), verdict)
-    return Outcome(202, f"step {waiting.step} {decision} by {who.user}", verdict)
+    return str(workflow_id), verdict, f"step {waiting.step} {decision} by {who.user}"
