@@ -55,6 +55,7 @@ _COMMAND_MODULES: dict[str, str] = {
     "route": "routing",
     "serve": "service",
     "worker": "service",
+    "users": "users",
 }
 
 
@@ -116,6 +117,8 @@ _EXTRAS = {
     "material": "site",
     "temporalio": "service",
     "prometheus_client": "service",
+    "argon2": "service",
+    "jinja2": "service",
 }
 
 

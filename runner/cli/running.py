@@ -878,10 +878,16 @@ def _decide(
 _DECIDE_OPTIONS = [
     click.argument("run"),
     click.argument("step"),
-    click.option("--by", required=True, metavar="NAME", help="Who decides (recorded)."),
+    click.option("--by", metavar="NAME", help="Who decides (recorded); not with --server."),
     click.option("--role", metavar="ROLE", help="The role the approver holds (for approve=ROLE)."),
     click.option("--comment", metavar="TEXT", help="Why (recorded)."),
     runs_dir_option,
+    click.option(
+        "--server",
+        metavar="URL",
+        help="Decide through a `runbook serve` (its base URL) as the user whose API token is "
+        "in $RUNBOOK_TOKEN.",
+    ),
 ]
 
 
@@ -894,16 +900,33 @@ def _with_options(func: Any) -> Any:
 @cli.command("approve")
 @_with_options
 def approve_command(
-    run: str, step: str, by: str, role: str | None, comment: str | None, runs_dir: Path | None
-) -> int:
-    """Approve STEP of a paused RUN; `runbook resume RUN` then runs it."""
-    return _decide(run, step, by, role, comment, runs_dir, "approved")
+    run: str, step: str, by: str | None, role: str | None, comment: str | None,
+    runs_dir: Path | None, server: str | None,
+) -> int:  # fmt: skip
+    """Approve STEP of a paused RUN; `runbook resume RUN` then runs it (with --server, the
+    service records the decision as the token's user and resumes the run itself)."""
+    if server:
+        from runner.cli.remote import decide_remote
+
+        return decide_remote(server, run, step, "approved", by, role, comment)
+    return _decide(run, step, _by(by), role, comment, runs_dir, "approved")
 
 
 @cli.command("deny")
 @_with_options
 def deny_command(
-    run: str, step: str, by: str, role: str | None, comment: str | None, runs_dir: Path | None
-) -> int:
+    run: str, step: str, by: str | None, role: str | None, comment: str | None,
+    runs_dir: Path | None, server: str | None,
+) -> int:  # fmt: skip
     """Deny STEP of a paused RUN; on resume the step is `denied` and its on_failure applies."""
-    return _decide(run, step, by, role, comment, runs_dir, "denied")
+    if server:
+        from runner.cli.remote import decide_remote
+
+        return decide_remote(server, run, step, "denied", by, role, comment)
+    return _decide(run, step, _by(by), role, comment, runs_dir, "denied")
+
+
+def _by(by: str | None) -> str:
+    if not by:
+        raise UsageError("--by NAME is required (who decides), or --server URL with a token")
+    return by

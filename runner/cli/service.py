@@ -72,6 +72,9 @@ def _announce(line: str) -> None:
     metavar="SECONDS",
     help="How long a worker may go silent before its run counts as interrupted.",
 )
+@click.option("--roles", "roles_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Who holds each runbook role (YAML: `IR-lead: [alice, group:ir]`); without "
+              "it nobody may decide at a gate through the service.")  # fmt: skip
 def serve_command(
     runbooks: tuple[Path, ...],
     runs_dir: Path | None,
@@ -86,12 +89,14 @@ def serve_command(
     sources_file: Path | None,
     secrets_file: Path | None,
     heartbeat_timeout: float,
+    roles_file: Path | None,
 ) -> int:
     """Take alerts over HTTP and run the runbooks they route to, on Temporal.
 
     Prints the intake's URL and its token (from $RUNBOOK_SERVICE_TOKEN when set, else a new
     one), then `ready`. Ctrl-C or SIGTERM stops it, and the embedded server with it.
     """
+    from runner.identity.roles import load_roles
     from runner.runs.store import default_runs_dir
     from runner.service.secrets_file import load_secrets
     from runner.service.serve import TOKEN_ENV, ServiceConfig, serve, temporal_target
@@ -100,6 +105,7 @@ def serve_command(
     # Checked before anything starts: a bad file is exit 2, with the file and the entry.
     sources = load_sources(sources_file) if sources_file else {}
     secrets = load_secrets(secrets_file) if secrets_file else {}
+    roles = load_roles(roles_file) if roles_file else None
 
     config = ServiceConfig(
         runbooks=list(runbooks),
@@ -116,6 +122,7 @@ def serve_command(
         task_queue=task_queue,
         sources=sources,
         secrets=secrets,
+        roles=roles,
     )
     with temporal_target(config) as target:
         asyncio.run(serve(config, target, _announce))

@@ -232,6 +232,7 @@ def decide(
     by: str,
     role: str | None,
     comment: str | None,
+    auth: str | None = None,
 ) -> ev.Approval:
     """Record an approval or a denial of a waiting gate, after the same rules the runner applies
     at the terminal (the approver's role, the two-person rule): a refused approval is never
@@ -251,6 +252,7 @@ def decide(
         comment=comment,
         preapproved=False,
         distinct_required=distinct,
+        auth=auth,
     )
     with RunStore().reopen(run.run_dir) as journal:
         journal.append(approval)

@@ -301,12 +301,14 @@ class ApprovalRequested(ListedStepEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Approval(ListedStepEvent):
     KIND = "approval"
+    OPTIONAL = frozenset({"auth"})  # written only by the service
     decision: str = ""  # approved | denied
     by: str = ""
     role: str | None = None
     comment: str | None = None
     preapproved: bool = False
     distinct_required: bool = False
+    auth: str | None = None  # how the service authenticated `by`: password | token
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

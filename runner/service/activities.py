@@ -197,7 +197,8 @@ class RunActivities:
             run = open_run(Path(request.runs_dir), request.run_id)
             if d is not None:
                 waiting = waiting_gate(run, d.step)
-                decide(run, waiting, decision=d.decision, by=d.by, role=d.role, comment=d.comment)
+                decide(run, waiting, decision=d.decision, by=d.by, role=d.role, comment=d.comment,
+                       auth=d.auth)  # fmt: skip
                 run = open_run(Path(request.runs_dir), request.run_id)  # with the decision
             return self._resume(run, request)
         except RunbookError as exc:

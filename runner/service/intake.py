@@ -176,7 +176,7 @@ def create_app(intake: Intake) -> Starlette:
         # Figures only, no alert content: served without the token, as Prometheus scrapes.
         return Response(generate_latest(intake.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             HttpRoute("/api/alerts", alerts, methods=["POST"]),
             HttpRoute("/api/alerts/{source}", source_alerts, methods=["POST"]),
@@ -186,6 +186,20 @@ def create_app(intake: Intake) -> Starlette:
             HttpRoute("/metrics", metrics, methods=["GET"]),
         ]
     )
+    app.state.unrouted = unrouted  # for the console's "route again" (one writer of the file)
+    return app
+
+
+async def route_kept(intake: Intake, unrouted: Any, kept: Mapping[str, Any]) -> dict[str, Any]:
+    """An unrouted alert, as ``unrouted.jsonl`` kept it, routed again (after a runbook fix)."""
+    raw = json.dumps(kept.get("raw") or {}).encode()
+    try:
+        [alert] = read_alerts(raw, "/api/alerts", str(kept.get("format") or "") or None)
+    except (AlertError, ValueError) as exc:
+        return {"outcome": "unrouted", "reason": f"the kept alert cannot be read again: {exc}"}
+    answer = await _take(intake, unrouted, alert, time.time())
+    intake.metrics.alerts.labels(answer["outcome"]).inc()
+    return answer
 
 
 async def _take(

@@ -76,6 +76,7 @@ class Decision:
     by: str
     role: str | None = None
     comment: str | None = None
+    auth: str | None = None  # password | token: how the service authenticated `by`
 
 
 @dataclass(frozen=True)

@@ -24,14 +24,18 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from runner.check.lint import checked
+from runner.console.app import ConsoleConfig, console_routes
+from runner.console.decisions import Verdict
 from runner.errors import InvalidRunbook
 from runner.format.model import Runbook
+from runner.identity.roles import RoleMap
+from runner.identity.store import UserStore
 from runner.routing.catalog import load_runbooks
 from runner.routing.route import Router
 from runner.service.activities import RunActivities
 from runner.service.devserver import DevServer, TemporalUnavailable
-from runner.service.intake import Intake, create_app, token_digest
-from runner.service.messages import TASK_QUEUE
+from runner.service.intake import Intake, create_app, route_kept, token_digest
+from runner.service.messages import TASK_QUEUE, Decision
 from runner.service.metrics import Metrics
 from runner.service.queues import QueueActivities, RunQueue
 from runner.service.sources import Source
@@ -62,6 +66,7 @@ class ServiceConfig:
     task_queue: str = TASK_QUEUE  # one per environment: its workers run only its runs
     sources: Mapping[str, Source] | None = None  # per-source credentials (service.sources)
     secrets: Mapping[str, str] | None = None  # secret inputs from `--secrets FILE`
+    roles: RoleMap | None = None  # `--roles FILE`: who holds which runbook role (console)
 
 
 async def connect(target: str, namespace: str) -> Client:
@@ -149,8 +154,10 @@ async def serve(config: ServiceConfig, target: str, announce: Callable[[str], No
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((config.host, config.port))
     port = sock.getsockname()[1]
+    app = create_app(intake)
+    app.router.routes.extend(console_routes(_console(config, client, intake, app.state.unrouted)))
     server = uvicorn.Server(
-        uvicorn.Config(create_app(intake), log_level="warning", access_log=False, lifespan="off")
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     )
     # uvicorn catches SIGINT and SIGTERM while it serves, ends `serve`, and raises the signal
     # again once it restored the handlers it found: these, which do nothing, so that the
@@ -171,8 +178,25 @@ async def serve(config: ServiceConfig, target: str, announce: Callable[[str], No
             announce(
                 f"temporal: {target} (namespace {config.namespace}, queue {config.task_queue})"
             )
+            announce(f"console: http://{config.host}:{port}/console/")
             announce(f"runs: {config.runs_dir}")
             announce("ready")
             await serving  # until SIGINT or SIGTERM
             announce("stopping: no new alerts; running activities finish")
     announce("stopped")
+
+
+def _console(
+    config: ServiceConfig, client: Client, intake: Intake, unrouted: object
+) -> ConsoleConfig:
+    """The console and the decisions API: users from the state folder, roles from the file."""
+
+    async def send(workflow_id: str, v: Verdict) -> None:
+        decision = Decision(v.step, v.decision, v.by, v.role, v.comment, v.auth)
+        await client.get_workflow_handle(workflow_id).signal(RunbookRun.decide, decision)
+
+    async def route_again(kept: Mapping[str, object]) -> dict[str, object]:
+        return await route_kept(intake, unrouted, kept)
+
+    return ConsoleConfig(config.runs_dir, config.state_dir, UserStore(config.state_dir),
+                         config.roles or RoleMap(), send, route_again)  # fmt: skip

@@ -1,0 +1,123 @@
+"""A decision made through the service: by an authenticated identity, under a role it holds.
+
+The console's approval page and `POST /api/runs/{id}/decisions` (the CLI's `runbook approve
+--server`) both come here. The gate's role and the two-person rule are checked before anything
+is sent (`runner.exec.session.approver_problem`, the rules `runbook approve` applies); a
+refusal is journaled (`approval_refused`) and answered 403. An accepted decision goes to the
+run's workflow as its `decide` signal; the worker journals it through
+`runner.exec.session.decide` with the user id, the role and how they authenticated, and resumes
+the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.errors import RunbookError
+from runner.exec.session import OpenRun, approver_problem, open_run, waiting_gate
+from runner.identity.model import Identity
+from runner.runs import events as ev
+from runner.runs.store import RunStore
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the service sends a run's workflow (`runbook serve` makes its `decide` signal)."""
+
+    step: str
+    decision: str  # approved | denied
+    by: str  # the authenticated user id
+    role: str | None
+    comment: str | None
+    auth: str  # password | token
+
+
+#: Sends a verdict to the workflow with this id.
+Send = Callable[[str, Verdict], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: int  # the HTTP status: 202 sent, 403 refused, 404/409 nothing to decide
+    message: str
+    verdict: Verdict | None = None
+
+
+def shown_digest(code: str) -> str:
+    """The SHA-256 of the code an approver was shown: the approval page sends it back, and a
+    decision on a page that no longer shows what the gate asks about is refused."""
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def _refuse(run: OpenRun, waiting: ev.StepFinished, who: Identity, role: str | None,
+            reason: str) -> Outcome:  # fmt: skip
+    with RunStore().reopen(run.run_dir) as journal:
+        journal.append(
+            ev.ApprovalRefused(step=waiting.step, step_id=waiting.step_id,
+                               procedure=waiting.procedure, by=who.user, role=role,
+                               reason=reason)
+        )  # fmt: skip
+    return Outcome(403, reason)
+
+
+async def decide(
+    runs_dir: Path,
+    run_id: str,
+    step: str,
+    decision: str,
+    who: Identity,
+    comment: str | None,
+    send: Send,
+    shown: str | None = None,
+) -> Outcome:
+    # Verifying the journal and writing a refusal are file work: off the event loop.
+    checked = await asyncio.to_thread(_check, runs_dir, run_id, step, decision, who, comment,
+                                      shown)  # fmt: skip
+    if isinstance(checked, Outcome):
+        return checked
+    workflow_id, verdict, said = checked
+    await send(workflow_id, verdict)
+    return Outcome(202, said, verdict)
+
+
+def _check(
+    runs_dir: Path,
+    run_id: str,
+    step: str,
+    decision: str,
+    who: Identity,
+    comment: str | None,
+    shown: str | None,
+) -> Outcome | tuple[str, Verdict, str]:
+    """The verdict to send and the workflow to send it to, or why not (a refusal journaled)."""
+    if decision not in ("approved", "denied"):
+        return Outcome(400, f"a decision is approved or denied, not {decision!r}")
+    try:
+        run = open_run(runs_dir, run_id)
+        waiting = waiting_gate(run, step)
+    except RunbookError as exc:
+        # Not the store's message: it names the server's folders.
+        if "not waiting" in str(exc):
+            return Outcome(409, f"run {run_id} has no gate {step} waiting for a decision")
+        return Outcome(404, f"no run {run_id} to decide on")
+    requested = run.record.request_for(waiting)
+    role = requested.approver_role if requested else None
+    if shown is not None and shown != shown_digest(requested.code if requested else ""):
+        return Outcome(409, "the gate is not what your page showed; reload it and look again")
+    if not who.holds(role):
+        held = ", ".join(sorted(who.roles)) or "none"
+        return _refuse(run, waiting, who, role,
+                       f"{who.user} does not hold role {role} (roles held: {held})")  # fmt: skip
+    if decision == "approved" and (problem := approver_problem(run, waiting, who.user, role)):
+        return _refuse(run, waiting, who, role, problem)
+    workflow_id = (run.record.start.get("trigger") or {}).get("workflow_id")
+    if not workflow_id:
+        return Outcome(409, f"run {run_id} was not started by the service; decide on it where "
+                            "it runs, with `runbook approve` and `runbook resume`")  # fmt: skip
+    verdict = Verdict(str(waiting.step_id or waiting.step), decision, who.user, role,
+                      comment or None, who.auth)  # fmt: skip
+    return str(workflow_id), verdict, f"step {waiting.step} {decision} by {who.user}"
