@@ -268,6 +268,12 @@ class RichReporter:
             self.denials[(event.get("procedure"), event.get("step_id"))] = decided + comment
         self.console.print(Text(decided + how + comment, style="yellow"))
 
+    def _on_answer(self, event: Event) -> None:
+        how = " (given on the command line)" if event.get("source") == "command_line" else ""
+        self.console.print(
+            Text(f"answered {event.get('value')!r} by {event.get('by')}{how}", style="yellow")
+        )
+
     def _on_off_script(self, event: Event) -> None:
         self.console.print(f"[dim]off-script command in {event['kernel']}: {event['status']}[/]")
 

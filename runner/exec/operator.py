@@ -7,6 +7,9 @@ The engine never reads the terminal itself: it asks an :class:`Operator`. Three 
   steps ("manual step, needs a person"), applies each step's ``on_failure`` after a failure,
   and never approves anything itself (fail closed);
 - :class:`ScriptedOperator`: answers from a list, for drills and tests.
+
+Long on purpose: every question the engine may ask (step, manual step, failure, approval,
+decision) with its three answerers side by side, so none of them misses one.
 """
 
 from __future__ import annotations

@@ -71,8 +71,14 @@ def markdown(source: str) -> RenderableType:
 
 
 def manual_view(step: Step) -> RenderableType:
-    """A manual step's instructions: reflowing text, lists kept, no repeated heading or role."""
-    return markdown(body_markdown(step))
+    """A manual step's instructions: reflowing text, lists kept, no repeated heading or role;
+    then what the header does not show (informed roles, the gate, the condition, the answer
+    a decision takes)."""
+    facts = step_facts(step, role=False, runs_in=False)
+    shown = markdown(body_markdown(step))
+    if not facts:
+        return shown
+    return Group(shown, Text(visible(" · ".join(facts)), style="yellow"))
 
 
 def shown_value(value: object) -> str:
