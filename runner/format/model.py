@@ -3,6 +3,8 @@
 Every object is a frozen, slotted dataclass: a parsed runbook is a value, safe to share between
 the runner, the linter and the MkDocs plugin, and nothing downstream can change what the file said.
 Every object that came from the file carries its 1-based source ``line``.
+
+Long on purpose: the whole plan, read by four consumers, is one vocabulary in one place.
 """
 
 from __future__ import annotations
