@@ -49,7 +49,8 @@ def _codes(steps: str) -> list[tuple[str, int, str]]:
 def test_a_decision_block_is_a_typed_question_whose_answer_is_an_output() -> None:
     book = _parse(
         "### 1. Ask\n\nRole: L1\n\n```decision {id=legit-check}\nIs the sign-in\nlegitimate?\n```\n"
-        '\n### 2. Pick\n\nRole: L1\n\n```decision {id=next choices="close, Escalate" outputs=route}\n'
+        "\n### 2. Pick\n\nRole: L1\n\n"
+        '```decision {id=next choices="close, Escalate" outputs=route}\n'
         "What next?\n```\n"
         '\n### 3. Count\n\nRole: L1\n\n```decision {id=n type=number ask="How many hosts?"}\n```\n'
     )
@@ -99,10 +100,12 @@ def test_an_answer_that_does_not_fit_says_what_fits(raw: str, kind: str, says: s
     ("line", "role", "informed", "consulted"),
     [
         ("Role: L2 (informed: IR-lead)", "L2", ("IR-lead",), ()),
-        ("**Role:** L2 (informed: IR-lead, L1; consulted: Legal)", "L2", ("IR-lead", "L1"), ("Legal",)),
-        ("Role: L2\nInformed: IR-lead and L1\n**Consulted:** Legal", "L2", ("IR-lead", "L1"), ("Legal",)),
+        ("**Role:** L2 (informed: IR-lead, L1; consulted: Legal)", "L2", ("IR-lead", "L1"),
+         ("Legal",)),
+        ("Role: L2\nInformed: IR-lead and L1\n**Consulted:** Legal", "L2", ("IR-lead", "L1"),
+         ("Legal",)),
     ],
-)
+)  # fmt: skip
 def test_a_step_has_one_responsible_role_and_others_kept_in_the_loop(
     line: str, role: str, informed: tuple[str, ...], consulted: tuple[str, ...]
 ) -> None:
@@ -113,7 +116,7 @@ def test_a_step_has_one_responsible_role_and_others_kept_in_the_loop(
 def test_a_manual_step_takes_when_approve_and_timeout_from_its_blocks() -> None:
     (step,) = _parse(
         "### 1. Call\n\nRole: L1\n\n"
-        '```text {when="severity == \'high\'" approve=IR-lead timeout=5m}\ncall them\n```\n'
+        "```text {when=\"severity == 'high'\" approve=IR-lead timeout=5m}\ncall them\n```\n"
     ).steps
     assert step.manual
     assert (step.when, step.approver_role, step.timeout) == ("severity == 'high'", "IR-lead", 300)
@@ -122,33 +125,36 @@ def test_a_manual_step_takes_when_approve_and_timeout_from_its_blocks() -> None:
 # --- check ------------------------------------------------------------------------------------
 
 
+A = "### 1. A\n\nRole: L1\n\n"  # a step with a role, its body to follow
+
+
 @pytest.mark.parametrize(
     ("steps", "expected"),
     [
         # an undeclared informed role
         ("### 1. A\n\nRole: L1 (informed: CISO)\n", [("RB035", 12, "error")]),
         # a gate on a checklist beside a command would vanish
-        ("### 1. A\n\nRole: L1\n\n```text {approve=IR-lead}\nx\n```\n\n```bash\ntrue\n```\n",
+        (A + "```text {approve=IR-lead}\nx\n```\n\n```bash\ntrue\n```\n",
          [("RB048", 16, "error")]),
         # a policy on a block in no step
         ("```text {timeout=5m}\nx\n```\n\n### 1. A\n\nRole: L1\n", [("RB048", 12, "warning")]),
         # retries cannot apply to a person
-        ("### 1. A\n\nRole: L1\n\n```text {retries=2}\nx\n```\n", [("RB049", 16, "warning")]),
+        (A + "```text {retries=2}\nx\n```\n", [("RB049", 16, "warning")]),
         # outputs only from a decision
-        ("### 1. A\n\nRole: L1\n\n```text {outputs=x}\nx\n```\n", [("RB049", 16, "warning")]),
-        ("### 1. A\n\nRole: L1\n\n```decision {id=a type=yes-no}\nq?\n```\n", [("RB070", 16, "error")]),
-        ("### 1. A\n\nRole: L1\n\n```decision {id=a choices=one}\nq?\n```\n", [("RB070", 16, "error")]),
-        ("### 1. A\n\nRole: L1\n\n```decision {id=a}\n```\n", [("RB070", 16, "error")]),
-        ("### 1. A\n\nRole: L1\n\n```bash {choices=a,b}\ntrue\n```\n", [("RB070", 16, "error")]),
-        ("### 1. A\n\nRole: L1\n\n```decision {id=a}\nq?\n```\n\n```bash\ntrue\n```\n",
+        (A + "```text {outputs=x}\nx\n```\n", [("RB049", 16, "warning")]),
+        (A + "```decision {id=a type=yes-no}\nq?\n```\n", [("RB070", 16, "error")]),
+        (A + "```decision {id=a choices=one}\nq?\n```\n", [("RB070", 16, "error")]),
+        (A + "```decision {id=a}\n```\n", [("RB070", 16, "error")]),
+        (A + "```bash {choices=a,b}\ntrue\n```\n", [("RB070", 16, "error")]),
+        (A + "```decision {id=a}\nq?\n```\n\n```bash\ntrue\n```\n",
          [("RB071", 16, "error")]),
-        ("### 1. A\n\nRole: L1\n\n```decision {id=a}\nq?\n```\n\n```decision {id=b}\nr?\n```\n",
+        (A + "```decision {id=a}\nq?\n```\n\n```decision {id=b}\nr?\n```\n",
          [("RB071", 20, "error")]),
         ("```decision {id=a}\nq?\n```\n\n### 1. A\n\nRole: L1\n", [("RB071", 12, "error")]),
         # a when that names a decision's output is fine once the decision came first
-        ("### 1. A\n\nRole: L1\n\n```decision {id=a outputs=ok}\nq?\n```\n\n### 2. B\n\nRole: L1\n\n"
+        (A + "```decision {id=a outputs=ok}\nq?\n```\n\n### 2. B\n\nRole: L1\n\n"
          "```text {when=\"ok == 'no'\"}\nx\n```\n", []),
-        ("### 1. B\n\nRole: L1\n\n```text {when=\"ok == 'no'\"}\nx\n```\n", [("RB033", 16, "error")]),
+        (A + "```text {when=\"ok == 'no'\"}\nx\n```\n", [("RB033", 16, "error")]),
     ],
 )  # fmt: skip
 def test_check_says_when_an_attribute_cannot_apply(
