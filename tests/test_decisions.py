@@ -340,3 +340,24 @@ def test_pause_answer_resume_from_the_command_line(tmp_path: Path) -> None:
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "ended by step 2: closed as false positive" in resumed.stdout
     assert "closing" in resumed.stdout and "disabling" not in resumed.stdout
+
+
+def test_the_terminal_asks_again_until_the_answer_fits() -> None:
+    import io
+
+    from rich.console import Console
+
+    from runner.exec.operator import TerminalOperator
+
+    typed = iter(["three", "", "4"])
+    out = io.StringIO()
+    person = TerminalOperator("dana", Console(file=out, width=100), read=lambda _: next(typed))
+    question = Question("How many \x1b[31mhosts?", "number", (), "hosts")
+    (step,) = _parse("### 1. Count\n\nRole: L1\n\n```decision {id=n type=number}\nq\n```\n").steps
+    given = person.answer(step, question)
+    assert (given.action, given.value, given.by) == ("answer", 4, "dana")
+    shown = out.getvalue()
+    assert shown.count("not an answer: answer a number") == 2
+    assert "\x1b[31m" not in shown  # the runbook's text is shown, never obeyed
+    later = TerminalOperator("dana", Console(file=io.StringIO()), read=lambda _: "l")
+    assert later.answer(step, question).action == "later"
