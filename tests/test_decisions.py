@@ -155,6 +155,16 @@ A = "### 1. A\n\nRole: L1\n\n"  # a step with a role, its body to follow
         (A + "```decision {id=a outputs=ok}\nq?\n```\n\n### 2. B\n\nRole: L1\n\n"
          "```text {when=\"ok == 'no'\"}\nx\n```\n", []),
         (A + "```text {when=\"ok == 'no'\"}\nx\n```\n", [("RB033", 16, "error")]),
+        # a phase in parts, each with its command, runs as one step: said, not flattened quietly
+        (A + "**1.1 Disable**\n\n```bash {approve=true}\ntrue\n```\n\n"
+         "1.2 Revoke\n\n```bash\ntrue\n```\n",
+         [("RB029", 12, "warning")]),
+        (A + "1. Collect\n\n   ```bash\n   true\n   ```\n\n"
+         "2. Scan\n\n   ```bash\n   true\n   ```\n",
+         [("RB029", 12, "warning")]),
+        # numbered instructions around one command are one step's text
+        (A + "1. Open the console\n2. Find the host\n\n```bash\ntrue\n```\n\n```bash\ntrue\n```\n",
+         []),
     ],
 )  # fmt: skip
 def test_check_says_when_an_attribute_cannot_apply(

@@ -4,6 +4,7 @@ in and the run does not have."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from runner.format import syntax as fmt
@@ -101,4 +102,44 @@ def rule_decision_place(runbook: Runbook) -> Iterator[Problem]:
                           "it under a step's `###` heading")  # fmt: skip
 
 
-RULES = [rule_ignored_attributes, rule_manual_attributes, rule_decision_place]
+# A line that opens a part of a phase: `1.1 Disable`, `**2.3** Scan`, `Part 2:`, or a numbered
+# item of a list inside the step (`1. Collect`, indented or not).
+_PART_RE = re.compile(
+    r"^\s*(?:>\s*)*[*_]{0,2}(?:\d+(?:\.\d+)+[.):]?|\d+[.)]|part\s+\d+\b)[*_]{0,2}\s*\S", re.I
+)
+
+
+def rule_flattened_parts(runbook: Runbook) -> Iterator[Problem]:
+    """RB029: a step written in numbered parts with a runnable block under more than one of
+    them: it still runs as one step (one role, gate and timeout, the first block's policies)."""
+    for where, step in _steps(runbook):
+        runnable = step.executable_blocks
+        if len(runnable) < 2:
+            continue
+        fenced = {n for b in step.blocks for n in range(b.line, b.end_line)}
+        lines = step.text.split("\n")
+        markers = [
+            step.line + k
+            for k, text in enumerate(lines)
+            if k and step.line + k not in fenced and _PART_RE.match(text)
+        ]
+        parts, previous = [], step.line
+        for block in runnable:
+            found = [m for m in markers if previous <= m < block.line]
+            if found:
+                parts.append(found[-1])
+            previous = block.end_line
+        if len(parts) < 2:
+            continue
+        shown = ", ".join(str(n) for n in parts)
+        policies = sorted({k for b in runnable for k in _policies(b) if k != "role"})
+        which = f" ({' '.join(k + '=' for k in policies)})" if policies else ""
+        yield problem(runbook, step.line, "warning", "RB029",
+                      f"{where} is written in parts (lines {shown}), each with its own command, "
+                      "but it runs as one step: one role, one gate, one timeout, the first "
+                      f"block's policies{which} for every part; make each part a step of its "
+                      "own (`### ` heading), see \"Phases and sub-steps\" in "
+                      "docs/format.md")  # fmt: skip
+
+
+RULES = [rule_ignored_attributes, rule_manual_attributes, rule_decision_place, rule_flattened_parts]
