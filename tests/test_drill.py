@@ -82,7 +82,12 @@ def test_the_other_answer_of_a_decision_drills_its_own_branch(clone: Path) -> No
     assert "✓ run status — expected succeeded, got succeeded" in result.stdout
     assert "✗" not in result.stdout.split("Drill expectations", 1)[1]
     assert "ended by step 3: closed as a false positive" in result.stdout
-    events = read_events(_run_dir(clone, "pass-the-hash"))
+    run_dir = _run_dir(clone, "pass-the-hash")
+    report = (run_dir / "report.md").read_text(encoding="utf-8")
+    assert "answered **yes** by dana (scenario" in report
+    title = "Decide: ask the account's owner whether the sessions were theirs"
+    assert f"| 2 | {title} | L1 | yes | dana |" in report  # the manual steps' table
+    events = read_events(run_dir)
     (given,) = [e for e in events if e["event"] == "answer"]
     assert (given["value"], given["by"], given["source"]) == ("yes", "dana", "scenario")
     statuses = {e["step_id"]: e["status"] for e in events if e["event"] == "step_finished"}
