@@ -46,6 +46,10 @@ def _dropped_lines(step: Step) -> set[int]:
             if not titled or _role_line(content.strip()) is not None:
                 dropped.update(range(*token.map))
                 titled = True
+    # A decision's block: the prompt asks its question, in words, right after the text.
+    for block in step.blocks:
+        if block.question is not None:
+            dropped.update(range(block.line - step.line, block.end_line - step.line))
     return dropped
 
 
