@@ -81,7 +81,7 @@ def pending(run: str, step: str | None, runs_dir: Path | None, output_format: st
         return _show_questions(run_dir, questions, output_format)
     if not waiting:
         what = f"step {step} of run {run_dir.name} is" if step else f"run {run_dir.name} has"
-        click.echo(f"{what} not waiting for an approval", err=True)
+        click.echo(f"{what} not waiting for an approval or an answer", err=True)
         return EXIT_FAILED
     where = Where(run_dir.name, run_dir.parent)
     gates = [_gate(record, w) for w in waiting]
