@@ -73,6 +73,27 @@ def test_every_example_runbook_passes_its_drill(clone: Path, runbook: str) -> No
     assert f"drill report: {run_dir.relative_to(clone) / 'report.md'}" in out
 
 
+@pytest.mark.slow
+def test_the_other_answer_of_a_decision_drills_its_own_branch(clone: Path) -> None:
+    # pass-the-hash.yaml (answered "no") runs in the test above; this one answers "yes".
+    scenario = "runbooks/drills/pass-the-hash-false-positive.yaml"
+    result = cli(["drill", "runbooks/pass-the-hash.md", "--scenario", scenario, "--yes"], clone)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert "✓ run status — expected succeeded, got succeeded" in result.stdout
+    assert "✗" not in result.stdout.split("Drill expectations", 1)[1]
+    assert "ended by step 3: closed as a false positive" in result.stdout
+    run_dir = _run_dir(clone, "pass-the-hash")
+    report = (run_dir / "report.md").read_text(encoding="utf-8")
+    assert "answered **yes** by dana (scenario" in report
+    title = "Decide: ask the account's owner whether the sessions were theirs"
+    assert f"| 2 | {title} | L1 | yes | dana |" in report  # the manual steps' table
+    events = read_events(run_dir)
+    (given,) = [e for e in events if e["event"] == "answer"]
+    assert (given["value"], given["by"], given["source"]) == ("yes", "dana", "scenario")
+    statuses = {e["step_id"]: e["status"] for e in events if e["event"] == "step_finished"}
+    assert "lock-account" not in statuses and "isolate-machines" not in statuses
+
+
 @pytest.fixture(scope="module")
 def outage(clone: Path) -> tuple[str, Path]:
     """The EDR-outage drill, run once: its terminal output and its run folder."""

@@ -74,6 +74,15 @@ def _phishing(s: dict[str, Any]) -> None:
     assert {("domain", "login-micros0ft-support.com"), ("ip", "198.51.100.23")} <= _rules(s)
 
 
+def _pass_the_hash(s: dict[str, Any]) -> None:
+    # Answered "no" (not the owner's work): the account is locked, the machines it reached cut
+    # off, and the ticket stays open for the cleanup.
+    assert s["users"]["jdoe"]["enabled"] is False
+    assert s["users"]["jdoe"]["must_change_password"] is True
+    assert s["hosts"]["wks-0042"]["isolated"] is True
+    assert s["hosts"]["wks-0017"]["isolated"] is True
+
+
 def _repeated_auth_failures(s: dict[str, Any]) -> None:
     assert ("ip", "203.0.113.77") in _rules(s)
     assert s["users"]["mlopez"]["enabled"] is True
@@ -87,7 +96,12 @@ EFFECTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "cloud-misconfiguration": _cloud_misconfiguration,
     "phishing-compromised-credentials": _phishing,
     "repeated-auth-failures": _repeated_auth_failures,
+    "pass-the-hash": _pass_the_hash,
 }
+#: Decision steps answered on the command line, by runbook, and the runs that leave their
+#: ticket open (the response goes on in another runbook).
+ANSWERS: dict[str, list[str]] = {"pass-the-hash": ["owner-confirms=no"]}
+TICKET_LEFT_OPEN = {"pass-the-hash"}
 
 
 def test_every_example_runbook_has_an_expected_effect() -> None:
@@ -106,13 +120,15 @@ def test_example_runbook_succeeds_against_the_lab(
         gated = [s.id for s in parse_file(path).steps if s.approve]
         args = ["run", str(path), "--yes", "-i", f"base_url={lab.url}"]
         args += [a for step in gated for a in ("--approve", step)]
+        args += [a for pair in ANSWERS.get(runbook, []) for a in ("--answer", pair)]
         result = cli(args, tmp_path, env={"RUNBOOK_INPUT_API_TOKEN": lab.token}, timeout=120)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr
         assert ": succeeded" in result.stdout
         assert lab.token not in result.stdout + result.stderr
         state = api.get("/api/_lab/state").json()
     opened = {t: st for t, st in state["tickets"].items() if t not in before["tickets"]}
-    assert list(opened.values()) == ["resolved"], "one ticket opened by the run, and resolved"
+    end = "open" if runbook in TICKET_LEFT_OPEN else "resolved"
+    assert list(opened.values()) == [end], f"one ticket opened by the run, and {end}"
     EFFECTS[runbook](state)
 
 

@@ -592,3 +592,82 @@ def test_last_change_dates_read_non_ascii_file_names_from_git(tmp_path: Path) ->
     with git_dates(folder) as dates:
         pass
     assert dates == {"réseau-coupé.md": "2023-07-14"}
+
+
+DECISION = """---
+name: Decide <the> case
+service: test
+objective: Test decisions
+time_limit: 5m
+roles: {L1: "analyst & co", IR-lead: "the <lead>", Legal: counsel}
+---
+# Decide <the> case
+
+## Steps
+
+### 1. Ask the owner
+
+Role: L1 (informed: IR-lead; consulted: Legal)
+
+Call them.
+
+```decision {id=owner outputs=legit}
+Was it <script>alert(1)</script> yours & planned?
+```
+
+### 2. Pick a route
+
+Role: L1
+Informed: IR-lead
+
+```decision {id=route choices="close,<escalate>" when="legit == 'no'" approve=IR-lead}
+Which route?
+```
+
+### 3. Close
+
+Role: L1
+
+```bash {when="route == 'close'"}
+echo close
+```
+
+## Success criteria
+
+- Decided.
+"""
+
+
+def test_a_decision_step_and_its_roles_render_escaped(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    (project / "runbooks" / "decide.md").write_text(DECISION, encoding="utf-8")
+    proc = build(project, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "out" / "runbooks" / "decide" / "index.html").read_text(encoding="utf-8")
+    one = between(page, 'data-step="owner"', 'data-step="route"')
+    assert "<script>alert(1)" not in page  # the question is text, never markup
+    assert "Was it &lt;script&gt;alert(1)&lt;/script&gt; yours &amp; planned?" in one
+    seen = text(one)
+    for shown in (
+        "role: L1",
+        "informed: IR-lead",
+        "consulted: Legal",
+        "decision: yes/no",
+        "Decision: Was it <script>alert(1)</script> yours & planned?",
+        "Answer: yes / no · recorded as legit",
+        "Call them.",
+    ):
+        assert shown in seen, shown
+    assert "Role: L1" not in seen  # the badges replace the line
+    assert "```decision" not in seen and "outputs=" not in seen
+    assert 'class="rb-decision"' in one
+    two = text(between(page, 'data-step="route"', 'data-step="close"'))
+    for shown in (
+        "informed: IR-lead",
+        "decision: close/<escalate>",
+        "needs approval by IR-lead",
+        "Answer: close / <escalate> · recorded as route",
+    ):
+        assert shown in two, shown
+    assert "Informed: IR-lead" in two  # a line of its own stays as the author wrote it
+    assert "&lt;escalate&gt;" in page and "<escalate>" not in page

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Sequence
 from html import escape
 
 from plugins.runbooks.markup import anchor, attach, heading, hold, indent, locate, slice_lines
+from runner.format.answers import accepted
 from runner.format.expr import describe
-from runner.format.model import Block, Procedure, Runbook, Section, Step
+from runner.format.model import Block, Procedure, Question, Runbook, Section, Step
 from runner.format.syntax import format_duration
 
 _PROCEDURE_SECTIONS = ("alternative procedures", "alternate procedures", "alternatives")
@@ -92,7 +93,7 @@ def step_block(step: Step, rb: Runbook, lines: Sequence[str], slots: list[str]) 
     meta = attach(slots, step_meta(step, rb, kind))
     parts = (
         f"### {step.number}. {heading(step.title)} {{ #step-{anchor(step.id)} .rb-step {meta} }}",
-        _step_body(step, lines),
+        _step_body(step, lines, slots),
     )
     return "\n\n".join(p for p in parts if p)
 
@@ -113,14 +114,29 @@ def badges(step: Step, rb: Runbook) -> list[str]:
     if step.role:
         who = rb.metadata.roles.get(step.role, "")
         out.append(_badge("role", f"role: {step.role}", who))
+    for kind, names in (("informed", step.informed), ("consulted", step.consulted)):
+        if names:
+            who = "; ".join(f"{n}: {rb.metadata.roles.get(n, '')}" for n in names)
+            out.append(_badge(kind, f"{kind}: {', '.join(names)}", who))
     blocks = step.executable_blocks
     if not blocks:
-        # A step's policies are those of its executable blocks (see `Step`): a manual step has
+        question = step.question
+        if question is not None:
+            out.append(_badge("decision", f"decision: {accepted(question)}", question.text))
+        else:
+            out.append(_MANUAL_BADGE)
+        # A manual step's policies come from its blocks (see `Step.policy_blocks`); most have
         # none, and asking for each of them would only walk its blocks again.
-        out.append(_MANUAL_BADGE)
+        if any(b.attributes for b in step.blocks):
+            out += _policy_badges(step, rb, step.blocks)
         return out
     langs = sorted({b.lang for b in blocks})
     out.append(_badge("auto", f"runs {', '.join(langs)}", "the runner executes this step"))
+    return out + _policy_badges(step, rb, blocks)
+
+
+def _policy_badges(step: Step, rb: Runbook, blocks: Sequence[Block]) -> list[str]:
+    out = []
     if step.approve:
         who = f" by {step.approver_role}" if step.approver_role else ""
         out.append(_badge("approve", f"needs approval{who}", "the run pauses for a person"))
@@ -168,9 +184,12 @@ def _on_failure(step: Step, rb: Runbook) -> list[str]:
     return [_badge("on-failure", f"on failure: {policy}")]
 
 
-def _step_body(step: Step, lines: Sequence[str]) -> str:
+def _step_body(step: Step, lines: Sequence[str], slots: list[str] | None = None) -> str:
     """The step's own text under its heading, without the `Role:` line the parser took the
-    role from (the badge shows it): the line is the one `step.role_line` names, never guessed."""
+    role from (the badge shows it): the line is the one `step.role_line` names, never guessed.
+    A decision block shows as its question and the answers it takes, not as code."""
+    if slots is not None and step.question is not None:
+        lines = _questions_shown(step, lines, slots)
     if 0 < step.role_line <= len(lines):
         kept = lines[step.role_line - 1]
         lines = list(lines)
@@ -182,6 +201,32 @@ def _step_body(step: Step, lines: Sequence[str]) -> str:
     else:
         body = _list_item_body(step, lines)
     return "\n".join(line for line in body if line.strip() != _DROPPED).strip("\n")
+
+
+def _questions_shown(step: Step, lines: Sequence[str], slots: list[str]) -> list[str]:
+    """The lines with each decision block replaced by its question box (same line count, so
+    every later position the parser recorded still holds)."""
+    out = list(lines)
+    for block in step.blocks:
+        if block.question is None or not 0 < block.line < block.end_line <= len(out) + 1:
+            continue
+        first = out[block.line - 1]
+        pad = first[: len(first) - len(first.lstrip())]
+        out[block.line - 1] = pad + hold(slots, question_box(block.question))
+        for n in range(block.line, block.end_line - 1):
+            out[n] = pad + _DROPPED
+    return out
+
+
+def question_box(question: Question) -> str:
+    """A decision as a responder reads it: the question, the answers, the output it sets."""
+    answers = accepted(question).replace("/", " / ")
+    return (
+        '<div class="rb-decision"><p class="rb-decision-q"><strong>Decision:</strong> '
+        f"{escape(question.text)}</p>"
+        f'<p class="rb-decision-a">Answer: {escape(answers)} · recorded as '
+        f"<code>{escape(question.output)}</code></p></div>"
+    )
 
 
 def _list_item_body(step: Step, lines: Sequence[str]) -> list[str]:
@@ -257,7 +302,7 @@ def _procedure_steps(
     heads: list[str] = []
     for step in proc.steps:
         heads.append(procedure_step_head(step, rb, prose=step.line == proc.line))
-        body = _step_body(step, lines)
+        body = _step_body(step, lines, slots)
         if body:
             parts += [hold(slots, "\n".join(heads)), body]
             heads = []

@@ -17,12 +17,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from runner.check import code as check_code
+from runner.check import decisions as check_decisions
 from runner.check import references as check_references
 from runner.check import routing as check_routing
 from runner.check import structure as check_structure
 from runner.errors import InvalidRunbook, UnreadableRunbook, UsageError
 from runner.format import syntax as fmt
-from runner.format.model import Block, Problem, ProblemLevel, Runbook, Step
+from runner.format.model import Problem, ProblemLevel, Runbook, Step
 from runner.parse.markdown import did_you_mean, parse_file
 
 Rule = Callable[[Runbook], Iterator[Problem]]
@@ -141,12 +142,6 @@ def _all_steps(runbook: Runbook) -> Iterator[tuple[str, Step]]:
             yield f"procedure {proc.id!r} step {step.number} {step.title!r}", step
 
 
-def _runnable_blocks(runbook: Runbook) -> Iterator[tuple[str, Block]]:
-    for where, step in _all_steps(runbook):
-        for block in step.executable_blocks:
-            yield where, block
-
-
 def _declared_roles(runbook: Runbook) -> str:
     return ", ".join(runbook.metadata.roles) or "none"
 
@@ -256,7 +251,7 @@ def rule_when_names(runbook: Runbook) -> Iterator[Problem]:
 def _when_problems(
     runbook: Runbook, where: str, step: Step, known: set[str], every_output: set[str]
 ) -> Iterator[Problem]:
-    for block in step.executable_blocks:
+    for block in step.policy_blocks:
         if block.condition is None:
             continue  # no condition, or one that did not parse (the parser reported RB032)
         names = block.condition.names
@@ -277,7 +272,8 @@ def _when_problems(
 
 def rule_on_failure(runbook: Runbook) -> Iterator[Problem]:
     """RB034: `on_failure=procedure:NAME` where no alternative procedure has that name."""
-    for where, block in _runnable_blocks(runbook):
+    policy = ((where, b) for where, step in _all_steps(runbook) for b in step.policy_blocks)
+    for where, block in policy:
         if not block.on_failure.startswith("procedure:"):
             continue
         name = block.on_failure.split(":", 1)[1]
@@ -311,7 +307,16 @@ def rule_roles(runbook: Runbook) -> Iterator[Problem]:
                 f"{where}: role {step.role!r} is not declared{did_you_mean(step.role, roles)}; "
                 f"add it under `roles:` (declared: {_declared_roles(runbook)})",
             )
-        for block in step.executable_blocks:
+        for kind, names in (("informed", step.informed), ("consulted", step.consulted)):
+            for name in names:
+                if name not in roles:
+                    yield _problem(
+                        runbook, step.line, "error", "RB035",
+                        f"{where}: {kind} role {name!r} is not declared"
+                        f"{did_you_mean(name, roles)}; add it under `roles:` "
+                        f"(declared: {_declared_roles(runbook)})",
+                    )  # fmt: skip
+        for block in step.policy_blocks:
             if block.approver_role and block.approver_role not in roles:
                 yield _problem(
                     runbook,
@@ -438,6 +443,7 @@ RULES: list[Rule] = [
         _only_standard(rule)
         for rule in (
             *check_structure.RULES,
+            *check_decisions.RULES,
             *check_code.RULES,
             *check_references.RULES,
             *check_routing.RULES,

@@ -44,6 +44,7 @@ _COMMAND_MODULES: dict[str, str] = {
     "resume": "running",
     "approve": "running",
     "deny": "running",
+    "answer": "running",
     "pending": "pending",
     "runs": "records",
     "log": "records",

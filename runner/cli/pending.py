@@ -72,16 +72,22 @@ def pending(run: str, step: str | None, runs_dir: Path | None, output_format: st
     # Everything shown comes from the journal or the runbook: escaped, never obeyed.
     record = load_run(run_dir, [visible_event(e) for e in read_events(run_dir)])
     waiting = record.waiting_steps()
+    asking = record.waiting_answers()
     if step is not None:
         waiting = [w for w in waiting if step in (str(w.step), str(w.step_id))]
+        asking = [w for w in asking if step in (str(w.step), str(w.step_id))]
+    questions = [_question(record, w) for w in asking]
+    if not waiting and questions:
+        return _show_questions(run_dir, questions, output_format)
     if not waiting:
         what = f"step {step} of run {run_dir.name} is" if step else f"run {run_dir.name} has"
-        click.echo(f"{what} not waiting for an approval", err=True)
+        click.echo(f"{what} not waiting for an approval or an answer", err=True)
         return EXIT_FAILED
     where = Where(run_dir.name, run_dir.parent)
     gates = [_gate(record, w) for w in waiting]
     if output_format == "json":
-        click.echo(json.dumps({"version": OUTPUT_VERSION, "run_id": run_dir.name, "gates": gates},
+        click.echo(json.dumps({"version": OUTPUT_VERSION, "run_id": run_dir.name, "gates": gates,
+                               "questions": questions},
                               indent=2, ensure_ascii=False, default=str))  # fmt: skip
         return EXIT_OK
     console = Console(highlight=False)
@@ -91,7 +97,54 @@ def pending(run: str, step: str | None, runs_dir: Path | None, output_format: st
         hints = paused_hints(where, str(gate["step_id"]), gate["approver_role"])[1:]
         # Commands to paste: never broken at the screen's edge (the terminal wraps them whole).
         console.print(hint_lines(hints) + "\n", soft_wrap=True, markup=False)
+    if questions:
+        _print_questions(console, run_dir, questions)
     return EXIT_OK
+
+
+def _question(record: RunRecord, waiting: ev.StepFinished) -> dict[str, Any]:
+    """One waiting decision as data: the question, what it accepts, when it was asked."""
+    asked = record.question_for(waiting)
+    return {
+        "step": waiting.step,
+        "step_id": waiting.step_id,
+        "procedure": waiting.procedure,
+        "title": waiting.title,
+        "question": asked.question if asked else "",
+        "type": asked.type if asked else "",
+        "choices": list(asked.choices) if asked else [],
+        "output": asked.output if asked else "",
+        "asked_at": asked.ts if asked else None,
+    }
+
+
+def _show_questions(run_dir: Path, questions: list[dict[str, Any]], output_format: str) -> int:
+    if output_format == "json":
+        click.echo(json.dumps({"version": OUTPUT_VERSION, "run_id": run_dir.name, "gates": [],
+                               "questions": questions},
+                              indent=2, ensure_ascii=False, default=str))  # fmt: skip
+        return EXIT_OK
+    _print_questions(Console(highlight=False), run_dir, questions)
+    return EXIT_OK
+
+
+def _print_questions(console: Console, run_dir: Path, questions: list[dict[str, Any]]) -> None:
+    from runner.text.live import answer_hints
+
+    where = Where(run_dir.name, run_dir.parent)
+    for q in questions:
+        head = Text(f"step {q['step']} {visible(str(q['title']))}", style="bold yellow")
+        head.append(" waits for an answer (recorded as output ")
+        head.append(visible(str(q["output"])), style="bold")
+        head.append(")")
+        console.print(head)
+        console.print(Text(f"? {visible(str(q['question']))}"))
+        accepts = {"yesno": "yes|no", "number": "NUMBER", "text": "TEXT"}.get(
+            str(q["type"]), "|".join(visible(str(c)) for c in q["choices"])
+        )
+        console.print("Answer:")
+        hints = answer_hints(where, str(q["step_id"]), accepts)[1:]
+        console.print(hint_lines(hints) + "\n", soft_wrap=True, markup=False)
 
 
 def show_gate(console: Console, run_dir: Path, waiting: ev.StepFinished) -> None:

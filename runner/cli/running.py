@@ -268,6 +268,12 @@ class RichReporter:
             self.denials[(event.get("procedure"), event.get("step_id"))] = decided + comment
         self.console.print(Text(decided + how + comment, style="yellow"))
 
+    def _on_answer(self, event: Event) -> None:
+        how = " (given on the command line)" if event.get("source") == "command_line" else ""
+        self.console.print(
+            Text(f"answered {event.get('value')!r} by {event.get('by')}{how}", style="yellow")
+        )
+
     def _on_off_script(self, event: Event) -> None:
         self.console.print(f"[dim]off-script command in {event['kernel']}: {event['status']}[/]")
 
@@ -294,7 +300,7 @@ def print_summary(
     from rich.table import Table
 
     from runner.format.syntax import format_duration
-    from runner.text.live import Where, hint_lines, next_hints, paused_hints
+    from runner.text.live import Where, answer_hints, hint_lines, next_hints, paused_hints
 
     name = escape(visible(runbook.metadata.name))
     table = Table(title=f"{name}: {result.status.value}", title_justify="left")
@@ -324,7 +330,18 @@ def print_summary(
 
         console.print(escape(ending_text(result.ended_by) or ""), soft_wrap=True)
     where = Where(result.run_id, result.run_dir.parent)
-    if result.status is RunStatus.PAUSED and result.paused_step:
+    asking = _find_step(runbook, result.paused_step) if result.paused_step else None
+    waits_answer = any(
+        o.status == "waiting_answer" and o.step_id == result.paused_step for o in result.outcomes
+    )
+    if result.status is RunStatus.PAUSED and asking and asking.question and waits_answer:
+        from runner.format.answers import accepted
+
+        console.print(f"[yellow]paused:[/] step {asking.number} waits for an answer.")
+        accepts = accepted(asking.question).replace("/", "|")
+        hints = answer_hints(where, str(result.paused_step), accepts)
+        console.print(hint_lines(hints), soft_wrap=True, markup=False)
+    elif result.status is RunStatus.PAUSED and result.paused_step:
         gated = _find_step(runbook, result.paused_step)
         console.print(f"[yellow]paused:[/] step {result.paused_step} waits for an approval.")
         hints = paused_hints(where, result.paused_step, gated.approver_role if gated else None)
@@ -481,6 +498,32 @@ def _check_refs(runbook: Runbook, steps: Sequence[Step], refs: Sequence[str], fl
             raise UsageError(f"{flag} {ref}: no such step; the steps are {known}")
 
 
+def _answers(
+    steps: Sequence[Step], given: Sequence[str]
+) -> tuple[tuple[str, str | int | float], ...]:
+    """`--answer STEP=VALUE` pairs, each naming a decision step of the plan and fitting its
+    question's type; a bad one is a usage error (exit 2) before anything runs."""
+    from runner.exec.policy import matches
+    from runner.format.answers import read_answer
+
+    out: list[tuple[str, str | int | float]] = []
+    for pair in given:
+        ref, sep, raw = pair.partition("=")
+        step = next((s for s in steps if matches(s, ref.strip())), None) if sep else None
+        if not sep:
+            raise UsageError(f"--answer {pair}: write STEP=VALUE, e.g. --answer 2=yes")
+        if step is None or step.question is None:
+            asking = ", ".join(f"{s.number} ({s.id})" for s in steps if s.question) or "none"
+            raise UsageError(
+                f"--answer {ref}: no decision step {ref!r}; the steps that ask are {asking}"
+            )
+        try:
+            out.append((ref.strip(), read_answer(step.question, raw)))
+        except ValueError as exc:
+            raise UsageError(f"--answer {ref}: {exc} ({step.question.text})") from None
+    return tuple(out)
+
+
 def _steps_for(runbook: Runbook, procedure: str | None) -> tuple[Step, ...]:
     if procedure is None:
         return runbook.steps
@@ -573,6 +616,13 @@ def _reporter(
     help="Pre-approve a gated step (repeatable; recorded).",
 )
 @click.option(
+    "--answer",
+    "answers",
+    multiple=True,
+    metavar="STEP=VALUE",
+    help="Answer a decision step's question (repeatable; recorded).",
+)
+@click.option(
     "--require-distinct-approver",
     is_flag=True,
     help="Two-person rule: the operator may not approve.",
@@ -589,6 +639,7 @@ def run_command(
     operator_name: str | None,
     runs_dir: Path | None,
     approve: tuple[str, ...],
+    answers: tuple[str, ...],
     require_distinct_approver: bool,
     procedure: str | None,
 ) -> int:
@@ -624,6 +675,7 @@ def run_command(
         _check_refs(book, steps, only, "--only")
         _check_refs(book, steps, [from_step] if from_step else [], "--from")
         _check_refs(book, steps, approve, "--approve")
+        answered = _answers(steps, answers)
         if approve and require_distinct_approver:
             raise UsageError(
                 "--approve records the operator's own approval, which the two-person rule "
@@ -641,6 +693,7 @@ def run_command(
             approve=approve,
             require_distinct_approver=require_distinct_approver,
             procedure=procedure,
+            answers=answered,
         )
         session = Session(
             book, values, secrets, operator, context_for(path, name, operator.interactive), options
@@ -717,6 +770,13 @@ def _policies(step: Step) -> str:
     help="Correct a non-secret input the run started with (repeatable; journaled).",
 )
 @click.option("--yes", is_flag=True, help="Continue unattended.")
+@click.option(
+    "--answer",
+    "answers",
+    multiple=True,
+    metavar="STEP=VALUE",
+    help="Answer a decision step's question (repeatable; recorded).",
+)
 @click.option("--operator", "operator_name", metavar="NAME")
 @runs_dir_option
 def resume_command(
@@ -726,6 +786,7 @@ def resume_command(
     pairs: tuple[str, ...],
     corrections: tuple[str, ...],
     yes: bool,
+    answers: tuple[str, ...],
     operator_name: str | None,
     runs_dir: Path | None,
 ) -> int:
@@ -746,6 +807,7 @@ def resume_command(
     options = state.options
     console = Console(highlight=False)
     steps = _steps_for(book, options.get("procedure"))
+    answered = _answers(steps, answers)
     with _kernels(needed_kernels(steps)) as pool:
         name = _operator_name(operator_name)
         operator = _operator(name, yes, console)
@@ -768,6 +830,7 @@ def resume_command(
             approve=(),  # pre-approvals are not carried over: every gate needs a fresh record
             require_distinct_approver=bool(options.get("require_distinct_approver")),
             procedure=options.get("procedure"),
+            answers=answered,  # like pre-approvals, earlier --answer values are not carried over
         )
         reporter = _reporter(console, book, run_.run_dir.name, values, secrets, operator, run_)
         session = Session(
@@ -910,6 +973,27 @@ def approve_command(
 
         return decide_remote(server, run, step, "approved", by, role, comment)
     return _decide(run, step, _by(by), role, comment, runs_dir, "approved")
+
+
+@cli.command("answer")
+@click.argument("run")
+@click.argument("step")
+@click.argument("value")
+@click.option("--by", metavar="NAME", help="Who answers (default: $RUNBOOK_OPERATOR or login).")
+@runs_dir_option
+def answer_command(run: str, step: str, value: str, by: str | None, runs_dir: Path | None) -> int:
+    """Answer the question decision STEP of a paused RUN asks; `runbook resume RUN` goes on."""
+    from runner.exec.session import answer, open_run
+    from runner.text.live import Where
+
+    opened = open_run(runs_dir, run)
+    recorded = answer(opened, step, value, by=_operator_name(by))
+    run_dir = opened.run_dir
+    click.echo(
+        f"step {recorded.step} ({recorded.step_id}) answered {recorded.value!r} by {recorded.by}; "
+        f"continue with: {Where(run_dir.name, run_dir.parent).command('resume')}"
+    )
+    return EXIT_OK
 
 
 @cli.command("deny")

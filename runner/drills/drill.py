@@ -25,8 +25,10 @@ import yaml
 
 from runner.drills.scenario import Answer, Assertion, Fault, Note, ScenarioFile
 from runner.errors import ExitCode, RunbookError, UsageError
+from runner.exec.operator import Answer as OperatorAnswer
 from runner.exec.operator import Approval, ApprovalRequest, Decision, Operator
-from runner.format.model import Problem, Runbook, Step, all_steps, find_step
+from runner.format.answers import read_answer
+from runner.format.model import Problem, Question, Runbook, Step, all_steps, find_step
 from runner.lab.server import is_loopback
 from runner.parse.markdown import parse_file
 from runner.runs import events as ev
@@ -154,6 +156,24 @@ def _check_answer(scenario: ScenarioFile, book: Runbook, ref: str, answer: Answe
     if decision in ("approve", "deny") and not step.approve:
         raise scenario.error(
             f"step {ref} needs no approval, so it cannot be {decision}d; use run or skip",
+            "answers",
+            ref,
+        )
+    if step.question is not None:
+        if decision not in (None, "approve", "deny"):
+            raise scenario.error(
+                f"step {ref} asks a question; answer it with `answer: VALUE`, not {decision}",
+                "answers",
+                ref,
+            )
+        if answer.answer is not None:
+            try:
+                read_answer(step.question, answer.answer)
+            except ValueError as exc:
+                raise scenario.error(f"step {ref}: {exc}", "answers", ref, "answer") from None
+    elif answer.answer is not None:
+        raise scenario.error(
+            f"step {ref} asks no question, so it takes no `answer:`; use done, run or skip",
             "answers",
             ref,
         )
@@ -382,6 +402,18 @@ class DrillOperator:
         role = self._role(by) if by in self.scenario.spec.participants else request.approver_role
         decision = "denied" if answer.decision == "deny" else "approved"
         return Approval(decision, by, role, answer.comment)
+
+    def answer(self, step: Step, question: Question) -> OperatorAnswer:
+        asked = time.monotonic()
+        answer = self._before(step)
+        if self.person is not None:
+            return self.person.answer(step, question)
+        if answer.answer is None:
+            # No answer in the scenario: the run pauses, and the drill's verdict says so.
+            return OperatorAnswer("later", by=self.name)
+        value = read_answer(question, answer.answer)  # checked with the scenario
+        waited = time.monotonic() - asked
+        return OperatorAnswer("answer", value, self.name, "scenario", waited)
 
     def _approver(self, role: str | None) -> str:
         people = self.scenario.spec.participants

@@ -65,6 +65,9 @@ class Answer(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     """
 
     decision: Literal["run", "skip", "done", "approve", "deny"] | None = None
+    # A decision step's answer (docs/format.md, "Decision steps"), checked against its type.
+    # YAML reads `yes`/`no` unquoted as booleans: they are taken as yes and no.
+    answer: str | int | float | bool | None = None
     by: str | None = None  # the participant who acts (an approver for approve/deny)
     comment: str | None = None  # the approver's comment, or the note on done/skip
     notes: tuple[Note, ...] = ()

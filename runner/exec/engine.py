@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runner.errors import ExitCode, ExpressionError, RunbookError
-from runner.exec.operator import Approval, ApprovalRequest, Decision, Operator
+from runner.exec.operator import Answer, Approval, ApprovalRequest, Decision, Operator
 from runner.exec.policy import (
     FAILED_STATUSES,
     approval_problem,
@@ -122,6 +122,8 @@ class RunOptions:
     approve: tuple[str, ...] = ()  # pre-approved gated steps
     require_distinct_approver: bool = False
     procedure: str | None = None  # run this alternative procedure on its own
+    # `--answer STEP=VALUE`: decision steps answered on the command line, values checked
+    answers: tuple[tuple[str, str | int | float], ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -129,6 +131,7 @@ class RunOptions:
             "only": list(self.only),
             "from": self.from_step,
             "approve": list(self.approve),
+            "answers": {ref: value for ref, value in self.answers},
             "require_distinct_approver": self.require_distinct_approver,
             "procedure": self.procedure,
         }
@@ -158,7 +161,7 @@ class RunResult:
     time_limit: float | None
     within_time_limit: bool | None
     outcomes: tuple[StepRecord, ...]  # each step that ended, as the fold would record it
-    paused_step: str | None = None  # the step waiting for approval
+    paused_step: str | None = None  # the step waiting for approval (or an answer)
     aborted: bool = False  # ended by Ctrl-C or SIGTERM
     ended_by: Mapping[str, Any] | None = None  # the branch that ended the run (`end=`)
 
@@ -490,12 +493,13 @@ class Engine:
             status = declared if declared is not RunStatus.SUCCEEDED or not handled else status
         limit = self.runbook.metadata.time_limit
         within = None if limit is None else total <= limit
-        paused = next((o for o in outcomes if o.status == StepStatus.WAITING_APPROVAL), None)
+        paused = next((o for o in outcomes if o.status in _WAITING), None)
         if status is RunStatus.PAUSED and paused is not None:
+            needs = "an answer" if paused.status == StepStatus.WAITING_ANSWER else "an approval"
             self._event(
                 ev.RunPaused(
                     status="paused",
-                    reason=f"step {paused.number} needs an approval",
+                    reason=f"step {paused.number} needs {needs}",
                     step=paused.number,
                     step_id=paused.step_id,
                     procedure=paused.procedure,
@@ -608,6 +612,12 @@ class Engine:
             if flow is not None:
                 return flow
         if step.manual:
+            if step.approve:  # a gate on a person's work or question, as on code
+                flow = self._gated(step, procedure)
+                if flow is not None:
+                    return flow
+            if step.question is not None:
+                return self._question(step, index, total, procedure)
             return self._manual(step, index, total, procedure)
         decision = self._ask_before(step, index, total, procedure)
         if decision.action == "skip":
@@ -616,20 +626,27 @@ class Engine:
         if decision.action == "quit":
             return Flow.QUIT
         if step.approve:
-            gate = self._gate(step, procedure)
-            if gate == "paused":
-                self._record(
-                    step, procedure, StepStatus.WAITING_APPROVAL, reason="waiting for an approval"
-                )
-                return Flow.PAUSE
-            if gate == "denied":
-                self._record(step, procedure, StepStatus.DENIED, reason="approval denied")
-                return self._on_failure(step, procedure, StepStatus.DENIED)
+            flow = self._gated(step, procedure)
+            if flow is not None:
+                return flow
         flow = self._attempts(step, index, total, procedure)
         outcome = self._outcomes.get(key)
         if flow is Flow.NEXT and step.end and outcome and outcome.status == StepStatus.SUCCEEDED:
             return self._end_run(step.end, procedure, step)
         return flow
+
+    def _gated(self, step: Step, procedure: str | None) -> Flow | None:
+        """None when the gate let the step through; else how the run goes on."""
+        gate = self._gate(step, procedure)
+        if gate == "paused":
+            self._record(
+                step, procedure, StepStatus.WAITING_APPROVAL, reason="waiting for an approval"
+            )
+            return Flow.PAUSE
+        if gate == "denied":
+            self._record(step, procedure, StepStatus.DENIED, reason="approval denied")
+            return self._on_failure(step, procedure, StepStatus.DENIED)
+        return None
 
     def _end_run(self, end: RunEnd, procedure: str | None, step: Step | None) -> Flow:
         """A branch ends the run: journaled in `run_finished.ended_by`, with its reason."""
@@ -740,10 +757,128 @@ class Engine:
             status, reason = StepStatus.CANCELLED, "the operator quit the run"
         elif decision.action == "done":
             status, reason = StepStatus.SUCCEEDED, decision.note
+            if step.timeout is not None and waited > step.timeout:
+                status, reason = StepStatus.TIMED_OUT, _late(waited, step.timeout)
         else:
             status, reason = StepStatus.SKIPPED, _operator_reason(decision)
         self._record(step, procedure, status, waited, attempt=1, attempts=1, reason=reason)
-        return Flow.QUIT if decision.action == "quit" else Flow.NEXT
+        return self._after_person(step, procedure, status)
+
+    def _after_person(self, step: Step, procedure: str | None, status: StepStatus) -> Flow:
+        """After a manual or decision step: its `end=`, or its on_failure when it timed out."""
+        if status is StepStatus.CANCELLED:
+            return Flow.QUIT
+        if status is StepStatus.TIMED_OUT:
+            return self._on_failure(step, procedure, status)
+        if status is StepStatus.SUCCEEDED and step.end:
+            return self._end_run(step.end, procedure, step)
+        return Flow.NEXT
+
+    # --- decision steps ------------------------------------------------------------------------
+
+    def _question(self, step: Step, index: int, total: int, procedure: str | None) -> Flow:
+        """Ask a decision step's question; its answer becomes the step's output. The answer
+        comes from, in order: `runbook answer` (on a resume), `--answer`, the operator; with
+        none, the step waits and the run pauses, as at an approval gate."""
+        question = step.question
+        assert question is not None
+        key = (procedure, step.id)
+        self.journal.sync()
+        started = time.monotonic()
+        self._step_started(step, procedure, index, total, attempt=1, attempts=1, kernel=None)
+        recorded = self.resume.answers.pop(key, None) if self.resume else None
+        answer: Answer | None = None
+        if recorded is not None:
+            answer = Answer(
+                "answer",
+                recorded.get("value"),
+                str(recorded.get("by") or ""),
+                "recorded",
+                float(recorded.get("waited") or 0.0),
+            )
+        else:
+            self._event(
+                ev.QuestionAsked(
+                    step=step.number,
+                    step_id=step.id,
+                    procedure=procedure,
+                    question=question.text,
+                    type=question.type,
+                    choices=list(question.choices),
+                    output=question.output,
+                )
+            )
+            preset = self._preset_answer(step, procedure)
+            if preset is not None:
+                answer = Answer("answer", preset, self.context.operator, "command_line")
+            else:
+                self._prompt_event(step, index, total, manual=True, procedure=procedure)
+                self._current = _Current(step, procedure, started, 1, 1)
+                answer = self.operator.answer(step, question)
+                self._current = None
+                answer = Answer(
+                    answer.action,
+                    answer.value,
+                    answer.by or self.operator.name,
+                    answer.source,
+                    answer.waited or time.monotonic() - started,
+                )
+                if answer.action != "answer":
+                    return self._unanswered(step, procedure, answer, time.monotonic() - started)
+            self._event(
+                ev.Answered(
+                    step=step.number,
+                    step_id=step.id,
+                    procedure=procedure,
+                    value=answer.value,
+                    output=question.output,
+                    by=answer.by,
+                    source=answer.source,
+                    waited=round(answer.waited, 3),
+                )
+            )
+        waited = answer.waited
+        if step.timeout is not None and waited > step.timeout:
+            status, reason = StepStatus.TIMED_OUT, _late(waited, step.timeout)
+        else:
+            self.outputs[question.output] = answer.value
+            self._event(
+                ev.Outputs(
+                    step=step.number, step_id=step.id, values={question.output: answer.value}
+                )
+            )
+            status, reason = StepStatus.SUCCEEDED, f"answered {answer.value!r} by {answer.by}"
+        self._record(
+            step,
+            procedure,
+            status,
+            time.monotonic() - started,
+            attempt=1,
+            attempts=1,
+            reason=reason,
+        )
+        return self._after_person(step, procedure, status)
+
+    def _unanswered(self, step: Step, procedure: str | None, answer: Answer, waited: float) -> Flow:
+        if answer.action == "quit":
+            self._record(
+                step, procedure, StepStatus.CANCELLED, waited, reason="the operator quit the run"
+            )
+            return Flow.QUIT
+        self._record(
+            step, procedure, StepStatus.WAITING_ANSWER, waited, reason="waiting for an answer"
+        )
+        return Flow.PAUSE
+
+    def _preset_answer(self, step: Step, procedure: str | None) -> str | int | float | None:
+        """`--answer` names steps of the plan being run (the CLI checked them and their values
+        against it), never a step of a procedure a failure brings in, like `--approve`."""
+        if procedure != self._plan()[1]:
+            return None
+        return next(
+            (value for ref, value in self.options.answers if ref in (str(step.number), step.id)),
+            None,
+        )
 
     def _off_script(self, step: Step, procedure: str | None, decision: Decision) -> None:
         self._off_script_ran = True
@@ -969,6 +1104,9 @@ class Engine:
         Redacted before it is quoted: a secret with a quote or a backslash would otherwise
         reach the screen and the journal in its quoted form, which no longer matches it.
         """
+        if step.manual:  # a person's work is approved as the runbook words it
+            what = step.question.text if step.question else step.text
+            return self.journal.redactor.text(what)
         redact = self.journal.redactor.value
         values = {
             n: REDACTED if n in self.secret_inputs else redact(v)
@@ -1407,6 +1545,13 @@ def _status_of(result: ExecResult) -> tuple[StepStatus, str | None]:
     if result.status is ExecStatus.INTERRUPTED:
         return StepStatus.CANCELLED, result.error
     return StepStatus.FAILED, result.error
+
+
+_WAITING = frozenset({StepStatus.WAITING_APPROVAL, StepStatus.WAITING_ANSWER})
+
+
+def _late(waited: float, timeout: float) -> str:
+    return f"answered after {waited:.0f}s, past the step's timeout of {timeout:.0f}s"
 
 
 def _operator_reason(decision: Decision) -> str:

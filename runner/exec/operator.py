@@ -7,6 +7,9 @@ The engine never reads the terminal itself: it asks an :class:`Operator`. Three 
   steps ("manual step, needs a person"), applies each step's ``on_failure`` after a failure,
   and never approves anything itself (fail closed);
 - :class:`ScriptedOperator`: answers from a list, for drills and tests.
+
+Long on purpose: every question the engine may ask (step, manual step, failure, approval,
+decision) with its three answerers side by side, so none of them misses one.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.text import Text
 
-from runner.format.model import Step
+from runner.format.answers import accepted, read_answer
+from runner.format.model import Question, Step
 from runner.text.gate import Evidence, evidence_view
 from runner.text.terminal import fold_lines, visible
 
@@ -68,6 +72,17 @@ class Approval:
     comment: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A person's answer to a decision step: a value of the question's type, or an action."""
+
+    action: str  # answer | later (the run pauses) | quit
+    value: str | int | float | None = None
+    by: str = ""
+    source: str = "terminal"  # terminal | scenario
+    waited: float = 0.0  # seconds from the question to the answer
+
+
 class Operator(Protocol):
     """Everything the engine may ask a person."""
 
@@ -82,6 +97,10 @@ class Operator(Protocol):
 
     def approve(self, request: ApprovalRequest) -> Approval | None:
         """The decision, or None when nobody can decide now (the run pauses)."""
+        ...
+
+    def answer(self, step: Step, question: Question) -> Answer:
+        """A decision step's answer, checked against its type (`later`: the run pauses)."""
         ...
 
 
@@ -105,6 +124,9 @@ class UnattendedOperator:
 
     def approve(self, request: ApprovalRequest) -> Approval | None:
         return None
+
+    def answer(self, step: Step, question: Question) -> Answer:
+        return Answer("later")  # nobody to ask: the run pauses (or takes --answer)
 
 
 @dataclass
@@ -144,6 +166,22 @@ class ScriptedOperator:
         by, _, comment = rest.partition(":")
         decision = "approved" if verb == "approve" else "denied"
         return Approval(decision, by or self.name, request.approver_role, comment or None)
+
+    def answer(self, step: Step, question: Question) -> Answer:
+        """``"answer:VALUE"`` or ``"answer:VALUE:by"``; a value that does not fit the type is
+        refused as at the terminal (recorded in ``asked``) and the next answer taken."""
+        while True:
+            given = self._next(f"answer {step.number}")
+            if given is None or given == "later":
+                return Answer("later")
+            if given == "quit":
+                return Answer("quit")
+            _, _, rest = given.partition(":")
+            value, _, by = rest.partition(":")
+            try:
+                return Answer("answer", read_answer(question, value), by or self.name)
+            except ValueError as exc:
+                self.asked.append(f"refused: {exc}")
 
 
 def _parse_answer(answer: str | None, default: str, default_note: str | None = None) -> Decision:
@@ -283,6 +321,25 @@ class TerminalOperator:
         held = self._ask(f"approver's role {escape(f'[{role}]')} > ") if role else ""
         comment = self._ask("comment (optional) > ") or None
         return Approval("approved" if answer == "a" else "denied", by, held or role, comment)
+
+    def answer(self, step: Step, question: Question) -> Answer:
+        """Ask until the answer fits the question's type; `l` leaves it for later (the run
+        pauses), `q` quits."""
+        started = time.monotonic()
+        self.console.print(Text(f"? {visible(question.text)}", style="bold yellow"))
+        prompt = f"answer ({escape(visible(accepted(question)))}), later (l), quit (q) > "
+        while True:
+            given = self._ask(prompt)
+            if given.lower() in ("l", "later"):
+                return Answer("later", by=self.name)
+            if given.lower() in ("q", "quit"):
+                return Answer("quit", by=self.name)
+            try:
+                value = read_answer(question, given)
+            except ValueError as exc:
+                self.console.print(Text(f"not an answer: {visible(str(exc))}", style="yellow"))
+                continue
+            return Answer("answer", value, self.name, waited=time.monotonic() - started)
 
     def _show_request(self, request: ApprovalRequest) -> None:
         c = self.console

@@ -206,6 +206,51 @@ def waiting_gate(run: OpenRun, step_ref: str) -> ev.StepFinished:
     return waiting
 
 
+def answer(run: OpenRun, step_ref: str, value: str, *, by: str) -> ev.Answered:
+    """Record the answer to a waiting decision step, checked against its question's type; the
+    run goes on when it is resumed. UsageError (exit 2) when nothing waits or it does not fit."""
+    from runner.format.answers import read_answer
+    from runner.format.model import Question
+
+    waiting = run.record.waiting_answer(step_ref)
+    asked = run.record.question_for(waiting) if waiting is not None else None
+    if waiting is None or asked is None:
+        raise UsageError(
+            f"step {step_ref} of run {run.run_dir.name} is not waiting for an answer; "
+            "`runbook pending RUN` shows what waits"
+        )
+    if not by.strip():
+        raise UsageError("the answer needs a name: --by NAME")
+    question = Question(asked.question, asked.type, tuple(asked.choices), asked.output)  # type: ignore[arg-type]  # as journaled
+    try:
+        typed = read_answer(question, value)
+    except ValueError as exc:
+        raise UsageError(f"step {waiting.step} asks {asked.question!r}: {exc}") from None
+    recorded = ev.Answered(
+        step=waiting.step,
+        step_id=waiting.step_id,
+        procedure=waiting.procedure,
+        value=typed,
+        output=asked.output,
+        by=by,
+        source="runbook_answer",
+        waited=round(_since(asked.ts), 3),
+    )
+    with RunStore().reopen(run.run_dir) as journal:
+        journal.append(recorded)
+    return recorded
+
+
+def _since(iso: str) -> float:
+    import datetime as dt
+
+    try:
+        then = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return max(0.0, (dt.datetime.now(dt.UTC) - then).total_seconds())
+
+
 def approver_problem(
     run: OpenRun, waiting: ev.StepFinished, by: str, role: str | None
 ) -> str | None:

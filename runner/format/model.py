@@ -3,6 +3,8 @@
 Every object is a frozen, slotted dataclass: a parsed runbook is a value, safe to share between
 the runner, the linter and the MkDocs plugin, and nothing downstream can change what the file said.
 Every object that came from the file carries its 1-based source ``line``.
+
+Long on purpose: the whole plan, read by four consumers, is one vocabulary in one place.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class StepStatus(StrEnum):
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
     WAITING_APPROVAL = "waiting_approval"
+    WAITING_ANSWER = "waiting_answer"  # a decision step waits for its answer (the run pauses)
     DENIED = "denied"
     HANDLED = "handled"
 
@@ -48,7 +51,7 @@ class RunStatus(StrEnum):
     SUCCEEDED_WITH_HANDLED_FAILURES = "succeeded_with_handled_failures"
     FAILED = "failed"
     CANCELLED = "cancelled"
-    PAUSED = "paused"  # waiting for an approval; `runbook resume` continues it
+    PAUSED = "paused"  # waiting for an approval or an answer; `runbook resume` continues it
 
 
 class Severity(StrEnum):
@@ -163,6 +166,19 @@ class RunEnd:
     reason: str  # in words, for the journal and the report: "closed as false positive"
 
 
+AnswerType = Literal["yesno", "choice", "number", "text"]
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """What a ```` ```decision ```` block asks a person; the answer becomes an output."""
+
+    text: str  # the question, as the block's body (or `ask=`) says it
+    type: AnswerType = "yesno"
+    choices: tuple[str, ...] = ()  # for `choice`: the answers allowed, in the order written
+    output: str = ""  # the output the answer is recorded as, for later `when=`s
+
+
 @dataclass(frozen=True, slots=True)
 class Block:
     """A fenced code block. Executable when ``kernel`` is set; otherwise documentation."""
@@ -193,6 +209,7 @@ class Block:
     end: RunEnd | None = None  # `end="..."`: once the step succeeds, the run ends
     idempotent: bool = False  # `idempotent=true`: safe to run again after a lost worker
     fence: str = "```"  # the opening marker as written (``` or ~~~~, ...)
+    question: Question | None = None  # a ```` ```decision ```` block: what it asks
 
     @property
     def executable(self) -> bool:
@@ -214,10 +231,30 @@ class Step:
     # 1-based line of the step's own `Role: x` line, which set `role`; 0 when the role came from
     # a block, the procedure or nowhere. The site drops that line (its badge shows the role).
     role_line: int = 0
+    # Roles kept in the loop besides the responsible one: `Role: L2 (informed: IR-lead)` or
+    # `Informed: IR-lead` / `Consulted: Legal` lines. They do not do the step.
+    informed: tuple[str, ...] = ()
+    consulted: tuple[str, ...] = ()
 
     @property
     def executable_blocks(self) -> tuple[Block, ...]:
         return tuple(b for b in self.blocks if b.executable)
+
+    @property
+    def question(self) -> Question | None:
+        """What a decision step asks (its ```` ```decision ```` block), or None."""
+        return next((b.question for b in self.blocks if b.question is not None), None)
+
+    @property
+    def policy_blocks(self) -> tuple[Block, ...]:
+        """The blocks that set the step's policies: its runnable blocks; a manual step (no
+        runnable block) takes them from its decision or documentation blocks, so `when=` or
+        `approve=` written there gates the person's work too (docs/format.md)."""
+        runnable = tuple(b for b in self.blocks if b.executable)
+        return runnable or self.blocks
+
+    def _policy(self, b: Block) -> bool:
+        return b.executable or self.manual
 
     @property
     def manual(self) -> bool:
@@ -229,32 +266,32 @@ class Step:
     # dozens of times per runbook.
     @property
     def approve(self) -> bool:
-        return any(b.approve for b in self.blocks if b.executable)
+        return any(b.approve for b in self.blocks if self._policy(b))
 
     @property
     def approver_role(self) -> str | None:
         return next(
-            (b.approver_role for b in self.blocks if b.executable and b.approver_role), None
+            (b.approver_role for b in self.blocks if self._policy(b) and b.approver_role), None
         )
 
     @property
     def when(self) -> str | None:
-        return next((b.when for b in self.blocks if b.executable and b.when), None)
+        return next((b.when for b in self.blocks if self._policy(b) and b.when), None)
 
     @property
     def condition(self) -> Expression | None:
-        """The parsed `when=` of the step (its first executable block that has one)."""
-        return next((b.condition for b in self.blocks if b.executable and b.when), None)
+        """The parsed `when=` of the step (its first policy block that has one)."""
+        return next((b.condition for b in self.blocks if self._policy(b) and b.when), None)
 
     @property
     def timeout(self) -> float | None:
         return next(
-            (b.timeout for b in self.blocks if b.executable and b.timeout is not None), None
+            (b.timeout for b in self.blocks if self._policy(b) and b.timeout is not None), None
         )
 
     @property
     def end(self) -> RunEnd | None:
-        return next((b.end for b in self.blocks if b.executable and b.end), None)
+        return next((b.end for b in self.blocks if self._policy(b) and b.end), None)
 
     @property
     def retries(self) -> int:
@@ -263,13 +300,14 @@ class Step:
     @property
     def on_failure(self) -> OnFailure:
         return next(
-            (b.on_failure for b in self.blocks if b.executable and b.on_failure != "abort"),
+            (b.on_failure for b in self.blocks if self._policy(b) and b.on_failure != "abort"),
             "abort",
         )
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        return tuple(name for b in self.blocks if b.executable for name in b.outputs)
+        # A decision block's one output is its answer (the parser sets `outputs` to it).
+        return tuple(name for b in self.blocks if b.executable or b.question for name in b.outputs)
 
     @property
     def idempotent(self) -> bool:

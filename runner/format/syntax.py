@@ -102,6 +102,19 @@ DOC_LANGS = frozenset(
 )
 
 
+#: The fence language of a decision step's question (docs/format.md, "Decision steps").
+DECISION_LANG = "decision"
+#: The types a decision's answer may have.
+ANSWER_TYPES = ("yesno", "choice", "number", "text")
+#: Attributes only a decision block takes.
+DECISION_ATTRIBUTES = frozenset({"type", "choices", "ask"})
+#: Policies that make sense on a step a person does (manual or decision): the others
+#: (retries, errexit, ...) are about running code and `check` says they cannot apply (RB049).
+MANUAL_POLICIES = frozenset(
+    {"id", "name", "role", "approve", "timeout", "on_failure", "when", "end", "exec", "outputs"}
+    | DECISION_ATTRIBUTES
+)
+
 #: The types an output may be read as (`outputs=count:int`); shell output is text otherwise.
 OUTPUT_TYPES = ("str", "int", "float", "bool")
 
@@ -136,6 +149,10 @@ BLOCK_ATTRIBUTES: dict[str, str] = {
     "exec": "false marks a block in a runnable language as documentation",
     "idempotent": "`true`: running it twice does no harm, so the service runs it again by "
     "itself when its worker was lost mid-step (otherwise the run waits for a person)",
+    # A ```decision block (docs/format.md, "Decision steps"): a question for a person.
+    "type": "for a decision: the answer's type, yesno (default), choice, number or text",
+    "choices": 'for a decision of type choice: the answers allowed, e.g. choices="a,b,c"',
+    "ask": "for a decision: the question, when the block's body does not say it",
     # Runme's attributes, accepted so Runme documents read; they have no effect here.
     "interactive": "Runme attribute (ignored)",
     "interpreter": "Runme attribute (ignored)",

@@ -52,6 +52,7 @@ from runner.format.model import (
     Problem,
     ProblemLevel,
     Procedure,
+    Question,
     Runbook,
     RunEnd,
     Section,
@@ -628,7 +629,7 @@ class _Parser:
         ids = set()
         for s in spans:
             raw = [self._raw_block(tok, kernels) for tok in self._fences_in(s)]
-            explicit = next((b.id for b in raw if b.executable and b.id), "")
+            explicit = next((b.id for b in raw if _names_step(b) and b.id), "")
             if explicit:
                 ids.add(explicit)
         return ids
@@ -646,7 +647,7 @@ class _Parser:
         fences = self._fences_in(s)
         raw = [self._raw_block(tok, kernels) for tok in fences]
         self.used_fences.update(id(tok) for tok in fences)
-        explicit = next((b.id for b in raw if b.executable and b.id), "")
+        explicit = next((b.id for b in raw if _names_step(b) and b.id), "")
         step_id = explicit or slugify(title) or f"step-{number}"
         if not explicit:
             base, k = step_id, 2
@@ -654,10 +655,13 @@ class _Parser:
                 step_id, k = f"{base}-{k}", k + 1
         used.add(step_id)
         blocks = self._name_blocks(raw, prefix + step_id)
-        own, role_line = self._role_at(s)
+        own, role_line, informed, consulted = self._roles_at(s)
         role = own or next((b.role for b in blocks if b.role), None) or default_role
         text = "\n".join(self.lines[s.start - 1 : s.end - 1]).strip("\n")
-        return Step(number, step_id, title, s.start, s.end, role, text, blocks, role_line)
+        return Step(
+            number, step_id, title, s.start, s.end, role, text, blocks, role_line,
+            informed, consulted,
+        )  # fmt: skip
 
     def _name_blocks(self, raw: list[Block], base: str) -> tuple[Block, ...]:
         out: list[Block] = []
@@ -670,23 +674,41 @@ class _Parser:
         return tuple(out)
 
     def _role(self, s: _Span) -> str | None:
-        return self._role_at(s)[0]
+        return self._roles_at(s)[0]
 
-    def _role_at(self, s: _Span) -> tuple[str | None, int]:
-        """The role a `Role:` line before the span's first fence names, and that line (1-based;
-        0 when there is none or the token has no map)."""
+    def _roles_at(self, s: _Span) -> tuple[str | None, int, tuple[str, ...], tuple[str, ...]]:
+        """The role a `Role:` line before the span's first fence names, that line (1-based;
+        0 when there is none or the token has no map), and the informed and consulted roles
+        (`Role: L2 (informed: IR-lead)`, `Informed: IR-lead`, `Consulted: Legal` lines)."""
         tokens = self.tokens
+        role: str | None = None
+        line = 0
+        others: dict[str, list[str]] = {"informed": [], "consulted": []}
         for i in self._token_indexes(s.start, s.end):
             tok = tokens[i]
             if tok.type == "fence":
-                return None, 0
+                break
             # A role line has a colon: most prose is passed over without trying the pattern.
             if tok.type == "inline" and ":" in tok.content:
                 for k, text_line in enumerate(tok.content.split("\n")):
-                    role = _role_line(text_line) if ":" in text_line else None
-                    if role:
-                        return role, (tok.map[0] + 1 + k) if tok.map else 0
-        return None, 0
+                    if ":" not in text_line:
+                        continue
+                    kind, names = _other_roles_line(text_line)
+                    if kind:
+                        others[kind] += names
+                        continue
+                    found = _role_line(text_line) if role is None else None
+                    if found:
+                        found, extra = _split_role(found)
+                        for kind, names in extra:
+                            others[kind] += names
+                        role, line = found, (tok.map[0] + 1 + k) if tok.map else 0
+        return (
+            role,
+            line,
+            tuple(dict.fromkeys(others["informed"])),
+            tuple(dict.fromkeys(others["consulted"])),
+        )
 
     def _compat_steps(
         self, headings: Sequence[_Heading], kernels: Mapping[str, str]
@@ -768,6 +790,19 @@ class _Parser:
         self._check_closed(tok, line)
         attrs = self._attributes(info, line)
         typed = self._typed(attrs, line)
+        asked = {k: typed.pop("_" + k) for k in fmt.DECISION_ATTRIBUTES if "_" + k in typed}
+        if lang == fmt.DECISION_LANG:
+            typed.pop("exec", None)
+            question = self._question(tok.content, asked, typed, line)
+            if question is not None:
+                typed["question"] = question
+                typed["outputs"], typed["output_types"] = (question.output,), MappingProxyType({})
+        elif asked:
+            self.problem(
+                line, "error", "RB070",
+                f"{', '.join(sorted(asked))}= only apply to a ```decision block; this "
+                f"```{lang or '(no language)'} block ignores them",
+            )  # fmt: skip
         runnable = typed.pop("exec", True)
         kernel = kernels.get(lang) or fmt.DEFAULT_KERNELS.get(lang)
         if not runnable:
@@ -783,6 +818,35 @@ class _Parser:
             fence=tok.markup,
             **typed,
         )
+
+    def _question(
+        self, body: str, asked: Mapping[str, str], typed: dict[str, Any], line: int
+    ) -> Question | None:
+        """A decision block's question, or None after reporting (RB070) what is wrong."""
+        text = " ".join(body.split()) or " ".join(asked.get("ask", "").split())
+        kind = asked.get("type", "choice" if "choices" in asked else "yesno").strip().lower()
+        choices = tuple(c.strip() for c in asked.get("choices", "").split(",") if c.strip())
+        outputs = typed.get("outputs") or ()
+        block_id = str(typed.get("id", ""))
+        default = block_id.replace("-", "_")
+        output = outputs[0] if outputs else (default if fmt.IDENT_RE.match(default) else "")
+        problem = ""
+        if not text:
+            problem = 'it asks nothing; write the question in the block, or ask="..."'
+        elif kind not in fmt.ANSWER_TYPES:
+            problem = f"type={kind!r} is not one of {', '.join(fmt.ANSWER_TYPES)}"
+        elif kind == "choice" and len(choices) < 2:
+            problem = 'a choice needs at least two answers: choices="close,escalate"'
+        elif kind != "choice" and choices:
+            problem = f"choices= is for type=choice, not type={kind}"
+        elif len(outputs) > 1 or typed.get("output_types"):
+            problem = "a decision records one answer: outputs=NAME, one name, no type"
+        elif not output:
+            problem = "name the output the answer is recorded as: outputs=NAME"
+        if problem:
+            self.problem(line, "error", "RB070", f"decision block: {problem}")
+            return None
+        return Question(text, kind, choices, output)  # type: ignore[arg-type]  # checked above
 
     def _check_closed(self, tok: Token, line: int) -> None:
         assert tok.map is not None
@@ -877,6 +941,45 @@ def split_attributes(text: str) -> dict[str, str]:
         attrs[key] = value
         pos = match.end()
     return attrs
+
+
+def _names_step(block: Block) -> bool:
+    """Whether a block's `id=` names its step: a runnable block's, or a decision's."""
+    return block.executable or block.question is not None
+
+
+# "Informed: IR-lead, SOC-manager", "**Consulted:** Legal": roles kept in the loop.
+_OTHER_ROLES_RE = re.compile(r"[\s*_]*(?P<kind>informed|consulted)[\s*_]*:(?P<rest>[^\n]*)", re.I)
+# "L2 (informed: IR-lead; consulted: Legal)": the parenthesis after the responsible role.
+_ROLE_PAREN_RE = re.compile(r"^(?P<role>[^()]+?)\s*\((?P<inner>[^()]*)\)\s*$")
+
+
+def _role_names(text: str) -> list[str]:
+    return [n.strip(" \t*_`") for n in re.split(r"[,;]| and ", text) if n.strip(" \t*_`")]
+
+
+def _other_roles_line(line: str) -> tuple[str, list[str]]:
+    """("informed" | "consulted", the roles) for such a line, else ("", [])."""
+    match = _OTHER_ROLES_RE.match(line)
+    if not match:
+        return "", []
+    return match.group("kind").lower(), _role_names(match.group("rest"))
+
+
+def _split_role(text: str) -> tuple[str, list[tuple[str, list[str]]]]:
+    """`L2 (informed: IR-lead; consulted: Legal)` -> ("L2", [("informed", [...]), ...]). A
+    parenthesis that names neither stays part of the role, which RB035 then reports."""
+    match = _ROLE_PAREN_RE.match(text)
+    if not match:
+        return text, []
+    found = []
+    for part in re.split(r";|(?=\b(?:informed|consulted)\s*:)", match.group("inner"), flags=re.I):
+        kind, names = _other_roles_line(part)
+        if not kind and part.strip():
+            return text, []
+        if kind:
+            found.append((kind, names))
+    return (match.group("role").strip(), found) if found else (text, [])
 
 
 def _is_procedures(span: _Span) -> bool:
@@ -984,6 +1087,8 @@ def _apply_attribute(out: dict[str, Any], key: str, value: str) -> None:
         out["exec"] = fmt.parse_bool(value)
     elif key == "idempotent":
         out["idempotent"] = fmt.parse_bool(value)
+    elif key in fmt.DECISION_ATTRIBUTES:
+        out["_" + key] = value  # read with the block's language (_Parser._question)
     # Runme's own attributes are accepted and have no effect here.
 
 

@@ -66,7 +66,7 @@ def input_json(spec: InputSpec) -> JSONObject:
 
 
 def step_json(step: Step) -> JSONObject:
-    return {
+    out: JSONObject = {
         "number": step.number,
         "id": step.id,
         "title": step.title,
@@ -85,6 +85,18 @@ def step_json(step: Step) -> JSONObject:
         "ends": end_json(step.end),
         "blocks": [block_json(block) for block in step.blocks],
     }
+    # Only when the step has them, so plans written before these keys read the same.
+    if step.informed or step.consulted:
+        out["informed"], out["consulted"] = list(step.informed), list(step.consulted)
+    question = step.question
+    if question is not None:
+        out["question"] = {
+            "text": question.text,
+            "type": question.type,
+            "choices": list(question.choices),
+            "output": question.output,
+        }
+    return out
 
 
 def end_json(end: RunEnd | None) -> JSONObject | None:

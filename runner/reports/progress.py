@@ -52,6 +52,8 @@ def current_step(record: RunRecord) -> str | None:
             return f"{count}{where}{s.title or s.step_id}"
         if s.status == "waiting_approval" and record.status == "paused":
             return f"{where}{s.number} waits for an approval"
+        if s.status == "waiting_answer" and record.status == "paused":
+            return f"{where}{s.number} waits for an answer"
     return None
 
 

@@ -193,6 +193,13 @@ def _md_events(s: StepRecord) -> list[str]:
         by = _md_escape(d.by or "?")
         role = f" ({_md_escape(d.role)})" if d.role else ""
         items.append(f"- decision **{_md_escape(d.decision)}** by {by}{role}{waited}{note}")
+    if s.answer is not None:
+        given = s.answer
+        waited = f", after {fmt_duration(given.waited)}" if given.waited is not None else ""
+        items.append(
+            f"- answered **{_md_escape(given.value)}** by {_md_escape(given.by or '?')} "
+            f"({_md_escape(given.source or '?')}{waited}), recorded as `{given.output}`"
+        )
     for a in s.approvals:
         if isinstance(a, ev.ApprovalRequested):
             items.append(f"- approval requested from role {_md_escape(a.approver_role or 'any')}")
@@ -393,10 +400,15 @@ def _md_manual(r: RunRecord) -> str:
     for s in manual:
         d = s.decisions[-1] if s.decisions else None
         took = s.waited if s.waited is not None else s.duration
+        given = s.answer
+        said = str(given.value) if given is not None else (d.decision if d else "")
+        who = given.by if given is not None else (d.by if d else "")
+        if given is not None and given.waited is not None:
+            took = given.waited
         lines.append(
             f"| {_md_escape(s.label)} | {_md_escape(s.title)} | {_md_escape(s.role or '—')} | "
-            f"{_md_escape((d.decision if d else '') or s.status)} | "
-            f"{_md_escape((d.by if d else '') or '—')} | "
+            f"{_md_escape(said or s.status)} | "
+            f"{_md_escape(who or '—')} | "
             f"{fmt_duration(took)} |"
         )
     return "\n".join(lines)

@@ -320,6 +320,30 @@ class ApprovalRefused(ListedStepEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class QuestionAsked(ListedStepEvent):
+    """A decision step asked its question (docs/format.md, "Decision steps")."""
+
+    KIND = "question_asked"
+    question: str = ""
+    type: str = "yesno"  # yesno | choice | number | text
+    choices: list[str] = field(default_factory=list)
+    output: str = ""  # the output the answer is recorded as
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answered(ListedStepEvent):
+    """A decision's answer: the value (never secret: a person typed it for the record), who
+    gave it and how (terminal, command line, `runbook answer`, scenario)."""
+
+    KIND = "answer"
+    value: str | int | float | None = None
+    output: str = ""
+    by: str = ""
+    source: str = ""  # terminal | command_line | runbook_answer | scenario
+    waited: float | None = None  # seconds from the question to the answer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Note(ListedStepEvent):
     """A person's note during a drill (or a run); ``unclear`` flags the runbook's wording."""
 
@@ -384,6 +408,8 @@ KINDS: dict[str, type[JournalEvent]] = {
         ApprovalRequested,
         Approval,
         ApprovalRefused,
+        QuestionAsked,
+        Answered,
         Note,
         Fault,
     )

@@ -96,6 +96,7 @@ class StepRecord:
     )
     notes: list[ev.Note] = field(default_factory=list)
     faults: list[ev.Fault] = field(default_factory=list)
+    answer: ev.Answered | None = None  # a decision step's answer
     earlier: bool = False  # in a run's result: it finished in an earlier attempt (resume)
 
     @property
@@ -173,6 +174,8 @@ class RunRecord:
     open_approvals: dict[StepKey, ev.Approval] = field(default_factory=dict)  # not yet used
     shown_code: dict[StepKey, str] = field(default_factory=dict)  # what each approver saw
     requests: dict[StepKey, ev.ApprovalRequested] = field(default_factory=dict)
+    questions: dict[StepKey, ev.QuestionAsked] = field(default_factory=dict)  # latest asked
+    open_answers: dict[StepKey, ev.Answered] = field(default_factory=dict)  # not yet used
     last_word: dict[StepKey, ev.ListedStepEvent] = field(default_factory=dict)
 
     @property
@@ -221,6 +224,24 @@ class RunRecord:
             if isinstance(word, ev.StepFinished) and word.status == StepStatus.WAITING_APPROVAL
         ]
 
+    def waiting_answers(self) -> list[ev.StepFinished]:
+        """The decision steps waiting for an answer nobody gave yet, in the order they paused."""
+        return [
+            word
+            for word in self.last_word.values()
+            if isinstance(word, ev.StepFinished) and word.status == StepStatus.WAITING_ANSWER
+        ]
+
+    def waiting_answer(self, ref: str) -> ev.StepFinished | None:
+        """The decision step `ref` (number or id) when it waits for an answer."""
+        return next(
+            (w for w in self.waiting_answers() if ref in (str(w.step), str(w.step_id))), None
+        )
+
+    def question_for(self, step: ev.ListedStepEvent) -> ev.QuestionAsked | None:
+        """The question a waiting decision step asked."""
+        return self.questions.get((step.procedure, str(step.step_id or "")))
+
     def waiting(self, ref: str) -> ev.StepFinished | None:
         """The step `ref` (number or id) when it waits for an approval nobody gave yet."""
         return next((w for w in self.waiting_steps() if ref in (str(w.step), str(w.step_id))), None)
@@ -259,6 +280,12 @@ class RunRecord:
             for key, a in self.open_approvals.items()
             if keyed_from is not None and a.seq >= keyed_from
         }
+        # An answer chooses a branch, as an approval opens a gate: the same seal applies.
+        answers = {
+            key: a.record()
+            for key, a in self.open_answers.items()
+            if keyed_from is not None and a.seq >= keyed_from
+        }
         return ResumeState(
             attempt=self.attempt + 1,
             started=self.start,
@@ -267,6 +294,7 @@ class RunRecord:
             outputs=dict(self.values),
             done=done,
             approvals=sealed,
+            answers=answers,
             elapsed=self.elapsed,
             last_status=self.last_status,
             statuses={k: e.status for k, e in self.finished_steps.items()},
@@ -326,6 +354,7 @@ class ResumeState:
     # the journal shows them as "***", and a resumed step must not run with that.
     secret_templates: dict[str, list[Any]] = field(default_factory=dict)
     cwd: dict[str, str] = field(default_factory=dict)  # kernel -> its last working directory
+    answers: dict[StepKey, Event] = field(default_factory=dict)  # `runbook answer`, not yet used
 
     @property
     def options(self) -> dict[str, Any]:
@@ -455,6 +484,8 @@ class _Fold:
         key = (e.procedure, str(e.step_id or ""))
         self.record.finished_steps[key] = e
         self.record.open_approvals.pop(key, None)  # an approval is used up by the step it let run
+        if status != StepStatus.WAITING_ANSWER:  # nor is an answer once its step ended
+            self.record.open_answers.pop(key, None)
         self.record.last_word[key] = e
 
     def _on_block_started(self, e: ev.BlockStarted) -> None:
@@ -530,6 +561,17 @@ class _Fold:
         # answer: the gate stays open.
         if (rec := self.step(e)) is not None:
             rec.approvals.append(e)
+
+    def _on_question_asked(self, e: ev.QuestionAsked) -> None:
+        self.step(e)
+        self.record.questions[(e.procedure, str(e.step_id or ""))] = e
+
+    def _on_answer(self, e: ev.Answered) -> None:
+        if (rec := self.step(e)) is not None:
+            rec.answer = e
+        key = (e.procedure, str(e.step_id or ""))
+        self.record.open_answers[key] = e
+        self.record.last_word[key] = e
 
     def _on_inputs_changed(self, e: ev.InputsChanged) -> None:
         # Later attempts, and every reader, take the corrected values.

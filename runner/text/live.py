@@ -124,6 +124,15 @@ def paused_hints(where: Where, step: str, role: str | None) -> list[tuple[str, s
     ]
 
 
+def answer_hints(where: Where, step: str, accepts: str) -> list[tuple[str, str]]:
+    """(label, command) to see the waiting question, answer it, and go on."""
+    return [
+        ("see it", where.command("pending")),
+        ("answer", where.command("answer", step, accepts, "--by", "NAME")),
+        ("then", where.command("resume")),
+    ]
+
+
 def next_hints(where: Where, status: str) -> list[tuple[str, str]]:
     """(label, command) after a run that failed or was cancelled."""
     return (

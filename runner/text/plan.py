@@ -16,6 +16,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from runner.format.answers import accepted
 from runner.format.expr import describe
 from runner.format.model import Block, Problem, Runbook, Step
 from runner.format.syntax import format_duration
@@ -116,7 +117,13 @@ def _steps(steps: Iterable[Step]) -> Iterator[RenderableType]:
 def step_facts(step: Step, *, role: bool = True, runs_in: bool = True) -> list[str]:
     """The step's policies in words; the step card leaves out what its header shows."""
     facts = [f"role: {step.role or '(none)'}"] if role else []
-    if step.manual:
+    if step.informed:
+        facts.append("informed: " + ", ".join(step.informed))
+    if step.consulted:
+        facts.append("consulted: " + ", ".join(step.consulted))
+    if step.question is not None:
+        facts.append(f"decision: answer {accepted(step.question)}")
+    elif step.manual:
         facts.append("manual step (no command runs)")
     elif runs_in:
         kernels = sorted({f"{b.kernel} ({b.lang})" for b in step.executable_blocks})

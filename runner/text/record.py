@@ -29,6 +29,7 @@ _SYMBOL = {
     "denied": "⊘",
     "skipped": "–",
     "waiting_approval": "…",
+    "waiting_answer": "?",
     "paused": "…",
     "running": "…",
     "crashed": "✗",
@@ -48,6 +49,7 @@ STATUS_STYLE = {
     "crashed": "red",
     "skipped": "dim",
     "waiting_approval": "yellow",
+    "waiting_answer": "yellow",
     "paused": "cyan",
     "running": "cyan",
 }

@@ -46,6 +46,10 @@ def _dropped_lines(step: Step) -> set[int]:
             if not titled or _role_line(content.strip()) is not None:
                 dropped.update(range(*token.map))
                 titled = True
+    # A decision's block: the prompt asks its question, in words, right after the text.
+    for block in step.blocks:
+        if block.question is not None:
+            dropped.update(range(block.line - step.line, block.end_line - step.line))
     return dropped
 
 
@@ -71,8 +75,14 @@ def markdown(source: str) -> RenderableType:
 
 
 def manual_view(step: Step) -> RenderableType:
-    """A manual step's instructions: reflowing text, lists kept, no repeated heading or role."""
-    return markdown(body_markdown(step))
+    """A manual step's instructions: reflowing text, lists kept, no repeated heading or role;
+    then what the header does not show (informed roles, the gate, the condition, the answer
+    a decision takes)."""
+    facts = step_facts(step, role=False, runs_in=False)
+    shown = markdown(body_markdown(step))
+    if not facts:
+        return shown
+    return Group(shown, Text(visible(" · ".join(facts)), style="yellow"))
 
 
 def shown_value(value: object) -> str:
