@@ -151,6 +151,27 @@ class RunEnd:
 
 
 @dataclass(frozen=True, slots=True)
+class Loop:
+    """`foreach=SOURCE as=NAME`: the step's blocks run once per item (docs/format.md#loops)."""
+
+    source: str  # as written: an input or output name, or a literal list
+    items: tuple[Scalar, ...] | None = None  # the literal list; None when `source` is a name
+    var: str = "item"  # the name the item has in the kernels (`$ITEM` in a shell block)
+    approve_each: bool = False  # a gate per item rather than one for the whole loop
+    on_item_failure: str = "stop"  # stop | finish | continue (ITEM_FAILURE_POLICIES)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A ```runbook block: the step runs the runbook `runbook` with inputs mapped from this
+    run's inputs and outputs (docs/format.md#sub-runbooks)."""
+
+    runbook: str  # the called runbook's id
+    # child input -> a name of this run (input or output), or a quoted literal ('text')
+    inputs: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
 class Block:
     """A fenced code block. Executable when ``kernel`` is set; otherwise documentation."""
 
@@ -179,6 +200,8 @@ class Block:
     errexit: bool = True  # a shell block stops at its first failing command
     end: RunEnd | None = None  # `end="..."`: once the step succeeds, the run ends
     fence: str = "```"  # the opening marker as written (``` or ~~~~, ...)
+    loop: Loop | None = None  # `foreach=`: the step runs once per item of a list
+    call: Call | None = None  # a ```runbook block: the step runs another runbook
 
     @property
     def executable(self) -> bool:
@@ -241,6 +264,14 @@ class Step:
     @property
     def end(self) -> RunEnd | None:
         return next((b.end for b in self.blocks if b.executable and b.end), None)
+
+    @property
+    def loop(self) -> Loop | None:
+        return next((b.loop for b in self.blocks if b.executable and b.loop), None)
+
+    @property
+    def call(self) -> Call | None:
+        return next((b.call for b in self.blocks if b.executable and b.call), None)
 
     @property
     def retries(self) -> int:
@@ -316,6 +347,12 @@ class Runbook:
     # Every top-level heading and heading look-alike, in line order: `check` finds steps
     # written at the wrong level from them.
     headings: tuple[Heading, ...] = ()
+    # The runbooks its ```runbook blocks call, by id, each with its own `called`: filled by
+    # `check` (runner/check/flow.py), which finds them in the same folder tree; the engine
+    # runs these plans and never reads a file itself.
+    called: Mapping[str, Runbook] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
+    )
 
     def procedure(self, name: str) -> Procedure | None:
         return next((p for p in self.procedures if name in (p.id, p.title)), None)

@@ -58,6 +58,7 @@ from runner.format.model import (
     Step,
     Trigger,
 )
+from runner.parse import flow
 from runner.parse.trigger import with_routing
 
 MAX_BYTES = 1024 * 1024
@@ -769,8 +770,16 @@ class _Parser:
         typed = self._typed(attrs, line)
         runnable = typed.pop("exec", True)
         kernel = kernels.get(lang) or fmt.DEFAULT_KERNELS.get(lang)
+        if lang == fmt.CALL_KERNEL and "runbook" not in kernels:
+            kernel = fmt.CALL_KERNEL  # run by the engine itself: a sub-runbook
         if not runnable:
             kernel = None
+        typed["loop"], found = flow.read_loop(attrs, kernel is not None, lang)
+        call, more = flow.read_call(attrs, lang, tok.content, kernel is not None)
+        for code, message in found + more:
+            self.problem(line, "error", code, message)
+        if call is not None:
+            typed["call"] = call
         return Block(
             lang=lang,
             code=tok.content,
@@ -971,6 +980,7 @@ def _apply_attribute(out: dict[str, Any], key: str, value: str) -> None:
         out["end"] = RunEnd(*fmt.parse_end(value))
     elif key == "exec":
         out["exec"] = fmt.parse_bool(value)
+    # foreach/as/approve_each/on_item_failure and runbook/with are read whole (runner.parse.flow).
     # Runme's own attributes are accepted and have no effect here.
 
 
