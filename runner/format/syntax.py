@@ -141,7 +141,7 @@ BLOCK_ATTRIBUTES: dict[str, str] = {
     "the other items still run, then the step fails; `continue`: they run and the step succeeds, "
     "naming the failed items",
     "runbook": "on a ```runbook block: the id of the runbook the step runs",
-    "with": 'on a ```runbook block: its inputs, `with="host_id=hostname,reason=\'text\'"` '
+    "with": "on a ```runbook block: its inputs, `with=\"host_id=hostname,reason='text'\"` "
     "(each a name of this run, or a quoted literal)",
     "errexit": "`false`: a shell block runs every line and only its last command's status "
     "counts (by default it stops at the first failing command)",
