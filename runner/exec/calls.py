@@ -138,13 +138,11 @@ def call(self: Engine, step: Step, index: int, total: int, procedure: str | None
         for name, values in self.resume.scoped_outputs.items():
             if name == prefix or name.startswith(prefix + "/"):
                 engine.outputs.update(values)
-    unset = [s.name for s in meta.inputs if s.name not in inputs]
+    theirs = set(engine._run_values()) | {spec.name for spec in meta.inputs}
     try:
-        for session in self.pool.running():  # the called runbook's values, not ours
-            if engine._run_values():
-                engine._inject(session, engine._run_values())
-            if unset:  # never a caller's value under a name the called runbook declares
-                engine._withdraw(session, unset)
+        # The called runbook sees its own values only: the caller's are taken out of the
+        # kernels (and a name it declares but was not given is not the caller's either).
+        swap_values(self, engine, [n for n in self._run_values() if n not in engine.outputs])
         flow = engine._sequence(child.steps, prefix)
     except BaseException:
         engine._close_current()
@@ -154,10 +152,20 @@ def call(self: Engine, step: Step, index: int, total: int, procedure: str | None
         self._image_count = engine._image_count
         self._background.update(engine._background)
         self._outcomes.update(engine._outcomes)
-        for session in self.pool.running():  # ours again, for the steps after the call
-            if self._run_values():
-                self._inject(session, self._run_values())
+        # Ours again for the steps after the call; the called runbook's own are taken out.
+        gone = set(engine._run_values()) | theirs
+        swap_values(engine, self, [n for n in gone if n not in self._run_values()])
     return call_ended(self, step, procedure, prefix, started, engine, flow)
+
+
+def swap_values(old: Engine, new: Engine, withdraw: list[str]) -> None:
+    """The kernels stop holding ``withdraw`` (old's names) and get new's run values."""
+    values = new._run_values()
+    for session in old.pool.running():
+        if withdraw:
+            old._withdraw(session, withdraw)
+        if values:
+            new._inject(session, values)
 
 
 def call_ended(
