@@ -3,6 +3,9 @@
 Every object is a frozen, slotted dataclass: a parsed runbook is a value, safe to share between
 the runner, the linter and the MkDocs plugin, and nothing downstream can change what the file said.
 Every object that came from the file carries its 1-based source ``line``.
+
+Long on purpose: the whole plan in one place to read, from a block's attributes to a runbook
+and the runbooks it calls.
 """
 
 from __future__ import annotations
