@@ -81,6 +81,18 @@ def step_json(step: Step) -> JSONObject:
         "when": step.when,
         "condition": describe(step.condition) if step.condition else None,
         "outputs": list(step.outputs),
+        "foreach": None
+        if step.loop is None
+        else {
+            "source": step.loop.source,
+            "items": None if step.loop.items is None else list(step.loop.items),
+            "as": step.loop.var,
+            "approve_each": step.loop.approve_each,
+            "on_item_failure": step.loop.on_item_failure,
+        },
+        "runbook": None
+        if step.call is None
+        else {"id": step.call.runbook, "with": dict(step.call.inputs)},
         "output_types": {n: t for b in step.blocks for n, t in b.output_types.items()},
         "ends": end_json(step.end),
         "blocks": [block_json(block) for block in step.blocks],
