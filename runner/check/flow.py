@@ -21,7 +21,6 @@ from runner.parse.markdown import did_you_mean, parse_file
 
 #: Folders never searched for called runbooks: tool state, the site, drills and alert samples.
 _SKIP = frozenset({"node_modules", "site", "__pycache__"})
-_index_cache: dict[tuple[str, float], dict[str, Path]] = {}
 _parse_cache: dict[tuple[str, float, int], Runbook] = {}
 
 
@@ -101,15 +100,9 @@ def rule_loop_blocks(runbook: Runbook) -> Iterator[Problem]:
 
 
 def runbook_index(root: Path) -> dict[str, Path]:
-    """Runbook id -> file, for every runbook in ``root`` and below (cached by the folder's
-    modification time; a file that does not parse is left out, `check` reports it anyway)."""
-    try:
-        key = (str(root.resolve()), root.stat().st_mtime)
-    except OSError:
-        return {}
-    cached = _index_cache.get(key)
-    if cached is not None:
-        return cached
+    """Runbook id -> file, for every runbook in ``root`` and below (a file that does not parse
+    is left out; `check` reports it anyway). The folders are walked each time, which is cheap;
+    the files are parsed again only when they changed."""
     index: dict[str, Path] = {}
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP)
@@ -118,7 +111,6 @@ def runbook_index(root: Path) -> dict[str, Path]:
                 book = _parsed(Path(folder) / name)
                 if book is not None and book.metadata.has_front_matter:
                     index.setdefault(book.metadata.id, Path(folder) / name)
-    _index_cache[key] = index
     return index
 
 
