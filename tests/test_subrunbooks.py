@@ -199,3 +199,20 @@ def test_check_finds_a_cycle_of_calls(tmp_path: Path) -> None:
 def test_the_shipped_call_and_loops_check_clean(tmp_path: Path) -> None:
     book = books(tmp_path)
     assert codes(book) == []
+
+
+def test_a_called_runbook_edited_while_the_run_waits_is_not_mixed_in(tmp_path: Path) -> None:
+    book = books(tmp_path, gate="approve=lead")
+    runs = tmp_path / "runs"
+    first, _ = run_engine(book, runs, inputs={"host": "i-0abc"})
+    assert first.status is RunStatus.PAUSED
+    child = tmp_path / "contain.md"
+    child.write_text(child.read_text().replace("### 1. Look", "### 1. Look around"))
+    opened = open_run(runs, first.run_id)
+    second, events = run_engine(
+        book, runs, inputs={"host": "i-0abc"}, resume=opened.state, run_dir=first.run_dir
+    )
+    assert second.status is RunStatus.FAILED
+    error = next(e for e in reversed(of(events, "step_finished")) if e["step_id"] == "contain")
+    assert "changed since this run started it" in error["error"]
+    assert not (tmp_path / "ran").exists()

@@ -93,6 +93,13 @@ def call(self: Engine, step: Step, index: int, total: int, procedure: str | None
                 "(`runbook check` reports RB111)"
             )
         inputs = mapped_inputs(call, child, {**self.inputs, **self.outputs})
+        before = self.resume.called_sha.get(prefix) if self.resume else None
+        if before and before != child.sha256 and not (self.resume and self.resume.allow_changed):
+            # Its done steps and approvals were for the text that ran: never mix the two.
+            raise CallError(
+                f"runbook {call.runbook} changed since this run started it ({child.path}); "
+                "resume with --allow-changed to go on with the new text"
+            )
     except CallError as exc:
         return call_failed(self, step, procedure, prefix, started, str(exc))
     secret = {s.name for s in child.metadata.inputs if s.secret}
@@ -138,6 +145,9 @@ def call(self: Engine, step: Step, index: int, total: int, procedure: str | None
         for name, values in self.resume.scoped_outputs.items():
             if name == prefix or name.startswith(prefix + "/"):
                 engine.outputs.update(values)
+        for name, kept in self.resume.scoped_templates.items():
+            if name == prefix or name.startswith(prefix + "/"):
+                engine._rebuild_secret_outputs(kept)
     theirs = set(engine._run_values()) | {spec.name for spec in meta.inputs}
     try:
         # The called runbook sees its own values only: the caller's are taken out of the

@@ -283,7 +283,7 @@ class Engine:
         )
         self._cwd: dict[str, str] = dict(resume.cwd) if resume else {}  # kernel -> last cwd
         if resume is not None:
-            self._rebuild_secret_outputs(resume)
+            self._rebuild_secret_outputs(resume.secret_templates)
         self._outcomes: dict[StepKey, StepRecord] = {}
         self._background: dict[int, str] = {}  # pid -> command line, left running by blocks
         self._ended: dict[str, Any] | None = None  # the branch that ended the run, if one did
@@ -303,9 +303,9 @@ class Engine:
         for session in pool.sessions():
             session.cancel = self.cancel
 
-    def _rebuild_secret_outputs(self, resume: ResumeState) -> None:
+    def _rebuild_secret_outputs(self, templates: Mapping[str, list[Any]]) -> None:
         """Outputs journaled as "***" get their real value back from the secret inputs."""
-        for name, pieces in resume.secret_templates.items():
+        for name, pieces in templates.items():
             value = rebuild(pieces, self._secrets)
             if value is None:
                 raise RunbookError(

@@ -192,6 +192,10 @@ class RunRecord:
     last_word: dict[StepKey, ev.ListedStepEvent] = field(default_factory=dict)
     # A `foreach` step's items that succeeded, by index (value as text): resume skips them.
     items_done: dict[StepKey, dict[int, str]] = field(default_factory=dict)
+    # Called runbooks, by prefix (`4/contain-host`): the SHA-256 each ran with, and their
+    # outputs that held a secret (as `secret_templates`, per prefix).
+    called_sha: dict[str, str] = field(default_factory=dict)
+    scoped_templates: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -301,6 +305,8 @@ class RunRecord:
             cwd=dict(self.cwd),
             items_done={k: dict(v) for k, v in self.items_done.items()},
             scoped_outputs=self.scoped_outputs(),
+            called_sha=dict(self.called_sha),
+            scoped_templates={k: dict(v) for k, v in self.scoped_templates.items()},
         )
 
     def scoped_outputs(self) -> dict[str, dict[str, Any]]:
@@ -376,6 +382,8 @@ class ResumeState:
     cwd: dict[str, str] = field(default_factory=dict)  # kernel -> its last working directory
     items_done: dict[StepKey, dict[int, str]] = field(default_factory=dict)  # index -> item
     scoped_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # sub-runbooks'
+    called_sha: dict[str, str] = field(default_factory=dict)  # prefix -> the runbook's SHA-256
+    scoped_templates: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -552,8 +560,13 @@ class _Fold:
         values = dict(e.values or {})
         if rec is not None:
             rec.values.update(values)
-            if is_nested(rec.procedure):
-                return  # a called runbook's own: only what it hands back is the caller's
+            if rec.procedure and is_nested(rec.procedure):
+                # A called runbook's own: only what it hands back is the caller's.
+                kept = self.record.scoped_templates.setdefault(rec.procedure, {})
+                for name in values:
+                    kept.pop(name, None)
+                kept.update(e.secret_templates or {})
+                return
         r = self.record
         r.values.update(values)
         for name in values:
@@ -600,6 +613,9 @@ class _Fold:
     def _on_subrunbook_started(self, e: ev.SubrunbookStarted) -> None:
         if (rec := self.step(e)) is not None:
             rec.calls.append(e)
+        sha = (e.runbook or {}).get("sha256")
+        if e.prefix and sha:
+            self.record.called_sha[e.prefix] = str(sha)
 
     def _on_subrunbook_finished(self, e: ev.SubrunbookFinished) -> None:
         if (rec := self.step(e)) is not None:
