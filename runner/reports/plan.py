@@ -66,6 +66,26 @@ def input_json(spec: InputSpec) -> JSONObject:
 
 
 def step_json(step: Step) -> JSONObject:
+    return {**_step_json(step), **_flow_json(step)}
+
+
+def _flow_json(step: Step) -> JSONObject:
+    """`foreach` and `runbook`, on a loop or call step only (plans without them are unchanged)."""
+    out: JSONObject = {}
+    if step.loop is not None:
+        out["foreach"] = {
+            "source": step.loop.source,
+            "items": None if step.loop.items is None else list(step.loop.items),
+            "as": step.loop.var,
+            "approve_each": step.loop.approve_each,
+            "on_item_failure": step.loop.on_item_failure,
+        }
+    if step.call is not None:
+        out["runbook"] = {"id": step.call.runbook, "with": dict(step.call.inputs)}
+    return out
+
+
+def _step_json(step: Step) -> JSONObject:
     return {
         "number": step.number,
         "id": step.id,
@@ -81,18 +101,6 @@ def step_json(step: Step) -> JSONObject:
         "when": step.when,
         "condition": describe(step.condition) if step.condition else None,
         "outputs": list(step.outputs),
-        "foreach": None
-        if step.loop is None
-        else {
-            "source": step.loop.source,
-            "items": None if step.loop.items is None else list(step.loop.items),
-            "as": step.loop.var,
-            "approve_each": step.loop.approve_each,
-            "on_item_failure": step.loop.on_item_failure,
-        },
-        "runbook": None
-        if step.call is None
-        else {"id": step.call.runbook, "with": dict(step.call.inputs)},
         "output_types": {n: t for b in step.blocks for n, t in b.output_types.items()},
         "ends": end_json(step.end),
         "blocks": [block_json(block) for block in step.blocks],
