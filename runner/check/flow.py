@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 from runner.errors import UnreadableRunbook
 from runner.format.model import Problem, Runbook, Step
-from runner.parse.flow import is_literal
+from runner.format.syntax import is_literal
 from runner.parse.markdown import did_you_mean, parse_file
 
 #: Folders never searched for called runbooks: tool state, the site, drills and alert samples.

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from runner.exec.policy import FAILED_STATUSES
 from runner.format.inputs import InputValueError, coerce
 from runner.format.model import Call, InputValue, Runbook, Step, StepStatus, step_label
-from runner.format.syntax import CALL_KERNEL
+from runner.format.syntax import CALL_KERNEL, is_literal, literal_text
 from runner.runs import events as ev
 from runner.runs.redact import REDACTED
 from runner.runs.store import keep_runbook
@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 
 class CallError(Exception):
     """The call cannot start: the message says why and how to fix it."""
-
-
-def is_literal(value: str) -> bool:
-    return len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""
 
 
 def mapped_inputs(call: Call, child: Runbook, values: Mapping[str, Any]) -> dict[str, InputValue]:
@@ -51,7 +47,7 @@ def mapped_inputs(call: Call, child: Runbook, values: Mapping[str, Any]) -> dict
                 "declare as an input"
             )
         if is_literal(source):
-            raw: Any = source[1:-1].replace("\\" + source[0], source[0])
+            raw: Any = literal_text(source)
         elif source in values:
             raw = values[source]
         else:

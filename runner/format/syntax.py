@@ -160,6 +160,17 @@ BLOCK_ATTRIBUTES: dict[str, str] = {
     "tag": "Runme attribute (ignored)",
 }
 
+
+def is_literal(value: str) -> bool:
+    """Whether a `with=` value is a quoted literal (`'text'`) rather than a name of the run."""
+    return len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""
+
+
+def literal_text(value: str) -> str:
+    """A quoted `with=` literal's text, its backslash escapes undone."""
+    return re.sub(r"\\(.)", r"\1", value[1:-1])
+
+
 #: `on_item_failure=` values: what a `foreach` step does when one item fails for good.
 ITEM_FAILURE_POLICIES = ("stop", "finish", "continue")
 

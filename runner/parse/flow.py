@@ -182,11 +182,3 @@ def parse_with(text: str) -> dict[str, str]:
         out[key] = value
         pos = match.end()
     return out
-
-
-def is_literal(value: str) -> bool:
-    return len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""
-
-
-def literal_text(value: str) -> str:
-    return re.sub(r"\\(.)", r"\1", value[1:-1])
