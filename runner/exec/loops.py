@@ -66,7 +66,6 @@ def items_line(loop: Loop, items: Sequence[Scalar]) -> str:
 
 
 def loop(self: Engine, step: Step, index: int, total: int, procedure: str | None) -> Flow:
-    from runner.exec.engine import Flow, _Current
 
     loop = step.loop
     assert loop is not None
@@ -80,9 +79,30 @@ def loop(self: Engine, step: Step, index: int, total: int, procedure: str | None
     self.journal.sync()
     started = time.monotonic()
     first_kernel = step.executable_blocks[0].kernel
-    self._current = _Current(step, procedure, started, 1, 1)
     self._step_started(step, procedure, index, total, attempt=1, attempts=1, kernel=first_kernel)
-    self._current = None
+    try:
+        return run_items(self, step, procedure, items, done, started)
+    except KeyboardInterrupt:
+        # Between items or at an item's gate: the step ends in the journal as cancelled (an
+        # item under way is closed by the engine's abort, with the step).
+        if self._current is None:
+            self._record(step, procedure, StepStatus.CANCELLED, time.monotonic() - started,
+                         attempt=1, attempts=1, error="run aborted")  # fmt: skip
+        raise
+
+
+def run_items(
+    self: Engine,
+    step: Step,
+    procedure: str | None,
+    items: tuple[Scalar, ...],
+    done: dict[int, str],
+    started: float,
+) -> Flow:
+    from runner.exec.engine import Flow
+
+    loop = step.loop
+    assert loop is not None
     failed: list[tuple[int, Scalar, str]] = []  # index, item, why
     earlier = 0
     stopped_by: tuple[int, Scalar] | None = None
