@@ -66,7 +66,7 @@ def items_line(loop: Loop, items: Sequence[Scalar]) -> str:
 
 
 def loop(self: Engine, step: Step, index: int, total: int, procedure: str | None) -> Flow:
-
+    """The step once per item, between one `step_started` and one `step_finished`."""
     loop = step.loop
     assert loop is not None
     try:
