@@ -216,3 +216,19 @@ def test_a_called_runbook_edited_while_the_run_waits_is_not_mixed_in(tmp_path: P
     error = next(e for e in reversed(of(events, "step_finished")) if e["step_id"] == "contain")
     assert "changed since this run started it" in error["error"]
     assert not (tmp_path / "ran").exists()
+
+
+def test_the_site_and_the_plan_show_the_loop_and_the_call() -> None:
+    from plugins.runbooks.steps import badges
+    from runner.parse.markdown import parse_file
+    from runner.text.plan import step_facts
+
+    repo = Path(__file__).resolve().parent.parent
+    etcd = parse_file(repo / "runbooks" / "etcd-quota-low-space.md")
+    defrag = next(s for s in etcd.steps if s.id == "defrag")
+    shown = " ".join(badges(defrag, etcd))
+    assert "for each member in members" in shown and "needs approval by SRE-lead" in shown
+    assert "once for each member in members (on a failed item: stop)" in step_facts(defrag)
+    ec2 = parse_file(repo / "runbooks" / "ec2-malware-finding.md")
+    contain = next(s for s in ec2.steps if s.id == "contain")
+    assert "runs runbook contain-host" in " ".join(badges(contain, ec2))
