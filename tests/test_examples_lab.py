@@ -88,6 +88,18 @@ def _repeated_auth_failures(s: dict[str, Any]) -> None:
     assert s["users"]["mlopez"]["enabled"] is True
 
 
+def _etcd_quota(s: dict[str, Any]) -> None:
+    assert all(m["defragmented"] and m["healthy"] for m in s["etcd"].values())
+    assert s["etcd_alarms"] == []
+
+
+def _ec2_malware(s: dict[str, Any]) -> None:
+    assert sorted(s["ec2_snapshots"].values()) == ["vol-data-3", "vol-root-3"]
+    instance = s["ec2"]["i-0badc0ffee"]
+    assert instance["security_groups"] == ["sg-quarantine"]
+    assert instance["termination_protection"] is True
+
+
 EFFECTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "compromised-endpoint": _compromised_endpoint,
     "ransomware": _ransomware,
@@ -97,6 +109,8 @@ EFFECTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "phishing-compromised-credentials": _phishing,
     "repeated-auth-failures": _repeated_auth_failures,
     "pass-the-hash": _pass_the_hash,
+    "etcd-quota-low-space": _etcd_quota,
+    "ec2-malware-finding": _ec2_malware,
 }
 #: Decision steps answered on the command line, by runbook, and the runs that leave their
 #: ticket open (the response goes on in another runbook).
@@ -171,3 +185,35 @@ def test_a_false_positive_ends_the_endpoint_run_and_leaves_the_device_alone(
     assert state["alerts"]["alrt-1003"] == "closed"
     assert state["hosts"]["wks-0017"]["isolated"] is False
     assert isolations == []
+
+
+@pytest.mark.slow
+def test_a_failed_snapshot_fails_the_step_and_resume_takes_only_the_missing_one(
+    lab: LabServer, tmp_path: Path
+) -> None:
+    """The root volume's snapshot fails twice (its attempt and its retry): the data volume is
+    still snapshotted, the step fails and the instance is not contained. Resumed once EBS
+    answers again, the run snapshots the root volume only, then contains the instance."""
+    env = {"RUNBOOK_INPUT_API_TOKEN": lab.token}
+    path = REPO / "runbooks" / "ec2-malware-finding.md"
+    with _api(lab) as api:
+        api.post("/api/_lab/reset").raise_for_status()
+        fault = {"route": "POST /api/ec2/volumes/{id}/snapshot", "status": 500, "times": 2}
+        api.post("/api/_lab/faults", json=fault).raise_for_status()
+        args = ["run", str(path), "--yes", "-i", f"base_url={lab.url}", "--approve", "contain"]
+        first = cli(args, tmp_path, env=env, timeout=120)
+        assert first.returncode == 1, first.stdout[-3000:] + first.stderr
+        assert "1 of 2 items failed; item 1 (vol-root-3)" in first.stdout
+        state = api.get("/api/_lab/state").json()
+        assert list(state["ec2_snapshots"].values()) == ["vol-data-3"]
+        assert state["ec2"]["i-0badc0ffee"]["security_groups"] == ["sg-web"]
+        # The new attempt asks for the containment gate again: pre-approvals do not carry over.
+        paused = cli(["resume", "last", "--yes"], tmp_path, env=env, timeout=120)
+        assert paused.returncode == 3, paused.stdout[-3000:] + paused.stderr
+        approve = ["approve", "last", "contain", "--by", "priya", "--role", "IR-lead"]
+        assert cli(approve, tmp_path, env=env).returncode == 0
+        resumed = cli(["resume", "last", "--yes"], tmp_path, env=env, timeout=120)
+        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr
+        state = api.get("/api/_lab/state").json()
+    assert sorted(state["ec2_snapshots"].values()) == ["vol-data-3", "vol-root-3"]
+    assert state["ec2"]["i-0badc0ffee"]["security_groups"] == ["sg-quarantine"]

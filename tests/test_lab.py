@@ -250,3 +250,45 @@ def test_serve_explains_a_file_that_is_not_a_lab_database(tmp_path: Path, reset:
     db.write_text("not a database\n" * 200, encoding="utf-8")
     with pytest.raises(UsageError, match=r"notes\.txt.*not a lab database.*--db"):
         serve(port=0, db_path=db, token=TOKEN, reset=reset)
+
+
+def test_etcd_defrag_shrinks_a_member_and_the_alarm_clears_only_below_the_quota(
+    api: httpx.Client,
+) -> None:
+    members = ok(api.get("/api/etcd/members"))["members"]
+    assert [m["id"] for m in members] == ["etcd-0", "etcd-1", "etcd-2"]
+    assert ok(api.get("/api/etcd/alarms"))["alarms"][0]["alarm"] == "NOSPACE"
+    assert ok(api.get("/api/etcd/members/etcd-1/health")) == {"member": "etcd-1", "healthy": True}
+    done = ok(api.post("/api/etcd/members/etcd-0/defrag"))["member"]
+    assert done["db_size_mb"] == done["db_in_use_mb"] == 3100 and done["defragmented_at"]
+    # Two members still over 90 % of the quota: the alarm stays.
+    assert "etcd-1, etcd-2" in ok(api.post("/api/etcd/alarms/disarm"), 409)["error"]
+    for member in ("etcd-1", "etcd-2"):
+        ok(api.post(f"/api/etcd/members/{member}/defrag"))
+    assert ok(api.post("/api/etcd/alarms/disarm")) == {"disarmed": 1}
+    assert ok(api.get("/api/etcd/alarms"))["alarms"] == []
+    ok(api.get("/api/etcd/members/etcd-9/health"), 404)
+
+
+def test_ec2_snapshots_quarantine_protection_and_tags(api: httpx.Client) -> None:
+    volumes = ok(api.get("/api/ec2/instances/i-0badc0ffee/volumes"))["volumes"]
+    assert [v["id"] for v in volumes] == ["vol-root-3", "vol-data-3"]
+    snap = ok(api.post("/api/ec2/volumes/vol-data-3/snapshot", json={"description": "IR"}), 201)
+    assert (snap["id"], snap["volume_id"], snap["status"]) == (
+        "snap-ec2-1",
+        "vol-data-3",
+        "completed",
+    )
+    assert ok(api.get("/api/ec2/snapshots?volume_id=vol-data-3"))["snapshots"] == [snap]
+    ok(api.post("/api/ec2/instances/i-0badc0ffee/security-groups", json={"groups": ["sg-x"]}), 422)
+    moved = ok(
+        api.post(
+            "/api/ec2/instances/i-0badc0ffee/security-groups", json={"groups": ["sg-quarantine"]}
+        )
+    )
+    assert moved["security_groups"] == ["sg-quarantine"]
+    assert ok(api.post("/api/ec2/instances/i-0badc0ffee/protect"))["termination_protection"] is True
+    tagged = ok(api.post("/api/ec2/instances/i-0badc0ffee/tags", json={"tags": {"ir": "INC-1"}}))
+    assert tagged["tags"] == {"app": "shop", "ir": "INC-1"}
+    state = ok(api.get("/api/_lab/state"))
+    assert state["ec2_snapshots"] == {"snap-ec2-1": "vol-data-3"}

@@ -113,7 +113,10 @@ class Catalog:
         self._cache: dict[Path, tuple[tuple[int, int], Entry]] = {}
 
     def load(self, folder: Path, base: Path) -> Loaded:
-        """Every `*.md` file of ``folder`` (not recursive); ``base`` is the project folder."""
+        """Every `*.md` file of ``folder`` and its folders (shared runbooks that others call
+        live in one, e.g. `runbooks/shared/`; hidden folders skipped); ``base`` is the project
+        folder. Pages are named by runbook id, so a nested runbook's page sits beside the
+        others."""
         with git_dates(folder) as dates:
             entries, problems, mtimes = self._read(folder, base)
         last = {e.id: dates.get(e.runbook.path.name) or _date(mtimes[e.id]) for e in entries}
@@ -123,8 +126,16 @@ class Catalog:
         self, folder: Path, base: Path
     ) -> tuple[list[Entry], list[Problem], dict[str, float | None]]:
         """The entries, sorted; every problem; and each entry's file time, by runbook id."""
-        # By name: the same order as by path (one folder), without comparing Path objects.
-        paths = sorted(folder.glob("*.md"), key=lambda p: p.name) if folder.is_dir() else []
+        # By path, as the folder tree lists them.
+        paths = (
+            sorted(
+                (p for p in folder.rglob("*.md") if not any(
+                    part.startswith(".") for part in p.relative_to(folder).parts)),
+                key=lambda p: p.relative_to(folder).parts,
+            )
+            if folder.is_dir()
+            else []
+        )  # fmt: skip
         names = _Names(folder, base)
         # Every file is looked at and read before any is parsed: one after the other, the system
         # calls and reads took half the time they took between parses (2 ms against 4-8 ms for

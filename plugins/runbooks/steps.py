@@ -130,8 +130,17 @@ def badges(step: Step, rb: Runbook) -> list[str]:
         if any(b.attributes for b in step.blocks):
             out += _policy_badges(step, rb, step.blocks)
         return out
-    langs = sorted({b.lang for b in blocks})
-    out.append(_badge("auto", f"runs {', '.join(langs)}", "the runner executes this step"))
+    call, loop = step.call, step.loop
+    if call is not None:
+        given = ", ".join(f"{k}={v}" for k, v in call.inputs.items()) or "no inputs"
+        out.append(_badge("auto", f"runs runbook {call.runbook}", f"with {given}"))
+    else:
+        langs = sorted({b.lang for b in blocks})
+        out.append(_badge("auto", f"runs {', '.join(langs)}", "the runner executes this step"))
+    if loop is not None:
+        listed = loop.source if loop.items is None else ", ".join(str(i) for i in loop.items)
+        tip = f"each item is its own attempt; on a failed item: {loop.on_item_failure}"
+        out.append(_badge("loop", f"for each {loop.var} in {listed}", tip))
     return out + _policy_badges(step, rb, blocks)
 
 
@@ -139,7 +148,8 @@ def _policy_badges(step: Step, rb: Runbook, blocks: Sequence[Block]) -> list[str
     out = []
     if step.approve:
         who = f" by {step.approver_role}" if step.approver_role else ""
-        out.append(_badge("approve", f"needs approval{who}", "the run pauses for a person"))
+        each = " for each item" if step.loop is not None and step.loop.approve_each else ""
+        out.append(_badge("approve", f"needs approval{who}{each}", "the run pauses for a person"))
     timeout = step.timeout
     if timeout is not None:
         out.append(_badge("timeout", f"timeout {_as_written(blocks, 'timeout', timeout)}"))

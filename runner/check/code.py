@@ -75,9 +75,11 @@ def problem(runbook: Runbook, line: int, code: str, message: str) -> Problem:
 
 
 def _names(runbook: Runbook) -> list[str]:
-    """The names a run provides: its inputs and every step's outputs (without `:type`)."""
+    """The names a run provides: its inputs, every step's outputs (without `:type`) and the
+    items of loops."""
     names = [spec.name for spec in runbook.metadata.inputs]
     names += [b.split(":", 1)[0] for blk in _blocks(runbook) for b in blk.outputs]
+    names += [blk.loop.var for blk in _blocks(runbook) if blk.loop]  # `foreach ... as=NAME`
     return list(dict.fromkeys(names))
 
 

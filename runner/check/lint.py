@@ -18,6 +18,7 @@ from pathlib import Path
 
 from runner.check import code as check_code
 from runner.check import decisions as check_decisions
+from runner.check import flow as check_flow
 from runner.check import references as check_references
 from runner.check import routing as check_routing
 from runner.check import structure as check_structure
@@ -101,10 +102,19 @@ def load_for_run(path: str | Path) -> Runbook:
 
 
 def checked(runbook: Runbook) -> Runbook:
-    """The runbook itself when it may run, else InvalidRunbook listing its errors."""
+    """The runbook itself when it may run, with the runbooks it calls (each checked too),
+    else InvalidRunbook listing its errors."""
     errors = [p for p in lint(runbook) if p.level == "error"]
     if errors:
         raise InvalidRunbook(str(runbook.path), errors)
+    runbook = check_flow.with_called(runbook)
+    todo = list(runbook.called.values())
+    while todo:
+        child = todo.pop()
+        errors = [p for p in lint(child) if p.level == "error"]
+        if errors:
+            raise InvalidRunbook(str(child.path), errors)
+        todo += child.called.values()
     return runbook
 
 
@@ -445,6 +455,7 @@ RULES: list[Rule] = [
             *check_structure.RULES,
             *check_decisions.RULES,
             *check_code.RULES,
+            *check_flow.RULES,
             *check_references.RULES,
             *check_routing.RULES,
         )

@@ -459,7 +459,45 @@ def _resumed(e: Event) -> Text:
     )
 
 
+def _item_started(e: Event) -> Text:
+    again = (
+        f", attempt {e.get('attempt')} of {e.get('attempts')}"
+        if (e.get("attempt") or 1) > 1
+        else ""
+    )
+    return Text(
+        visible(
+            f"  ↻ item {e.get('index')}/{e.get('count')}: {e.get('var')}={e.get('item')}{again}"
+        ),
+        style="bold",
+    )
+
+
+def _item_finished(e: Event) -> Text:
+    status = str(e.get("status") or "")
+    why = e.get("error") or e.get("reason") or ""
+    style = "green" if status == "succeeded" else "yellow" if status == "skipped" else "red"
+    text = f"  ↻ item {e.get('index')}/{e.get('count')} ({e.get('item')}): {status}"
+    return Text(visible(text + (f" — {why}" if why else "")), style=style)
+
+
+def _subrunbook_started(e: Event) -> Text:
+    book = (e.get("runbook") or {}).get("id", "?")
+    return Text(visible(f"  ⇢ runs runbook {book} as {e.get('prefix')}"), style="bold cyan")
+
+
+def _subrunbook_finished(e: Event) -> Text:
+    back = ", ".join(e.get("outputs") or {}) or "no outputs"
+    error = f": {e['error']}" if e.get("error") else ""
+    text = f"  ⇠ runbook {e.get('prefix')} {e.get('status')} ({back}){error}"
+    return Text(visible(text), style="cyan")
+
+
 _LINES = {
+    "item_started": _item_started,
+    "item_finished": _item_finished,
+    "subrunbook_started": _subrunbook_started,
+    "subrunbook_finished": _subrunbook_finished,
     "block_started": _block_started,
     "decision": _decision,
     "approval_requested": _approval_requested,

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runner.errors import ExitCode, ExpressionError, RunbookError
+from runner.exec import calls, loops
+from runner.exec.loops import LoopError, items_line, loop_items
 from runner.exec.operator import Answer, Approval, ApprovalRequest, Decision, Operator
 from runner.exec.policy import (
     FAILED_STATUSES,
@@ -177,6 +179,7 @@ class _Current:
     attempts: int
     block: Block | None = None  # the block executing now, if any
     block_started: float = 0.0
+    item: tuple[int, int, Any] | None = None  # a `foreach` step's item: index, count, value
 
 
 #: A line longer than this is journaled in pieces rather than held until its newline.
@@ -283,7 +286,7 @@ class Engine:
         )
         self._cwd: dict[str, str] = dict(resume.cwd) if resume else {}  # kernel -> last cwd
         if resume is not None:
-            self._rebuild_secret_outputs(resume)
+            self._rebuild_secret_outputs(resume.secret_templates)
         self._outcomes: dict[StepKey, StepRecord] = {}
         self._background: dict[int, str] = {}  # pid -> command line, left running by blocks
         self._ended: dict[str, Any] | None = None  # the branch that ended the run, if one did
@@ -292,6 +295,9 @@ class Engine:
         self._aborted = False
         self._image_count = 0
         self._off_script_ran = False  # an ad-hoc command may have changed a kernel's values
+        # A called runbook's steps are journaled under this prefix (`4/contain-host`), its
+        # procedures under `4/contain-host/ID`; None for the run's own runbook.
+        self._prefix: str | None = None
         pool.on_start = self._kernel_started
         # Ctrl-C and SIGTERM are noted on this token while a kernel is waited on (see
         # runner.kernels.cancel); the CLI hands its own over through the pool.
@@ -300,9 +306,9 @@ class Engine:
         for session in pool.sessions():
             session.cancel = self.cancel
 
-    def _rebuild_secret_outputs(self, resume: ResumeState) -> None:
+    def _rebuild_secret_outputs(self, templates: Mapping[str, list[Any]]) -> None:
         """Outputs journaled as "***" get their real value back from the secret inputs."""
-        for name, pieces in resume.secret_templates.items():
+        for name, pieces in templates.items():
             value = rebuild(pieces, self._secrets)
             if value is None:
                 raise RunbookError(
@@ -625,11 +631,16 @@ class Engine:
             return Flow.NEXT
         if decision.action == "quit":
             return Flow.QUIT
-        if step.approve:
+        if step.approve and not (step.loop and step.loop.approve_each):
             flow = self._gated(step, procedure)
             if flow is not None:
                 return flow
-        flow = self._attempts(step, index, total, procedure)
+        if step.loop is not None:
+            flow = loops.loop(self, step, index, total, procedure)
+        elif step.call is not None:
+            flow = calls.call(self, step, index, total, procedure)
+        else:
+            flow = self._attempts(step, index, total, procedure)
         outcome = self._outcomes.get(key)
         if flow is Flow.NEXT and step.end and outcome and outcome.status == StepStatus.SUCCEEDED:
             return self._end_run(step.end, procedure, step)
@@ -916,12 +927,16 @@ class Engine:
 
     # --- approvals -----------------------------------------------------------------------------
 
-    def _gate(self, step: Step, procedure: str | None) -> str:
-        """approved | denied | paused. Nothing runs without a recorded approval."""
+    def _gate(self, step: Step, procedure: str | None, item: tuple[int, Any] | None = None) -> str:
+        """approved | denied | paused. Nothing runs without a recorded approval. With `item`
+        (index, value), the gate of one item of an `approve_each` loop: its code shows the item,
+        and its approval covers that item only."""
         key = (procedure, step.id)
-        if key in self._approved:
+        once = key if item is None else (procedure, f"{step.id}#{item[0]}")
+        if once in self._approved:
             return "approved"
-        code = self._approval_code(step)
+        extra = None if item is None or step.loop is None else {step.loop.var: item[1]}
+        code = self._approval_code(step, extra)
         recorded = self.resume.approvals.pop(key, None) if self.resume else None
         if recorded is not None:
             if recorded.get("decision") != "approved":
@@ -930,13 +945,13 @@ class Engine:
             # An approval covers the code the approver saw; a runbook edited since (resumed
             # with --allow-changed) needs a fresh one.
             if self.resume.approved_code.get(key) == self.journal.redactor.text(code):
-                self._approved.add(key)
+                self._approved.add(once)
                 return "approved"
         # The code runs with what the kernels hold, which an off-script command may have
         # changed: the approver sees (and the journal records) those values, not the run's.
         changed = self._changed_in_kernels(step) if self._off_script_ran else {}
         if changed:
-            code = self._approval_code(step, changed)
+            code = self._approval_code(step, {**changed, **(extra or {})})
         self._event(
             ev.ApprovalRequested(
                 step=step.number,
@@ -948,7 +963,7 @@ class Engine:
         )
         if self._preapproved(step, procedure) and not self.options.require_distinct_approver:
             self._approval_event(step, procedure, "approved", self.operator.name, None, None, True)
-            self._approved.add(key)
+            self._approved.add(once)
             return "approved"
         answer = self._ask_approval(step, procedure, code, changed)
         if answer is None:
@@ -957,7 +972,7 @@ class Engine:
             step, procedure, answer.decision, answer.by, answer.role, answer.comment, False
         )
         if answer.decision == "approved":
-            self._approved.add(key)
+            self._approved.add(once)
             return "approved"
         return "denied"
 
@@ -1113,6 +1128,12 @@ class Engine:
             for n, v in {**self.inputs, **self.outputs, **(current or {})}.items()
         }
         parts = []
+        if step.loop is not None and not (current and step.loop.var in current):
+            # One approval for the whole loop: the approver sees every item it runs for.
+            try:
+                parts.append(items_line(step.loop, loop_items(step.loop, values)))
+            except LoopError as exc:
+                parts.append(f"# {exc}")
         for block in step.executable_blocks:
             used = {n: v for n, v in values.items() if n in block.code or n.upper() in block.code}
             lang = block.lang or "text"
@@ -1163,13 +1184,14 @@ class Engine:
             return Flow.NEXT
         if policy.startswith("procedure:"):
             proc = self._procedure(policy.split(":", 1)[1])
-            flow = self._sequence(proc.steps, proc.id)
+            listed = f"{self._prefix}/{proc.id}" if self._prefix else proc.id
+            flow = self._sequence(proc.steps, listed)
             if flow is not Flow.NEXT:
                 return flow
             failed = [
                 o
                 for (p, _), o in self._outcomes.items()
-                if p == proc.id and o.status in FAILED_STATUSES
+                if p == listed and o.status in FAILED_STATUSES
             ]
             if failed:
                 return Flow.FAIL
@@ -1180,7 +1202,7 @@ class Engine:
                 reason=f"{status.value}; handled by procedure {proc.id}",
             )
             if proc.ends is not None:
-                return self._end_run(proc.ends, proc.id, None)
+                return self._end_run(proc.ends, listed, None)
             return Flow.NEXT
         return Flow.FAIL
 
@@ -1513,6 +1535,14 @@ class Engine:
             return
         self._current = None
         self._block_finished(current, StepStatus.CANCELLED, None, "run aborted")
+        if current.item is not None:
+            index, count, value = current.item
+            loops.item_event(
+                self,
+                current.step, current.procedure, index, count, value, StepStatus.CANCELLED,
+                duration=time.monotonic() - current.started, attempt=current.attempt,
+                attempts=current.attempts, error="run aborted",
+            )  # fmt: skip
         self._record(
             current.step,
             current.procedure,

@@ -22,6 +22,7 @@ from runner.errors import UsageError
 from runner.exec.engine import NullReporter, Reporter, RunContext, RunOptions, RunResult
 from runner.exec.operator import Operator
 from runner.format.model import InputValue, Runbook, Step
+from runner.format.syntax import CALL_KERNEL
 from runner.kernels.backend import KernelBackend
 from runner.kernels.pool import KernelPool
 from runner.runs import events as ev
@@ -58,11 +59,12 @@ class OpenRun:
 
 
 def needed_kernels(steps: Sequence[Step]) -> list[str]:
-    """The kernels these steps run in, in the order they first need them."""
+    """The kernels these steps run in, in the order they first need them (a ```runbook block
+    needs none: the engine runs the called runbook, whose kernels start when first used)."""
     names: list[str] = []
     for step in steps:
         for block in step.executable_blocks:
-            if block.kernel and block.kernel not in names:
+            if block.kernel and block.kernel != CALL_KERNEL and block.kernel not in names:
                 names.append(block.kernel)
     return names
 

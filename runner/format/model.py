@@ -4,7 +4,8 @@ Every object is a frozen, slotted dataclass: a parsed runbook is a value, safe t
 the runner, the linter and the MkDocs plugin, and nothing downstream can change what the file said.
 Every object that came from the file carries its 1-based source ``line``.
 
-Long on purpose: the whole plan, read by four consumers, is one vocabulary in one place.
+Long on purpose: the whole plan in one place to read, from a block's attributes to a runbook
+and the runbooks it calls; four consumers read it as one vocabulary.
 """
 
 from __future__ import annotations
@@ -180,6 +181,27 @@ class Question:
 
 
 @dataclass(frozen=True, slots=True)
+class Loop:
+    """`foreach=SOURCE as=NAME`: the step's blocks run once per item (docs/format.md#loops)."""
+
+    source: str  # as written: an input or output name, or a literal list
+    items: tuple[Scalar, ...] | None = None  # the literal list; None when `source` is a name
+    var: str = "item"  # the name the item has in the kernels (`$ITEM` in a shell block)
+    approve_each: bool = False  # a gate per item rather than one for the whole loop
+    on_item_failure: str = "stop"  # stop | finish | continue (ITEM_FAILURE_POLICIES)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A ```runbook block: the step runs the runbook `runbook` with inputs mapped from this
+    run's inputs and outputs (docs/format.md#sub-runbooks)."""
+
+    runbook: str  # the called runbook's id
+    # child input -> a name of this run (input or output), or a quoted literal ('text')
+    inputs: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
 class Block:
     """A fenced code block. Executable when ``kernel`` is set; otherwise documentation."""
 
@@ -210,6 +232,8 @@ class Block:
     idempotent: bool = False  # `idempotent=true`: safe to run again after a lost worker
     fence: str = "```"  # the opening marker as written (``` or ~~~~, ...)
     question: Question | None = None  # a ```` ```decision ```` block: what it asks
+    loop: Loop | None = None  # `foreach=`: the step runs once per item of a list
+    call: Call | None = None  # a ```runbook block: the step runs another runbook
 
     @property
     def executable(self) -> bool:
@@ -294,6 +318,14 @@ class Step:
         return next((b.end for b in self.blocks if self._policy(b) and b.end), None)
 
     @property
+    def loop(self) -> Loop | None:
+        return next((b.loop for b in self.blocks if b.executable and b.loop), None)
+
+    @property
+    def call(self) -> Call | None:
+        return next((b.call for b in self.blocks if b.executable and b.call), None)
+
+    @property
     def retries(self) -> int:
         return max((b.retries for b in self.blocks if b.executable), default=0)
 
@@ -375,6 +407,12 @@ class Runbook:
     # Every top-level heading and heading look-alike, in line order: `check` finds steps
     # written at the wrong level from them.
     headings: tuple[Heading, ...] = ()
+    # The runbooks its ```runbook blocks call, by id, each with its own `called`: filled by
+    # `check` (runner/check/flow.py), which finds them in the same folder tree; the engine
+    # runs these plans and never reads a file itself.
+    called: Mapping[str, Runbook] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
+    )
 
     def procedure(self, name: str) -> Procedure | None:
         return next((p for p in self.procedures if name in (p.id, p.title)), None)

@@ -13,6 +13,8 @@ import re
 
 PYTHON_KERNEL = "python3"
 SHELL_KERNEL = "runbook-shell"  # the project's own shell kernel (runner/shell_kernel)
+#: Not a kernelspec: a ```runbook block is run by the engine itself, as a sub-runbook.
+CALL_KERNEL = "runbook"
 
 #: Fence languages that run, and the kernelspec each runs in by default.
 DEFAULT_KERNELS: dict[str, str] = {
@@ -144,6 +146,16 @@ BLOCK_ATTRIBUTES: dict[str, str] = {
     "`:float`, `:bool` or `:str` (the default), e.g. `outputs=count:int,verdict`",
     "end": '`end="REASON"` or `end="failed: REASON"`: once the step succeeds the run ends '
     '(succeeded unless a status is given), e.g. `end="closed as false positive"`',
+    "foreach": "a list input, an earlier output, or a literal list (`[a, b]`): the step's "
+    "blocks run once per item, each item journaled as its own attempt",
+    "as": "the name the item has in the blocks of a `foreach` step (default `item`: `$ITEM`)",
+    "approve_each": "`true`: a `foreach` step's gate is asked once per item (default: once)",
+    "on_item_failure": "`stop` (default): the first item that fails stops the loop; `finish`: "
+    "the other items still run, then the step fails; `continue`: they run and the step succeeds, "
+    "naming the failed items",
+    "runbook": "on a ```runbook block: the id of the runbook the step runs",
+    "with": "on a ```runbook block: its inputs, `with=\"host_id=hostname,reason='text'\"` "
+    "(each a name of this run, or a quoted literal)",
     "errexit": "`false`: a shell block runs every line and only its last command's status "
     "counts (by default it stops at the first failing command)",
     "exec": "false marks a block in a runnable language as documentation",
@@ -166,6 +178,20 @@ BLOCK_ATTRIBUTES: dict[str, str] = {
     "category": "Runme attribute (ignored)",
     "tag": "Runme attribute (ignored)",
 }
+
+
+def is_literal(value: str) -> bool:
+    """Whether a `with=` value is a quoted literal (`'text'`) rather than a name of the run."""
+    return len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""
+
+
+def literal_text(value: str) -> str:
+    """A quoted `with=` literal's text, its backslash escapes undone."""
+    return re.sub(r"\\(.)", r"\1", value[1:-1])
+
+
+#: `on_item_failure=` values: what a `foreach` step does when one item fails for good.
+ITEM_FAILURE_POLICIES = ("stop", "finish", "continue")
 
 ON_FAILURE_RE = re.compile(r"^(abort|continue|procedure:[A-Za-z0-9_.-]+)$")
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -15,7 +15,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from runner.lab import backups, cloud, control, edr, firewall, idp, intel, services, tickets
+from runner.lab import (
+    backups,
+    cloud,
+    control,
+    ec2,
+    edr,
+    etcd,
+    firewall,
+    idp,
+    intel,
+    services,
+    tickets,
+)
 from runner.lab.api import LabError, reply
 from runner.lab.middleware import LabMiddleware
 from runner.lab.seed import seed
@@ -30,6 +42,8 @@ FAMILIES: tuple[tuple[str, list[Route]], ...] = (
     ("/api/backups", backups.ROUTES),
     ("/api/services", services.ROUTES),
     ("/api/cloud", cloud.ROUTES),
+    ("/api/etcd", etcd.ROUTES),
+    ("/api/ec2", ec2.ROUTES),
     ("/api/_lab", control.ROUTES),
 )
 

@@ -66,6 +66,24 @@ def summary(request: Request) -> Doc:
         "snapshots": {s["id"]: s["status"] for s in store.all("snapshot")},
         "restore_jobs": {j["id"]: j["status"] for j in store.all("restore_job")},
         "bundles": [b["id"] for b in store.all("bundle")],
+        "etcd": {
+            m["id"]: {
+                "db_size_mb": m["db_size_mb"],
+                "healthy": m["healthy"],
+                "defragmented": m["defragmented_at"] is not None,
+            }
+            for m in store.all("etcd_member")
+        },
+        "etcd_alarms": [a["alarm"] for a in store.all("etcd_alarm")],
+        "ec2": {
+            i["id"]: {
+                "security_groups": i["security_groups"],
+                "termination_protection": i["termination_protection"],
+                "tags": i["tags"],
+            }
+            for i in store.all("ec2_instance")
+        },
+        "ec2_snapshots": {s["id"]: s["volume_id"] for s in store.all("ec2_snapshot")},
         "faults": store.faults(),
         "request_count": store.request_count(),
     }

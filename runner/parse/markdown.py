@@ -60,6 +60,7 @@ from runner.format.model import (
     Step,
     Trigger,
 )
+from runner.parse import flow
 from runner.parse.trigger import with_routing
 
 MAX_BYTES = 1024 * 1024
@@ -805,8 +806,16 @@ class _Parser:
             )  # fmt: skip
         runnable = typed.pop("exec", True)
         kernel = kernels.get(lang) or fmt.DEFAULT_KERNELS.get(lang)
+        if lang == fmt.CALL_KERNEL and "runbook" not in kernels:
+            kernel = fmt.CALL_KERNEL  # run by the engine itself: a sub-runbook
         if not runnable:
             kernel = None
+        typed["loop"], found = flow.read_loop(attrs, kernel is not None, lang)
+        call, more = flow.read_call(attrs, lang, tok.content, kernel is not None)
+        for code, message in found + more:
+            self.problem(line, "error", code, message)
+        if call is not None:
+            typed["call"] = call
         return Block(
             lang=lang,
             code=tok.content,
@@ -1089,6 +1098,7 @@ def _apply_attribute(out: dict[str, Any], key: str, value: str) -> None:
         out["idempotent"] = fmt.parse_bool(value)
     elif key in fmt.DECISION_ATTRIBUTES:
         out["_" + key] = value  # read with the block's language (_Parser._question)
+    # foreach/as/approve_each/on_item_failure and runbook/with are read whole (runner.parse.flow).
     # Runme's own attributes are accepted and have no effect here.
 
 

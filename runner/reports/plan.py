@@ -66,6 +66,26 @@ def input_json(spec: InputSpec) -> JSONObject:
 
 
 def step_json(step: Step) -> JSONObject:
+    return {**_step_json(step), **_flow_json(step)}
+
+
+def _flow_json(step: Step) -> JSONObject:
+    """`foreach` and `runbook`, on a loop or call step only (plans without them are unchanged)."""
+    out: JSONObject = {}
+    if step.loop is not None:
+        out["foreach"] = {
+            "source": step.loop.source,
+            "items": None if step.loop.items is None else list(step.loop.items),
+            "as": step.loop.var,
+            "approve_each": step.loop.approve_each,
+            "on_item_failure": step.loop.on_item_failure,
+        }
+    if step.call is not None:
+        out["runbook"] = {"id": step.call.runbook, "with": dict(step.call.inputs)}
+    return out
+
+
+def _step_json(step: Step) -> JSONObject:
     out: JSONObject = {
         "number": step.number,
         "id": step.id,

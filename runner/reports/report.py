@@ -177,10 +177,38 @@ def _md_step(r: RunRecord, s: StepRecord, image: ImageLink) -> str:
     if s.error:
         out.append(f"**Error:** {_md_escape(s.error)}")
     out += _md_events(s)
+    out += _md_items(s)
     out += _md_outputs(r, s, image)
     if s.values:
         out.append("Outputs: " + ", ".join(f"`{k}` = {_md_escape(v)}" for k, v in s.values.items()))
     return "\n\n".join(out)
+
+
+def _md_items(s: StepRecord) -> list[str]:
+    """A `foreach` step's items, each with its own status: a failed one is never hidden."""
+    if not s.items and not s.calls:
+        return []
+    rows = []
+    for call in s.calls:
+        if isinstance(call, ev.SubrunbookStarted):
+            book = call.runbook.get("id", "?")
+            rows.append(f"- runs runbook {_md_escape(book)} as {_md_escape(call.prefix)}")
+        else:
+            back = ", ".join(f"`{k}`" for k in call.outputs) or "no outputs"
+            error = f": {_md_escape(call.error)}" if call.error else ""
+            prefix = _md_escape(call.prefix)
+            rows.append(f"- runbook {prefix} {fmt_status(call.status)} ({back}){error}")
+    for item in s.items:
+        facts = [fmt_status(item.status), fmt_duration(item.duration) if item.attempts else ""]
+        if item.attempts > 1:
+            facts.append(f"{item.attempts} attempts")
+        why = item.error or item.reason
+        rows.append(
+            f"- item {item.index} ({_md_escape(str(item.item))}): "
+            + " · ".join(f for f in facts if f)
+            + (f" — {_md_escape(why)}" if why else "")
+        )
+    return ["\n".join(rows)]
 
 
 def _md_events(s: StepRecord) -> list[str]:

@@ -267,6 +267,61 @@ class Outputs(StepEvent):
     secret_templates: Mapping[str, list[Any]] | None = None
 
 
+# --- loops and sub-runbooks -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemStarted(ListedStepEvent):
+    """One attempt at one item of a `foreach` step: its blocks run with the item set."""
+
+    KIND = "item_started"
+    index: int = 1  # 1-based, in the list's order
+    count: int = 1  # items in the list
+    item: Any = None  # the value, as the blocks get it
+    var: str = "item"  # the name the blocks see it under
+    attempt: int = 1
+    attempts: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemFinished(ListedStepEvent):
+    """How one attempt at one item ended (or why it never ran: ``skipped``)."""
+
+    KIND = "item_finished"
+    OPTIONAL = frozenset({"retry_in"})
+    index: int = 1
+    count: int = 1
+    item: Any = None
+    status: str = ""
+    duration: float = 0.0
+    attempt: int = 1
+    attempts: int = 1
+    exit_status: int | None = None
+    error: str | None = None
+    reason: str | None = None
+    retry_in: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubrunbookStarted(ListedStepEvent):
+    """A step calls another runbook; its steps are journaled in this run under ``prefix``
+    (their ``procedure``), so they read `4/contain-host/2`."""
+
+    KIND = "subrunbook_started"
+    runbook: Mapping[str, Any] = field(default_factory=dict)  # id, name, path, sha256
+    prefix: str = ""
+    inputs: Mapping[str, Any] = field(default_factory=dict)  # as mapped, secrets "***"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubrunbookFinished(ListedStepEvent):
+    KIND = "subrunbook_finished"
+    prefix: str = ""
+    status: str = ""  # succeeded | failed | paused | cancelled
+    outputs: Mapping[str, Any] = field(default_factory=dict)  # what came back to the caller
+    error: str | None = None
+
+
 # --- people ---------------------------------------------------------------------------------
 
 
@@ -412,6 +467,10 @@ KINDS: dict[str, type[JournalEvent]] = {
         Answered,
         Note,
         Fault,
+        ItemStarted,
+        ItemFinished,
+        SubrunbookStarted,
+        SubrunbookFinished,
     )
 }
 

@@ -68,6 +68,20 @@ class BlockRun:
 
 
 @dataclass(slots=True)
+class ItemRecord:
+    """One item of a `foreach` step: its latest attempt (item_started/item_finished)."""
+
+    index: int  # 1-based
+    item: Any
+    status: str = "running"
+    attempts: int = 0
+    duration: float = 0.0  # seconds, all its attempts
+    exit_status: int | None = None
+    error: str | None = None
+    reason: str | None = None
+
+
+@dataclass(slots=True)
 class StepRecord:
     """One step as the journal tells it; filled event by event, then only read."""
 
@@ -97,6 +111,8 @@ class StepRecord:
     notes: list[ev.Note] = field(default_factory=list)
     faults: list[ev.Fault] = field(default_factory=list)
     answer: ev.Answered | None = None  # a decision step's answer
+    items: list[ItemRecord] = field(default_factory=list)  # a `foreach` step's, by index
+    calls: list[ev.SubrunbookStarted | ev.SubrunbookFinished] = field(default_factory=list)
     earlier: bool = False  # in a run's result: it finished in an earlier attempt (resume)
 
     @property
@@ -177,6 +193,12 @@ class RunRecord:
     questions: dict[StepKey, ev.QuestionAsked] = field(default_factory=dict)  # latest asked
     open_answers: dict[StepKey, ev.Answered] = field(default_factory=dict)  # not yet used
     last_word: dict[StepKey, ev.ListedStepEvent] = field(default_factory=dict)
+    # A `foreach` step's items that succeeded, by index (value as text): resume skips them.
+    items_done: dict[StepKey, dict[int, str]] = field(default_factory=dict)
+    # Called runbooks, by prefix (`4/contain-host`): the SHA-256 each ran with, and their
+    # outputs that held a secret (as `secret_templates`, per prefix).
+    called_sha: dict[str, str] = field(default_factory=dict)
+    scoped_templates: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -243,8 +265,16 @@ class RunRecord:
         return self.questions.get((step.procedure, str(step.step_id or "")))
 
     def waiting(self, ref: str) -> ev.StepFinished | None:
-        """The step `ref` (number or id) when it waits for an approval nobody gave yet."""
-        return next((w for w in self.waiting_steps() if ref in (str(w.step), str(w.step_id))), None)
+        """The step `ref` (number, id, or label such as `4/contain-host/2`) when it waits for an
+        approval nobody gave yet."""
+        return next(
+            (
+                w
+                for w in self.waiting_steps()
+                if ref in (str(w.step), str(w.step_id), step_label(w.procedure, int(w.step or 0)))
+            ),
+            None,
+        )
 
     def request_for(self, step: ev.ListedStepEvent) -> ev.ApprovalRequested | None:
         """The approval request a waiting step made (its approver role, the code shown)."""
@@ -301,7 +331,20 @@ class RunRecord:
             approved_code=dict(self.shown_code),
             secret_templates=dict(self.secret_templates),
             cwd=dict(self.cwd),
+            items_done={k: dict(v) for k, v in self.items_done.items()},
+            scoped_outputs=self.scoped_outputs(),
+            called_sha=dict(self.called_sha),
+            scoped_templates={k: dict(v) for k, v in self.scoped_templates.items()},
         )
+
+    def scoped_outputs(self) -> dict[str, dict[str, Any]]:
+        """The outputs of the steps of called runbooks, by their list (`4/contain-host`):
+        a resumed sub-runbook takes back its own, never the caller's."""
+        out: dict[str, dict[str, Any]] = {}
+        for s in self.steps:
+            if s.procedure and is_nested(s.procedure):
+                out.setdefault(s.procedure, {}).update(s.values)
+        return out
 
     def share(self) -> float | None:
         """Each step's share of the time limit (see the module docstring)."""
@@ -317,6 +360,17 @@ class RunRecord:
         if share is None:
             return []
         return [s for s in self.steps if s.took_time and (s.duration or 0.0) > share]
+
+
+def is_nested(procedure: str | None) -> bool:
+    """Whether a step list is a called runbook's (`4/contain-host`): procedure ids are slugs,
+    and only a sub-runbook's prefix has a `/`."""
+    return bool(procedure) and "/" in str(procedure)
+
+
+def item_text(value: Any) -> str:
+    """An item as resume compares it (the journal's JSON form loses tuples, not values)."""
+    return str(value)
 
 
 def ending_text(ended_by: Mapping[str, Any] | None) -> str | None:
@@ -355,6 +409,10 @@ class ResumeState:
     secret_templates: dict[str, list[Any]] = field(default_factory=dict)
     cwd: dict[str, str] = field(default_factory=dict)  # kernel -> its last working directory
     answers: dict[StepKey, Event] = field(default_factory=dict)  # `runbook answer`, not yet used
+    items_done: dict[StepKey, dict[int, str]] = field(default_factory=dict)  # index -> item
+    scoped_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # sub-runbooks'
+    called_sha: dict[str, str] = field(default_factory=dict)  # prefix -> the runbook's SHA-256
+    scoped_templates: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -486,6 +544,8 @@ class _Fold:
         self.record.open_approvals.pop(key, None)  # an approval is used up by the step it let run
         if status != StepStatus.WAITING_ANSWER:  # nor is an answer once its step ended
             self.record.open_answers.pop(key, None)
+        if status in DONE_STATUSES:  # `resume --from` runs all its items again
+            self.record.items_done.pop(key, None)
         self.record.last_word[key] = e
 
     def _on_block_started(self, e: ev.BlockStarted) -> None:
@@ -531,11 +591,66 @@ class _Fold:
         values = dict(e.values or {})
         if rec is not None:
             rec.values.update(values)
+            if rec.procedure and is_nested(rec.procedure):
+                # A called runbook's own: only what it hands back is the caller's.
+                kept = self.record.scoped_templates.setdefault(rec.procedure, {})
+                for name in values:
+                    kept.pop(name, None)
+                kept.update(e.secret_templates or {})
+                return
         r = self.record
         r.values.update(values)
         for name in values:
             r.secret_templates.pop(name, None)
         r.secret_templates.update(e.secret_templates or {})
+
+    def _on_item_started(self, e: ev.ItemStarted) -> None:
+        rec = self.step(e)
+        assert rec is not None
+        item = self._item(rec, int(e.index or 1), e.item)
+        item.status = "running"
+        item.attempts = max(item.attempts, int(e.attempt or 1))
+        self.attempt[id(rec)] = int(e.attempt or 1)
+
+    def _on_item_finished(self, e: ev.ItemFinished) -> None:
+        rec = self.step(e)
+        assert rec is not None
+        index = int(e.index or 1)
+        item = self._item(rec, index, e.item)
+        item.status = e.status or item.status
+        item.duration += float(e.duration or 0.0)
+        item.exit_status, item.error, item.reason = e.exit_status, e.error, e.reason
+        # An item's last block cut short has no block_finished: the item's end closes it.
+        self.running = {k: v for k, v in self.running.items() if v[0] is not rec}
+        key = (e.procedure, str(e.step_id or ""))
+        done = self.record.items_done.setdefault(key, {})
+        if e.status == StepStatus.SUCCEEDED:
+            done[index] = item_text(e.item)
+        else:
+            done.pop(index, None)
+        if e.status not in (StepStatus.SKIPPED, StepStatus.WAITING_APPROVAL):
+            self.record.open_approvals.pop(key, None)  # the approval let this item run
+
+    def _item(self, rec: StepRecord, index: int, value: Any) -> ItemRecord:
+        found = next((i for i in rec.items if i.index == index), None)
+        if found is None or item_text(found.item) != item_text(value):
+            if found is not None:
+                rec.items.remove(found)
+            found = ItemRecord(index=index, item=value)
+            rec.items.append(found)
+            rec.items.sort(key=lambda i: i.index)
+        return found
+
+    def _on_subrunbook_started(self, e: ev.SubrunbookStarted) -> None:
+        if (rec := self.step(e)) is not None:
+            rec.calls.append(e)
+        sha = (e.runbook or {}).get("sha256")
+        if e.prefix and sha:
+            self.record.called_sha[e.prefix] = str(sha)
+
+    def _on_subrunbook_finished(self, e: ev.SubrunbookFinished) -> None:
+        if (rec := self.step(e)) is not None:
+            rec.calls.append(e)
 
     def _on_decision(self, e: ev.DecisionEvent) -> None:
         if (rec := self.step(e)) is not None:

@@ -125,12 +125,21 @@ def step_facts(step: Step, *, role: bool = True, runs_in: bool = True) -> list[s
         facts.append(f"decision: answer {accepted(step.question)}")
     elif step.manual:
         facts.append("manual step (no command runs)")
+    elif step.call is not None:
+        given = ", ".join(f"{k}={v}" for k, v in step.call.inputs.items())
+        facts.append(f"runs runbook {step.call.runbook}" + (f" with {given}" if given else ""))
     elif runs_in:
         kernels = sorted({f"{b.kernel} ({b.lang})" for b in step.executable_blocks})
         facts.append("runs in " + ", ".join(kernels))
+    loop = step.loop
+    if loop is not None:
+        listed = loop.source if loop.items is None else "[" + ", ".join(map(str, loop.items)) + "]"
+        facts.append(f"once for each {loop.var} in {listed} (on a failed item: "
+                     f"{loop.on_item_failure})")  # fmt: skip
     if step.approve:
         who = f" by {step.approver_role}" if step.approver_role else ""
-        facts.append(f"needs approval{who}")
+        each = " for each item" if loop is not None and loop.approve_each else ""
+        facts.append(f"needs approval{who}{each}")
     if step.timeout is not None:
         facts.append(f"timeout {format_duration(step.timeout)}")
     if step.retries:
