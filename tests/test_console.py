@@ -62,6 +62,40 @@ trigger:
 """
 
 
+QUESTION_BOOK = """\
+---
+name: Question test
+service: test
+objective: Be answered through the service
+time_limit: 1h
+roles:
+  L1: answers
+trigger:
+  when: a question-test alert
+  match:
+    source: question-test
+  dedup_key: [id]
+---
+# Question test
+
+## Steps
+
+1. Ask the user.
+
+   Role: L1
+
+   ```decision {id=legit outputs=legit}
+   Did the user confirm the sign-in was theirs?
+   ```
+
+2. Contain when it was not.
+
+   ```bash {id=contain when="legit == 'no'" role=L1}
+   echo contained-after-answer
+   ```
+"""
+
+
 @dataclass
 class Console:
     service: Service
@@ -78,6 +112,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, _journal_key_path: Path) -
     books.mkdir()
     marker = root / "go"
     (books / "console.md").write_text(BOOK.format(marker=marker))
+    (books / "question.md").write_text(QUESTION_BOOK)
     roles = root / "roles.yaml"
     roles.write_text("IR-lead: [group:ir]\nL1: [eve]\n")
     state = ["--state-dir", str(root / "state")]
@@ -347,3 +382,36 @@ def test_the_approval_page_reads_on_a_phone_in_dark_mode(
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(30, 33, 41)"  # the dark palette, from prefers-color-scheme
     page.close()
+
+
+def test_a_decision_step_is_answered_through_the_service_by_a_user_with_its_role(
+    console: Console,
+) -> None:
+    taken = httpx.post(
+        f"{console.service.intake}?format=generic",
+        timeout=60,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        json={"source": "question-test", "id": "q-1", "title": "was it you?"},
+    ).json()["alerts"][0]
+    assert taken["outcome"] == "started", taken
+    run_id = _paused(console.service, taken["workflow_id"])
+    api = f"{console.base}/api/runs/{run_id}/answers"
+
+    def send(user: str, value: str) -> httpx.Response:
+        auth = {"Authorization": f"Bearer {console.tokens[user]}"}
+        return httpx.post(api, json={"step": "legit", "answer": value}, headers=auth, timeout=60)
+
+    assert httpx.post(api, json={"step": "legit", "answer": "no"}).status_code == 401
+    refused = send("alice", "no")  # IR-lead, not L1
+    assert refused.status_code == 403 and "L1" in refused.json()["error"]
+    unfit = send("eve", "perhaps")
+    assert unfit.status_code == 400 and "yes" in unfit.json()["error"]
+    assert send("eve", "no").status_code == 202
+    deadline = time.monotonic() + RUN_BOUND
+    while (events := _events(console, run_id))[-1]["event"] != "run_finished":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)  # the journal's run_finished is the marker
+    [answered] = [e for e in events if e["event"] == "answer"]
+    assert (answered["value"], answered["by"]) == ("no", "eve")
+    assert events[-1]["status"] == "succeeded"
+    assert any("contained-after-answer" in str(e.get("text", "")) for e in events)

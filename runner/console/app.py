@@ -36,7 +36,7 @@ from runner.console.auth import (
     same,
     set_cookie,
 )
-from runner.console.decisions import Outcome, Send, decide, shown_digest
+from runner.console.decisions import Outcome, Send, answer_question, decide, shown_digest
 from runner.identity.model import Identity
 from runner.identity.roles import RoleMap
 from runner.identity.store import SESSION_TTL, LoginSession, UserStore
@@ -329,6 +329,27 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
         )  # fmt: skip
         return _json(outcome)
 
+    async def api_answer(request: Request) -> Response:
+        """`POST /api/runs/{id}/answers` `{"step": ..., "answer": ...}`: a decision step's
+        answer, by the token's user."""
+        who = token_identity(request)
+        if who is None:
+            return _json(Outcome(401, "a user's API token is required (Authorization: Bearer "
+                                      "TOKEN; `runbook users token NAME` makes one)"))  # fmt: skip
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        if (not isinstance(body, dict) or not isinstance(body.get("step"), str | int)
+                or not isinstance(body.get("answer"), str | int | float)):  # fmt: skip
+            return _json(Outcome(400, 'the body is {"step": ..., "answer": ...}'))
+        ref = request.path_params["run_id"]
+        if not _RUN_ID.fullmatch(ref):
+            return _json(Outcome(400, "a run id is letters, digits, dashes and dots"))
+        outcome = await answer_question(config.runs_dir, ref, str(body["step"]),
+                                        str(body["answer"]), who, config.send)  # fmt: skip
+        return _json(outcome)
+
     return [
         Route("/console", home, methods=["GET"]),
         Route("/console/", home, methods=["GET"]),
@@ -345,6 +366,7 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
         Route("/console/runs/{run_id}/gates/{step}", checked_post(gate_post), methods=["POST"]),
         Route("/console/inbox", signed_in(inbox), methods=["GET"]),
         Route("/api/runs/{run_id}/decisions", api_decide, methods=["POST"]),
+        Route("/api/runs/{run_id}/answers", api_answer, methods=["POST"]),
         Mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static"),
     ]
 

@@ -19,8 +19,11 @@ from pathlib import Path
 
 from runner.errors import RunbookError
 from runner.exec.session import OpenRun, approver_problem, open_run, waiting_gate
+from runner.format.answers import read_answer
+from runner.format.model import Question
 from runner.identity.model import Identity
 from runner.runs import events as ev
+from runner.runs.state import RunRecord
 from runner.runs.store import RunStore
 
 
@@ -34,6 +37,7 @@ class Verdict:
     role: str | None
     comment: str | None
     auth: str  # password | token
+    answer: str | None = None  # a decision step's answer (decision "answered")
 
 
 #: Sends a verdict to the workflow with this id.
@@ -114,10 +118,70 @@ def _check(
                        f"{who.user} does not hold role {role} (roles held: {held})")  # fmt: skip
     if decision == "approved" and (problem := approver_problem(run, waiting, who.user, role)):
         return _refuse(run, waiting, who, role, problem)
-    workflow_id = (run.record.start.get("trigger") or {}).get("workflow_id")
+    workflow_id = workflow_of(run.record)
     if not workflow_id:
         return Outcome(409, f"run {run_id} was not started by the service; decide on it where "
                             "it runs, with `runbook approve` and `runbook resume`")  # fmt: skip
     verdict = Verdict(str(waiting.step_id or waiting.step), decision, who.user, role,
                       comment or None, who.auth)  # fmt: skip
     return str(workflow_id), verdict, f"step {waiting.step} {decision} by {who.user}"
+
+
+def workflow_of(record: RunRecord) -> str | None:
+    """The service workflow of a run: named in its trigger, or, for a run started by hand
+    through the API, by its run id. None for a run the service did not start."""
+    trigger = record.start.get("trigger") or {}
+    if trigger.get("workflow_id"):
+        return str(trigger["workflow_id"])
+    if record.start.get("operator") == "service-api":
+        return manual_workflow_id(str((record.start.get("runbook") or {}).get("id")),
+                                  record.run_dir.name)  # fmt: skip
+    return None
+
+
+def manual_workflow_id(runbook_id: str, run_id: str) -> str:
+    """A run started by hand has no dedup key: its workflow is named by its run."""
+    return f"manual:{runbook_id}:{run_id}"
+
+
+async def answer_question(
+    runs_dir: Path, run_id: str, step: str, value: str, who: Identity, send: Send
+) -> Outcome:
+    """A decision step's answer, by an authenticated identity holding the step's role."""
+    checked = await asyncio.to_thread(_check_answer, runs_dir, run_id, step, value, who)
+    if isinstance(checked, Outcome):
+        return checked
+    workflow_id, verdict, said = checked
+    await send(workflow_id, verdict)
+    return Outcome(202, said, verdict)
+
+
+def _check_answer(
+    runs_dir: Path, run_id: str, step: str, value: str, who: Identity
+) -> Outcome | tuple[str, Verdict, str]:
+    try:
+        run = open_run(runs_dir, run_id)
+    except RunbookError:
+        return Outcome(404, f"no run {run_id} to answer on")
+    waiting = run.record.waiting_answer(step)
+    asked = run.record.question_for(waiting) if waiting is not None else None
+    if waiting is None or asked is None:
+        return Outcome(409, f"run {run_id} has no question {step} waiting for an answer")
+    role = next((s.role for s in run.record.steps if s.step_id == waiting.step_id
+                 and s.procedure == waiting.procedure), None)  # fmt: skip
+    if not who.holds(role):
+        held = ", ".join(sorted(who.roles)) or "none"
+        return Outcome(403, f"{who.user} does not hold role {role} (roles held: {held}), which "
+                            "answers this question")  # fmt: skip
+    question = Question(asked.question, asked.type, tuple(asked.choices), asked.output)  # type: ignore[arg-type]
+    try:
+        read_answer(question, value)  # checked here too, so a typo is a 400 at once
+    except ValueError as exc:
+        return Outcome(400, f"step {waiting.step} asks {asked.question!r}: {exc}")
+    workflow_id = workflow_of(run.record)
+    if not workflow_id:
+        return Outcome(409, f"run {run_id} was not started by the service; answer it where it "
+                            "runs, with `runbook answer` and `runbook resume`")  # fmt: skip
+    verdict = Verdict(str(waiting.step_id or waiting.step), "answered", who.user, role, None,
+                      who.auth, value)  # fmt: skip
+    return workflow_id, verdict, f"step {waiting.step} answered by {who.user}"

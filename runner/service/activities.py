@@ -29,6 +29,7 @@ from runner.exec.session import (
     OpenRun,
     Session,
     add_note,
+    answer,
     cancel_waiting,
     context_for,
     decide,
@@ -195,7 +196,11 @@ class RunActivities:
         d = request.decision
         try:
             run = open_run(Path(request.runs_dir), request.run_id)
-            if d is not None:
+            if d is not None and d.decision == "answered":
+                # Checked against the question's type by the same function as `runbook answer`.
+                answer(run, d.step, d.answer or "", by=d.by)
+                run = open_run(Path(request.runs_dir), request.run_id)  # with the answer
+            elif d is not None:
                 waiting = waiting_gate(run, d.step)
                 decide(run, waiting, decision=d.decision, by=d.by, role=d.role, comment=d.comment,
                        auth=d.auth)  # fmt: skip

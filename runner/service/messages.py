@@ -72,11 +72,12 @@ class Decision:
     """A person's answer to a waiting gate."""
 
     step: str  # number or id
-    decision: str  # approved | denied
+    decision: str  # approved | denied, or answered (a decision step: see `answer`)
     by: str
     role: str | None = None
     comment: str | None = None
     auth: str | None = None  # password | token: how the service authenticated `by`
+    answer: str | None = None  # a decision step's answer, as the person gave it
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
+from runner.console.decisions import manual_workflow_id, workflow_of
 from runner.errors import RunbookError
 from runner.format.inputs import resolve
 from runner.format.model import Runbook
@@ -158,11 +159,6 @@ def routes(intake: Any, authorised: Callable[[Request], bool], refuse: Refuse) -
     ]
 
 
-def manual_workflow_id(runbook_id: str, run_id: str) -> str:
-    """A run started by hand has no dedup key: its workflow is named by its run."""
-    return f"manual:{runbook_id}:{run_id}"
-
-
 def _runbook(books: tuple[Runbook, ...], ref: str) -> Runbook | None:
     return next((b for b in books if ref in (b.metadata.id, b.path.stem)), None)
 
@@ -204,11 +200,7 @@ async def _workflow_of(intake: Any, ref: str) -> str | None:
     except RunbookError:
         record = None
     if record is not None:
-        trigger: Mapping[str, Any] = record.start.get("trigger") or {}
-        if trigger.get("workflow_id"):
-            return str(trigger["workflow_id"])
-        runbook_id = (record.start.get("runbook") or {}).get("id")
-        return manual_workflow_id(str(runbook_id), record.run_dir.name)
+        return workflow_of(record)
     for q in await _queues(intake.client):
         for w in [*q.waiting, *q.holders]:
             if w.run_id == ref or w.run_id.startswith(ref):

@@ -192,7 +192,7 @@ def _console(
     """The console and the decisions API: users from the state folder, roles from the file."""
 
     async def send(workflow_id: str, v: Verdict) -> None:
-        decision = Decision(v.step, v.decision, v.by, v.role, v.comment, v.auth)
+        decision = Decision(v.step, v.decision, v.by, v.role, v.comment, v.auth, v.answer)
         await client.get_workflow_handle(workflow_id).signal(RunbookRun.decide, decision)
 
     async def route_again(kept: Mapping[str, object]) -> dict[str, object]:
