@@ -36,7 +36,7 @@ def _audit(lab: LabServer) -> list[dict[str, Any]]:
         return list(c.get("/api/_lab/requests", params={"limit": 5000}).json()["requests"])
 
 
-def test_2000_comments_over_20_connections_are_all_kept(lab: LabServer) -> None:
+def test_500_comments_over_20_connections_are_all_kept(lab: LabServer) -> None:
     with _client(lab) as c:
         ticket = c.post("/api/tickets", json={"title": "t", "severity": "low"}).json()["id"]
         alert = c.get("/api/edr/alerts").json()["alerts"][0]["id"]
@@ -48,7 +48,7 @@ def test_2000_comments_over_20_connections_are_all_kept(lab: LabServer) -> None:
             barrier.wait()
             got = c.post(f"/api/edr/alerts/{alert}/close", json={"resolution": f"w{n}"})
             statuses.append(got.status_code)
-            for i in range(99):
+            for i in range(24):
                 path = f"/api/tickets/{ticket}/comments"
                 c.post(path, json={"text": f"{n}-{i}"}).raise_for_status()
 
@@ -59,8 +59,8 @@ def test_2000_comments_over_20_connections_are_all_kept(lab: LabServer) -> None:
         t.join()
     with _client(lab) as c:
         comments = c.get(f"/api/tickets/{ticket}").json()["comments"]
-    assert len(comments) == 20 * 99
-    assert sorted(x["n"] for x in comments) == list(range(1, 20 * 99 + 1))
+    assert len(comments) == 20 * 24
+    assert sorted(x["n"] for x in comments) == list(range(1, 20 * 24 + 1))
     assert sorted(statuses) == [200] + [409] * 19  # closed exactly once
 
 
