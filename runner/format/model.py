@@ -165,6 +165,10 @@ class Block:
     role: str | None = None
     approve: bool = False
     approver_role: str | None = None  # `approve=ROLE`: the approver must hold this role
+    approvals_needed: int = 1  # `approve=ROLE*N`: N distinct people holding ROLE must approve
+    approval_timeout: float | None = None  # seconds a gate waits before it expires
+    escalate_role: str | None = None  # `escalate=ROLE[*N]`: who an expired gate passes to
+    escalate_needed: int = 1  # how many of them must approve after the escalation
     timeout: float | None = None  # seconds
     retries: int = 0
     retry_delay: float = 0.0  # seconds
@@ -221,6 +225,28 @@ class Step:
     def approver_role(self) -> str | None:
         return next(
             (b.approver_role for b in self.blocks if b.executable and b.approver_role), None
+        )
+
+    @property
+    def approvals_needed(self) -> int:
+        return next(
+            (b.approvals_needed for b in self.blocks if b.executable and b.approvals_needed > 1), 1
+        )
+
+    @property
+    def approval_timeout(self) -> float | None:
+        return next(
+            (b.approval_timeout for b in self.blocks if b.executable and b.approval_timeout), None
+        )
+
+    @property
+    def escalate_role(self) -> str | None:
+        return next((b.escalate_role for b in self.blocks if b.executable and b.escalate_role), None)
+
+    @property
+    def escalate_needed(self) -> int:
+        return next(
+            (b.escalate_needed for b in self.blocks if b.executable and b.escalate_role), 1
         )
 
     @property
