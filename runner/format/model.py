@@ -241,13 +241,13 @@ class Step:
 
     @property
     def escalate_role(self) -> str | None:
-        return next((b.escalate_role for b in self.blocks if b.executable and b.escalate_role), None)
+        return next(
+            (b.escalate_role for b in self.blocks if b.executable and b.escalate_role), None
+        )
 
     @property
     def escalate_needed(self) -> int:
-        return next(
-            (b.escalate_needed for b in self.blocks if b.executable and b.escalate_role), 1
-        )
+        return next((b.escalate_needed for b in self.blocks if b.executable and b.escalate_role), 1)
 
     @property
     def when(self) -> str | None:

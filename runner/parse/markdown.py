@@ -979,7 +979,9 @@ def _apply_attribute(out: dict[str, Any], key: str, value: str) -> None:
     elif key == "escalate":
         role, needed = _quorum(value, "escalate")
         if role is None:
-            raise ValueError("expected the role an expired gate passes to, e.g. escalate=IR-manager")
+            raise ValueError(
+                "expected the role an expired gate passes to, e.g. escalate=IR-manager"
+            )
         out["escalate_role"], out["escalate_needed"] = role, needed
     elif key == "timeout":
         out["timeout"] = fmt.parse_duration(value)

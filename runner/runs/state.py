@@ -39,6 +39,47 @@ from runner.runs import events as ev
 Event = dict[str, Any]  # an event's record form
 StepKey = tuple[str | None, str]  # (procedure id or None, step id)
 
+
+@dataclass
+class GateState:
+    """A gate as the journal tells it since its code was first shown: the quorum's approvals so
+    far, and its clock (``requested_at``, reset once by an escalation)."""
+
+    request: ev.ApprovalRequested  # the first request of this code (a resume asks again)
+    approvals: list[ev.Approval] = field(default_factory=list)  # approvals of the quorum so far
+    escalated: ev.ApprovalEscalated | None = None
+    expired: ev.ApprovalExpired | None = None
+
+    @property
+    def code(self) -> str:
+        return self.request.code
+
+    @property
+    def requested_at(self) -> float:
+        return epoch(self.request.ts)
+
+    @property
+    def escalated_at(self) -> float | None:
+        return epoch(self.escalated.ts) if self.escalated else None
+
+    @property
+    def role(self) -> str | None:
+        return self.escalated.role if self.escalated else self.request.approver_role
+
+    @property
+    def needed(self) -> int:
+        return int(self.escalated.needed if self.escalated else self.request.needed or 1)
+
+
+def epoch(iso: str) -> float:
+    """Seconds since the epoch of a journal time (`2026-01-02T03:04:05.678Z`); 0 if unreadable,
+    which makes a gate's clock run out rather than never (fails closed)."""
+    try:
+        return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
 OFF_SCRIPT = "off-script"  # the block id the runner gives an operator's ad-hoc command
 _RAN = frozenset({"succeeded", "failed", "timed_out", "cancelled", "handled", "denied"})
 #: A step in one of these is not run again by `runbook resume`.
@@ -91,9 +132,13 @@ class StepRecord:
     blocks: list[BlockRun] = field(default_factory=list)  # from block_started, in order
     values: dict[str, Any] = field(default_factory=dict)  # named outputs
     decisions: list[ev.DecisionEvent] = field(default_factory=list)
-    approvals: list[ev.ApprovalRequested | ev.Approval | ev.ApprovalRefused] = field(
-        default_factory=list
-    )
+    approvals: list[
+        ev.ApprovalRequested
+        | ev.Approval
+        | ev.ApprovalRefused
+        | ev.ApprovalEscalated
+        | ev.ApprovalExpired
+    ] = field(default_factory=list)
     notes: list[ev.Note] = field(default_factory=list)
     faults: list[ev.Fault] = field(default_factory=list)
     earlier: bool = False  # in a run's result: it finished in an earlier attempt (resume)
@@ -170,7 +215,9 @@ class RunRecord:
     secret_templates: dict[str, list[Any]] = field(default_factory=dict)
     cwd: dict[str, str] = field(default_factory=dict)  # kernel -> its last working directory
     finished_steps: dict[StepKey, ev.StepFinished] = field(default_factory=dict)
-    open_approvals: dict[StepKey, ev.Approval] = field(default_factory=dict)  # not yet used
+    # Decisive answers not yet used: a denial, the approval completing a quorum, an expiry.
+    open_approvals: dict[StepKey, ev.Approval | ev.ApprovalExpired] = field(default_factory=dict)
+    gates: dict[StepKey, GateState] = field(default_factory=dict)  # gates still open
     shown_code: dict[StepKey, str] = field(default_factory=dict)  # what each approver saw
     requests: dict[StepKey, ev.ApprovalRequested] = field(default_factory=dict)
     last_word: dict[StepKey, ev.ListedStepEvent] = field(default_factory=dict)
@@ -225,6 +272,10 @@ class RunRecord:
         """The step `ref` (number or id) when it waits for an approval nobody gave yet."""
         return next((w for w in self.waiting_steps() if ref in (str(w.step), str(w.step_id))), None)
 
+    def gate_for(self, step: ev.ListedStepEvent) -> GateState | None:
+        """The open gate of a waiting step: its quorum so far and its clock."""
+        return self.gates.get((step.procedure, str(step.step_id or "")))
+
     def request_for(self, step: ev.ListedStepEvent) -> ev.ApprovalRequested | None:
         """The approval request a waiting step made (its approver role, the code shown)."""
         return self.requests.get((step.procedure, str(step.step_id or "")))
@@ -259,7 +310,17 @@ class RunRecord:
             for key, a in self.open_approvals.items()
             if keyed_from is not None and a.seq >= keyed_from
         }
+        gates = {
+            key: GateState(
+                g.request,
+                [a for a in g.approvals if keyed_from is not None and a.seq >= keyed_from],
+                g.escalated,
+                g.expired,
+            )
+            for key, g in self.gates.items()
+        }
         return ResumeState(
+            gates=gates,
             attempt=self.attempt + 1,
             started=self.start,
             sha256=self.sha256,
@@ -326,6 +387,8 @@ class ResumeState:
     # the journal shows them as "***", and a resumed step must not run with that.
     secret_templates: dict[str, list[Any]] = field(default_factory=dict)
     cwd: dict[str, str] = field(default_factory=dict)  # kernel -> its last working directory
+    # Open gates: a quorum's sealed approvals so far, and each gate's clock.
+    gates: dict[StepKey, GateState] = field(default_factory=dict)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -455,6 +518,8 @@ class _Fold:
         key = (e.procedure, str(e.step_id or ""))
         self.record.finished_steps[key] = e
         self.record.open_approvals.pop(key, None)  # an approval is used up by the step it let run
+        if status != StepStatus.WAITING_APPROVAL:
+            self.record.gates.pop(key, None)  # the gate closed: it let the step run, or denied it
         self.record.last_word[key] = e
 
     def _on_block_started(self, e: ev.BlockStarted) -> None:
@@ -517,12 +582,39 @@ class _Fold:
         key = (e.procedure, str(e.step_id or ""))
         self.record.shown_code[key] = e.code
         self.record.requests[key] = e
+        gate = self.record.gates.get(key)
+        # A resume asks again: the same code keeps the quorum and the clock; other code (an
+        # edited runbook, values changed in a kernel) is a new gate.
+        if gate is None or gate.code != e.code:
+            self.record.gates[key] = GateState(e)
 
     def _on_approval(self, e: ev.Approval) -> None:
         if (rec := self.step(e)) is not None:
             rec.approvals.append(e)
         key = (e.procedure, str(e.step_id or ""))
+        gate = self.record.gates.get(key)
+        if e.decision == "approved" and gate is not None:
+            gate.approvals.append(e)
+        if e.decision == "approved" and e.count is not None and e.count < int(e.needed or 1):
+            return  # one of a quorum: the gate still waits for the others
         self.record.open_approvals[key] = e
+        self.record.last_word[key] = e
+
+    def _on_approval_escalated(self, e: ev.ApprovalEscalated) -> None:
+        if (rec := self.step(e)) is not None:
+            rec.approvals.append(e)
+        gate = self.record.gates.get((e.procedure, str(e.step_id or "")))
+        if gate is not None:
+            gate.escalated = e
+            gate.approvals = []  # the new role's holders decide; the old role's count no more
+
+    def _on_approval_expired(self, e: ev.ApprovalExpired) -> None:
+        if (rec := self.step(e)) is not None:
+            rec.approvals.append(e)
+        key = (e.procedure, str(e.step_id or ""))
+        if (gate := self.record.gates.get(key)) is not None:
+            gate.expired = e
+        self.record.open_approvals[key] = e  # a denial: the resumed step is denied
         self.record.last_word[key] = e
 
     def _on_approval_refused(self, e: ev.ApprovalRefused) -> None:
