@@ -183,3 +183,28 @@ def test_quorum_lint(tmp_path: Path) -> None:
         assert done.returncode == 1 and code in done.stdout + done.stderr, (attrs, done.stdout)
 
 
+def test_the_service_timer_activity_escalates_then_denies(tmp_path: Path) -> None:
+    """The workflow's durable timer runs `expire_gate` (tested here in Temporal's activity
+    environment, not through a dev server): the rule is the session's, the step is denied."""
+    from temporalio.testing import ActivityEnvironment
+
+    from runner.service.activities import RunActivities
+    from runner.service.messages import DecideRequest
+
+    book, marker = _gated(tmp_path, "approve=lead approval_timeout=0.05 escalate=manager")
+    run_dir = _paused(tmp_path, book)
+    runs, activities, env = str(run_dir.parent), RunActivities(), ActivityEnvironment()
+    ask = DecideRequest(run_dir.name, runs, None, step="isolate")
+    asked = epoch(str(of(read_events(run_dir), "approval_requested")[0]["ts"]))
+    while time.time() < asked + 0.06:  # the first deadline passes
+        time.sleep(0.01)
+    first = env.run(activities.expire_gate, ask)
+    assert (first.status, first.paused_step, first.reason) == ("paused", "isolate", "escalated")
+    assert first.deadline is not None and first.deadline > asked + 0.05
+    while time.time() < first.deadline + 0.01:  # the escalated gate's deadline passes
+        time.sleep(0.01)
+    second = env.run(activities.expire_gate, ask)
+    assert second.status == "failed" and not marker.exists()
+    kinds = [e["event"] for e in read_events(run_dir)]
+    assert kinds.count("approval_escalated") == 1 and kinds.count("approval_expired") == 1
+    assert finished(read_events(run_dir))["isolate"] == "denied"

@@ -25,9 +25,12 @@ from runner.errors import RunbookError
 from runner.exec.engine import RunOptions, RunResult, file_sha256
 from runner.exec.operator import UnattendedOperator
 from runner.exec.session import (
+    OpenRun,
     Session,
     context_for,
     decide,
+    expire,
+    gate_deadline_of,
     kernel_pool,
     needed_kernels,
     open_run,
@@ -38,6 +41,7 @@ from runner.exec.session import (
 from runner.format.inputs import resolve
 from runner.format.model import InputValue, Runbook
 from runner.parse.markdown import parse_file, parse_text
+from runner.runs import events as ev
 from runner.runs.store import kept_runbook
 from runner.service.messages import DecideRequest, RunRequest, RunSummary
 from runner.service.metrics import FirstStep, Metrics
@@ -81,8 +85,20 @@ def _values(
     return values, secrets
 
 
-def _summary(result: RunResult) -> RunSummary:
-    return RunSummary(result.run_id, result.status.value, result.paused_step, int(result.exit_code))
+def _summary(result: RunResult, runs_dir: Path) -> RunSummary:
+    """Where the run stands, with the deadline of the gate it waits on (the workflow's timer)."""
+    deadline = None
+    if result.paused_step is not None:
+        run = open_run(runs_dir, result.run_id)
+        waiting = run.record.waiting(result.paused_step)
+        deadline = gate_deadline_of(run, waiting) if waiting else None
+    return RunSummary(
+        result.run_id,
+        result.status.value,
+        result.paused_step,
+        int(result.exit_code),
+        deadline=deadline,
+    )
 
 
 def _session(
@@ -137,7 +153,7 @@ class RunActivities:
         self._secrets = dict(secrets or {})  # from `--secrets FILE`; never shown
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.start_run, self.decide_and_resume]
+        return [self.start_run, self.decide_and_resume, self.expire_gate]
 
     def _done(self, summary: RunSummary) -> RunSummary:
         self.metrics.attempts.labels(summary.status).inc()
@@ -163,34 +179,68 @@ class RunActivities:
             )
             with _heartbeats(), kernel_pool(needed_kernels(book.steps)) as pool:
                 result = start(session, pool, Path(request.runs_dir), request.run_id)
-                return self._done(_summary(result))
+                return self._done(_summary(result, Path(request.runs_dir)))
         except RunbookError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
 
     @activity.defn(name="decide_and_resume")
     def decide_and_resume(self, request: DecideRequest) -> RunSummary:
         """Record the decision on the waiting gate, then resume the run from the runbook it
-        kept."""
+        kept. A decision that came after the gate's deadline is refused (the expiry is
+        journaled) and the run resumes to deny the step."""
         d = request.decision
         try:
             run = open_run(Path(request.runs_dir), request.run_id)
             if d is not None:
                 waiting = waiting_gate(run, d.step)
-                decide(run, waiting, decision=d.decision, by=d.by, role=d.role, comment=d.comment)
+                if not isinstance(expire(run, waiting), ev.ApprovalExpired):
+                    run = open_run(Path(request.runs_dir), request.run_id)  # escalated, maybe
+                    waiting = waiting_gate(run, d.step)
+                    decide(
+                        run, waiting, decision=d.decision, by=d.by, role=d.role, comment=d.comment
+                    )
                 run = open_run(Path(request.runs_dir), request.run_id)  # with the decision
-            text = kept_runbook(run.run_dir, run.state.sha256)
-            if text is None:
-                raise ApplicationError(
-                    f"run {request.run_id} keeps no copy of its runbook; resume it with "
-                    "`runbook resume`",
-                    type="RunbookMissing",
-                    non_retryable=True,
-                )
-            where = str((run.state.started.get("runbook") or {}).get("abs_path") or "")
-            book = checked(parse_text(text, where or run.run_dir / "runbook.md"))
-            given = {k: v for k, v in run.state.inputs.items() if v != "***"}
-            values, secrets = _values(book, given, self._secrets)
-            with _heartbeats(), kernel_pool(needed_kernels(book.steps)) as pool:
-                return self._done(_summary(resume(_session(book, values, secrets), pool, run)))
+            return self._resume(run, request)
         except RunbookError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
+
+    @activity.defn(name="expire_gate")
+    def expire_gate(self, request: DecideRequest) -> RunSummary:
+        """The workflow's timer fired: journal the gate's escalation (it waits again, with its
+        new deadline) or its expiry (the run resumes, and the step is denied)."""
+        try:
+            run = open_run(Path(request.runs_dir), request.run_id)
+            waiting = run.record.waiting(request.step or "")
+            event = expire(run, waiting) if waiting is not None else None
+            if waiting is not None and not isinstance(event, ev.ApprovalExpired):
+                run = open_run(Path(request.runs_dir), request.run_id)
+                status = run.record.status
+                return RunSummary(
+                    request.run_id,
+                    status,
+                    str(waiting.step_id),
+                    3,
+                    reason="escalated" if event is not None else None,
+                    deadline=gate_deadline_of(run, waiting),
+                )
+            return self._resume(open_run(Path(request.runs_dir), request.run_id), request)
+        except RunbookError as exc:
+            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
+
+    def _resume(self, run: OpenRun, request: DecideRequest) -> RunSummary:
+        """Resume the run from the runbook it kept, as `runbook resume` does."""
+        text = kept_runbook(run.run_dir, run.state.sha256)
+        if text is None:
+            raise ApplicationError(
+                f"run {request.run_id} keeps no copy of its runbook; resume it with "
+                "`runbook resume`",
+                type="RunbookMissing",
+                non_retryable=True,
+            )
+        where = str((run.state.started.get("runbook") or {}).get("abs_path") or "")
+        book = checked(parse_text(text, where or run.run_dir / "runbook.md"))
+        given = {k: v for k, v in run.state.inputs.items() if v != "***"}
+        values, secrets = _values(book, given, self._secrets)
+        with _heartbeats(), kernel_pool(needed_kernels(book.steps)) as pool:
+            result = resume(_session(book, values, secrets), pool, run)
+        return self._done(_summary(result, Path(request.runs_dir)))

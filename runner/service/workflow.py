@@ -40,7 +40,15 @@ class RunbookRun:
             self._summary = summary
             if summary.status == "paused" and summary.paused_step is not None:
                 # Durable: the workflow may wait hours here; no kernel is held while it does.
-                await workflow.wait_condition(lambda: bool(self._decisions) or self._abort)
+                # A gate with `approval_timeout=` waits on a durable timer too; when it fires,
+                # the session journals the escalation or the expiry (the rule is the policy's,
+                # not this code's) and an expired gate's run resumes to deny the step.
+                if not await self._wait_for_decision(summary.deadline):
+                    expiry = DecideRequest(
+                        request.run_id, request.runs_dir, None, step=summary.paused_step
+                    )
+                    summary = await self._attempt("expire_gate", expiry, request)
+                    continue
                 if self._abort:
                     return summary
                 decision: Decision | None = self._decisions.pop(0)
@@ -58,6 +66,19 @@ class RunbookRun:
                 # The decision was refused (a role the gate does not accept, a missing input):
                 # nothing ran, and the run waits as it did, with the reason.
                 summary = dataclasses.replace(before, reason=summary.reason)
+
+    async def _wait_for_decision(self, deadline: float | None) -> bool:
+        """True when a decision (or an abort) came; False when the gate's time ran out."""
+        timeout = None
+        if deadline is not None:
+            timeout = timedelta(seconds=max(0.0, deadline - workflow.now().timestamp()))
+        try:
+            await workflow.wait_condition(
+                lambda: bool(self._decisions) or self._abort, timeout=timeout
+            )
+        except TimeoutError:
+            return False
+        return True
 
     async def _attempt(
         self, name: str, argument: RunRequest | DecideRequest, request: RunRequest
