@@ -65,6 +65,12 @@ def _announce(line: str) -> None:
     help="Secret inputs for triggered runs: a YAML mapping, mode 0600, owned by this user.",
 )
 @click.option(
+    "--notify",
+    "notify_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Webhook targets for the runbooks' `notify:` names, and the console's URL (YAML).",
+)
+@click.option(
     "--heartbeat-timeout",
     type=click.FloatRange(min=1),
     default=30.0,
@@ -85,6 +91,7 @@ def serve_command(
     pairs: tuple[str, ...],
     sources_file: Path | None,
     secrets_file: Path | None,
+    notify_file: Path | None,
     heartbeat_timeout: float,
 ) -> int:
     """Take alerts over HTTP and run the runbooks they route to, on Temporal.
@@ -100,6 +107,9 @@ def serve_command(
     # Checked before anything starts: a bad file is exit 2, with the file and the entry.
     sources = load_sources(sources_file) if sources_file else {}
     secrets = load_secrets(secrets_file) if secrets_file else {}
+    from runner.notify.config import load_notify
+
+    notify = load_notify(notify_file) if notify_file else None
 
     config = ServiceConfig(
         runbooks=list(runbooks),
@@ -116,6 +126,7 @@ def serve_command(
         task_queue=task_queue,
         sources=sources,
         secrets=secrets,
+        notify=notify,
     )
     with temporal_target(config) as target:
         asyncio.run(serve(config, target, _announce))

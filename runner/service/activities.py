@@ -40,11 +40,13 @@ from runner.exec.session import (
 )
 from runner.format.inputs import resolve
 from runner.format.model import InputValue, Runbook
+from runner.notify.outbox import Outbox
 from runner.parse.markdown import parse_file, parse_text
 from runner.runs import events as ev
 from runner.runs.store import kept_runbook
 from runner.service.messages import DecideRequest, RunRequest, RunSummary
 from runner.service.metrics import FirstStep, Metrics
+from runner.service.notifying import notify_after
 
 #: A secret input of a triggered run comes from the worker's environment, never the alert.
 SECRET_ENV = "RUNBOOK_INPUT_"
@@ -60,6 +62,14 @@ def _secrets(book: Runbook, kept: Mapping[str, str]) -> dict[str, str]:
         if spec.secret and value is not None:
             found[spec.name] = value
     return found
+
+
+def _env_secrets() -> dict[str, str]:
+    """Secret values the worker's environment holds (`RUNBOOK_INPUT_*`), by input name: the
+    notifications redact them as the journal does."""
+    return {
+        k[len(SECRET_ENV) :].lower(): v for k, v in os.environ.items() if k.startswith(SECRET_ENV)
+    }
 
 
 def _values(
@@ -147,13 +157,33 @@ class RunActivities:
     """The activities, bound to the service's metrics (a worker registers its methods)."""
 
     def __init__(
-        self, metrics: Metrics | None = None, secrets: Mapping[str, str] | None = None
+        self,
+        metrics: Metrics | None = None,
+        secrets: Mapping[str, str] | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
         self._secrets = dict(secrets or {})  # from `--secrets FILE`; never shown
+        self.outbox = outbox  # `--notify FILE`: where a run's notifications wait to be sent
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.start_run, self.decide_and_resume, self.expire_gate]
+        return [self.start_run, self.decide_and_resume, self.expire_gate, self.notify_run]
+
+    def _told(
+        self,
+        summary: RunSummary,
+        runs_dir: str,
+        expired: ev.ApprovalEscalated | ev.ApprovalExpired | None = None,
+    ) -> RunSummary:
+        """The summary, after enqueueing what it is worth telling (runbook's `notify:`)."""
+        secrets = {**self._secrets, **_env_secrets()}
+        notify_after(self.outbox, Path(runs_dir), summary, secrets, expired)
+        return summary
+
+    @activity.defn(name="notify_run")
+    def notify_run(self, summary: RunSummary, runs_dir: str) -> None:
+        """The workflow learned how the run stands (its worker was lost): tell people."""
+        self._told(summary, runs_dir)
 
     def _done(self, summary: RunSummary) -> RunSummary:
         self.metrics.attempts.labels(summary.status).inc()
@@ -179,7 +209,8 @@ class RunActivities:
             )
             with _heartbeats(), kernel_pool(needed_kernels(book.steps)) as pool:
                 result = start(session, pool, Path(request.runs_dir), request.run_id)
-                return self._done(_summary(result, Path(request.runs_dir)))
+                summary = self._done(_summary(result, Path(request.runs_dir)))
+            return self._told(summary, request.runs_dir)
         except RunbookError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
 
@@ -193,13 +224,17 @@ class RunActivities:
             run = open_run(Path(request.runs_dir), request.run_id)
             if d is not None:
                 waiting = waiting_gate(run, d.step)
-                if not isinstance(expire(run, waiting), ev.ApprovalExpired):
+                late = expire(run, waiting)
+                if not isinstance(late, ev.ApprovalExpired):
                     run = open_run(Path(request.runs_dir), request.run_id)  # escalated, maybe
                     waiting = waiting_gate(run, d.step)
                     decide(
                         run, waiting, decision=d.decision, by=d.by, role=d.role, comment=d.comment
                     )
                 run = open_run(Path(request.runs_dir), request.run_id)  # with the decision
+                if late is not None:
+                    notify_after(self.outbox, Path(request.runs_dir),
+                                 RunSummary(request.run_id, "paused"), {}, late)  # fmt: skip
             return self._resume(run, request)
         except RunbookError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
@@ -215,7 +250,7 @@ class RunActivities:
             if waiting is not None and not isinstance(event, ev.ApprovalExpired):
                 run = open_run(Path(request.runs_dir), request.run_id)
                 status = run.record.status
-                return RunSummary(
+                escalated = RunSummary(
                     request.run_id,
                     status,
                     str(waiting.step_id),
@@ -223,6 +258,10 @@ class RunActivities:
                     reason="escalated" if event is not None else None,
                     deadline=gate_deadline_of(run, waiting),
                 )
+                return self._told(escalated, request.runs_dir, event)
+            if event is not None:
+                notify_after(self.outbox, Path(request.runs_dir),
+                             RunSummary(request.run_id, "paused"), {}, event)  # fmt: skip
             return self._resume(open_run(Path(request.runs_dir), request.run_id), request)
         except RunbookError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
@@ -243,4 +282,4 @@ class RunActivities:
         values, secrets = _values(book, given, self._secrets)
         with _heartbeats(), kernel_pool(needed_kernels(book.steps)) as pool:
             result = resume(_session(book, values, secrets), pool, run)
-        return self._done(_summary(result, Path(request.runs_dir)))
+        return self._told(self._done(_summary(result, Path(request.runs_dir))), request.runs_dir)

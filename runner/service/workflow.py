@@ -53,6 +53,7 @@ class RunbookRun:
                     return summary
                 decision: Decision | None = self._decisions.pop(0)
             elif summary.status == "interrupted":
+                await self._tell(summary, request)
                 await workflow.wait_condition(lambda: self._resume or self._abort)
                 if self._abort:
                     return summary
@@ -66,6 +67,14 @@ class RunbookRun:
                 # The decision was refused (a role the gate does not accept, a missing input):
                 # nothing ran, and the run waits as it did, with the reason.
                 summary = dataclasses.replace(before, reason=summary.reason)
+
+    async def _tell(self, summary: RunSummary, request: RunRequest) -> None:
+        """Enqueue the run's notifications (an activity: only a worker knows the outbox)."""
+        await workflow.execute_activity(
+            "notify_run",
+            args=[summary, request.runs_dir],
+            start_to_close_timeout=timedelta(minutes=1),
+        )
 
     async def _wait_for_decision(self, deadline: float | None) -> bool:
         """True when a decision (or an abort) came; False when the gate's time ran out."""
