@@ -175,8 +175,8 @@ def test_a_secret_in_any_field_is_redacted() -> None:
 def test_a_bad_notify_file_names_the_entry(tmp_path: Path) -> None:
     path = tmp_path / "notify.yaml"
     path.write_text("targets:\n  siem: {url: http://127.0.0.1:1/x, kind: json}\n")
-    with pytest.raises(UsageError, match="targets.siem: a json target's bodies are signed"):
+    with pytest.raises(UsageError, match=r"targets\.siem: a json target's bodies are signed"):
         load_notify(path, {})
     path.write_text("targets:\n  chat: {url: ftp://x, kind: slack}\n")
-    with pytest.raises(UsageError, match="targets.chat: expected `url: https://"):
+    with pytest.raises(UsageError, match=r"targets\.chat: expected `url: https://"):
         load_notify(path, {})
