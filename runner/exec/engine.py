@@ -806,7 +806,8 @@ class Engine:
         code = self._approval_code(step)
         recorded = self.resume.approvals.pop(key, None) if self.resume else None
         if recorded is not None:
-            if recorded.get("event") == ev.ApprovalExpired.KIND:
+            assert self.resume is not None
+            if key in self.resume.expired:
                 return "expired"
             if recorded.get("decision") != "approved":
                 return "denied"

@@ -321,6 +321,9 @@ class RunRecord:
         }
         return ResumeState(
             gates=gates,
+            expired={
+                key for key, a in self.open_approvals.items() if isinstance(a, ev.ApprovalExpired)
+            },
             attempt=self.attempt + 1,
             started=self.start,
             sha256=self.sha256,
@@ -389,6 +392,7 @@ class ResumeState:
     cwd: dict[str, str] = field(default_factory=dict)  # kernel -> its last working directory
     # Open gates: a quorum's sealed approvals so far, and each gate's clock.
     gates: dict[StepKey, GateState] = field(default_factory=dict)
+    expired: set[StepKey] = field(default_factory=set)  # gates whose time ran out: denied
 
     @property
     def options(self) -> dict[str, Any]:
