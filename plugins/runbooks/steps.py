@@ -122,8 +122,7 @@ def badges(step: Step, rb: Runbook) -> list[str]:
     langs = sorted({b.lang for b in blocks})
     out.append(_badge("auto", f"runs {', '.join(langs)}", "the runner executes this step"))
     if step.approve:
-        who = f" by {step.approver_role}" if step.approver_role else ""
-        out.append(_badge("approve", f"needs approval{who}", "the run pauses for a person"))
+        out.append(_badge("approve", step.approval_words, "the run pauses for a person"))
     timeout = step.timeout
     if timeout is not None:
         out.append(_badge("timeout", f"timeout {_as_written(blocks, 'timeout', timeout)}"))

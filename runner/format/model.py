@@ -189,6 +189,14 @@ class Block:
         return self.kernel is not None
 
 
+def _short_duration(seconds: float) -> str:
+    """`30m`, `2h`, `90s`: a duration as an author would write it."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """One numbered step. Manual when it has no executable block."""
@@ -226,6 +234,22 @@ class Step:
         return next(
             (b.approver_role for b in self.blocks if b.executable and b.approver_role), None
         )
+
+    @property
+    def approval_words(self) -> str:
+        """The gate in words, for the site's badge and `runbook show`: `needs 2 approvals by
+        IR-lead within 30m, then IR-manager, else denied`."""
+        needed = self.approvals_needed
+        text = f"needs {needed} approvals" if needed > 1 else "needs approval"
+        text += f" by {self.approver_role}" if self.approver_role else ""
+        if self.approval_timeout:
+            text += f" within {_short_duration(self.approval_timeout)}"
+            if self.escalate_role:
+                n = self.escalate_needed
+                text += f", then {n} by {self.escalate_role}" if n > 1 else ""
+                text += "" if n > 1 else f", then {self.escalate_role}"
+            text += ", else denied"
+        return text
 
     @property
     def approvals_needed(self) -> int:

@@ -122,8 +122,7 @@ def step_facts(step: Step, *, role: bool = True, runs_in: bool = True) -> list[s
         kernels = sorted({f"{b.kernel} ({b.lang})" for b in step.executable_blocks})
         facts.append("runs in " + ", ".join(kernels))
     if step.approve:
-        who = f" by {step.approver_role}" if step.approver_role else ""
-        facts.append(f"needs approval{who}")
+        facts.append(step.approval_words)
     if step.timeout is not None:
         facts.append(f"timeout {format_duration(step.timeout)}")
     if step.retries:
