@@ -32,6 +32,7 @@ RANK: dict[str, float] = {
     "runner.lab": 6,
     "runner.drills": 7,
     "runner.console": 7.5,
+    "runner.notify": 7.5,
     "runner.service": 8,
     "runner.cli": 9,
     "runner.__main__": 10,

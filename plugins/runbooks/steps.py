@@ -147,9 +147,9 @@ def badges(step: Step, rb: Runbook) -> list[str]:
 def _policy_badges(step: Step, rb: Runbook, blocks: Sequence[Block]) -> list[str]:
     out = []
     if step.approve:
-        who = f" by {step.approver_role}" if step.approver_role else ""
         each = " for each item" if step.loop is not None and step.loop.approve_each else ""
-        out.append(_badge("approve", f"needs approval{who}{each}", "the run pauses for a person"))
+        words = step.approval_words + each
+        out.append(_badge("approve", words, "the run pauses for a person"))
     timeout = step.timeout
     if timeout is not None:
         out.append(_badge("timeout", f"timeout {_as_written(blocks, 'timeout', timeout)}"))

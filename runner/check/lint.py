@@ -337,6 +337,29 @@ def rule_roles(runbook: Runbook) -> Iterator[Problem]:
                     f"add it under `roles:` or use approve=true "
                     f"(declared: {_declared_roles(runbook)})",
                 )
+            if block.escalate_role and block.escalate_role not in roles:
+                yield _problem(
+                    runbook,
+                    block.line,
+                    "error",
+                    "RB038",
+                    f"{where}: escalate={block.escalate_role} names a role that is not declared; "
+                    f"add it under `roles:` (declared: {_declared_roles(runbook)})",
+                )
+
+
+def rule_expiry(runbook: Runbook) -> Iterator[Problem]:
+    """RB051: `approval_timeout=` or `escalate=` where they can do nothing (a typo would
+    otherwise leave a gate that never expires, or one without a gate)."""
+    for where, step in _all_steps(runbook):
+        for block in step.executable_blocks:
+            fix = ""
+            if (block.approval_timeout or block.escalate_role) and not block.approve:
+                fix = "the block has no `approve=`: add one, or remove the expiry"
+            elif block.escalate_role and not block.approval_timeout:
+                fix = "`escalate=` needs `approval_timeout=` (when the gate passes on), e.g. 30m"
+            if fix:
+                yield _problem(runbook, block.line, "error", "RB051", f"{where}: {fix}")
 
 
 def rule_step_role(runbook: Runbook) -> Iterator[Problem]:
@@ -445,6 +468,7 @@ RULES: list[Rule] = [
     rule_when_names,
     rule_on_failure,
     rule_roles,
+    rule_expiry,
     rule_step_role,
     rule_kernel_for_language,
     rule_kernels_installed,

@@ -21,7 +21,7 @@ from runner.errors import UsageError
 from runner.reports.source import runbook_at_run, runbook_step
 from runner.runs import events as ev
 from runner.runs.journal import read_events
-from runner.runs.state import RunRecord, StepRecord
+from runner.runs.state import GateState, RunRecord, StepRecord
 from runner.runs.store import default_runs_dir, find_run, load_run
 from runner.text.gate import Evidence, evidence_view, names_used, off_script_warnings, output_tail
 from runner.text.live import Where, hint_lines, paused_hints
@@ -162,7 +162,14 @@ def _gate(record: RunRecord, waiting: ev.StepFinished) -> dict[str, Any]:
     values = _values_now(record)
     used = names_used(code, values)
     distinct = bool(record.options.get("require_distinct_approver"))
+    gate = record.gate_for(waiting)
     return {
+        "approvals_needed": gate.needed if gate else 1,
+        "approvals": [{"by": a.by, "role": a.role, "ts": a.ts} for a in gate.approvals]
+        if gate
+        else [],
+        "expires_at": _expires(gate),
+        "escalated_to": gate.escalated.role if gate and gate.escalated else None,
         "step": waiting.step,
         "step_id": waiting.step_id,
         "procedure": waiting.procedure,
@@ -181,6 +188,20 @@ def _gate(record: RunRecord, waiting: ev.StepFinished) -> dict[str, Any]:
     }
 
 
+def _expires(gate: GateState | None) -> str | None:
+    """When the gate's time runs out, as an ISO time, or None."""
+    import datetime as dt
+
+    from runner.exec.policy import GateRule, gate_deadline
+
+    if gate is None or gate.request.timeout is None:
+        return None
+    r = gate.request
+    rule = GateRule(r.approver_role, int(r.needed or 1), r.timeout, r.escalate_role)
+    at = gate_deadline(rule, gate.requested_at, gate.escalated_at)
+    return dt.datetime.fromtimestamp(at, dt.UTC).isoformat(timespec="seconds") if at else None
+
+
 def _view(record: RunRecord, gate: dict[str, Any], width: int) -> RenderableType:
     role = gate["approver_role"]
     head = Text(f"Run {visible(record.run_id)} ({visible(record.name)}) ", style="bold")
@@ -190,6 +211,18 @@ def _view(record: RunRecord, gate: dict[str, Any], width: int) -> RenderableType
     step = runbook_step(runbook_at_run(record), _step_record(record, gate))
     if step is not None and first_paragraph(step):
         parts.append(markdown(first_paragraph(step)))
+    if gate["approvals_needed"] > 1:
+        names = ", ".join(visible(a["by"]) for a in gate["approvals"]) or "none yet"
+        parts.append(
+            Text(
+                f"Quorum: {len(gate['approvals'])} of {gate['approvals_needed']} approvals "
+                f"({names}); each must be a different person."
+            )
+        )
+    if gate["escalated_to"]:
+        parts.append(Text(f"Escalated to {visible(gate['escalated_to'])}: its time ran out."))
+    if gate["expires_at"]:
+        parts.append(Text(f"Expires at {gate['expires_at']}; then it is denied or escalated."))
     if gate["distinct_required"]:
         parts.append(Text(f"Two-person rule: the approver may not be {visible(record.operator)}."))
     parts.append(Text("The code to approve, with the values it uses:"))

@@ -912,25 +912,48 @@ def _decide(
     runs_dir: Path | None,
     decision: str,
 ) -> int:
-    from runner.exec.session import approver_problem, decide, open_run, waiting_gate
+    from runner.exec.session import (
+        approver_problem,
+        decide,
+        expire,
+        open_run,
+        os_user,
+        waiting_gate,
+    )
 
     opened = open_run(runs_dir, run)
     waiting = waiting_gate(opened, step_ref)
+    if expire(opened, waiting) is not None:  # its time ran out before this answer came
+        opened = open_run(runs_dir, run)
+        waiting = waiting_gate(opened, step_ref)
+    account = os_user()
     if decision == "approved" and sys.stdin.isatty() and sys.stdout.isatty():
         # A person at a terminal approves what they have just seen, never blind. The rules are
         # checked first, so nobody confirms an approval that would then be refused.
         from runner.cli.pending import show_gate
 
-        if problem := approver_problem(opened, waiting, by, role):
-            raise UsageError(problem)
+        if problem := approver_problem(opened, waiting, by, role, account):
+            decide(opened, waiting, decision=decision, by=by, role=role, comment=comment,
+                   os_user=account)  # fmt: skip
+            raise UsageError(problem)  # not reached: decide journals the refusal and raises
         show_gate(Console(highlight=False), opened.run_dir, waiting)
         if not click.confirm(f"approve step {waiting.step} as {by}?", default=False):
             click.echo("not approved; nothing was recorded", err=True)
             return EXIT_FAILED
-    decide(opened, waiting, decision=decision, by=by, role=role, comment=comment)
+    approval = decide(
+        opened, waiting, decision=decision, by=by, role=role, comment=comment, os_user=account
+    )
     from runner.text.live import Where
 
     run_dir = opened.run_dir
+    if approval.count is not None and approval.count < int(approval.needed or 1):
+        click.echo(
+            f"step {waiting.step} ({waiting.step_id}) approved by {by}: "
+            f"{approval.count} of {approval.needed} approvals; the gate waits for "
+            f"{int(approval.needed or 1) - approval.count} more (another person: "
+            f"`runbook approve {run_dir.name} {waiting.step_id} --by NAME`)"
+        )
+        return EXIT_OK
     click.echo(
         f"step {waiting.step} ({waiting.step_id}) {decision} by {by}; "
         f"continue with: {Where(run_dir.name, run_dir.parent).command('resume')}"

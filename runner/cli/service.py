@@ -65,6 +65,12 @@ def _announce(line: str) -> None:
     help="Secret inputs for triggered runs: a YAML mapping, mode 0600, owned by this user.",
 )
 @click.option(
+    "--notify",
+    "notify_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Webhook targets for the runbooks' `notify:` names, and the console's URL (YAML).",
+)
+@click.option(
     "--heartbeat-timeout",
     type=click.FloatRange(min=1),
     default=30.0,
@@ -88,6 +94,7 @@ def serve_command(
     pairs: tuple[str, ...],
     sources_file: Path | None,
     secrets_file: Path | None,
+    notify_file: Path | None,
     heartbeat_timeout: float,
     roles_file: Path | None,
 ) -> int:
@@ -106,6 +113,9 @@ def serve_command(
     sources = load_sources(sources_file) if sources_file else {}
     secrets = load_secrets(secrets_file) if secrets_file else {}
     roles = load_roles(roles_file) if roles_file else None
+    from runner.notify.config import load_notify
+
+    notify = load_notify(notify_file) if notify_file else None
 
     config = ServiceConfig(
         runbooks=list(runbooks),
@@ -123,6 +133,7 @@ def serve_command(
         sources=sources,
         secrets=secrets,
         roles=roles,
+        notify=notify,
     )
     with temporal_target(config) as target:
         asyncio.run(serve(config, target, _announce))

@@ -34,7 +34,11 @@ from runner.exec.loops import LoopError, items_line, loop_items
 from runner.exec.operator import Answer, Approval, ApprovalRequest, Decision, Operator
 from runner.exec.policy import (
     FAILED_STATUSES,
+    GateRule,
+    Person,
     approval_problem,
+    expiry_event,
+    gate_deadline,
     retry_delay,
     run_status,
     selection_reason,
@@ -72,7 +76,7 @@ from runner.private_files import private_folder, write_private
 from runner.runs import events as ev
 from runner.runs.journal import Event
 from runner.runs.redact import REDACTED, rebuild
-from runner.runs.state import ResumeState, StepRecord
+from runner.runs.state import ResumeState, StepRecord, epoch
 from runner.runs.store import RunWriter, keep_runbook
 
 StepKey = tuple[str | None, str]  # (procedure id or None, step id)
@@ -149,6 +153,16 @@ class RunContext:
     git_commit: str | None
     interactive: bool
     trigger: Mapping[str, Any] | None = None  # the alert that started the run, when one did
+    os_user: str | None = None  # the OS account the run runs as (beside `operator`, a name)
+
+
+@dataclass(slots=True)
+class _GateClock:
+    """A gate's clock and quorum while the engine is at it (an escalation moves both)."""
+
+    requested_at: float
+    escalated_at: float | None
+    approvals: list[Person]
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,6 +452,7 @@ class Engine:
                 git_commit=self.context.git_commit,
                 inputs=shown,
                 operator=self.context.operator,
+                os_user=self.context.os_user,
                 host=self.context.host,
                 mode=self.options.mode,
                 attempt=1,
@@ -654,8 +669,9 @@ class Engine:
                 step, procedure, StepStatus.WAITING_APPROVAL, reason="waiting for an approval"
             )
             return Flow.PAUSE
-        if gate == "denied":
-            self._record(step, procedure, StepStatus.DENIED, reason="approval denied")
+        if gate in ("denied", "expired"):
+            why = "approval expired" if gate == "expired" else "approval denied"
+            self._record(step, procedure, StepStatus.DENIED, reason=why)
             return self._on_failure(step, procedure, StepStatus.DENIED)
         return None
 
@@ -928,9 +944,10 @@ class Engine:
     # --- approvals -----------------------------------------------------------------------------
 
     def _gate(self, step: Step, procedure: str | None, item: tuple[int, Any] | None = None) -> str:
-        """approved | denied | paused. Nothing runs without a recorded approval. With `item`
-        (index, value), the gate of one item of an `approve_each` loop: its code shows the item,
-        and its approval covers that item only."""
+        """approved | denied | expired | paused. Nothing runs without a recorded approval (a
+        quorum's worth of them), and a gate whose time ran out is denied. With `item` (index,
+        value), the gate of one item of an `approve_each` loop: its code shows the item, and its
+        approval covers that item only."""
         key = (procedure, step.id)
         once = key if item is None else (procedure, f"{step.id}#{item[0]}")
         if once in self._approved:
@@ -939,6 +956,9 @@ class Engine:
         code = self._approval_code(step, extra)
         recorded = self.resume.approvals.pop(key, None) if self.resume else None
         if recorded is not None:
+            assert self.resume is not None
+            if key in self.resume.expired:
+                return "expired"
             if recorded.get("decision") != "approved":
                 return "denied"
             assert self.resume is not None
@@ -952,42 +972,104 @@ class Engine:
         changed = self._changed_in_kernels(step) if self._off_script_ran else {}
         if changed:
             code = self._approval_code(step, {**changed, **(extra or {})})
-        self._event(
+        rule = GateRule.of(step)
+        gate = self.resume.gates.get(key) if self.resume else None
+        if gate is not None and gate.code != self.journal.redactor.text(code):
+            gate = None  # other code than the approvals so far saw: a new gate
+        asked = self._event(
             ev.ApprovalRequested(
                 step=step.number,
                 step_id=step.id,
                 procedure=procedure,
                 approver_role=step.approver_role,
                 code=code,
+                needed=rule.needed if rule.needed > 1 else None,
+                timeout=rule.timeout,
+                escalate_role=rule.escalate_role,
+                escalate_needed=rule.escalate_needed if rule.escalate_role else None,
             )
         )
+        clock = _GateClock(
+            gate.requested_at if gate else epoch(str(asked["ts"])),
+            gate.escalated_at if gate else None,
+            [Person(a.by, a.os_user) for a in gate.approvals] if gate else [],
+        )
+        if self._expired(step, procedure, rule, clock):
+            return "expired"
         if self._preapproved(step, procedure) and not self.options.require_distinct_approver:
-            self._approval_event(step, procedure, "approved", self.operator.name, None, None, True)
+            count = len(clock.approvals) + 1
+            needed = rule.now_asks(clock.escalated_at is not None)[1]
+            self._approval_event(
+                step, procedure, "approved", self.operator.name, None, None, True, count, needed
+            )
+            if count < needed:
+                return "paused"  # --approve gives one approval of a quorum, never all
             self._approved.add(once)
             return "approved"
-        answer = self._ask_approval(step, procedure, code, changed)
+        answer = self._ask_approval(step, procedure, code, changed, rule, clock)
         if answer is None:
             return "paused"
+        if self._expired(step, procedure, rule, clock):
+            return "expired"  # answered after the deadline: too late, refused
+        needed = rule.now_asks(clock.escalated_at is not None)[1]
+        count = len(clock.approvals) + 1
         self._approval_event(
-            step, procedure, answer.decision, answer.by, answer.role, answer.comment, False
+            step,
+            procedure,
+            answer.decision,
+            answer.by,
+            answer.role,
+            answer.comment,
+            False,
+            count,
+            needed,
         )
-        if answer.decision == "approved":
-            self._approved.add(once)
-            return "approved"
-        return "denied"
+        if answer.decision != "approved":
+            return "denied"  # one denial by a holder denies the whole quorum
+        if count < needed:
+            # One terminal is one person: the rest of the quorum comes from `runbook approve`.
+            return "paused"
+        self._approved.add(once)
+        return "approved"
+
+    def _expired(
+        self, step: Step, procedure: str | None, rule: GateRule, clock: _GateClock
+    ) -> bool:
+        """Journal an escalation or expiry that is due; True when the gate is denied by it."""
+        where = ev.ListedStepEvent(step=step.number, step_id=step.id, procedure=procedure)
+        event = expiry_event(
+            where, rule, clock.requested_at, clock.escalated_at, len(clock.approvals), time.time()
+        )
+        if isinstance(event, ev.ApprovalEscalated):
+            written = self._event(event)
+            clock.escalated_at = epoch(str(written["ts"]))
+            clock.approvals = []
+            return False
+        if event is not None:
+            self._event(event)
+            return True
+        return False
 
     def _ask_approval(
-        self, step: Step, procedure: str | None, code: str, changed: Mapping[str, Any]
+        self,
+        step: Step,
+        procedure: str | None,
+        code: str,
+        changed: Mapping[str, Any],
+        rule: GateRule,
+        clock: _GateClock,
     ) -> Approval | None:
         """An acceptable answer, or None (left for later). A refused approver (the two-person
-        rule, a missing role) is journaled and the question asked again: someone else may be
-        at hand; otherwise the person leaves it for later and the run pauses."""
+        rule, a missing role, one who approved already) is journaled and the question asked
+        again: someone else may be at hand; otherwise the person leaves it for later and the
+        run pauses."""
         distinct = self.options.require_distinct_approver
+        role, needed = rule.now_asks(clock.escalated_at is not None)
         request = ApprovalRequest(
             step=step,
             procedure=procedure,
             code=self.journal.redactor.text(code),
-            approver_role=step.approver_role,
+            approver_role=role,
             evidence=self._evidence(),
             run_operator=self.context.operator,
             distinct_required=distinct,
@@ -999,6 +1081,9 @@ class Engine:
                 )
                 for n, v in changed.items()
             ),
+            needed=needed,
+            have=len(clock.approvals),
+            deadline=gate_deadline(rule, clock.requested_at, clock.escalated_at),
         )
         refused: set[tuple[str, str | None]] = set()
         while True:
@@ -1007,11 +1092,16 @@ class Engine:
                 return None  # an operator that repeats itself would loop: pause instead
             problem = approval_problem(
                 step.number,
-                step.approver_role,
+                role,
                 answer.by,
                 answer.role,
                 self.context.operator,
                 distinct,
+                os_user=self.context.os_user,
+                starter_os_user=self.context.os_user,
+                triggered=self.context.trigger is not None,
+                earlier=clock.approvals,
+                needed=needed,
             )
             if problem is None or answer.decision == "denied":
                 return answer
@@ -1050,6 +1140,8 @@ class Engine:
         role: str | None,
         comment: str | None,
         preapproved: bool,
+        count: int = 1,
+        needed: int = 1,
     ) -> None:
         self._event(
             ev.Approval(
@@ -1062,6 +1154,8 @@ class Engine:
                 comment=comment,
                 preapproved=preapproved,
                 distinct_required=self.options.require_distinct_approver,
+                needed=needed if needed > 1 else None,
+                count=count if needed > 1 else None,
             )
         )
 

@@ -141,18 +141,10 @@ def run_items(
                     reason=why,
                 )
                 return Flow.PAUSE
-            if gate == "denied":
-                item_event(
-                    self,
-                    step,
-                    procedure,
-                    i,
-                    count,
-                    item,
-                    StepStatus.DENIED,
-                    reason="approval denied",
-                )
-                failed.append((i, item, "approval denied"))
+            if gate != "approved":  # denied, or expired: never run on anything else
+                why = "approval expired" if gate == "expired" else "approval denied"
+                item_event(self, step, procedure, i, count, item, StepStatus.DENIED, reason=why)
+                failed.append((i, item, why))
                 if loop.on_item_failure == "stop":
                     stopped_by = (i, item)
                 continue

@@ -60,6 +60,9 @@ class ApprovalRequest:
     # (name, the run's value, the kernel's value now) where an off-script command changed a
     # value the code uses; secrets redacted.
     changed: tuple[tuple[str, str, str], ...] = ()
+    needed: int = 1  # a quorum: distinct approvals the gate needs ...
+    have: int = 0  # ... and has already (this approver gives one of the rest)
+    deadline: float | None = None  # when the gate expires (epoch seconds), if it does
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +352,17 @@ class TerminalOperator:
             f"{escape(visible(request.step.title))}"
             + (f" (approver role: {escape(visible(role))})" if role else "")
         )
+        if request.needed > 1:
+            c.print(
+                f"Quorum: {request.needed} distinct approvers; {request.have} of "
+                f"{request.needed} so far. One approval is given here; the others with "
+                "`runbook approve`, then `runbook resume`."
+            )
+        if request.deadline is not None:
+            import datetime as dt
+
+            at = dt.datetime.fromtimestamp(request.deadline, dt.UTC).strftime("%H:%M:%S UTC")
+            c.print(f"The gate expires at {at}; an answer after that is refused.")
         if request.evidence:
             rows = [
                 Evidence(label, title, status, why, self.tail(label))

@@ -6,13 +6,19 @@ resolved (a prompt, a file, an alert's mapping), the operator who answers, and a
 the live display. This module does the rest the same way for all of them: a kernel pool whose
 Ctrl-C and SIGTERM become a cancel token, the run created or reopened in the run store, the
 engine run to its end, the journal closed whatever happens. Nothing here prints.
+
+Long on purpose: every way a person or the service acts on a run between attempts (approve,
+deny, answer, expire, cancel, note) is here, so the terminal, the CLI, the console and the
+worker apply one set of rules; each is a short function.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +27,7 @@ from typing import Any
 from runner.errors import UsageError
 from runner.exec.engine import NullReporter, Reporter, RunContext, RunOptions, RunResult
 from runner.exec.operator import Operator
+from runner.exec.policy import GateRule, Person, approval_problem, expiry_event, gate_deadline
 from runner.format.model import InputValue, Runbook, Step
 from runner.format.syntax import CALL_KERNEL
 from runner.kernels.backend import KernelBackend
@@ -96,7 +103,18 @@ def context_for(
     """Where and by whom: the host, the runbook's git commit when it is in a repository, and the
     alert that started the run (journaled in `run_started.trigger`)."""
     host = socket.gethostname()
-    return RunContext(str(path), operator, host, _git_commit(path), interactive, trigger)
+    return RunContext(str(path), operator, host, _git_commit(path), interactive, trigger, os_user())
+
+
+def os_user() -> str | None:
+    """The OS account this process acts as (its effective uid), recorded beside a name a person
+    gives (`--operator`, `--by`), which is only a claim."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (KeyError, OSError):
+        return None
 
 
 def _git_commit(path: Path) -> str | None:
@@ -201,6 +219,19 @@ def waiting_gate(run: OpenRun, step_ref: str) -> ev.StepFinished:
     """The gate ``step_ref`` (a number or id) when it waits for an approval; UsageError if not."""
     waiting = run.record.waiting(step_ref)
     if waiting is None:
+        expired = next(
+            (
+                w
+                for w in run.record.last_word.values()
+                if isinstance(w, ev.ApprovalExpired) and step_ref in (str(w.step), str(w.step_id))
+            ),
+            None,
+        )
+        if expired is not None:
+            raise UsageError(
+                f"step {step_ref} of run {run.run_dir.name}: {expired.reason} at {expired.ts}; "
+                "the gate is denied and nothing more is taken; `runbook resume` applies it"
+            )
         raise UsageError(
             f"step {step_ref} of run {run.run_dir.name} is not waiting for an approval; "
             "`runbook log RUN` shows where the run stands"
@@ -253,22 +284,69 @@ def _since(iso: str) -> float:
     return max(0.0, (dt.datetime.now(dt.UTC) - then).total_seconds())
 
 
-def approver_problem(
-    run: OpenRun, waiting: ev.StepFinished, by: str, role: str | None
-) -> str | None:
-    """Why ``by`` (holding ``role``) may not approve this gate (its approver role, the
-    two-person rule), or None."""
-    from runner.exec.policy import approval_problem
+def _rule(requested: ev.ApprovalRequested | None) -> GateRule:
+    if requested is None:
+        return GateRule()
+    return GateRule(
+        requested.approver_role,
+        int(requested.needed or 1),
+        requested.timeout,
+        requested.escalate_role,
+        int(requested.escalate_needed or 1),
+    )
 
-    requested = run.record.request_for(waiting)
+
+def approver_problem(
+    run: OpenRun, waiting: ev.StepFinished, by: str, role: str | None, os_user: str | None = None
+) -> str | None:
+    """Why ``by`` (holding ``role``, acting as OS account ``os_user``) may not approve this
+    gate (its approver role, the two-person rule, a quorum's distinct people), or None."""
+    gate = run.record.gate_for(waiting)
+    rule = _rule(run.record.request_for(waiting))
+    start = run.record.start
     return approval_problem(
         int(waiting.step or 0),
-        requested.approver_role if requested else None,
+        gate.role if gate else rule.role,
         by,
         role,
         run.state.operator,
         bool(run.state.options.get("require_distinct_approver")),
+        os_user=os_user,
+        starter_os_user=start.get("os_user"),
+        triggered=bool(start.get("trigger")),
+        earlier=[Person(a.by, a.os_user) for a in gate.approvals] if gate else [],
+        needed=gate.needed if gate else rule.needed,
     )
+
+
+def expire(
+    run: OpenRun, waiting: ev.StepFinished, now: float | None = None
+) -> ev.ApprovalEscalated | ev.ApprovalExpired | None:
+    """Journal the gate's escalation or expiry when its time is up (`runbook approve`, `deny`,
+    `pending` and the service's timer ask here, the engine on resume); None when it is not."""
+    gate = run.record.gate_for(waiting)
+    if gate is None or gate.expired is not None:
+        return None
+    event = expiry_event(
+        waiting,
+        _rule(gate.request),
+        gate.requested_at,
+        gate.escalated_at,
+        len(gate.approvals),
+        time.time() if now is None else now,
+    )
+    if event is not None:
+        with RunStore().reopen(run.run_dir) as journal:
+            journal.append(event)
+    return event
+
+
+def gate_deadline_of(run: OpenRun, waiting: ev.StepFinished) -> float | None:
+    """When the waiting gate expires or escalates (epoch seconds), or None."""
+    gate = run.record.gate_for(waiting)
+    if gate is None or gate.expired is not None:
+        return None
+    return gate_deadline(_rule(gate.request), gate.requested_at, gate.escalated_at)
 
 
 def decide(
@@ -280,15 +358,37 @@ def decide(
     role: str | None,
     comment: str | None,
     auth: str | None = None,
+    os_user: str | None = None,
 ) -> ev.Approval:
     """Record an approval or a denial of a waiting gate, after the same rules the runner applies
-    at the terminal (the approver's role, the two-person rule): a refused approval is never
-    written. The run continues when it is resumed."""
+    at the terminal (the approver's role, the two-person rule, a quorum's distinct people, the
+    gate's expiry). A refused approval is journaled as `approval_refused` and raised; an
+    approval that does not complete a quorum is journaled and the gate waits for the rest. The
+    run continues when it is resumed."""
     if decision not in ("approved", "denied"):
         raise UsageError(f"a decision is approved or denied, not {decision!r}")
+    late = expire(run, waiting)
+    if late is not None:
+        # Reopened: the escalation changed who may approve, and the expiry closed the gate.
+        run = open_run(run.run_dir.parent, run.run_dir.name)
+        waiting = waiting_gate(run, str(waiting.step_id))
     distinct = bool(run.state.options.get("require_distinct_approver"))
-    if decision == "approved" and (problem := approver_problem(run, waiting, by, role)):
+    if decision == "approved" and (problem := approver_problem(run, waiting, by, role, os_user)):
+        refusal = ev.ApprovalRefused(
+            step=waiting.step,
+            step_id=waiting.step_id,
+            procedure=waiting.procedure,
+            by=by,
+            role=role,
+            reason=problem,
+            os_user=os_user,
+        )
+        with RunStore().reopen(run.run_dir) as journal:
+            journal.append(refusal)
         raise UsageError(problem)
+    gate = run.record.gate_for(waiting)
+    needed = gate.needed if gate else 1
+    count = len(gate.approvals) + 1 if gate else 1
     approval = ev.Approval(
         step=waiting.step,
         step_id=waiting.step_id,
@@ -300,6 +400,9 @@ def decide(
         preapproved=False,
         distinct_required=distinct,
         auth=auth,
+        os_user=os_user,
+        needed=needed if needed > 1 else None,
+        count=count if needed > 1 else None,
     )
     with RunStore().reopen(run.run_dir) as journal:
         journal.append(approval)

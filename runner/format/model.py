@@ -216,6 +216,10 @@ class Block:
     role: str | None = None
     approve: bool = False
     approver_role: str | None = None  # `approve=ROLE`: the approver must hold this role
+    approvals_needed: int = 1  # `approve=ROLE*N`: N distinct people holding ROLE must approve
+    approval_timeout: float | None = None  # seconds a gate waits before it expires
+    escalate_role: str | None = None  # `escalate=ROLE[*N]`: who an expired gate passes to
+    escalate_needed: int = 1  # how many of them must approve after the escalation
     timeout: float | None = None  # seconds
     retries: int = 0
     retry_delay: float = 0.0  # seconds
@@ -238,6 +242,14 @@ class Block:
     @property
     def executable(self) -> bool:
         return self.kernel is not None
+
+
+def _short_duration(seconds: float) -> str:
+    """`30m`, `2h`, `90s`: a duration as an author would write it."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +309,44 @@ class Step:
         return next(
             (b.approver_role for b in self.blocks if self._policy(b) and b.approver_role), None
         )
+
+    @property
+    def approval_words(self) -> str:
+        """The gate in words, for the site's badge and `runbook show`: `needs 2 approvals by
+        IR-lead within 30m, then IR-manager, else denied`."""
+        needed = self.approvals_needed
+        text = f"needs {needed} approvals" if needed > 1 else "needs approval"
+        text += f" by {self.approver_role}" if self.approver_role else ""
+        if self.approval_timeout:
+            text += f" within {_short_duration(self.approval_timeout)}"
+            if self.escalate_role:
+                n = self.escalate_needed
+                text += f", then {n} by {self.escalate_role}" if n > 1 else ""
+                text += "" if n > 1 else f", then {self.escalate_role}"
+            text += ", else denied"
+        return text
+
+    @property
+    def approvals_needed(self) -> int:
+        return next(
+            (b.approvals_needed for b in self.blocks if b.executable and b.approvals_needed > 1), 1
+        )
+
+    @property
+    def approval_timeout(self) -> float | None:
+        return next(
+            (b.approval_timeout for b in self.blocks if b.executable and b.approval_timeout), None
+        )
+
+    @property
+    def escalate_role(self) -> str | None:
+        return next(
+            (b.escalate_role for b in self.blocks if b.executable and b.escalate_role), None
+        )
+
+    @property
+    def escalate_needed(self) -> int:
+        return next((b.escalate_needed for b in self.blocks if b.executable and b.escalate_role), 1)
 
     @property
     def when(self) -> str | None:

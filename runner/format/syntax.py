@@ -135,7 +135,12 @@ BLOCK_ATTRIBUTES: dict[str, str] = {
     "id": "unique name of the block; also names the step",
     "name": "Runme's spelling of `id`",
     "role": "the role responsible for the step",
-    "approve": "`true` or a role: a person must approve before it runs",
+    "approve": "`true` or a role: a person must approve before it runs; `ROLE*N`: N distinct "
+    "people holding ROLE must (a quorum), e.g. `approve=IR-lead*2`",
+    "approval_timeout": "duration a gate waits for its approvals (e.g. 30m); then it is denied, "
+    "or passed to `escalate=`",
+    "escalate": "`ROLE` or `ROLE*N`: who an expired gate passes to, with one more "
+    "`approval_timeout` before it is denied",
     "timeout": "duration after which the step is interrupted (e.g. 5m)",
     "retries": "how many more attempts after a failure",
     "retry_delay": "duration to wait between attempts",

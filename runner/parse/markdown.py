@@ -914,9 +914,8 @@ class _Parser:
             try:
                 _apply_attribute(out, key, value)
             except (ValueError, ExpressionError) as exc:
-                self.problem(
-                    line, "error", _ATTR_CODE.get(key, "RB031"), f"attribute {key}={value!r}: {exc}"
-                )
+                code = exc.code if isinstance(exc, _QuorumError) else _ATTR_CODE.get(key, "RB031")
+                self.problem(line, "error", code, f"attribute {key}={value!r}: {exc}")
         return out
 
 
@@ -1051,6 +1050,35 @@ def duplicate_keys(content: str) -> list[tuple[str, int, int]]:
 _ATTR_CODE = {"when": "RB032"}
 
 
+class _QuorumError(ValueError):
+    """A quorum written wrong: RB048 (the count), RB049 (a count with no role)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _quorum(value: str, key: str) -> tuple[str | None, int]:
+    """`IR-lead*2` -> ("IR-lead", 2); `IR-lead` -> ("IR-lead", 1); `true` -> (None, 1)."""
+    role, star, count = value.strip().rpartition("*") if "*" in value else (value.strip(), "", "")
+    role = role.strip()
+    if not star:
+        return (None if role.lower() in fmt.TRUE_WORDS else role), 1
+    if not count.strip().isdigit() or int(count) < 1:
+        raise _QuorumError(
+            "RB052",
+            f"the count after `*` must be a whole number of people, at least 1 "
+            f"(e.g. {key}={role or 'IR-lead'}*2)",
+        )
+    if not role or role.lower() in fmt.TRUE_WORDS:
+        raise _QuorumError(
+            "RB053",
+            f"a quorum of {int(count)} needs a role whose holders count toward it "
+            f"(e.g. {key}=IR-lead*{int(count)}); anyone may give any name without one",
+        )
+    return role, int(count)
+
+
 def _apply_attribute(out: dict[str, Any], key: str, value: str) -> None:
     if key in ("id", "name"):
         if value.split() != [value]:  # empty, or spaces somewhere
@@ -1064,8 +1092,20 @@ def _apply_attribute(out: dict[str, Any], key: str, value: str) -> None:
             out["approve"] = False
         else:
             out["approve"] = True
-            if low not in fmt.TRUE_WORDS:
-                out["approver_role"] = value.strip()
+            role, needed = _quorum(value, "approve")
+            if role:
+                out["approver_role"] = role
+            if needed > 1:
+                out["approvals_needed"] = needed
+    elif key == "approval_timeout":
+        out["approval_timeout"] = fmt.parse_duration(value)
+    elif key == "escalate":
+        role, needed = _quorum(value, "escalate")
+        if role is None:
+            raise ValueError(
+                "expected the role an expired gate passes to, e.g. escalate=IR-manager"
+            )
+        out["escalate_role"], out["escalate_needed"] = role, needed
     elif key == "timeout":
         out["timeout"] = fmt.parse_duration(value)
     elif key == "retries":

@@ -238,7 +238,18 @@ def _md_events(s: StepRecord) -> list[str]:
                 f"({_md_escape(a.role or 'no role')}) **refused**: {_md_escape(a.reason)}"
             )
             continue
+        if isinstance(a, ev.ApprovalEscalated):
+            items.append(
+                f"- approval **escalated** from {_md_escape(a.from_role or 'any')} to "
+                f"{_md_escape(a.role or 'any')}: its time ran out"
+            )
+            continue
+        if isinstance(a, ev.ApprovalExpired):
+            items.append(f"- approval **expired**: {_md_escape(a.reason)}")
+            continue
         pre = " (pre-approved)" if a.preapproved else ""
+        if a.needed:
+            pre += f" ({a.count} of {a.needed})"
         comment = f": {_md_escape(a.comment)}" if a.comment else ""
         items.append(
             f"- **{_md_escape(a.decision)}** by {_md_escape(a.by or '?')} "

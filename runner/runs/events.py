@@ -85,7 +85,7 @@ class ListedStepEvent(StepEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunStarted(JournalEvent):
     KIND = "run_started"
-    OPTIONAL = frozenset({"trigger"})
+    OPTIONAL = frozenset({"trigger", "os_user"})
     schema: int = 1  # journals from before typed events have none: version 1
     run_id: str = ""
     runbook: Mapping[str, Any] = field(default_factory=dict)  # path, id, name, sha256, ...
@@ -99,6 +99,7 @@ class RunStarted(JournalEvent):
     options: Mapping[str, Any] = field(default_factory=dict)
     total_steps: int | None = None
     trigger: Mapping[str, Any] | None = None  # the alert that started it (source, id, title...)
+    os_user: str | None = None  # the account that started it, beside `operator` (a name given)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -349,14 +350,19 @@ class OffScript(ListedStepEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApprovalRequested(ListedStepEvent):
     KIND = "approval_requested"
+    OPTIONAL = frozenset({"needed", "timeout", "escalate_role", "escalate_needed"})
     approver_role: str | None = None
     code: str = ""  # what the approver is shown, secrets redacted
+    needed: int | None = None  # `approve=ROLE*N`: distinct approvals the gate needs (None: 1)
+    timeout: float | None = None  # `approval_timeout=`, seconds
+    escalate_role: str | None = None  # `escalate=`: who an expired gate passes to
+    escalate_needed: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Approval(ListedStepEvent):
     KIND = "approval"
-    OPTIONAL = frozenset({"auth"})  # written only by the service
+    OPTIONAL = frozenset({"auth", "os_user", "needed", "count"})  # `auth`: the service's only
     decision: str = ""  # approved | denied
     by: str = ""
     role: str | None = None
@@ -364,13 +370,40 @@ class Approval(ListedStepEvent):
     preapproved: bool = False
     distinct_required: bool = False
     auth: str | None = None  # how the service authenticated `by`: password | token
+    os_user: str | None = None  # the account `runbook approve` ran as, beside the name it gave
+    needed: int | None = None  # a quorum: approvals the gate needs ...
+    count: int | None = None  # ... and how many distinct ones it has with this one
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApprovalRefused(ListedStepEvent):
     KIND = "approval_refused"
+    OPTIONAL = frozenset({"os_user"})
     by: str = ""
     role: str | None = None
+    reason: str = ""
+    os_user: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApprovalEscalated(ListedStepEvent):
+    """A gate waited its `approval_timeout`: it passes to `escalate=`, with one more timeout."""
+
+    KIND = "approval_escalated"
+    from_role: str | None = None
+    role: str | None = None  # who may approve now
+    needed: int = 1
+    timeout: float | None = None  # seconds the escalated gate waits before it is denied
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApprovalExpired(ListedStepEvent):
+    """A gate waited its last `approval_timeout`: it is denied (fails closed)."""
+
+    KIND = "approval_expired"
+    role: str | None = None  # who it waited for
+    had: int = 0  # approvals it had of those it needed
+    needed: int = 1
     reason: str = ""
 
 
@@ -465,6 +498,8 @@ KINDS: dict[str, type[JournalEvent]] = {
         ApprovalRefused,
         QuestionAsked,
         Answered,
+        ApprovalEscalated,
+        ApprovalExpired,
         Note,
         Fault,
         ItemStarted,

@@ -39,6 +39,47 @@ from runner.runs import events as ev
 Event = dict[str, Any]  # an event's record form
 StepKey = tuple[str | None, str]  # (procedure id or None, step id)
 
+
+@dataclass
+class GateState:
+    """A gate as the journal tells it since its code was first shown: the quorum's approvals so
+    far, and its clock (``requested_at``, reset once by an escalation)."""
+
+    request: ev.ApprovalRequested  # the first request of this code (a resume asks again)
+    approvals: list[ev.Approval] = field(default_factory=list)  # approvals of the quorum so far
+    escalated: ev.ApprovalEscalated | None = None
+    expired: ev.ApprovalExpired | None = None
+
+    @property
+    def code(self) -> str:
+        return self.request.code
+
+    @property
+    def requested_at(self) -> float:
+        return epoch(self.request.ts)
+
+    @property
+    def escalated_at(self) -> float | None:
+        return epoch(self.escalated.ts) if self.escalated else None
+
+    @property
+    def role(self) -> str | None:
+        return self.escalated.role if self.escalated else self.request.approver_role
+
+    @property
+    def needed(self) -> int:
+        return int(self.escalated.needed if self.escalated else self.request.needed or 1)
+
+
+def epoch(iso: str) -> float:
+    """Seconds since the epoch of a journal time (`2026-01-02T03:04:05.678Z`); 0 if unreadable,
+    which makes a gate's clock run out rather than never (fails closed)."""
+    try:
+        return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
 OFF_SCRIPT = "off-script"  # the block id the runner gives an operator's ad-hoc command
 _RAN = frozenset({"succeeded", "failed", "timed_out", "cancelled", "handled", "denied"})
 #: A step in one of these is not run again by `runbook resume`.
@@ -105,9 +146,13 @@ class StepRecord:
     blocks: list[BlockRun] = field(default_factory=list)  # from block_started, in order
     values: dict[str, Any] = field(default_factory=dict)  # named outputs
     decisions: list[ev.DecisionEvent] = field(default_factory=list)
-    approvals: list[ev.ApprovalRequested | ev.Approval | ev.ApprovalRefused] = field(
-        default_factory=list
-    )
+    approvals: list[
+        ev.ApprovalRequested
+        | ev.Approval
+        | ev.ApprovalRefused
+        | ev.ApprovalEscalated
+        | ev.ApprovalExpired
+    ] = field(default_factory=list)
     notes: list[ev.Note] = field(default_factory=list)
     faults: list[ev.Fault] = field(default_factory=list)
     answer: ev.Answered | None = None  # a decision step's answer
@@ -187,7 +232,9 @@ class RunRecord:
     secret_templates: dict[str, list[Any]] = field(default_factory=dict)
     cwd: dict[str, str] = field(default_factory=dict)  # kernel -> its last working directory
     finished_steps: dict[StepKey, ev.StepFinished] = field(default_factory=dict)
-    open_approvals: dict[StepKey, ev.Approval] = field(default_factory=dict)  # not yet used
+    # Decisive answers not yet used: a denial, the approval completing a quorum, an expiry.
+    open_approvals: dict[StepKey, ev.Approval | ev.ApprovalExpired] = field(default_factory=dict)
+    gates: dict[StepKey, GateState] = field(default_factory=dict)  # gates still open
     shown_code: dict[StepKey, str] = field(default_factory=dict)  # what each approver saw
     requests: dict[StepKey, ev.ApprovalRequested] = field(default_factory=dict)
     questions: dict[StepKey, ev.QuestionAsked] = field(default_factory=dict)  # latest asked
@@ -276,6 +323,10 @@ class RunRecord:
             None,
         )
 
+    def gate_for(self, step: ev.ListedStepEvent) -> GateState | None:
+        """The open gate of a waiting step: its quorum so far and its clock."""
+        return self.gates.get((step.procedure, str(step.step_id or "")))
+
     def request_for(self, step: ev.ListedStepEvent) -> ev.ApprovalRequested | None:
         """The approval request a waiting step made (its approver role, the code shown)."""
         return self.requests.get((step.procedure, str(step.step_id or "")))
@@ -316,7 +367,20 @@ class RunRecord:
             for key, a in self.open_answers.items()
             if keyed_from is not None and a.seq >= keyed_from
         }
+        gates = {
+            key: GateState(
+                g.request,
+                [a for a in g.approvals if keyed_from is not None and a.seq >= keyed_from],
+                g.escalated,
+                g.expired,
+            )
+            for key, g in self.gates.items()
+        }
         return ResumeState(
+            gates=gates,
+            expired={
+                key for key, a in self.open_approvals.items() if isinstance(a, ev.ApprovalExpired)
+            },
             attempt=self.attempt + 1,
             started=self.start,
             sha256=self.sha256,
@@ -413,6 +477,9 @@ class ResumeState:
     scoped_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # sub-runbooks'
     called_sha: dict[str, str] = field(default_factory=dict)  # prefix -> the runbook's SHA-256
     scoped_templates: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    # Open gates: a quorum's sealed approvals so far, and each gate's clock.
+    gates: dict[StepKey, GateState] = field(default_factory=dict)
+    expired: set[StepKey] = field(default_factory=set)  # gates whose time ran out: denied
 
     @property
     def options(self) -> dict[str, Any]:
@@ -546,6 +613,8 @@ class _Fold:
             self.record.open_answers.pop(key, None)
         if status in DONE_STATUSES:  # `resume --from` runs all its items again
             self.record.items_done.pop(key, None)
+        if status != StepStatus.WAITING_APPROVAL:
+            self.record.gates.pop(key, None)  # the gate closed: it let the step run, or denied it
         self.record.last_word[key] = e
 
     def _on_block_started(self, e: ev.BlockStarted) -> None:
@@ -663,12 +732,39 @@ class _Fold:
         key = (e.procedure, str(e.step_id or ""))
         self.record.shown_code[key] = e.code
         self.record.requests[key] = e
+        gate = self.record.gates.get(key)
+        # A resume asks again: the same code keeps the quorum and the clock; other code (an
+        # edited runbook, values changed in a kernel) is a new gate.
+        if gate is None or gate.code != e.code:
+            self.record.gates[key] = GateState(e)
 
     def _on_approval(self, e: ev.Approval) -> None:
         if (rec := self.step(e)) is not None:
             rec.approvals.append(e)
         key = (e.procedure, str(e.step_id or ""))
+        gate = self.record.gates.get(key)
+        if e.decision == "approved" and gate is not None:
+            gate.approvals.append(e)
+        if e.decision == "approved" and e.count is not None and e.count < int(e.needed or 1):
+            return  # one of a quorum: the gate still waits for the others
         self.record.open_approvals[key] = e
+        self.record.last_word[key] = e
+
+    def _on_approval_escalated(self, e: ev.ApprovalEscalated) -> None:
+        if (rec := self.step(e)) is not None:
+            rec.approvals.append(e)
+        gate = self.record.gates.get((e.procedure, str(e.step_id or "")))
+        if gate is not None:
+            gate.escalated = e
+            gate.approvals = []  # the new role's holders decide; the old role's count no more
+
+    def _on_approval_expired(self, e: ev.ApprovalExpired) -> None:
+        if (rec := self.step(e)) is not None:
+            rec.approvals.append(e)
+        key = (e.procedure, str(e.step_id or ""))
+        if (gate := self.record.gates.get(key)) is not None:
+            gate.expired = e
+        self.record.open_approvals[key] = e  # a denial: the resumed step is denied
         self.record.last_word[key] = e
 
     def _on_approval_refused(self, e: ev.ApprovalRefused) -> None:

@@ -33,6 +33,8 @@ from runner.exec.session import (
     cancel_waiting,
     context_for,
     decide,
+    expire,
+    gate_deadline_of,
     kernel_pool,
     needed_kernels,
     open_run,
@@ -43,10 +45,13 @@ from runner.exec.session import (
 from runner.format.inputs import resolve
 from runner.format.model import InputValue, Runbook
 from runner.kernels.pool import KernelPool
+from runner.notify.outbox import Outbox
 from runner.parse.markdown import parse_file, parse_text
+from runner.runs import events as ev
 from runner.runs.store import kept_runbook
 from runner.service.messages import Cancel, DecideRequest, Note, RunRequest, RunSummary
 from runner.service.metrics import FirstStep, Metrics
+from runner.service.notifying import notify_after
 
 #: A secret input of a triggered run comes from the worker's environment, never the alert.
 SECRET_ENV = "RUNBOOK_INPUT_"
@@ -62,6 +67,14 @@ def _secrets(book: Runbook, kept: Mapping[str, str]) -> dict[str, str]:
         if spec.secret and value is not None:
             found[spec.name] = value
     return found
+
+
+def _env_secrets() -> dict[str, str]:
+    """Secret values the worker's environment holds (`RUNBOOK_INPUT_*`), by input name: the
+    notifications redact them as the journal does."""
+    return {
+        k[len(SECRET_ENV) :].lower(): v for k, v in os.environ.items() if k.startswith(SECRET_ENV)
+    }
 
 
 def _values(
@@ -87,8 +100,20 @@ def _values(
     return values, secrets
 
 
-def _summary(result: RunResult) -> RunSummary:
-    return RunSummary(result.run_id, result.status.value, result.paused_step, int(result.exit_code))
+def _summary(result: RunResult, runs_dir: Path) -> RunSummary:
+    """Where the run stands, with the deadline of the gate it waits on (the workflow's timer)."""
+    deadline = None
+    if result.paused_step is not None:
+        run = open_run(runs_dir, result.run_id)
+        waiting = run.record.waiting(result.paused_step)
+        deadline = gate_deadline_of(run, waiting) if waiting else None
+    return RunSummary(
+        result.run_id,
+        result.status.value,
+        result.paused_step,
+        int(result.exit_code),
+        deadline=deadline,
+    )
 
 
 def _session(
@@ -146,10 +171,14 @@ class RunActivities:
     """The activities, bound to the service's metrics (a worker registers its methods)."""
 
     def __init__(
-        self, metrics: Metrics | None = None, secrets: Mapping[str, str] | None = None
+        self,
+        metrics: Metrics | None = None,
+        secrets: Mapping[str, str] | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
         self._secrets = dict(secrets or {})  # from `--secrets FILE`; never shown
+        self.outbox = outbox  # `--notify FILE`: where a run's notifications wait to be sent
 
     def all(self) -> list[Callable[..., Any]]:
         return [
@@ -158,7 +187,25 @@ class RunActivities:
             self.resume_after_loss,
             self.note_run,
             self.cancel_run,
+            self.expire_gate,
+            self.notify_run,
         ]
+
+    def _told(
+        self,
+        summary: RunSummary,
+        runs_dir: str,
+        expired: ev.ApprovalEscalated | ev.ApprovalExpired | None = None,
+    ) -> RunSummary:
+        """The summary, after enqueueing what it is worth telling (runbook's `notify:`)."""
+        secrets = {**self._secrets, **_env_secrets()}
+        notify_after(self.outbox, Path(runs_dir), summary, secrets, expired)
+        return summary
+
+    @activity.defn(name="notify_run")
+    def notify_run(self, summary: RunSummary, runs_dir: str) -> None:
+        """The workflow learned how the run stands (its worker was lost): tell people."""
+        self._told(summary, runs_dir)
 
     def _done(self, summary: RunSummary) -> RunSummary:
         self.metrics.attempts.labels(summary.status).inc()
@@ -185,14 +232,16 @@ class RunActivities:
             with kernel_pool(needed_kernels(book.steps)) as pool, _heartbeats(pool):
                 with activity.shield_thread_cancel_exception():
                     result = start(session, pool, Path(request.runs_dir), request.run_id)
-                return self._done(_summary(result))
+                summary = self._done(_summary(result, Path(request.runs_dir)))
+            return self._told(summary, request.runs_dir)
         except RunbookError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
 
     @activity.defn(name="decide_and_resume")
     def decide_and_resume(self, request: DecideRequest) -> RunSummary:
         """Record the decision on the waiting gate, then resume the run from the runbook it
-        kept."""
+        kept. A decision that came after the gate's deadline is refused (the expiry is
+        journaled) and the run resumes to deny the step."""
         d = request.decision
         try:
             run = open_run(Path(request.runs_dir), request.run_id)
@@ -202,9 +251,16 @@ class RunActivities:
                 run = open_run(Path(request.runs_dir), request.run_id)  # with the answer
             elif d is not None:
                 waiting = waiting_gate(run, d.step)
-                decide(run, waiting, decision=d.decision, by=d.by, role=d.role, comment=d.comment,
-                       auth=d.auth)  # fmt: skip
+                late = expire(run, waiting)
+                if not isinstance(late, ev.ApprovalExpired):
+                    run = open_run(Path(request.runs_dir), request.run_id)  # escalated, maybe
+                    waiting = waiting_gate(run, d.step)
+                    decide(run, waiting, decision=d.decision, by=d.by, role=d.role,
+                           comment=d.comment, auth=d.auth)  # fmt: skip
                 run = open_run(Path(request.runs_dir), request.run_id)  # with the decision
+                if late is not None:
+                    notify_after(self.outbox, Path(request.runs_dir),
+                                 RunSummary(request.run_id, "paused"), {}, late)  # fmt: skip
             return self._resume(run, request)
         except RunbookError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
@@ -224,6 +280,33 @@ class RunActivities:
         except RunbookError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
 
+    @activity.defn(name="expire_gate")
+    def expire_gate(self, request: DecideRequest) -> RunSummary:
+        """The workflow's timer fired: journal the gate's escalation (it waits again, with its
+        new deadline) or its expiry (the run resumes, and the step is denied)."""
+        try:
+            run = open_run(Path(request.runs_dir), request.run_id)
+            waiting = run.record.waiting(request.step or "")
+            event = expire(run, waiting) if waiting is not None else None
+            if waiting is not None and not isinstance(event, ev.ApprovalExpired):
+                run = open_run(Path(request.runs_dir), request.run_id)
+                status = run.record.status
+                escalated = RunSummary(
+                    request.run_id,
+                    status,
+                    str(waiting.step_id),
+                    3,
+                    reason="escalated" if event is not None else None,
+                    deadline=gate_deadline_of(run, waiting),
+                )
+                return self._told(escalated, request.runs_dir, event)
+            if event is not None:
+                notify_after(self.outbox, Path(request.runs_dir),
+                             RunSummary(request.run_id, "paused"), {}, event)  # fmt: skip
+            return self._resume(open_run(Path(request.runs_dir), request.run_id), request)
+        except RunbookError as exc:
+            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
+
     def _kept(self, run: OpenRun, request: DecideRequest) -> Runbook:
         """The runbook the run started with, from the copy kept beside its journal."""
         text = kept_runbook(run.run_dir, run.state.sha256)
@@ -238,13 +321,15 @@ class RunActivities:
         return checked(parse_text(text, where or run.run_dir / "runbook.md"))
 
     def _resume(self, run: OpenRun, request: DecideRequest) -> RunSummary:
+        """Resume the run from the runbook it kept, as `runbook resume` does."""
         book = self._kept(run, request)
         given = {k: v for k, v in run.state.inputs.items() if v != "***"}
         values, secrets = _values(book, given, self._secrets)
         with kernel_pool(needed_kernels(book.steps)) as pool, _heartbeats(pool):
             with activity.shield_thread_cancel_exception():
                 result = resume(_session(book, values, secrets), pool, run)
-            return self._done(_summary(result))
+            summary = self._done(_summary(result, Path(request.runs_dir)))
+        return self._told(summary, request.runs_dir)
 
     @activity.defn(name="note_run")
     def note_run(self, request: Note) -> None:

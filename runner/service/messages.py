@@ -85,6 +85,7 @@ class DecideRequest:
     run_id: str
     runs_dir: str
     decision: Decision | None  # None: resume as the journal stands (after an interruption)
+    step: str | None = None  # the gate whose time ran out (the `expire_gate` activity)
 
 
 @dataclass(frozen=True)
@@ -115,3 +116,4 @@ class RunSummary:
     paused_step: str | None = None
     exit_code: int = 0
     reason: str | None = None  # why it was refused or interrupted, or why a decision was not taken
+    deadline: float | None = None  # when the waiting gate expires or escalates (epoch seconds)

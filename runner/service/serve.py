@@ -30,6 +30,8 @@ from runner.errors import InvalidRunbook
 from runner.format.model import Runbook
 from runner.identity.roles import RoleMap
 from runner.identity.store import UserStore
+from runner.notify.config import NotifyConfig
+from runner.notify.outbox import Deliverer, Outbox
 from runner.routing.catalog import load_runbooks
 from runner.routing.route import Router
 from runner.service.activities import RunActivities
@@ -46,6 +48,8 @@ CONNECT_TIMEOUT = 30.0
 #: Runs a worker executes at once (each holds its kernels while it runs).
 DEFAULT_SLOTS = 4
 TOKEN_ENV = "RUNBOOK_SERVICE_TOKEN"
+#: The notifications' outbox, under the state folder (kept across restarts).
+NOTIFY_OUTBOX = "notify-outbox.sqlite3"
 #: How long SIGTERM waits for running attempts before the worker stops anyway.
 DRAIN_TIMEOUT = timedelta(minutes=10)
 
@@ -67,6 +71,7 @@ class ServiceConfig:
     sources: Mapping[str, Source] | None = None  # per-source credentials (service.sources)
     secrets: Mapping[str, str] | None = None  # secret inputs from `--secrets FILE`
     roles: RoleMap | None = None  # `--roles FILE`: who holds which runbook role (console)
+    notify: NotifyConfig | None = None  # `--notify FILE`: webhook targets, the console's URL
 
 
 async def connect(target: str, namespace: str) -> Client:
@@ -88,13 +93,14 @@ def worker(
     metrics: Metrics | None = None,
     task_queue: str = TASK_QUEUE,
     secrets: Mapping[str, str] | None = None,
+    outbox: Outbox | None = None,
 ) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[RunbookRun, RunQueue],
         activities=[
-            *RunActivities(metrics, secrets).all(),
+            *RunActivities(metrics, secrets, outbox).all(),
             *QueueActivities(client, task_queue).all(),
         ],
         activity_executor=executor,
@@ -165,8 +171,12 @@ async def serve(config: ServiceConfig, target: str, announce: Callable[[str], No
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, lambda: None)
+    outbox = Outbox(config.state_dir / NOTIFY_OUTBOX, config.notify) if config.notify else None
+    deliverer = Deliverer(outbox).start() if outbox else None
     with ThreadPoolExecutor(max_workers=config.slots, thread_name_prefix="run") as executor:
-        runner = worker(client, config.slots, executor, metrics, config.task_queue, config.secrets)
+        runner = worker(
+            client, config.slots, executor, metrics, config.task_queue, config.secrets, outbox
+        )
         async with runner:
             serving = asyncio.create_task(server.serve(sockets=[sock]))
             while not server.started:
@@ -183,6 +193,9 @@ async def serve(config: ServiceConfig, target: str, announce: Callable[[str], No
             announce("ready")
             await serving  # until SIGINT or SIGTERM
             announce("stopping: no new alerts; running activities finish")
+    if deliverer is not None and outbox is not None:
+        deliverer.stop()  # what is not delivered stays in the outbox for the next start
+        outbox.close()
     announce("stopped")
 
 

@@ -93,14 +93,21 @@ class RunbookRun:
         self._summary = RunSummary(request.run_id, "running")
         summary = await self._attempt("start_run", request, request)
         lost = 0  # attempts lost with their worker that the run went on from by itself
+        told: RunSummary | None = None  # the interruption people were told of
         while True:
             self._summary = summary
             await self._note_resolved(request)
             if summary.status == "paused" and summary.paused_step is not None:
                 # Durable: the workflow may wait hours here; no kernel is held while it does.
-                await workflow.wait_condition(
-                    lambda: bool(self._decisions or self._resolved) or self._abort
-                )
+                # A gate with `approval_timeout=` waits on a durable timer too; when it fires,
+                # the session journals the escalation or the expiry (the rule is the policy's,
+                # not this code's) and an expired gate's run resumes to deny the step.
+                if not await self._wait_for_decision(summary.deadline):
+                    expiry = DecideRequest(
+                        request.run_id, request.runs_dir, None, step=summary.paused_step
+                    )
+                    summary = await self._attempt("expire_gate", expiry, request)
+                    continue
                 if self._resolved and not (self._decisions or self._abort):
                     continue  # journaled at the top of the loop; still waiting
                 if self._abort:
@@ -119,6 +126,9 @@ class RunbookRun:
                     summary = tried
                 continue
             elif summary.status == "interrupted":
+                if told is not summary:  # once per interruption, not per resolved alert
+                    await self._tell(summary, request)
+                    told = summary
                 await workflow.wait_condition(
                     lambda: self._resume or self._abort or bool(self._resolved)
                 )
@@ -167,6 +177,27 @@ class RunbookRun:
                 )
             except ActivityError:
                 workflow.logger.warning("run %s: queue %s is gone", request.run_id, limit.key)
+
+    async def _tell(self, summary: RunSummary, request: RunRequest) -> None:
+        """Enqueue the run's notifications (an activity: only a worker knows the outbox)."""
+        await workflow.execute_activity(
+            "notify_run",
+            args=[summary, request.runs_dir],
+            start_to_close_timeout=timedelta(minutes=1),
+        )
+
+    async def _wait_for_decision(self, deadline: float | None) -> bool:
+        """True when a decision (or an abort) came; False when the gate's time ran out."""
+        timeout = None
+        if deadline is not None:
+            timeout = timedelta(seconds=max(0.0, deadline - workflow.now().timestamp()))
+        try:
+            await workflow.wait_condition(
+                lambda: bool(self._decisions or self._resolved) or self._abort, timeout=timeout
+            )
+        except TimeoutError:
+            return False
+        return True
 
     async def _attempt(
         self, name: str, argument: RunRequest | DecideRequest, request: RunRequest

@@ -137,9 +137,8 @@ def step_facts(step: Step, *, role: bool = True, runs_in: bool = True) -> list[s
         facts.append(f"once for each {loop.var} in {listed} (on a failed item: "
                      f"{loop.on_item_failure})")  # fmt: skip
     if step.approve:
-        who = f" by {step.approver_role}" if step.approver_role else ""
         each = " for each item" if loop is not None and loop.approve_each else ""
-        facts.append(f"needs approval{who}{each}")
+        facts.append(f"{step.approval_words}{each}")
     if step.timeout is not None:
         facts.append(f"timeout {format_duration(step.timeout)}")
     if step.retries:
