@@ -8,6 +8,7 @@ import asyncio
 import copy
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -253,6 +254,13 @@ def test_a_group_of_three_starts_three_runs_and_the_same_group_again_none(
     assert 'runbook_alerts_total{outcome="started"} 3.0' in figures
     assert 'runbook_alerts_total{outcome="duplicate"} 3.0' in figures
     assert "runbook_alert_to_first_step_seconds_count 3.0" in figures
+    # Every run ended (failed: the lab has no such hosts), each counted against its time limit.
+    ended = sum(1 for s in settled.values() if s.status not in ("paused", "running"))
+    counted = re.findall(
+        r'runbook_runs_finished_total\{status="[a-z_]+",within_time_limit="[a-z]+"\} ([0-9.]+)',
+        figures,
+    )
+    assert sum(float(n) for n in counted) >= ended
 
     # The group resolves: a run that still waits is told, in its journal; for a run that
     # ended there is nobody to tell.
@@ -330,6 +338,9 @@ def test_an_edr_alert_waits_at_the_isolation_gate_until_approved(
     events = read_events(service.runs_dir / summary.run_id)
     approvals = [e for e in events if e["event"] == "approval"]
     assert approvals[0]["step_id"] == "isolate" and approvals[0]["by"] == "dana"
+    figures = httpx.get(service.intake.replace("/api/alerts", "/metrics")).text
+    waits = re.search(r"runbook_approval_wait_seconds_count ([0-9.]+)", figures)
+    assert waits is not None and float(waits.group(1)) >= len(approvals)
     isolated = [e for e in events if e["event"] == "step_finished" and e["step_id"] == "isolate"]
     assert isolated[-1]["status"] == "succeeded"
 

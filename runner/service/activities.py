@@ -13,7 +13,9 @@ import contextvars
 import dataclasses
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,7 @@ from runner.notify.outbox import Outbox
 from runner.parse.markdown import parse_file, parse_text
 from runner.runs import events as ev
 from runner.runs.store import kept_runbook
+from runner.runs.store import summary as summary_of
 from runner.service.messages import Cancel, DecideRequest, Note, RunRequest, RunSummary
 from runner.service.metrics import FirstStep, Metrics
 from runner.service.notifying import notify_after
@@ -98,6 +101,14 @@ def _values(
             non_retryable=True,
         )
     return values, secrets
+
+
+def _epoch(iso: str) -> float | None:
+    """An event's ISO time as epoch seconds."""
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _summary(result: RunResult, runs_dir: Path) -> RunSummary:
@@ -207,8 +218,17 @@ class RunActivities:
         """The workflow learned how the run stands (its worker was lost): tell people."""
         self._told(summary, runs_dir)
 
-    def _done(self, summary: RunSummary) -> RunSummary:
+    def _done(self, summary: RunSummary, runs_dir: Path | None = None) -> RunSummary:
         self.metrics.attempts.labels(summary.status).inc()
+        if runs_dir is not None and summary.status not in ("paused", "running"):
+            info = summary_of(runs_dir / summary.run_id)
+            if info is not None:
+                within = (
+                    "unknown" if info.within_time_limit is None else str(info.within_time_limit)
+                )
+                self.metrics.finished.labels(summary.status, within.lower()).inc()
+                if info.time_limit and info.duration is not None:
+                    self.metrics.of_limit.observe(info.duration / info.time_limit)
         return summary
 
     @activity.defn(name="start_run")
@@ -232,7 +252,9 @@ class RunActivities:
             with kernel_pool(needed_kernels(book.steps)) as pool, _heartbeats(pool):
                 with activity.shield_thread_cancel_exception():
                     result = start(session, pool, Path(request.runs_dir), request.run_id)
-                summary = self._done(_summary(result, Path(request.runs_dir)))
+                summary = self._done(
+                    _summary(result, Path(request.runs_dir)), Path(request.runs_dir)
+                )
             return self._told(summary, request.runs_dir)
         except RunbookError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
@@ -251,6 +273,9 @@ class RunActivities:
                 run = open_run(Path(request.runs_dir), request.run_id)  # with the answer
             elif d is not None:
                 waiting = waiting_gate(run, d.step)
+                asked = run.record.request_for(waiting)
+                if asked is not None and (at := _epoch(asked.ts)) is not None:
+                    self.metrics.approval_wait.observe(max(0.0, time.time() - at))
                 late = expire(run, waiting)
                 if not isinstance(late, ev.ApprovalExpired):
                     run = open_run(Path(request.runs_dir), request.run_id)  # escalated, maybe
@@ -328,7 +353,7 @@ class RunActivities:
         with kernel_pool(needed_kernels(book.steps)) as pool, _heartbeats(pool):
             with activity.shield_thread_cancel_exception():
                 result = resume(_session(book, values, secrets), pool, run)
-            summary = self._done(_summary(result, Path(request.runs_dir)))
+            summary = self._done(_summary(result, Path(request.runs_dir)), Path(request.runs_dir))
         return self._told(summary, request.runs_dir)
 
     @activity.defn(name="note_run")

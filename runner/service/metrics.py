@@ -2,7 +2,8 @@
 
 Alerts by outcome (started, duplicate, unrouted, resolved) and refused payloads; triggered runs'
 attempts by how they ended; and the figure that matters most, the time from an alert's arrival
-at the intake to its run's first step starting.
+at the intake to its run's first step starting; how long gates wait for a person; and how
+long finished runs took, against their runbook's `time_limit`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from runner.runs import events as ev
 #: Alert to first step, in seconds: a warm run starts in well under a second, a cold one in one
 #: or two (kernels boot); a queued one waits for a slot.
 FIRST_STEP_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+#: A gate waits seconds (a lead at the console) to hours (overnight).
+APPROVAL_BUCKETS = (10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
+#: A run's share of its time limit: 1.0 is the limit.
+LIMIT_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
 
 
 class Metrics:
@@ -38,6 +43,22 @@ class Metrics:
             "runbook_alert_to_first_step_seconds",
             "From an alert's arrival at the intake to its run's first step starting",
             buckets=FIRST_STEP_BUCKETS,
+            registry=self.registry,
+        )
+        self.approval_wait = Histogram(
+            "runbook_approval_wait_seconds",
+            "From a gate's request to the decision that came through the service",
+            buckets=APPROVAL_BUCKETS,
+            registry=self.registry,
+        )
+        self.finished = Counter(
+            "runbook_runs_finished", "Triggered runs that ended, by status and time limit",
+            ["status", "within_time_limit"], registry=self.registry,
+        )  # fmt: skip
+        self.of_limit = Histogram(
+            "runbook_run_duration_of_time_limit",
+            "A finished run's active time as a share of its runbook's time_limit (1 = the limit)",
+            buckets=LIMIT_BUCKETS,
             registry=self.registry,
         )
 
