@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from runner.check.references import labelled_steps, problem
 from runner.format import syntax as fmt
-from runner.format.model import Block, Problem, ProblemLevel, Runbook, Step
+from runner.format.model import Block, Problem, ProblemLevel, Runbook
 
 #: On a block that sets no policy, these are a gate, a condition or an end the run would not
 #: have: an error. The other policies ignored are a warning.
@@ -17,18 +18,6 @@ _GATES = frozenset({"approve", "when", "end"})
 _HARMLESS = frozenset({"id", "name", "exec"})
 #: Runme's attributes: accepted and ignored everywhere, as documented.
 _RUNME = frozenset(k for k, v in fmt.BLOCK_ATTRIBUTES.items() if v.startswith("Runme"))
-
-
-def problem(runbook: Runbook, line: int, level: ProblemLevel, code: str, msg: str) -> Problem:
-    return Problem(str(runbook.path), line, level, code, msg)
-
-
-def _steps(runbook: Runbook) -> Iterator[tuple[str, Step]]:
-    for step in runbook.steps:
-        yield f"step {step.number} {step.title!r}", step
-    for proc in runbook.procedures:
-        for step in proc.steps:
-            yield f"procedure {proc.id!r} step {step.number} {step.title!r}", step
 
 
 def _policies(block: Block) -> list[str]:
@@ -49,7 +38,7 @@ def _ignored(runbook: Runbook, block: Block, why: str) -> Iterator[Problem]:
 def rule_ignored_attributes(runbook: Runbook) -> Iterator[Problem]:
     """RB048: policies on a documentation block that sets no policy (in a step that has a
     runnable block, or outside any step)."""
-    for where, step in _steps(runbook):
+    for where, step in labelled_steps(runbook):
         if step.manual:
             continue
         for block in step.blocks:
@@ -67,7 +56,7 @@ def rule_ignored_attributes(runbook: Runbook) -> Iterator[Problem]:
 def rule_manual_attributes(runbook: Runbook) -> Iterator[Problem]:
     """RB049: an attribute that cannot apply to a step a person does (retries, errexit, ...);
     outputs= on a manual step's documentation block (only a decision records an answer)."""
-    for where, step in _steps(runbook):
+    for where, step in labelled_steps(runbook):
         if not step.manual:
             continue
         for block in step.blocks:
@@ -85,7 +74,7 @@ def rule_manual_attributes(runbook: Runbook) -> Iterator[Problem]:
 def rule_decision_place(runbook: Runbook) -> Iterator[Problem]:
     """RB071: a decision block in a step that runs code, a second decision in one step, or a
     decision in no step: it would never be asked."""
-    for where, step in _steps(runbook):
+    for where, step in labelled_steps(runbook):
         questions = [b for b in step.blocks if b.question is not None]
         if questions and not step.manual:
             yield problem(runbook, questions[0].line, "error", "RB071",
@@ -112,7 +101,7 @@ _PART_RE = re.compile(
 def rule_flattened_parts(runbook: Runbook) -> Iterator[Problem]:
     """RB029: a step written in numbered parts with a runnable block under more than one of
     them: it still runs as one step (one role, gate and timeout, the first block's policies)."""
-    for where, step in _steps(runbook):
+    for where, step in labelled_steps(runbook):
         runnable = step.executable_blocks
         if len(runnable) < 2:
             continue

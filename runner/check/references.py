@@ -11,7 +11,7 @@ def problem(runbook: Runbook, line: int, level: ProblemLevel, code: str, msg: st
     return Problem(str(runbook.path), line, level, code, msg)
 
 
-def _steps(runbook: Runbook) -> Iterator[tuple[str, Step]]:
+def labelled_steps(runbook: Runbook) -> Iterator[tuple[str, Step]]:
     for step in runbook.steps:
         yield f"step {step.number} {step.title!r}", step
     for proc in runbook.procedures:
@@ -35,7 +35,7 @@ def rule_required_with_default(runbook: Runbook) -> Iterator[Problem]:
 def rule_output_set_twice(runbook: Runbook) -> Iterator[Problem]:
     """RB046: two steps set the same output: the later one silently replaces the earlier."""
     first: dict[str, tuple[str, int]] = {}
-    for where, step in _steps(runbook):
+    for where, step in labelled_steps(runbook):
         for block in step.executable_blocks:
             for raw in block.outputs:
                 name = raw.split(":", 1)[0]  # `outputs=count:int`: the name before the type
@@ -53,7 +53,7 @@ def rule_output_set_twice(runbook: Runbook) -> Iterator[Problem]:
 
 def rule_block_role(runbook: Runbook) -> Iterator[Problem]:
     """RB047: a block's `role=` contradicts its step's role (the `Role:` line wins)."""
-    for where, step in _steps(runbook):
+    for where, step in labelled_steps(runbook):
         for block in step.blocks:
             if block.role and step.role and block.role != step.role:
                 yield problem(runbook, block.line, "warning", "RB047",

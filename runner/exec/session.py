@@ -275,13 +275,11 @@ def answer(run: OpenRun, step_ref: str, value: str, *, by: str) -> ev.Answered:
 
 
 def _since(iso: str) -> float:
-    import datetime as dt
+    """Seconds since a journal time; 0 when it is unreadable."""
+    from runner.runs.state import epoch
 
-    try:
-        then = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return 0.0
-    return max(0.0, (dt.datetime.now(dt.UTC) - then).total_seconds())
+    then = epoch(iso)
+    return max(0.0, time.time() - then) if then else 0.0
 
 
 def _rule(requested: ev.ApprovalRequested | None) -> GateRule:

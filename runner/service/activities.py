@@ -15,7 +15,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,7 @@ from runner.kernels.pool import KernelPool
 from runner.notify.outbox import Outbox
 from runner.parse.markdown import parse_file, parse_text
 from runner.runs import events as ev
+from runner.runs.state import epoch
 from runner.runs.store import kept_runbook
 from runner.runs.store import summary as summary_of
 from runner.service.messages import Cancel, DecideRequest, Note, RunRequest, RunSummary
@@ -101,14 +101,6 @@ def _values(
             non_retryable=True,
         )
     return values, secrets
-
-
-def _epoch(iso: str) -> float | None:
-    """An event's ISO time as epoch seconds."""
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def _summary(result: RunResult, runs_dir: Path) -> RunSummary:
@@ -274,7 +266,7 @@ class RunActivities:
             elif d is not None:
                 waiting = waiting_gate(run, d.step)
                 asked = run.record.request_for(waiting)
-                if asked is not None and (at := _epoch(asked.ts)) is not None:
+                if asked is not None and (at := epoch(asked.ts)):  # 0: unreadable, not timed
                     self.metrics.approval_wait.observe(max(0.0, time.time() - at))
                 late = expire(run, waiting)
                 if not isinstance(late, ev.ApprovalExpired):
