@@ -350,6 +350,8 @@ CRASH_BOOK = """\
 name: Crash test
 service: test
 objective: Be killed mid-step
+roles:
+  L2: decides after a lost worker
 trigger:
   when: a crash-test alert
   match:
@@ -367,10 +369,10 @@ trigger:
    sleep 600
    ```
 
-2. Never reached.
+2. Reached once a person skipped the cut-off step.
 
    ```bash {{id=after}}
-   echo after
+   echo after-the-skip
    ```
 """
 
@@ -414,9 +416,19 @@ def test_a_service_killed_mid_step_loses_nothing_and_never_reruns_the_step(
     idem_marker = tmp_path / "in-the-idempotent-step"
     (books / "idem.md").write_text(IDEMPOTENT_BOOK.format(marker=idem_marker))
     env = {**os.environ, "RUNBOOK_SERVICE_TOKEN": TOKEN, KEY_ENV: str(_journal_key_path)}
+    roles = tmp_path / "roles.yaml"
+    roles.write_text("L2: [carol]\n")
+    tokens = {}
+    for user in ("carol", "dave"):  # dave holds none of the runbook's roles
+        state = ["--state-dir", str(tmp_path / "state")]
+        subprocess.run([RUNBOOK, "users", "add", user, "--password-stdin", *state],
+                       input="a-long-enough-password\n", text=True, check=True)  # fmt: skip
+        made = subprocess.run([RUNBOOK, "users", "token", user, *state], capture_output=True,
+                              text=True, check=True)  # fmt: skip
+        tokens[user] = made.stdout.strip()
     # Its own queue on the module's Temporal: only its own worker runs its runs.
     args = ["--temporal", service.temporal, "--task-queue", "crash-test", "--runbooks",
-            str(books), "--heartbeat-timeout", "2"]  # fmt: skip
+            str(books), "--heartbeat-timeout", "2", "--roles", str(roles)]  # fmt: skip
     first = _serve(args, tmp_path, env)
     alert = {"source": "crash-test", "id": "c-1", "title": "crash the service"}
     [answer] = _post_generic(first, alert)
@@ -444,7 +456,17 @@ def test_a_service_killed_mid_step_loses_nothing_and_never_reruns_the_step(
         while "not marked idempotent" not in ((_state(second, wid) or summary).reason or ""):
             assert time.monotonic() < deadline, _state(second, wid)
             time.sleep(0.1)  # the workflow's own answer is the marker
-        _signal_name(second, wid, "abort")  # a person gives up on it: the journal says so
+        # A person who checked by hand what the cut-off step did skips it, with their own token.
+        actions = second.intake.replace("/alerts", f"/runs/{summary.run_id}/actions")
+
+        def act(user: str, action: str) -> httpx.Response:
+            body = {"action": action, "comment": "checked the host by hand"}
+            auth = {"Authorization": f"Bearer {tokens[user]}"}
+            return httpx.post(actions, json=body, headers=auth, timeout=60)
+
+        refused = act("dave", "skip")
+        assert refused.status_code == 403 and "L2" in refused.json()["error"], refused.text
+        assert act("carol", "skip").status_code == 202
         # The step marked idempotent ran again by itself, and the run went on to its end.
         again_run = _result(second, idem["workflow_id"])
         assert again_run.status == "succeeded", again_run
@@ -453,8 +475,15 @@ def test_a_service_killed_mid_step_loses_nothing_and_never_reruns_the_step(
             "long", "long", "after"]  # fmt: skip
         assert any("resumed by itself" in e.get("text", "") for e in idem_events)
         ended = _result(second, wid)
-        assert ended.status == "cancelled", ended
-        assert read_events(second.runs_dir / summary.run_id)[-1]["status"] == "cancelled"
+        assert ended.status == "succeeded", ended
+        events = read_events(second.runs_dir / summary.run_id)
+        [note] = [e for e in events if e["event"] == "note" and "skipped by" in e["text"]]
+        assert (note["by"], note["role"], note["auth"]) == ("carol", "L2", "token")
+        [long] = [e for e in events if e["event"] == "step_finished" and e["step_id"] == "long"]
+        assert long["status"] == "skipped" and "skipped by carol" in long["reason"]
+        assert [e["step_id"] for e in events if e["event"] == "step_started"] == ["long", "after"]
+        assert any("after-the-skip" in str(e.get("text", "")) for e in events)
+        assert act("carol", "resume").status_code == 409  # it ended: nothing to resume
     finally:
         _stop(second)
 

@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from runner.console import views
+from runner.console.actions import ACTIONS, APPLIES, Act, RolesOf, act
 from runner.console.auth import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
@@ -36,7 +37,14 @@ from runner.console.auth import (
     same,
     set_cookie,
 )
-from runner.console.decisions import Outcome, Send, answer_question, decide, shown_digest
+from runner.console.decisions import (
+    Outcome,
+    Send,
+    answer_question,
+    decide,
+    shown_digest,
+    workflow_of,
+)
 from runner.identity.model import Identity
 from runner.identity.roles import RoleMap
 from runner.identity.store import SESSION_TTL, LoginSession, UserStore
@@ -71,6 +79,8 @@ class ConsoleConfig:
     send: Send  # a verdict to a run's workflow
     route_again: RouteAgain | None = None
     docs_url: str | None = None  # the docs site, for links to a runbook's page
+    act: Act | None = None  # cancel / resume / skip to a run's workflow
+    roles_of: RolesOf | None = None  # a served runbook's roles, by its id
 
 
 def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
@@ -212,6 +222,8 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
             if record is None:
                 return None
             return {"run": views.snapshot(record), "gates": views.gates(record),
+                    "questions": views.questions(record),
+                    "service": workflow_of(record) is not None,
                     "trigger": record.start.get("trigger") or {},
                     "journal": views.journal_rows(record.run_dir),
                     "runbook_id": record.runbook.get("id")}  # fmt: skip
@@ -219,7 +231,29 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
         context = await asyncio.to_thread(shown)
         if context is None:
             return page(request, "error.html", 404, session=session, message="No such run.")
-        return page(request, "run.html", session=session, docs_url=config.docs_url, **context)
+        status = context["run"]["status"]
+        actions = [k for k in ACTIONS if status in APPLIES[k]] if context["service"] else []
+        return page(request, "run.html", session=session, docs_url=config.docs_url,
+                    actions=actions if config.act is not None else [], **context)  # fmt: skip
+
+    async def run_action(
+        request: Request, session: LoginSession, fields: dict[str, str]
+    ) -> Response:
+        run_id, kind = request.path_params["run_id"], request.path_params["action"]
+        outcome = await _act(run_id, kind, session.identity, fields.get("comment"))
+        if outcome.status != 202:
+            return page(request, "error.html", outcome.status, session=session,
+                        message=outcome.message)  # fmt: skip
+        return RedirectResponse(f"/console/runs/{quote(run_id)}", status_code=303)
+
+    async def _act(run_id: str, kind: str, who: Identity, comment: str | None) -> Outcome:
+        if config.act is None or config.roles_of is None:
+            return Outcome(404, "this console does not act on runs")
+        if not _RUN_ID.fullmatch(run_id):
+            return Outcome(400, "a run id is letters, digits, dashes and dots")
+        return await act(config.runs_dir, run_id, kind, who,
+                         (comment or "")[:MAX_COMMENT] or None, config.roles_of,
+                         config.act)  # fmt: skip
 
     async def report(request: Request, session: LoginSession) -> Response:
         from runner.reports.report import render_markdown
@@ -268,6 +302,34 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
             return None, None
         found = [g for g in views.gates(record, full=True) if step in (str(g.step), g.step_id)]
         return record, (found[0] if found else None)
+
+    def question_of(request: Request) -> views.Question | None:
+        record = record_of(request)
+        step = request.path_params["step"]
+        if record is None or not _STEP.fullmatch(step):
+            return None
+        found = [q for q in views.questions(record) if step in (str(q.step), q.step_id)]
+        return found[0] if found else None
+
+    async def question(request: Request, session: LoginSession) -> Response:
+        found = await asyncio.to_thread(question_of, request)
+        if found is None:
+            why = "This question is not waiting for an answer (any more)."
+            return page(request, "error.html", 404, session=session, message=why)
+        return page(request, "question.html", session=session, q=found,
+                    may=session.identity.holds(found.role))  # fmt: skip
+
+    async def question_post(
+        request: Request, session: LoginSession, fields: dict[str, str]
+    ) -> Response:
+        run_id = request.path_params["run_id"]
+        outcome = await answer_question(config.runs_dir, run_id, request.path_params["step"],
+                                        fields.get("answer", "").strip()[:MAX_COMMENT],
+                                        session.identity, config.send)  # fmt: skip
+        if outcome.status != 202:
+            return page(request, "error.html", outcome.status, session=session,
+                        message=outcome.message)  # fmt: skip
+        return RedirectResponse(f"/console/runs/{quote(run_id)}", status_code=303)
 
     async def gate(request: Request, session: LoginSession) -> Response:
         record, found = await asyncio.to_thread(gate_of, request)
@@ -350,6 +412,25 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
                                         str(body["answer"]), who, config.send)  # fmt: skip
         return _json(outcome)
 
+    async def api_act(request: Request) -> Response:
+        """`POST /api/runs/{id}/actions` `{"action": "cancel"|"resume"|"skip", "comment": ...}`:
+        a person acts on a run with their own token (journaled as them; the service token's
+        `/api/runs/{id}/cancel` is for automation)."""
+        who = token_identity(request)
+        if who is None:
+            return _json(Outcome(401, "a user's API token is required (Authorization: Bearer "
+                                      "TOKEN; `runbook users token NAME` makes one)"))  # fmt: skip
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("action"), str):
+            return _json(Outcome(400, 'the body is {"action": "cancel"|"resume"|"skip", '
+                                      '"comment": ...}'))  # fmt: skip
+        comment = body.get("comment")
+        return _json(await _act(request.path_params["run_id"], body["action"], who,
+                                str(comment) if comment else None))  # fmt: skip
+
     return [
         Route("/console", home, methods=["GET"]),
         Route("/console/", home, methods=["GET"]),
@@ -364,9 +445,15 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
         Route("/console/runs/{run_id}/report", signed_in(report), methods=["GET"]),
         Route("/console/runs/{run_id}/gates/{step}", signed_in(gate), methods=["GET"]),
         Route("/console/runs/{run_id}/gates/{step}", checked_post(gate_post), methods=["POST"]),
+        Route("/console/runs/{run_id}/questions/{step}", signed_in(question), methods=["GET"]),
+        Route(
+            "/console/runs/{run_id}/questions/{step}", checked_post(question_post), methods=["POST"]
+        ),
+        Route("/console/runs/{run_id}/{action:str}", checked_post(run_action), methods=["POST"]),
         Route("/console/inbox", signed_in(inbox), methods=["GET"]),
         Route("/api/runs/{run_id}/decisions", api_decide, methods=["POST"]),
         Route("/api/runs/{run_id}/answers", api_answer, methods=["POST"]),
+        Route("/api/runs/{run_id}/actions", api_act, methods=["POST"]),
         Mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static"),
     ]
 

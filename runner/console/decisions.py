@@ -109,7 +109,9 @@ def _check(
             return Outcome(409, f"run {run_id} has no gate {step} waiting for a decision")
         return Outcome(404, f"no run {run_id} to decide on")
     requested = run.record.request_for(waiting)
-    role = requested.approver_role if requested else None
+    gate = run.record.gate_for(waiting)
+    # The role the gate asks now: once it escalated, the escalation's (and only it).
+    role = gate.role if gate else requested.approver_role if requested else None
     if shown is not None and shown != shown_digest(requested.code if requested else ""):
         return Outcome(409, "the gate is not what your page showed; reload it and look again")
     if not who.holds(role):

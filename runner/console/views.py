@@ -3,15 +3,17 @@ of each journal, never its raw lines); the templates only lay it out."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.exec.policy import GateRule, gate_deadline
 from runner.identity.model import Identity
 from runner.reports.progress import current_step, wall_time
 from runner.runs import events as ev
-from runner.runs.state import RunRecord, StepRecord
+from runner.runs.state import GateState, RunRecord, StepRecord
 from runner.runs.store import RunStore, iter_run_dirs, load_run
 from runner.text.gate import names_used, off_script_warnings, output_tail
 from runner.text.record import output_text
@@ -29,13 +31,44 @@ class Gate:
     step: int | None
     step_id: str
     title: str
-    role: str | None
+    role: str | None  # who it asks now (the escalation's role once it escalated)
     waiting_since: str | None  # ISO time of the approval request
+    needed: int = 1  # distinct approvals the gate needs (a quorum) ...
+    approved_by: tuple[str, ...] = ()  # ... and who gave one so far
+    expires: str | None = None  # ISO time it escalates or is denied (`approval_timeout=`)
+    escalated_from: str | None = None  # the role it asked first, once it escalated
+    on_expiry: str = ""  # what happens at ``expires``: "escalates to ROLE" or "is denied"
     code: str = ""
     values: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     evidence: list[dict[str, Any]] = field(default_factory=list)
     refusals: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """A decision step waiting for an answer (``decision`` blocks: docs/format.md)."""
+
+    run_id: str
+    runbook: str
+    step: int | None
+    step_id: str
+    title: str
+    role: str | None
+    waiting_since: str | None  # ISO time the question was asked
+    question: str
+    type: str  # yesno | choice | number | text
+    choices: tuple[str, ...] = ()
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """What the answer form offers as buttons (none: a text field)."""
+        return ("yes", "no") if self.type == "yesno" else self.choices
+
+
+def _iso(epoch_seconds: float) -> str:
+    at = dt.datetime.fromtimestamp(epoch_seconds, dt.UTC)
+    return at.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def records(runs_dir: Path) -> list[RunRecord]:
@@ -69,16 +102,27 @@ def gates(record: RunRecord, full: bool = False) -> list[Gate]:
     out = []
     for waiting in record.waiting_steps():
         requested = record.request_for(waiting)
+        state = record.gate_for(waiting)
         key = (waiting.procedure, waiting.step_id)
         rec = next((s for s in record.steps if (s.procedure, s.step_id) == key), None)
+        deadline = None
+        if state is not None and state.expired is None:
+            deadline = gate_deadline(
+                GateRule(timeout=state.request.timeout), state.requested_at, state.escalated_at
+            )
         gate = Gate(
             record.run_id,
             record.name,
             waiting.step,
             str(waiting.step_id or ""),
             waiting.title or str(waiting.step_id or ""),
-            requested.approver_role if requested else None,
+            state.role if state else requested.approver_role if requested else None,
             requested.ts if requested else None,
+            state.needed if state else 1,
+            tuple(a.by for a in state.approvals) if state else (),
+            _iso(deadline) if deadline else None,
+            state.escalated.from_role if state and state.escalated else None,
+            _on_expiry(state) if deadline else "",
         )
         if full:
             code = requested.code if requested else ""
@@ -95,6 +139,12 @@ def gates(record: RunRecord, full: bool = False) -> list[Gate]:
             )  # fmt: skip
         out.append(gate)
     return out
+
+
+def _on_expiry(state: GateState | None) -> str:
+    if state is not None and state.escalated is None and state.request.escalate_role:
+        return f"escalates to {state.request.escalate_role}"
+    return "is denied"
 
 
 def _fields(gate: Gate) -> dict[str, Any]:
@@ -120,19 +170,40 @@ def _evidence(record: RunRecord, before: StepRecord | None) -> list[dict[str, An
     return rows
 
 
-def inbox(runs_dir: Path, who: Identity) -> list[Gate]:
-    """Every gate waiting for one of ``who``'s roles (or for anyone), oldest first."""
-    found = [
-        g for r in records(runs_dir) if r.status == "paused" for g in gates(r) if who.holds(g.role)
-    ]
+def questions(record: RunRecord) -> list[Question]:
+    out = []
+    for waiting in record.waiting_answers():
+        asked = record.question_for(waiting)
+        if asked is None:
+            continue
+        key = (waiting.procedure, waiting.step_id)
+        role = next((s.role for s in record.steps if (s.procedure, s.step_id) == key), None)
+        out.append(Question(record.run_id, record.name, waiting.step, str(waiting.step_id or ""),
+                            waiting.title or str(waiting.step_id or ""), role, asked.ts,
+                            asked.question, asked.type, tuple(asked.choices)))  # fmt: skip
+    return out
+
+
+def inbox(runs_dir: Path, who: Identity) -> list[Gate | Question]:
+    """Every gate and question waiting for one of ``who``'s roles (or for anyone), oldest
+    first. A gate ``who`` already approved (a quorum waiting for others) is not theirs."""
+    found: list[Gate | Question] = []
+    for r in records(runs_dir):
+        if r.status != "paused":
+            continue
+        found += [g for g in gates(r) if who.holds(g.role) and who.user not in g.approved_by]
+        found += [q for q in questions(r) if who.holds(q.role)]
     return sorted(found, key=lambda g: g.waiting_since or "")
 
 
 def waiting_on(record: RunRecord) -> str:
     """Who the run waits on, in words (`IR-lead, step 3 isolate`)."""
-    return "; ".join(
-        f"{g.role or 'any approver'} at step {g.step} ({g.step_id})" for g in gates(record)
-    )
+    waits = [f"{g.role or 'any approver'} at step {g.step} ({g.step_id})"
+             + (f", {len(g.approved_by)} of {g.needed} approvals" if g.needed > 1 else "")
+             for g in gates(record)]  # fmt: skip
+    waits += [f"{q.role or 'anyone'} to answer step {q.step} ({q.step_id})"
+              for q in questions(record)]  # fmt: skip
+    return "; ".join(waits)
 
 
 def run_row(record: RunRecord) -> dict[str, Any]:

@@ -28,14 +28,14 @@ from runner.errors import UsageError
 from runner.exec.engine import NullReporter, Reporter, RunContext, RunOptions, RunResult
 from runner.exec.operator import Operator
 from runner.exec.policy import GateRule, Person, approval_problem, expiry_event, gate_deadline
-from runner.format.model import InputValue, Runbook, Step
+from runner.format.model import InputValue, Runbook, Step, StepStatus
 from runner.format.syntax import CALL_KERNEL
 from runner.kernels.backend import KernelBackend
 from runner.kernels.pool import KernelPool
 from runner.runs import events as ev
 from runner.runs.journal import JournalError, new_run_id
 from runner.runs.redact import Redactor
-from runner.runs.state import ResumeState, RunRecord
+from runner.runs.state import ResumeState, RunRecord, StepRecord
 from runner.runs.store import RunStore, RunWriter
 
 
@@ -407,9 +407,12 @@ def decide(
     return approval
 
 
-def cancel_waiting(run: OpenRun, *, by: str, reason: str) -> ev.RunFinished:
+def cancel_waiting(
+    run: OpenRun, *, by: str, reason: str, role: str | None = None, auth: str | None = None
+) -> ev.RunFinished:
     """End a run that waits (at a gate, or interrupted mid-step) as cancelled, with a note of
-    who cancelled it and why. A run that already ended is left as it is (UsageError)."""
+    who cancelled it (under which role, authenticated how) and why. A run that already ended is
+    left as it is (UsageError)."""
     # "crashed": its last attempt stopped mid-step (a lost worker) and nothing ended it since.
     if run.record.status not in ("paused", "running", "crashed"):
         raise UsageError(
@@ -417,7 +420,7 @@ def cancel_waiting(run: OpenRun, *, by: str, reason: str) -> ev.RunFinished:
         )
     journal = RunStore().reopen(run.run_dir)
     try:
-        journal.append(ev.Note(by=by, text=f"cancelled: {reason}"))
+        journal.append(ev.Note(by=by, role=role, auth=auth, text=f"cancelled: {reason}"))
         finished = ev.RunFinished(status="cancelled", counts={}, aborted=True)
         journal.append(finished)
     finally:
@@ -425,12 +428,56 @@ def cancel_waiting(run: OpenRun, *, by: str, reason: str) -> ev.RunFinished:
     return finished
 
 
-def add_note(run: OpenRun, *, by: str, text: str) -> ev.Note:
+def add_note(
+    run: OpenRun, *, by: str, text: str, role: str | None = None, auth: str | None = None
+) -> ev.Note:
     """A note in a run's journal: what a person or the service did between attempts."""
-    note = ev.Note(by=by, text=text)
+    note = ev.Note(by=by, role=role, auth=auth, text=text)
     journal = RunStore().reopen(run.run_dir)
     try:
         journal.append(note)
     finally:
         journal.close()
     return note
+
+
+def cut_off_step(run: OpenRun) -> StepRecord | None:
+    """The step an interrupted run's last attempt was in when it stopped (its worker lost),
+    or None when it stopped between steps."""
+    cut = [s for s in run.record.steps if s.status == StepStatus.RUNNING]
+    return cut[-1] if cut else None
+
+
+def skip_cut_off(
+    run: OpenRun, *, by: str, role: str | None, auth: str | None, comment: str | None = None
+) -> ev.StepFinished:
+    """Record the step an interrupted run was cut off in as skipped, by a person who checked
+    by hand what it did, so that resuming goes on from the next step instead of running it
+    again. Nothing else is assumed: its outputs stay unset, and a later step that needs them
+    stops for want of them."""
+    cut = cut_off_step(run)
+    if cut is None:
+        raise UsageError(
+            f"run {run.run_dir.name} was not cut off mid-step; resume it instead of skipping"
+        )
+    said = f"cut off when its worker was lost; skipped by {by}" + (
+        f": {comment}" if comment else ""
+    )
+    finished = ev.StepFinished(
+        step=cut.number,
+        step_id=cut.step_id,
+        procedure=cut.procedure,
+        title=cut.title or "",
+        status=StepStatus.SKIPPED.value,
+        attempt=max(1, cut.attempts),
+        attempts=max(1, cut.attempts),
+        reason=said,
+    )
+    journal = RunStore().reopen(run.run_dir)
+    try:
+        journal.append(ev.Note(step=cut.number, step_id=cut.step_id, procedure=cut.procedure,
+                               by=by, role=role, auth=auth, text=said))  # fmt: skip
+        journal.append(finished)
+    finally:
+        journal.close()
+    return finished

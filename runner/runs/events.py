@@ -436,10 +436,12 @@ class Note(ListedStepEvent):
     """A person's note during a drill (or a run); ``unclear`` flags the runbook's wording."""
 
     KIND = "note"
+    OPTIONAL = frozenset({"auth"})
     by: str = ""
     role: str | None = None
     text: str = ""
     unclear: bool = False
+    auth: str | None = None  # how the service authenticated `by` (password | token)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,6 +33,7 @@ from runner.exec.session import (
     answer,
     cancel_waiting,
     context_for,
+    cut_off_step,
     decide,
     expire,
     gate_deadline_of,
@@ -40,6 +41,7 @@ from runner.exec.session import (
     needed_kernels,
     open_run,
     resume,
+    skip_cut_off,
     start,
     waiting_gate,
 )
@@ -259,6 +261,21 @@ class RunActivities:
         d = request.decision
         try:
             run = open_run(Path(request.runs_dir), request.run_id)
+            if (how := request.resumed) is not None:
+                # A person's word on an interrupted run, journaled with who they are before
+                # the attempt it starts: the cut-off step skipped, or run again.
+                if how.skip:
+                    skip_cut_off(run, by=how.by.user, role=how.by.role, auth=how.by.auth,
+                                 comment=how.comment)  # fmt: skip
+                else:
+                    cut = cut_off_step(run)
+                    said = (
+                        f"resumed by {how.by.user}"
+                        + (f"; step {cut.step_id} was cut off and runs again" if cut else "")
+                        + (f": {how.comment}" if how.comment else "")
+                    )
+                    add_note(run, by=how.by.user, role=how.by.role, auth=how.by.auth, text=said)
+                run = open_run(Path(request.runs_dir), request.run_id)
             if d is not None and d.decision == "answered":
                 # Checked against the question's type by the same function as `runbook answer`.
                 answer(run, d.step, d.answer or "", by=d.by)
@@ -355,14 +372,15 @@ class RunActivities:
             run = open_run(Path(request.runs_dir), request.run_id)
         except RunbookError:
             return  # no journal yet (refused before its first step): nothing to note on
-        add_note(run, by=request.by, text=request.text)
+        add_note(run, by=request.by, text=request.text, role=request.role, auth=request.auth)
 
     @activity.defn(name="cancel_run")
     def cancel_run(self, request: Cancel) -> RunSummary:
         """End a run that waits (at a gate, or interrupted) as cancelled, in its journal."""
         try:
             run = open_run(Path(request.runs_dir), request.run_id)
-            cancel_waiting(run, by=request.by, reason="aborted through the service")
+            cancel_waiting(run, by=request.by, reason="aborted through the service",
+                           role=request.role, auth=request.auth)  # fmt: skip
         except RunbookError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
         return self._done(

@@ -81,11 +81,33 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class Actor:
+    """Who did something to a run through the service: an authenticated user (the console, a
+    user's API token) with the role they acted under, or the service's own token
+    (``service-api``, no role)."""
+
+    user: str
+    role: str | None = None
+    auth: str | None = None  # password | token; None for the service's token
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A person's word on an interrupted run: run the cut-off step again (``skip`` false) or
+    record it skipped and go on from the next one (they checked it by hand)."""
+
+    by: Actor
+    skip: bool = False
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
 class DecideRequest:
     run_id: str
     runs_dir: str
     decision: Decision | None  # None: resume as the journal stands (after an interruption)
     step: str | None = None  # the gate whose time ran out (the `expire_gate` activity)
+    resumed: Resume | None = None  # a person resumed an interrupted run: who, and how
 
 
 @dataclass(frozen=True)
@@ -94,6 +116,8 @@ class Note:
     runs_dir: str
     by: str
     text: str
+    role: str | None = None
+    auth: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +125,8 @@ class Cancel:
     run_id: str
     runs_dir: str
     by: str
+    role: str | None = None
+    auth: str | None = None
 
 
 @dataclass(frozen=True)

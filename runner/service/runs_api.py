@@ -26,7 +26,7 @@ from runner.format.model import Runbook
 from runner.reports.progress import run_progress
 from runner.runs.journal import new_run_id, read_events
 from runner.runs.store import find_run, info_of, list_runs, load_run
-from runner.service.messages import QueueState, RunRequest
+from runner.service.messages import Actor, QueueState, RunRequest
 from runner.service.queues import RunQueue, limits_of
 from runner.service.workflow import RunbookRun
 
@@ -144,7 +144,9 @@ def routes(intake: Any, authorised: Callable[[Request], bool], refuse: Refuse) -
         if wid is None:
             return _error(404, f"no run {ref} that the service started")
         try:
-            await intake.client.get_workflow_handle(wid).signal(RunbookRun.abort, API_STARTER)
+            await intake.client.get_workflow_handle(wid).signal(
+                RunbookRun.abort, Actor(API_STARTER)
+            )
         except RPCError:
             return _error(409, f"run {ref} has ended; nothing to cancel")
         return JSONResponse({"version": API_VERSION, "workflow_id": wid, "cancelling": True},

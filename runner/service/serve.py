@@ -21,9 +21,11 @@ from pathlib import Path
 
 import uvicorn
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from runner.check.lint import checked
+from runner.console.actions import Action
 from runner.console.app import ConsoleConfig, console_routes
 from runner.console.decisions import Verdict
 from runner.errors import InvalidRunbook
@@ -37,7 +39,7 @@ from runner.routing.route import Router
 from runner.service.activities import RunActivities
 from runner.service.devserver import DevServer, TemporalUnavailable
 from runner.service.intake import Intake, create_app, route_kept, token_digest
-from runner.service.messages import TASK_QUEUE, Decision
+from runner.service.messages import TASK_QUEUE, Actor, Decision, Resume
 from runner.service.metrics import Metrics
 from runner.service.queues import QueueActivities, RunQueue
 from runner.service.sources import Source
@@ -211,5 +213,18 @@ def _console(
     async def route_again(kept: Mapping[str, object]) -> dict[str, object]:
         return await route_kept(intake, unrouted, kept)
 
+    async def act(workflow_id: str, a: Action) -> None:
+        who = Actor(a.by, a.role, a.auth)
+        handle = client.get_workflow_handle(workflow_id)
+        try:
+            if a.kind == "cancel":
+                await handle.signal(RunbookRun.abort, who)
+            else:
+                await handle.signal(RunbookRun.resume, Resume(who, a.kind == "skip", a.comment))
+        except RPCError as exc:
+            raise LookupError(workflow_id) from exc
+
+    books = {b.metadata.id: tuple(b.metadata.roles) for b in intake.router.runbooks}
     return ConsoleConfig(config.runs_dir, config.state_dir, UserStore(config.state_dir),
-                         config.roles or RoleMap(), send, route_again)  # fmt: skip
+                         config.roles or RoleMap(), send, route_again, act=act,
+                         roles_of=books.get)  # fmt: skip

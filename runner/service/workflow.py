@@ -29,10 +29,12 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from runner.service.messages import (
         Acquire,
+        Actor,
         Cancel,
         DecideRequest,
         Decision,
         Note,
+        Resume,
         RunRequest,
         RunSummary,
         Waiter,
@@ -55,11 +57,12 @@ AUTO_RESUMES = 3
 class RunbookRun:
     def __init__(self) -> None:
         self._decisions: list[Decision] = []
-        self._resume = False
+        self._resume: Resume | None = None
+        self._asking_person = False  # waiting, interrupted, for a person's resume or abort
         self._abort = False
         self._summary: RunSummary | None = None
         self._granted: set[str] = set()
-        self._by: str = ""
+        self._by: Actor | None = None
         self._resolved: list[str] = []  # "resolved" notes not journaled yet
 
     @workflow.run
@@ -86,12 +89,14 @@ class RunbookRun:
             key = limit.key
             await workflow.wait_condition(lambda: key in self._granted or self._abort)  # noqa: B023
             if self._abort:
-                said = f"cancelled by {self._by or 'a person'} while queued"
+                said = f"cancelled by {self._who()} while queued"
                 return RunSummary(request.run_id, "not_started", None, 1, said)
         if self._abort:
             return RunSummary(request.run_id, "not_started", None, 1, "cancelled before it started")
         self._summary = RunSummary(request.run_id, "running")
-        summary = await self._attempt("start_run", request, request)
+        summary = await self._mid_step_cancel(
+            await self._attempt("start_run", request, request), request
+        )
         lost = 0  # attempts lost with their worker that the run went on from by itself
         told: RunSummary | None = None  # the interruption people were told of
         while True:
@@ -126,22 +131,27 @@ class RunbookRun:
                     summary = tried
                 continue
             elif summary.status == "interrupted":
+                self._asking_person = True  # before telling anyone: a quick answer counts
                 if told is not summary:  # once per interruption, not per resolved alert
                     await self._tell(summary, request)
                     told = summary
                 await workflow.wait_condition(
-                    lambda: self._resume or self._abort or bool(self._resolved)
+                    lambda: bool(self._resume or self._abort or self._resolved)
                 )
+                self._asking_person = False
                 if self._resolved and not (self._resume or self._abort):
                     continue
                 if self._abort:
                     return await self._cancel(request, summary)
-                self._resume, decision = False, None
+                decision = None
             else:
                 return summary
-            ask = DecideRequest(request.run_id, request.runs_dir, decision)
+            ask = DecideRequest(request.run_id, request.runs_dir, decision, resumed=self._resume)
+            self._resume = None
             before = summary
-            summary = await self._attempt("decide_and_resume", ask, request)
+            summary = await self._mid_step_cancel(
+                await self._attempt("decide_and_resume", ask, request), request
+            )
             if summary.status == "not_started":
                 # The decision was refused (a role the gate does not accept, a missing input):
                 # nothing ran, and the run waits as it did, with the reason.
@@ -157,9 +167,26 @@ class RunbookRun:
                 start_to_close_timeout=_QUEUE_CALL,
             )  # fmt: skip
 
+    def _who(self) -> str:
+        return self._by.user if self._by is not None and self._by.user else "a person"
+
+    async def _mid_step_cancel(self, summary: RunSummary, request: RunRequest) -> RunSummary:
+        """After an attempt an abort stopped mid-step: journal who aborted it (the engine
+        wrote how the step and the run ended; it does not know who asked)."""
+        if summary.status == "cancelled" and self._abort and self._by is not None:
+            by = self._by
+            await workflow.execute_activity(
+                "note_run",
+                Note(request.run_id, request.runs_dir, by.user, "cancelled mid-step through "
+                     "the service", by.role, by.auth),
+                start_to_close_timeout=_QUEUE_CALL,
+            )  # fmt: skip
+        return summary
+
     async def _cancel(self, request: RunRequest, summary: RunSummary) -> RunSummary:
         """End a waiting run's journal as cancelled (an activity: the journal is the worker's)."""
-        ask = Cancel(request.run_id, request.runs_dir, self._by or "a person")
+        by = self._by or Actor("a person")
+        ask = Cancel(request.run_id, request.runs_dir, by.user or "a person", by.role, by.auth)
         try:
             done: RunSummary = await workflow.execute_activity(
                 "cancel_run", ask, result_type=RunSummary, start_to_close_timeout=_QUEUE_CALL
@@ -221,7 +248,7 @@ class RunbookRun:
         except ActivityError as exc:
             if isinstance(exc.cause, CancelledError) and self._abort:
                 return RunSummary(request.run_id, "cancelled", None, 1,
-                                  f"cancelled by {self._by or 'a person'} mid-step")  # fmt: skip
+                                  f"cancelled by {self._who()} mid-step")  # fmt: skip
             cause = exc.cause
             if isinstance(cause, ApplicationError) and cause.non_retryable:
                 # Refused before anything ran: a changed runbook, unusable inputs, a decision
@@ -238,11 +265,17 @@ class RunbookRun:
         self._decisions.append(decision)
 
     @workflow.signal
-    def resume(self) -> None:
-        self._resume = True
+    def resume(self, how: Resume | None = None) -> None:
+        """A person's word on an interrupted run. Taken only while the run waits for one: a
+        resume sent at another time is dropped, or it would later go on from an interruption
+        no one has looked at."""
+        if self._asking_person:
+            self._resume = how or Resume(Actor("a person"))
+        else:
+            workflow.logger.warning("resume ignored: the run is not waiting for a person")
 
     @workflow.signal
-    def abort(self, by: str = "") -> None:
+    def abort(self, by: Actor | None = None) -> None:
         self._abort, self._by = True, by
 
     @workflow.signal
