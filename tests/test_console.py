@@ -96,6 +96,62 @@ trigger:
 """
 
 
+QUORUM_BOOK = """\
+---
+name: Quorum test
+service: test
+objective: Need two people to approve
+time_limit: 1h
+roles:
+  IR-lead: approves containment
+trigger:
+  when: a quorum-test alert
+  match:
+    source: quorum-test
+  dedup_key: [id]
+---
+# Quorum test
+
+## Steps
+
+1. Wipe the host.
+
+   ```bash {id=wipe approve=IR-lead*2}
+   echo wiped-after-two
+   ```
+"""
+
+#: Seconds a gate of ESCALATE_BOOK waits, for IR-lead, then for L1 once it escalated. The test
+#: waits on the journal's events, never for this long; it only needs the second wait to outlast
+#: one page reload.
+ESCALATE_AFTER = 3
+ESCALATE_BOOK = f"""\
+---
+name: Escalation test
+service: test
+objective: Pass an unanswered gate on, then deny it
+time_limit: 1h
+roles:
+  IR-lead: approves first
+  L1: approves once it escalated
+trigger:
+  when: an escalate-test alert
+  match:
+    source: escalate-test
+  dedup_key: [id]
+---
+# Escalation test
+
+## Steps
+
+1. Disable the account.
+
+   ```bash {{id=disable approve=IR-lead approval_timeout={ESCALATE_AFTER}s escalate=L1}}
+   echo disabled-account
+   ```
+"""
+
+
 @dataclass
 class Console:
     service: Service
@@ -113,11 +169,15 @@ def console(tmp_path_factory: pytest.TempPathFactory, _journal_key_path: Path) -
     marker = root / "go"
     (books / "console.md").write_text(BOOK.format(marker=marker))
     (books / "question.md").write_text(QUESTION_BOOK)
+    (books / "quorum.md").write_text(QUORUM_BOOK)
+    (books / "escalate.md").write_text(ESCALATE_BOOK)
     roles = root / "roles.yaml"
     roles.write_text("IR-lead: [group:ir]\nL1: [eve]\n")
     state = ["--state-dir", str(root / "state")]
     tokens = {}
-    for name, groups in (("alice", ["--group", "ir"]), ("eve", [])):
+    users = (("alice", ["--group", "ir"]), ("bob", ["--group", "ir"]), ("eve", []),
+             ("frank", []))  # fmt: skip
+    for name, groups in users:
         added = subprocess.run(
             [RUNBOOK, "users", "add", name, *groups, "--password-stdin", *state],
             input=PASSWORD + "\n",
@@ -337,16 +397,16 @@ def test_failed_sign_ins_are_rate_limited(console: Console) -> None:
     assert csrf is not None
     tries = [
         client.post(
-            "/console/login", data={"csrf": csrf[1], "user": "eve", "password": "wrong"}
+            "/console/login", data={"csrf": csrf[1], "user": "frank", "password": "wrong"}
         ).status_code
         for _ in range(5)
     ]
     assert tries == [401] * 5
     right = client.post(
-        "/console/login", data={"csrf": csrf[1], "user": "eve", "password": PASSWORD}
+        "/console/login", data={"csrf": csrf[1], "user": "frank", "password": PASSWORD}
     )
     assert right.status_code == 429 and int(right.headers["Retry-After"]) > 0
-    # Another user from the same address is not locked out by eve's failures.
+    # Another user from the same address is not locked out by frank's failures.
     assert _session(console, "alice")[1]
 
 
@@ -415,3 +475,142 @@ def test_a_decision_step_is_answered_through_the_service_by_a_user_with_its_role
     assert (answered["value"], answered["by"]) == ("no", "eve")
     assert events[-1]["status"] == "succeeded"
     assert any("contained-after-answer" in str(e.get("text", "")) for e in events)
+
+
+def _alert(console: Console, source: str, alert_id: str, title: str = "an alert") -> str:
+    """Post an alert; the run it started, once it paused."""
+    taken = httpx.post(
+        f"{console.service.intake}?format=generic",
+        timeout=60,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        json={"source": source, "id": alert_id, "title": title},
+    ).json()["alerts"][0]
+    assert taken["outcome"] == "started", taken
+    return _paused(console.service, taken["workflow_id"])
+
+
+def _until(console: Console, run_id: str, done: Any, what: str) -> list[dict[str, Any]]:
+    """The run's journal once ``done(events)`` holds (the journal is the marker)."""
+    deadline = time.monotonic() + RUN_BOUND
+    while not done(events := _events(console, run_id)):
+        assert time.monotonic() < deadline, f"{what} never happened: {events[-3:]}"
+        time.sleep(0.05)
+    return events
+
+
+def _kinds(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [e for e in events if e["event"] == kind]
+
+
+def test_a_quorum_of_two_needs_a_second_person_and_refuses_the_first_twice(
+    browser: Any,  # noqa: F811
+    console: Console,
+) -> None:
+    from playwright.sync_api import expect
+
+    run_id = _alert(console, "quorum-test", "quorum-1")
+    gate_url = f"/console/runs/{run_id}/gates/wipe"
+    alice = _sign_in(browser, console, "alice", gate_url)
+    expect(alice.locator("#quorum")).to_contain_text("Needs 2 distinct approvers: 0 so far")
+    alice.click("button.approve")
+    alice.wait_for_url(re.compile(f"/console/runs/{run_id}$"))
+    # One approval of two: the gate asks again, and the run waits for the second person.
+    _until(console, run_id, lambda ev: len(_kinds(ev, "run_paused")) == 2, "the second pause")
+    alice.goto(console.base + gate_url)
+    expect(alice.locator("#quorum")).to_contain_text("1 so far (alice)")
+    answers: list[int] = []
+    alice.on("response", lambda r: answers.append(r.status) if r.request.method == "POST" else 0)
+    alice.click("button.approve")  # the same person's second click
+    alice.wait_for_load_state()
+    assert answers == [403]
+    expect(alice.locator(".error")).to_contain_text("alice already approved step 1")
+    alice.goto(console.base + "/console/inbox")  # hers is given: it is not in her inbox now
+    expect(alice.locator(f"a[href='{gate_url}']")).to_have_count(0)
+    alice.close()
+    bob = _sign_in(browser, console, "bob", "/console/inbox")
+    bob.click(f"a[href='{gate_url}']")
+    expect(bob.locator("#quorum")).to_contain_text("1 so far (alice)")
+    bob.click("button.approve")
+    bob.wait_for_url(re.compile(f"/console/runs/{run_id}$"))
+    expect(bob.locator("#run-status")).to_have_text("succeeded", timeout=RUN_BOUND * 1000)
+    bob.close()
+    events = _events(console, run_id)
+    approvals = [(e["by"], e["count"], e["needed"]) for e in _kinds(events, "approval")]
+    assert approvals == [("alice", 1, 2), ("bob", 2, 2)]
+    [refused] = _kinds(events, "approval_refused")
+    assert refused["by"] == "alice" and "already approved" in refused["reason"]
+    assert any("wiped-after-two" in str(e.get("text", "")) for e in events)
+
+
+def test_an_unanswered_gate_escalates_to_the_next_role_then_expires_denied(
+    browser: Any,  # noqa: F811
+    console: Console,
+) -> None:
+    from playwright.sync_api import expect
+
+    eve = _sign_in(browser, console, "eve", "/console/inbox")  # L1: not hers yet
+    run_id = _alert(console, "escalate-test", "escalate-1")
+    gate = f"a.gate-link[href='/console/runs/{run_id}/gates/disable']"
+    alice, _ = _session(console, "alice")
+    assert f"/console/runs/{run_id}/gates/disable" in alice.get("/console/inbox").text
+    events = _until(console, run_id, lambda ev: _kinds(ev, "approval_escalated"), "escalation")
+    [escalated] = _kinds(events, "approval_escalated")
+    assert (escalated["from_role"], escalated["role"]) == ("IR-lead", "L1")
+    eve.reload()  # now it is hers, with when it is denied
+    card = eve.locator("li.card", has=eve.locator(gate))
+    expect(card).to_contain_text("escalated from IR-lead")
+    expect(card.locator(".expiry")).to_contain_text("is denied at")
+    assert f"/console/runs/{run_id}/gates/disable" not in alice.get("/console/inbox").text
+    # Nobody answers: the gate is denied (fails closed), and the run ends without the step.
+    events = _until(console, run_id, lambda ev: _kinds(ev, "run_finished"), "the run's end")
+    assert _kinds(events, "approval_expired")
+    [finished] = [e for e in _kinds(events, "step_finished") if e["status"] != "waiting_approval"]
+    assert finished["step_id"] == "disable" and finished["status"] == "denied", finished
+    assert not any("disabled-account" in str(e.get("text", "")) for e in events)
+    eve.goto(console.base + f"/console/runs/{run_id}")
+    expect(eve.locator("article.step[data-key=':disable'] .status")).to_have_text("denied")
+    eve.close()
+
+
+def test_a_person_cancels_a_waiting_run_from_its_page_as_themselves(
+    browser: Any,  # noqa: F811
+    console: Console,
+) -> None:
+    from playwright.sync_api import expect
+
+    run_id = _alert(console, "console-test", "third")
+    api = f"{console.base}/api/runs/{run_id}/actions"
+    as_eve = httpx.post(api, json={"action": "cancel"}, timeout=60,
+                        headers={"Authorization": f"Bearer {console.tokens['eve']}"})  # fmt: skip
+    assert as_eve.status_code == 403 and "IR-lead" in as_eve.json()["error"]
+    assert httpx.post(api, json={"action": "cancel"}, timeout=60).status_code == 401
+    page = _sign_in(browser, console, "alice", f"/console/runs/{run_id}")
+    expect(page.locator("#resume")).to_have_count(0)  # it waits at a gate: not interrupted
+    page.fill("input[name=comment]", "false positive")
+    page.click("#cancel")
+    page.wait_for_url(re.compile(f"/console/runs/{run_id}$"))
+    expect(page.locator("#run-status")).to_have_text("cancelled", timeout=RUN_BOUND * 1000)
+    page.close()
+    events = _events(console, run_id)
+    [note] = [e for e in _kinds(events, "note") if e["text"].startswith("cancelled")]
+    assert (note["by"], note["role"], note["auth"]) == ("alice", "IR-lead", "password")
+    assert events[-1]["event"] == "run_finished" and events[-1]["status"] == "cancelled"
+
+
+def test_a_question_is_answered_from_the_inbox(
+    browser: Any,  # noqa: F811
+    console: Console,
+) -> None:
+    from playwright.sync_api import expect
+
+    run_id = _alert(console, "question-test", "q-browser")
+    page = _sign_in(browser, console, "eve", "/console/inbox")
+    link = page.locator(f"a.question-link[href='/console/runs/{run_id}/questions/legit']")
+    expect(link).to_contain_text("Did the user confirm the sign-in was theirs?")
+    link.click()
+    page.click("button[value=no]")
+    page.wait_for_url(re.compile(f"/console/runs/{run_id}$"))
+    expect(page.locator("#run-status")).to_have_text("succeeded", timeout=RUN_BOUND * 1000)
+    page.close()
+    [answered] = _kinds(_events(console, run_id), "answer")
+    assert (answered["value"], answered["by"]) == ("no", "eve")
