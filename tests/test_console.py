@@ -301,6 +301,12 @@ def test_a_user_without_the_role_is_refused_and_the_refusal_journaled(
     refused = [e for e in _events(console, run_id) if e["event"] == "approval_refused"]
     assert [(e["by"], e["role"]) for e in refused] == [("eve", "IR-lead")] * 2
     assert not [e for e in _events(console, run_id) if e["event"] == "approval"]
+    # On the service's own machine, a typed name is no identity: the local CLI refuses.
+    for local in (["approve", run_id, "contain", "--by", "alice"], ["resume", run_id, "--yes"]):
+        typed = subprocess.run([RUNBOOK, *local, "--runs-dir", str(console.service.runs_dir)],
+                               capture_output=True, text=True)  # fmt: skip
+        assert typed.returncode == 2 and "started by the service" in typed.stderr, typed.stderr
+    assert not [e for e in _events(console, run_id) if e["event"] == "approval"]
     # The CLI, with the approver's token, decides through the service.
     console.marker.touch()
     env = {**os.environ, "RUNBOOK_TOKEN": console.tokens["alice"]}

@@ -23,6 +23,7 @@ import pytest
 from runner_helpers import RUNBOOK, read_events
 
 from runner.lab.server import LabServer
+from runner.runs.journal import verify as verify_run
 from runner.runs.key import KEY_ENV
 from runner.service.messages import Decision, RunSummary
 
@@ -699,7 +700,11 @@ def test_a_cancel_mid_step_interrupts_the_step_and_ends_the_run_cancelled(
     long = [e for e in events if e["event"] == "step_finished" and e["step_id"] == "long"]
     assert long and long[-1]["status"] == "cancelled"
     assert not [e for e in events if e.get("step_id") == "after"]
-    assert events[-1]["event"] == "run_finished" and events[-1]["status"] == "cancelled"
+    # The engine ends the run; the workflow then journals who asked (the engine cannot know).
+    finished, note = events[-2:]
+    assert finished["event"] == "run_finished" and finished["status"] == "cancelled"
+    assert note["event"] == "note" and note["by"] == "service-api" and "mid-step" in note["text"]
+    assert verify_run(own_queue.runs_dir / run_id).ok
 
 
 def test_a_run_started_by_hand_through_the_api_checks_its_inputs_first(service: Service) -> None:

@@ -795,6 +795,7 @@ def resume_command(
     from runner.exec.session import Session, context_for, needed_kernels, open_run, resume
 
     run_ = open_run(runs_dir, run)
+    _not_the_service_s(run_, "resume it")
     state = run_.state
     if state.last_status in (
         RunStatus.SUCCEEDED.value,
@@ -922,6 +923,7 @@ def _decide(
     )
 
     opened = open_run(runs_dir, run)
+    _not_the_service_s(opened, "decide on it")
     waiting = waiting_gate(opened, step_ref)
     if expire(opened, waiting) is not None:  # its time ran out before this answer came
         opened = open_run(runs_dir, run)
@@ -1010,6 +1012,7 @@ def answer_command(run: str, step: str, value: str, by: str | None, runs_dir: Pa
     from runner.text.live import Where
 
     opened = open_run(runs_dir, run)
+    _not_the_service_s(opened, "answer it")
     recorded = answer(opened, step, value, by=_operator_name(by))
     run_dir = opened.run_dir
     click.echo(
@@ -1031,6 +1034,21 @@ def deny_command(
 
         return decide_remote(server, run, step, "denied", by, role, comment)
     return _decide(run, step, _by(by), role, comment, runs_dir, "denied")
+
+
+def _not_the_service_s(run: OpenRun, what: str) -> None:
+    """A run the service started is decided on, answered and resumed through the service only,
+    by an authenticated person: a name typed here, even on the service's own machine, would
+    stand in for an identity (and a local resume would run it outside its workflow)."""
+    from runner.console.decisions import workflow_of
+
+    workflow = workflow_of(run.record)
+    if workflow:
+        raise UsageError(
+            f"run {run.run_dir.name} was started by the service (workflow {workflow}); {what} "
+            "in its console, or from here with --server URL and your API token in "
+            "$RUNBOOK_TOKEN (`runbook approve/deny` have it)"
+        )
 
 
 def _by(by: str | None) -> str:

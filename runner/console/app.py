@@ -1,16 +1,15 @@
 """The console's routes, mounted by `runbook serve` beside the intake (same port).
 
-Pages under ``/console/`` want a signed-in session; ``POST /api/runs/{id}/decisions`` wants a
-user's API token (``Authorization: Bearer``). Both decide through ``decisions.decide``.
+Pages under ``/console/`` want a signed-in session (every POST its CSRF token); the JSON API
+beside them (``api``) wants a user's API token. Both decide through ``decisions`` and act
+through ``actions``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -28,7 +27,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from runner.console import views
-from runner.console.actions import ACTIONS, APPLIES, Act, RolesOf, act
+from runner.console.actions import ACTIONS, APPLIES
+from runner.console.api import api_routes
 from runner.console.auth import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
@@ -37,28 +37,20 @@ from runner.console.auth import (
     same,
     set_cookie,
 )
+from runner.console.config import MAX_COMMENT, RUN_ID, STEP, ConsoleConfig, act_on
 from runner.console.decisions import (
-    Outcome,
-    Send,
     answer_question,
     decide,
     shown_digest,
     workflow_of,
 )
-from runner.identity.model import Identity
-from runner.identity.roles import RoleMap
-from runner.identity.store import SESSION_TTL, LoginSession, UserStore
+from runner.identity.store import SESSION_TTL, LoginSession
 from runner.runs.store import find_run, load_run
 
 HERE = Path(__file__).parent
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
-_STEP = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,100}")
 #: Seconds between looks at a journal while a page follows it.
 TAIL_EVERY = 0.25
 MAX_FORM = 64 * 1024
-MAX_COMMENT = 2000
-#: Routes an unrouted alert again: its kept record in, the intake's answer for it out.
-RouteAgain = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
 _HEADERS = {
     # Nothing from elsewhere, no inline script: an injected <script> would not run even if an
     # escape were missed.
@@ -68,19 +60,6 @@ _HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-
-
-@dataclass(frozen=True)
-class ConsoleConfig:
-    runs_dir: Path
-    state_dir: Path
-    users: UserStore
-    roles: RoleMap
-    send: Send  # a verdict to a run's workflow
-    route_again: RouteAgain | None = None
-    docs_url: str | None = None  # the docs site, for links to a runbook's page
-    act: Act | None = None  # cancel / resume / skip to a run's workflow
-    roles_of: RolesOf | None = None  # a served runbook's roles, by its id
 
 
 def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
@@ -209,7 +188,7 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
 
     def record_of(request: Request) -> Any:
         ref = request.path_params["run_id"]
-        if not _RUN_ID.fullmatch(ref):
+        if not RUN_ID.fullmatch(ref):
             return None
         try:
             return load_run(find_run(config.runs_dir, ref))
@@ -240,20 +219,11 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
         request: Request, session: LoginSession, fields: dict[str, str]
     ) -> Response:
         run_id, kind = request.path_params["run_id"], request.path_params["action"]
-        outcome = await _act(run_id, kind, session.identity, fields.get("comment"))
+        outcome = await act_on(config, run_id, kind, session.identity, fields.get("comment"))
         if outcome.status != 202:
             return page(request, "error.html", outcome.status, session=session,
                         message=outcome.message)  # fmt: skip
         return RedirectResponse(f"/console/runs/{quote(run_id)}", status_code=303)
-
-    async def _act(run_id: str, kind: str, who: Identity, comment: str | None) -> Outcome:
-        if config.act is None or config.roles_of is None:
-            return Outcome(404, "this console does not act on runs")
-        if not _RUN_ID.fullmatch(run_id):
-            return Outcome(400, "a run id is letters, digits, dashes and dots")
-        return await act(config.runs_dir, run_id, kind, who,
-                         (comment or "")[:MAX_COMMENT] or None, config.roles_of,
-                         config.act)  # fmt: skip
 
     async def report(request: Request, session: LoginSession) -> Response:
         from runner.reports.report import render_markdown
@@ -298,7 +268,7 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
     def gate_of(request: Request) -> tuple[Any, views.Gate | None]:
         record = record_of(request)
         step = request.path_params["step"]
-        if record is None or not _STEP.fullmatch(step):
+        if record is None or not STEP.fullmatch(step):
             return None, None
         found = [g for g in views.gates(record, full=True) if step in (str(g.step), g.step_id)]
         return record, (found[0] if found else None)
@@ -306,7 +276,7 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
     def question_of(request: Request) -> views.Question | None:
         record = record_of(request)
         step = request.path_params["step"]
-        if record is None or not _STEP.fullmatch(step):
+        if record is None or not STEP.fullmatch(step):
             return None
         found = [q for q in views.questions(record) if step in (str(q.step), q.step_id)]
         return found[0] if found else None
@@ -360,78 +330,8 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
         return RedirectResponse(f"/console/runs/{quote(request.path_params['run_id'])}",
                                 status_code=303)  # fmt: skip
 
-    # --- the API -------------------------------------------------------------------------------
-
-    def token_identity(request: Request) -> Identity | None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        return config.users.check_token(token.strip(), config.roles)
-
-    async def api_decide(request: Request) -> Response:
-        who = token_identity(request)
-        if who is None:
-            return _json(Outcome(401, "a user's API token is required (Authorization: Bearer "
-                                      "TOKEN; `runbook users token NAME` makes one)"))  # fmt: skip
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            body = None
-        if not isinstance(body, dict) or not isinstance(body.get("step"), str | int):
-            return _json(Outcome(400, 'the body is {"step": ..., "decision": "approved"|'
-                                      '"denied", "comment": ...}'))  # fmt: skip
-        ref = request.path_params["run_id"]
-        if not _RUN_ID.fullmatch(ref):
-            return _json(Outcome(400, "a run id is letters, digits, dashes and dots"))
-        comment = body.get("comment")
-        outcome = await decide(
-            config.runs_dir, ref, str(body["step"]), str(body.get("decision") or ""), who,
-            str(comment)[:MAX_COMMENT] if comment else None, config.send,
-            shown=str(body["shown"]) if body.get("shown") else None,
-        )  # fmt: skip
-        return _json(outcome)
-
-    async def api_answer(request: Request) -> Response:
-        """`POST /api/runs/{id}/answers` `{"step": ..., "answer": ...}`: a decision step's
-        answer, by the token's user."""
-        who = token_identity(request)
-        if who is None:
-            return _json(Outcome(401, "a user's API token is required (Authorization: Bearer "
-                                      "TOKEN; `runbook users token NAME` makes one)"))  # fmt: skip
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            body = None
-        if (not isinstance(body, dict) or not isinstance(body.get("step"), str | int)
-                or not isinstance(body.get("answer"), str | int | float)):  # fmt: skip
-            return _json(Outcome(400, 'the body is {"step": ..., "answer": ...}'))
-        ref = request.path_params["run_id"]
-        if not _RUN_ID.fullmatch(ref):
-            return _json(Outcome(400, "a run id is letters, digits, dashes and dots"))
-        outcome = await answer_question(config.runs_dir, ref, str(body["step"]),
-                                        str(body["answer"]), who, config.send)  # fmt: skip
-        return _json(outcome)
-
-    async def api_act(request: Request) -> Response:
-        """`POST /api/runs/{id}/actions` `{"action": "cancel"|"resume"|"skip", "comment": ...}`:
-        a person acts on a run with their own token (journaled as them; the service token's
-        `/api/runs/{id}/cancel` is for automation)."""
-        who = token_identity(request)
-        if who is None:
-            return _json(Outcome(401, "a user's API token is required (Authorization: Bearer "
-                                      "TOKEN; `runbook users token NAME` makes one)"))  # fmt: skip
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            body = None
-        if not isinstance(body, dict) or not isinstance(body.get("action"), str):
-            return _json(Outcome(400, 'the body is {"action": "cancel"|"resume"|"skip", '
-                                      '"comment": ...}'))  # fmt: skip
-        comment = body.get("comment")
-        return _json(await _act(request.path_params["run_id"], body["action"], who,
-                                str(comment) if comment else None))  # fmt: skip
-
     return [
+        *api_routes(config),
         Route("/console", home, methods=["GET"]),
         Route("/console/", home, methods=["GET"]),
         Route("/console/login", login_page, methods=["GET"]),
@@ -451,9 +351,6 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
         ),
         Route("/console/runs/{run_id}/{action:str}", checked_post(run_action), methods=["POST"]),
         Route("/console/inbox", signed_in(inbox), methods=["GET"]),
-        Route("/api/runs/{run_id}/decisions", api_decide, methods=["POST"]),
-        Route("/api/runs/{run_id}/answers", api_answer, methods=["POST"]),
-        Route("/api/runs/{run_id}/actions", api_act, methods=["POST"]),
         Mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static"),
     ]
 
@@ -464,14 +361,3 @@ def _next(request: Request, given: str | None = None) -> str:
     if target.startswith("/console/") and not target.startswith("//") and "\\" not in target:
         return target
     return "/console/inbox"
-
-
-def _json(outcome: Outcome) -> JSONResponse:
-    body: dict[str, Any] = {"version": 1, "message": outcome.message}
-    if outcome.status >= 400:
-        body["error"] = outcome.message
-    if outcome.verdict is not None:
-        v = outcome.verdict
-        body["decision"] = {"step": v.step, "decision": v.decision, "by": v.by, "role": v.role,
-                            "auth": v.auth}  # fmt: skip
-    return JSONResponse(body, status_code=outcome.status)

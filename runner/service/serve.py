@@ -26,7 +26,8 @@ from temporalio.worker import Worker
 
 from runner.check.lint import checked
 from runner.console.actions import Action
-from runner.console.app import ConsoleConfig, console_routes
+from runner.console.app import console_routes
+from runner.console.config import ConsoleConfig
 from runner.console.decisions import Verdict
 from runner.errors import InvalidRunbook
 from runner.format.model import Runbook

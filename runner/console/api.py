@@ -1,0 +1,105 @@
+"""The console's JSON API for people: a gate's decision, a question's answer, an action on a
+run, each by the user whose API token it carries (``Authorization: Bearer``), never by the
+service's own token, which names no person. `runbook approve --server` is its CLI."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from runner.console.config import MAX_COMMENT, RUN_ID, ConsoleConfig, act_on
+from runner.console.decisions import Outcome, answer_question, decide
+from runner.identity.model import Identity
+
+
+def api_routes(config: ConsoleConfig) -> list[BaseRoute]:
+
+    def token_identity(request: Request) -> Identity | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return config.users.check_token(token.strip(), config.roles)
+
+    async def api_decide(request: Request) -> Response:
+        who = token_identity(request)
+        if who is None:
+            return _json(Outcome(401, "a user's API token is required (Authorization: Bearer "
+                                      "TOKEN; `runbook users token NAME` makes one)"))  # fmt: skip
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("step"), str | int):
+            return _json(Outcome(400, 'the body is {"step": ..., "decision": "approved"|'
+                                      '"denied", "comment": ...}'))  # fmt: skip
+        ref = request.path_params["run_id"]
+        if not RUN_ID.fullmatch(ref):
+            return _json(Outcome(400, "a run id is letters, digits, dashes and dots"))
+        comment = body.get("comment")
+        outcome = await decide(
+            config.runs_dir, ref, str(body["step"]), str(body.get("decision") or ""), who,
+            str(comment)[:MAX_COMMENT] if comment else None, config.send,
+            shown=str(body["shown"]) if body.get("shown") else None,
+        )  # fmt: skip
+        return _json(outcome)
+
+    async def api_answer(request: Request) -> Response:
+        """`POST /api/runs/{id}/answers` `{"step": ..., "answer": ...}`: a decision step's
+        answer, by the token's user."""
+        who = token_identity(request)
+        if who is None:
+            return _json(Outcome(401, "a user's API token is required (Authorization: Bearer "
+                                      "TOKEN; `runbook users token NAME` makes one)"))  # fmt: skip
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        if (not isinstance(body, dict) or not isinstance(body.get("step"), str | int)
+                or not isinstance(body.get("answer"), str | int | float)):  # fmt: skip
+            return _json(Outcome(400, 'the body is {"step": ..., "answer": ...}'))
+        ref = request.path_params["run_id"]
+        if not RUN_ID.fullmatch(ref):
+            return _json(Outcome(400, "a run id is letters, digits, dashes and dots"))
+        outcome = await answer_question(config.runs_dir, ref, str(body["step"]),
+                                        str(body["answer"]), who, config.send)  # fmt: skip
+        return _json(outcome)
+
+    async def api_act(request: Request) -> Response:
+        """`POST /api/runs/{id}/actions` `{"action": "cancel"|"resume"|"skip", "comment": ...}`:
+        a person acts on a run with their own token (journaled as them; the service token's
+        `/api/runs/{id}/cancel` is for automation)."""
+        who = token_identity(request)
+        if who is None:
+            return _json(Outcome(401, "a user's API token is required (Authorization: Bearer "
+                                      "TOKEN; `runbook users token NAME` makes one)"))  # fmt: skip
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("action"), str):
+            return _json(Outcome(400, 'the body is {"action": "cancel"|"resume"|"skip", '
+                                      '"comment": ...}'))  # fmt: skip
+        comment = body.get("comment")
+        return _json(await act_on(config, request.path_params["run_id"], body["action"], who,
+                                str(comment) if comment else None))  # fmt: skip
+
+    return [
+        Route("/api/runs/{run_id}/decisions", api_decide, methods=["POST"]),
+        Route("/api/runs/{run_id}/answers", api_answer, methods=["POST"]),
+        Route("/api/runs/{run_id}/actions", api_act, methods=["POST"]),
+    ]
+
+
+def _json(outcome: Outcome) -> JSONResponse:
+    body: dict[str, Any] = {"version": 1, "message": outcome.message}
+    if outcome.status >= 400:
+        body["error"] = outcome.message
+    if outcome.verdict is not None:
+        v = outcome.verdict
+        body["decision"] = {"step": v.step, "decision": v.decision, "by": v.by, "role": v.role,
+                            "auth": v.auth}  # fmt: skip
+    return JSONResponse(body, status_code=outcome.status)
