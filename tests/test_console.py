@@ -5,6 +5,7 @@ test makes, so "the output arrives live" is seen between two lines of one step."
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -269,6 +270,9 @@ def test_an_approver_signs_in_approves_and_watches_the_step_run(
     [approval] = [e for e in _events(console, run_id) if e["event"] == "approval"]
     assert (approval["by"], approval["role"], approval["auth"]) == ("alice", "IR-lead", "password")
     assert approval["comment"] == "host confirmed compromised"
+    # Bound to what the page showed: the digest of the code the gate asked about.
+    [asked] = [e for e in _events(console, run_id) if e["event"] == "approval_requested"]
+    assert approval["code_sha256"] == hashlib.sha256(asked["code"].encode()).hexdigest()
     page.close()
 
 
@@ -620,3 +624,4 @@ def test_a_question_is_answered_from_the_inbox(
     page.close()
     [answered] = _kinds(_events(console, run_id), "answer")
     assert (answered["value"], answered["by"]) == ("no", "eve")
+    assert (answered["role"], answered["auth"], answered["source"]) == ("L1", "password", "service")

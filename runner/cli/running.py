@@ -1008,12 +1008,12 @@ def approve_command(
 @runs_dir_option
 def answer_command(run: str, step: str, value: str, by: str | None, runs_dir: Path | None) -> int:
     """Answer the question decision STEP of a paused RUN asks; `runbook resume RUN` goes on."""
-    from runner.exec.session import answer, open_run
+    from runner.exec.session import answer, open_run, os_user
     from runner.text.live import Where
 
     opened = open_run(runs_dir, run)
     _not_the_service_s(opened, "answer it")
-    recorded = answer(opened, step, value, by=_operator_name(by))
+    recorded = answer(opened, step, value, by=_operator_name(by), os_user=os_user())
     run_dir = opened.run_dir
     click.echo(
         f"step {recorded.step} ({recorded.step_id}) answered {recorded.value!r} by {recorded.by}; "

@@ -12,13 +12,18 @@ the run.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import RunbookError
-from runner.exec.session import OpenRun, approver_problem, open_run, waiting_gate
+from runner.exec.session import (
+    OpenRun,
+    approver_problem,
+    code_digest,
+    open_run,
+    waiting_gate,
+)
 from runner.format.answers import read_answer
 from runner.format.model import Question
 from runner.identity.model import Identity
@@ -51,10 +56,7 @@ class Outcome:
     verdict: Verdict | None = None
 
 
-def shown_digest(code: str) -> str:
-    """The SHA-256 of the code an approver was shown: the approval page sends it back, and a
-    decision on a page that no longer shows what the gate asks about is refused."""
-    return hashlib.sha256(code.encode()).hexdigest()
+shown_digest = code_digest  # the approval page sends it back with the decision
 
 
 def _refuse(run: OpenRun, waiting: ev.StepFinished, who: Identity, role: str | None,

@@ -15,6 +15,7 @@ worker apply one set of rules; each is a short function.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import subprocess
@@ -239,7 +240,16 @@ def waiting_gate(run: OpenRun, step_ref: str) -> ev.StepFinished:
     return waiting
 
 
-def answer(run: OpenRun, step_ref: str, value: str, *, by: str) -> ev.Answered:
+def answer(
+    run: OpenRun,
+    step_ref: str,
+    value: str,
+    *,
+    by: str,
+    role: str | None = None,
+    auth: str | None = None,
+    os_user: str | None = None,
+) -> ev.Answered:
     """Record the answer to a waiting decision step, checked against its question's type; the
     run goes on when it is resumed. UsageError (exit 2) when nothing waits or it does not fit."""
     from runner.format.answers import read_answer
@@ -266,8 +276,11 @@ def answer(run: OpenRun, step_ref: str, value: str, *, by: str) -> ev.Answered:
         value=typed,
         output=asked.output,
         by=by,
-        source="runbook_answer",
+        source="service" if auth else "runbook_answer",
         waited=round(_since(asked.ts), 3),
+        role=role,
+        auth=auth,
+        os_user=os_user,
     )
     with RunStore().reopen(run.run_dir) as journal:
         journal.append(recorded)
@@ -385,6 +398,7 @@ def decide(
             journal.append(refusal)
         raise UsageError(problem)
     gate = run.record.gate_for(waiting)
+    requested = run.record.request_for(waiting)
     needed = gate.needed if gate else 1
     count = len(gate.approvals) + 1 if gate else 1
     approval = ev.Approval(
@@ -401,10 +415,18 @@ def decide(
         os_user=os_user,
         needed=needed if needed > 1 else None,
         count=count if needed > 1 else None,
+        code_sha256=code_digest(requested.code) if requested else None,
     )
     with RunStore().reopen(run.run_dir) as journal:
         journal.append(approval)
     return approval
+
+
+def code_digest(code: str) -> str:
+    """The SHA-256 of a gate's code as its approver is shown it (secrets redacted): journaled
+    with the approval, and sent back by the console's approval page, which is refused when the
+    gate no longer asks about what the page showed."""
+    return hashlib.sha256(code.encode()).hexdigest()
 
 
 def cancel_waiting(

@@ -362,13 +362,14 @@ class ApprovalRequested(ListedStepEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Approval(ListedStepEvent):
     KIND = "approval"
-    OPTIONAL = frozenset({"auth", "os_user", "needed", "count"})  # `auth`: the service's only
+    OPTIONAL = frozenset({"auth", "os_user", "needed", "count", "code_sha256"})
     decision: str = ""  # approved | denied
     by: str = ""
     role: str | None = None
     comment: str | None = None
     preapproved: bool = False
     distinct_required: bool = False
+    code_sha256: str | None = None  # the SHA-256 of the code the approver was shown (and checked)
     auth: str | None = None  # how the service authenticated `by`: password | token
     os_user: str | None = None  # the account `runbook approve` ran as, beside the name it gave
     needed: int | None = None  # a quorum: approvals the gate needs ...
@@ -424,11 +425,15 @@ class Answered(ListedStepEvent):
     gave it and how (terminal, command line, `runbook answer`, scenario)."""
 
     KIND = "answer"
+    OPTIONAL = frozenset({"role", "auth", "os_user"})
     value: str | int | float | None = None
     output: str = ""
     by: str = ""
-    source: str = ""  # terminal | command_line | runbook_answer | scenario
+    source: str = ""  # terminal | command_line | runbook_answer | scenario | service
     waited: float | None = None  # seconds from the question to the answer
+    role: str | None = None  # the step's role, which the service's user holds
+    auth: str | None = None  # how the service authenticated `by`: password | token
+    os_user: str | None = None  # the account `runbook answer` ran as, beside the name it gave
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -278,7 +278,7 @@ class RunActivities:
                 run = open_run(Path(request.runs_dir), request.run_id)
             if d is not None and d.decision == "answered":
                 # Checked against the question's type by the same function as `runbook answer`.
-                answer(run, d.step, d.answer or "", by=d.by)
+                answer(run, d.step, d.answer or "", by=d.by, role=d.role, auth=d.auth)
                 run = open_run(Path(request.runs_dir), request.run_id)  # with the answer
             elif d is not None:
                 waiting = waiting_gate(run, d.step)
