@@ -191,3 +191,23 @@ def test_every_benchmark_imports_what_exists(path: Path) -> None:
     spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     spec.loader.exec_module(importlib.util.module_from_spec(spec))  # main() is not called
+
+
+def test_every_journal_event_kind_is_documented() -> None:
+    """The journal is a format others read: a kind missing from docs/running.md's table is a
+    record nobody can interpret."""
+    import dataclasses
+
+    from runner.runs import events as ev
+
+    kinds = {
+        c.KIND
+        for c in vars(ev).values()
+        if isinstance(c, type)
+        and dataclasses.is_dataclass(c)
+        and c.__dict__.get("KIND")  # the bases have none
+    }
+    doc = (REPO / "docs" / "running.md").read_text()
+    missing = sorted(k for k in kinds if f"| `{k}` |" not in doc)
+    assert len(kinds) > 20, kinds
+    assert not missing, f"docs/running.md's event table lacks: {', '.join(missing)}"
