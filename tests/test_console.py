@@ -28,6 +28,7 @@ pytest.importorskip("argon2")
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PASSWORD = "console-test-password"
+DOCS = "http://127.0.0.1:9/site"  # the docs site the console links runbooks to (never fetched)
 XSS = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
 BOOK = """\
 ---
@@ -191,7 +192,8 @@ def console(tmp_path_factory: pytest.TempPathFactory, _journal_key_path: Path) -
         )
         tokens[name] = made.stdout.strip()
     env = {**os.environ, "RUNBOOK_SERVICE_TOKEN": TOKEN, KEY_ENV: str(_journal_key_path)}
-    service = _serve(["--runbooks", str(books), "--roles", str(roles)], root, env)
+    service = _serve(["--runbooks", str(books), "--roles", str(roles), "--docs-url", DOCS], root,
+                     env)  # fmt: skip
     base = service.intake.removesuffix("/api/alerts")
     runs = {}
     for alert_id in ("first", "second"):
@@ -435,6 +437,9 @@ def test_an_alert_title_that_is_a_script_shows_as_text(
     ):
         page.goto(console.base + path)
         expect(page.locator(where).first).to_have_text(XSS)
+    book = _events(console, run_id)[0]["runbook"]["id"]
+    link = page.locator("a.runbook-page").get_attribute("href")
+    assert link == f"{DOCS}/runbooks/{book}/", link
     assert page.evaluate("window.pwned") is None  # nothing of it ran
     assert page.locator("script:not([src])").count() == 0
     page.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -22,6 +21,7 @@ from typing import NamedTuple
 from runner.check.lint import lint
 from runner.errors import UnreadableRunbook
 from runner.format.model import Problem, Runbook
+from runner.format.syntax import page_slug
 from runner.parse.markdown import parse_text, read_text
 
 
@@ -41,7 +41,7 @@ class Entry:
     @property
     def slug(self) -> str:
         """The id made safe as a file name: `check` reports a bad id, the page still builds."""
-        return re.sub(r"[^A-Za-z0-9_-]+", "-", self.id).strip("-") or "runbook"
+        return page_slug(self.id)
 
     @property
     def src_uri(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +13,7 @@ import click
 
 from runner.cli import EXIT_OK, cli, runs_dir_option
 from runner.cli.routing import _given
+from runner.errors import UsageError
 
 
 def _announce(line: str) -> None:
@@ -81,6 +83,9 @@ def _announce(line: str) -> None:
 @click.option("--roles", "roles_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Who holds each runbook role (YAML: `IR-lead: [alice, group:ir]`); without "
               "it nobody may decide at a gate through the service.")  # fmt: skip
+@click.option("--docs-url", metavar="URL",
+              help="The docs site (`make docs` / `mkdocs serve`): the console links each run to "
+              "its runbook's page there.")  # fmt: skip
 def serve_command(
     runbooks: tuple[Path, ...],
     runs_dir: Path | None,
@@ -97,6 +102,7 @@ def serve_command(
     notify_file: Path | None,
     heartbeat_timeout: float,
     roles_file: Path | None,
+    docs_url: str | None,
 ) -> int:
     """Take alerts over HTTP and run the runbooks they route to, on Temporal.
 
@@ -116,6 +122,9 @@ def serve_command(
     from runner.notify.config import load_notify
 
     notify = load_notify(notify_file) if notify_file else None
+    if docs_url and not re.fullmatch(r"https?://[^\s\"'<>]+", docs_url):
+        raise UsageError(f"--docs-url {docs_url!r}: give the site's http(s) address, e.g. "
+                         "http://127.0.0.1:8000/")  # fmt: skip
 
     config = ServiceConfig(
         runbooks=list(runbooks),
@@ -134,6 +143,7 @@ def serve_command(
         secrets=secrets,
         roles=roles,
         notify=notify,
+        docs_url=docs_url.rstrip("/") + "/" if docs_url else None,
     )
     with temporal_target(config) as target:
         asyncio.run(serve(config, target, _announce))

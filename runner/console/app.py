@@ -44,6 +44,7 @@ from runner.console.decisions import (
     shown_digest,
     workflow_of,
 )
+from runner.format.syntax import page_slug
 from runner.identity.store import SESSION_TTL, LoginSession
 from runner.runs.store import find_run, load_run
 
@@ -213,6 +214,7 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
         status = context["run"]["status"]
         actions = [k for k in ACTIONS if status in APPLIES[k]] if context["service"] else []
         return page(request, "run.html", session=session, docs_url=config.docs_url,
+                    page_slug=page_slug,
                     actions=actions if config.act is not None else [], **context)  # fmt: skip
 
     async def run_action(

@@ -299,3 +299,9 @@ def ends_the_run_line(line: str) -> tuple[str, str] | None:
     elif len(words) != 3:
         return None
     return status, reason.strip()
+
+
+def page_slug(runbook_id: str) -> str:
+    """A runbook's page on the docs site, `runbooks/<slug>/`: its id made safe as a file name
+    (`check` reports a bad id; the page still builds, and the console links to it)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", runbook_id).strip("-") or "runbook"

@@ -75,6 +75,7 @@ class ServiceConfig:
     secrets: Mapping[str, str] | None = None  # secret inputs from `--secrets FILE`
     roles: RoleMap | None = None  # `--roles FILE`: who holds which runbook role (console)
     notify: NotifyConfig | None = None  # `--notify FILE`: webhook targets, the console's URL
+    docs_url: str | None = None  # `--docs-url`: the docs site, ending in "/"
 
 
 async def connect(target: str, namespace: str) -> Client:
@@ -227,5 +228,6 @@ def _console(
 
     books = {b.metadata.id: tuple(b.metadata.roles) for b in intake.router.runbooks}
     return ConsoleConfig(config.runs_dir, config.state_dir, UserStore(config.state_dir),
-                         config.roles or RoleMap(), send, route_again, act=act,
+                         config.roles or RoleMap(), send, route_again, config.docs_url,
+                         act=act,
                          roles_of=books.get)  # fmt: skip
