@@ -4,6 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# The suite runs on both cores, one test file per worker at a time (`--dist loadfile`), so that
+# a module's service, lab or site build is made once, by one worker. Each worker is its own
+# pytest session with its own Temporal dev server and lab. PYTEST_WORKERS= runs it serially.
+PYTEST_WORKERS ?= -n 2 --dist loadfile
+
 .PHONY: demo test lint typecheck docs serve bench clean setup
 
 setup: $(STAMP)
@@ -40,7 +45,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy

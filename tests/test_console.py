@@ -429,8 +429,17 @@ def test_an_alert_title_that_is_a_script_shows_as_text(
     from playwright.sync_api import expect
 
     _, run_id = console.runs["first"]
+    again = httpx.post(f"{console.service.intake}?format=generic", timeout=60,
+                       headers={"Authorization": f"Bearer {TOKEN}"},
+                       json={"source": "console-test", "id": "first", "title": XSS})  # fmt: skip
+    assert again.json()["alerts"][0]["outcome"] == "duplicate"
     page = _sign_in(browser, console, "alice", "/console/alerts")
-    expect(page.locator("td.alert-title").first).to_have_text(XSS)
+    # The same alert twice: it started the run, then was attached to it; both link to it.
+    ours = page.locator("tr.alert", has=page.locator(f"a[href='/console/runs/{run_id}']"))
+    expect(ours).to_have_count(2)
+    expect(ours.nth(0)).to_contain_text("attached to a run")
+    expect(ours.nth(1)).to_contain_text("started a run")
+    expect(ours.nth(0).locator("td.alert-title")).to_have_text(XSS)
     for path, where in (
         ("/console/runs", "td.alert-title"),
         (f"/console/runs/{run_id}", "strong.alert-title"),

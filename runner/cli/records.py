@@ -95,7 +95,9 @@ def runs(runs_dir: Path | None, runbook_id: str | None, limit: int, output_forma
         return
     console = _console()
     if not found:
-        console.print(Text(f"no runs in {folder}" + (f" of {runbook_id}" if runbook_id else "")))
+        # soft_wrap: a path is never broken across lines (it is pasted back into commands)
+        console.print(Text(f"no runs in {folder}" + (f" of {runbook_id}" if runbook_id else "")),
+                      soft_wrap=True)  # fmt: skip
         return
     _console(wide=True).print(_runs_table(found, progress))
 
@@ -718,7 +720,7 @@ def stats(
         )
         return
     if not rows:
-        _console().print(Text(f"no runs in {folder}"))
+        _console().print(Text(f"no runs in {folder}"), soft_wrap=True)
         return
     _console(wide=True).print(_stats_table(rows))
 

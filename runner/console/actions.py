@@ -44,7 +44,8 @@ class Action:
     comment: str | None = None
 
 
-#: Sends an action to the workflow with this id; raises LookupError when it has ended.
+#: Sends an action to the workflow with this id; raises LookupError when it has ended, and
+#: ValueError when it is in no state to take it.
 Act = Callable[[str, Action], Awaitable[None]]
 #: A runbook's roles, in its front matter's order, by runbook id (None: not served here).
 RolesOf = Callable[[str], Sequence[str] | None]
@@ -76,6 +77,8 @@ async def act(
         await send(workflow_id, action)
     except LookupError:
         return Outcome(409, f"run {run_id} has ended; nothing to {kind}")
+    except ValueError as exc:
+        return Outcome(409, f"run {run_id}: {exc}; nothing to {kind}")
     return Outcome(202, said)
 
 

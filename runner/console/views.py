@@ -260,33 +260,55 @@ class AlertRow:
     source: str
     title: str
     runbook: str
-    outcome: str  # attached to a run | unrouted
+    outcome: str  # started | duplicate (attached to a run) | resolved | resolved_no_run | unrouted
     run_id: str | None = None
     reason: str = ""
     index: int | None = None  # line of unrouted.jsonl, for "route again"
+    severity: str = ""
+
+
+#: The newest part of ``alerts.jsonl`` the Alerts page reads (the file itself is kept whole).
+ALERTS_TAIL = 2 * 1024 * 1024
+#: What each outcome is called on the page.
+OUTCOMES = {"started": "started a run", "duplicate": "attached to a run",
+            "resolved": "resolved: told to its run", "resolved_no_run": "resolved: no open run",
+            "unrouted": "unrouted"}  # fmt: skip
 
 
 def alerts(runs_dir: Path, state_dir: Path) -> list[AlertRow]:
-    """Alerts received: those that started a run (from the run's journal) and those no runbook
-    took (``unrouted.jsonl``, with the reason), newest first."""
+    """Alerts received, newest first: what became of each (``alerts.jsonl``, the intake's
+    record), a duplicate linked to the run it was attached to, and those no runbook took
+    (``unrouted.jsonl``, with the reason, to route again)."""
     rows = []
-    for r in records(runs_dir):
-        trigger = r.start.get("trigger")
-        if isinstance(trigger, dict):
-            rows.append(AlertRow(r.started, str(trigger.get("source") or ""),
-                                 str(trigger.get("title") or ""), r.name, "routed: run",
-                                 r.run_id))  # fmt: skip
+    run_of: dict[str, str] = {}  # workflow id -> the run its first alert started
+    for item in _jsonl(state_dir / "alerts.jsonl", ALERTS_TAIL):
+        outcome = str(item.get("outcome") or "")
+        wid = str(item.get("workflow_id") or "")
+        if outcome == "started" and item.get("run_id"):
+            run_of.setdefault(wid, str(item["run_id"]))
+        if outcome in ("unrouted", ""):
+            continue  # listed from unrouted.jsonl, where "route again" finds them
+        rows.append(AlertRow(str(item.get("at") or ""), str(item.get("source") or ""),
+                             str(item.get("title") or ""), str(item.get("runbook") or ""),
+                             outcome, run_of.get(wid), str(item.get("reason") or ""),
+                             severity=str(item.get("severity") or "")))  # fmt: skip
     for i, item in enumerate(unrouted(state_dir)):
         rows.append(AlertRow(str(item.get("at") or ""), str(item.get("source") or ""),
                              str(item.get("title") or ""), "", "unrouted", None,
                              str(item.get("reason") or ""), i))  # fmt: skip
-    return sorted(rows, key=lambda a: (a.outcome != "unrouted", a.at), reverse=True)
+    return sorted(rows, key=lambda a: a.at, reverse=True)
 
 
-def unrouted(state_dir: Path) -> list[dict[str, Any]]:
-    path = state_dir / "unrouted.jsonl"
+def _jsonl(path: Path, tail: int | None = None) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file (its last ``tail`` bytes), skipping a torn line."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with path.open("rb") as fh:
+            if tail is not None and fh.seek(0, 2) > tail:
+                fh.seek(-tail, 2)
+                fh.readline()  # the first line is cut
+            else:
+                fh.seek(0)
+            lines = fh.read().decode("utf-8", "replace").splitlines()
     except OSError:
         return []
     out = []
@@ -298,3 +320,8 @@ def unrouted(state_dir: Path) -> list[dict[str, Any]]:
         if isinstance(item, dict):
             out.append(item)
     return out
+
+
+def unrouted(state_dir: Path) -> list[dict[str, Any]]:
+    """Every alert no runbook took, in order (its index is its line, for "route again")."""
+    return _jsonl(state_dir / "unrouted.jsonl")

@@ -38,7 +38,7 @@ from runner.routing.detect import read_alerts
 from runner.routing.envelope import Alert, AlertStatus
 from runner.routing.limits import DEFAULT, AlertError
 from runner.routing.route import Route, Router
-from runner.runs.journal import new_run_id
+from runner.runs.journal import new_run_id, now_iso
 from runner.service import runs_api
 from runner.service.idempotency import MAX_KEY, Conflict, IdempotencyStore
 from runner.service.messages import TASK_QUEUE, RunRequest
@@ -78,19 +78,32 @@ def workflow_id(route: Route) -> str:
 
 
 class _Unrouted:
-    """The one writer of ``unrouted.jsonl`` (a lock: requests are served concurrently)."""
+    """The one writer of the intake's alert records (a lock: requests are served concurrently):
+    ``unrouted.jsonl``, each alert no runbook took with its reason and its payload, to be
+    routed again; and ``alerts.jsonl``, what became of every alert received (started a run,
+    attached to one as a duplicate, resolved, unrouted), without the payload, for the
+    console's Alerts page."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.log = path.with_name("alerts.jsonl")
         self._lock = threading.Lock()
 
     def add(self, alert: Alert, reason: str) -> None:
         line = json.dumps(
-            {"source": alert.source, "format": alert.format, "id": alert.id,
+            {"at": now_iso(), "source": alert.source, "format": alert.format, "id": alert.id,
              "title": alert.title, "reason": reason, "raw": dict(alert.raw)},
             default=str, ensure_ascii=False,
         )  # fmt: skip
         with self._lock, self.path.open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    def took(self, answer: Mapping[str, Any], severity: str, run_id: str | None) -> None:
+        kept = {k: answer.get(k) for k in ("source", "id", "title", "status", "outcome",
+                                           "runbook", "workflow_id", "reason")}  # fmt: skip
+        line = json.dumps({"at": now_iso(), **kept, "severity": severity, "run_id": run_id},
+                          default=str, ensure_ascii=False)  # fmt: skip
+        with self._lock, self.log.open("a", encoding="utf-8") as fh:
             fh.write(line + "\n")
 
 
@@ -205,6 +218,15 @@ async def route_kept(intake: Intake, unrouted: Any, kept: Mapping[str, Any]) -> 
 async def _take(
     intake: Intake, unrouted: _Unrouted, alert: Alert, received: float
 ) -> dict[str, Any]:
+    answer, run_id = await _route_one(intake, unrouted, alert, received)
+    unrouted.took(answer, alert.severity.value, run_id)
+    return answer
+
+
+async def _route_one(
+    intake: Intake, unrouted: _Unrouted, alert: Alert, received: float
+) -> tuple[dict[str, Any], str | None]:
+    """The intake's answer for one alert, and the run it started (if it did)."""
     route = intake.router.route(alert, intake.given)
     answer: dict[str, Any] = {
         "source": alert.source,
@@ -217,7 +239,7 @@ async def _take(
     }
     if not route.routed or route.runbook is None or route.mapping is None:
         unrouted.add(alert, route.reason)
-        return {**answer, "outcome": "unrouted"}
+        return {**answer, "outcome": "unrouted"}, None
     wid = workflow_id(route)
     answer["workflow_id"] = wid
     if alert.status is AlertStatus.RESOLVED:
@@ -227,8 +249,8 @@ async def _take(
         try:
             await intake.client.get_workflow_handle(wid).signal(RunbookRun.alert_resolved, said)
         except RPCError:
-            return {**answer, "outcome": "resolved_no_run"}  # no run of it, or it ended
-        return {**answer, "outcome": "resolved"}
+            return {**answer, "outcome": "resolved_no_run"}, None  # no run of it, or it ended
+        return {**answer, "outcome": "resolved"}, None
     book = route.runbook
     request = RunRequest(
         run_id=new_run_id(book.metadata.id),
@@ -253,8 +275,8 @@ async def _take(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
     except WorkflowAlreadyStartedError:
-        return {**answer, "outcome": "duplicate"}
-    return {**answer, "outcome": "started"}
+        return {**answer, "outcome": "duplicate"}, None
+    return {**answer, "outcome": "started"}, request.run_id
 
 
 async def _capped_body(request: Request, limit: int) -> bytes | None:

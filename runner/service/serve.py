@@ -221,8 +221,12 @@ def _console(
         try:
             if a.kind == "cancel":
                 await handle.signal(RunbookRun.abort, who)
-            else:
-                await handle.signal(RunbookRun.resume, Resume(who, a.kind == "skip", a.comment))
+                return
+            if not await handle.query(RunbookRun.waits_for_person):
+                # The journal says interrupted, but the run is going on by itself (a lost
+                # worker with nothing cut off) or already resumed: the workflow would drop it.
+                raise ValueError("the run is not waiting for a person (it went on by itself)")
+            await handle.signal(RunbookRun.resume, Resume(who, a.kind == "skip", a.comment))
         except RPCError as exc:
             raise LookupError(workflow_id) from exc
 

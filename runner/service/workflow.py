@@ -290,3 +290,9 @@ class RunbookRun:
     @workflow.query
     def state(self) -> RunSummary | None:
         return self._summary
+
+    @workflow.query
+    def waits_for_person(self) -> bool:
+        """Whether the run is interrupted and waits for a person's resume or abort (not going
+        on by itself after a lost worker, not mid-attempt)."""
+        return self._asking_person
