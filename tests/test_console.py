@@ -490,7 +490,11 @@ def test_a_decision_step_is_answered_through_the_service_by_a_user_with_its_role
     assert refused.status_code == 403 and "L1" in refused.json()["error"]
     unfit = send("eve", "perhaps")
     assert unfit.status_code == 400 and "yes" in unfit.json()["error"]
-    assert send("eve", "no").status_code == 202
+    # The CLI answers through the service as the token's user.
+    env = {**os.environ, "RUNBOOK_TOKEN": console.tokens["eve"]}
+    cli = subprocess.run([RUNBOOK, "answer", run_id, "legit", "no", "--server", console.base],
+                         env=env, capture_output=True, text=True)  # fmt: skip
+    assert cli.returncode == 0 and "answered by eve" in cli.stdout, cli.stderr
     deadline = time.monotonic() + RUN_BOUND
     while (events := _events(console, run_id))[-1]["event"] != "run_finished":
         assert time.monotonic() < deadline

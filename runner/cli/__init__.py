@@ -45,6 +45,7 @@ _COMMAND_MODULES: dict[str, str] = {
     "approve": "running",
     "deny": "running",
     "answer": "running",
+    "cancel": "running",
     "pending": "pending",
     "runs": "records",
     "log": "records",

@@ -779,6 +779,13 @@ def _policies(step: Step) -> str:
 )
 @click.option("--operator", "operator_name", metavar="NAME")
 @runs_dir_option
+@click.option("--server", metavar="URL",
+              help="A run of a `runbook serve` whose worker was lost: resume it there, as the "
+              "user whose API token is in $RUNBOOK_TOKEN.")  # fmt: skip
+@click.option("--skip", "skip_cut_off", is_flag=True,
+              help="With --server: record the step that was cut off as skipped (you checked "
+              "what it did) and go on from the next one, instead of running it again.")  # fmt: skip
+@click.option("--comment", metavar="TEXT", help="With --server: why (journaled).")
 def resume_command(
     run: str,
     allow_changed: bool,
@@ -789,8 +796,23 @@ def resume_command(
     answers: tuple[str, ...],
     operator_name: str | None,
     runs_dir: Path | None,
+    server: str | None,
+    skip_cut_off: bool,
+    comment: str | None,
 ) -> int:
     """Continue a paused, failed, cancelled or crashed run from its first unfinished step."""
+    if server:
+        local = [allow_changed, inputs_file, pairs, corrections, answers, operator_name]
+        if any(local):
+            raise UsageError(
+                "with --server the service resumes the run as it stands: leave out the options "
+                "of a local resume (--skip and --comment apply)"
+            )
+        from runner.cli.remote import act_remote
+
+        return act_remote(server, run, "skip" if skip_cut_off else "resume", comment)
+    if skip_cut_off or comment:
+        raise UsageError("--skip and --comment are for a run of the service: add --server URL")
     from runner.exec.engine import RunOptions
     from runner.exec.session import Session, context_for, needed_kernels, open_run, resume
 
@@ -1006,8 +1028,18 @@ def approve_command(
 @click.argument("value")
 @click.option("--by", metavar="NAME", help="Who answers (default: $RUNBOOK_OPERATOR or login).")
 @runs_dir_option
-def answer_command(run: str, step: str, value: str, by: str | None, runs_dir: Path | None) -> int:
-    """Answer the question decision STEP of a paused RUN asks; `runbook resume RUN` goes on."""
+@click.option("--server", metavar="URL",
+              help="Answer through a `runbook serve` (its base URL) as the user whose API token "
+              "is in $RUNBOOK_TOKEN.")  # fmt: skip
+def answer_command(
+    run: str, step: str, value: str, by: str | None, runs_dir: Path | None, server: str | None
+) -> int:
+    """Answer the question decision STEP of a paused RUN asks; `runbook resume RUN` goes on
+    (with --server, the service records the answer as the token's user and goes on itself)."""
+    if server:
+        from runner.cli.remote import answer_remote
+
+        return answer_remote(server, run, step, value, by)
     from runner.exec.session import answer, open_run, os_user
     from runner.text.live import Where
 
@@ -1020,6 +1052,20 @@ def answer_command(run: str, step: str, value: str, by: str | None, runs_dir: Pa
         f"continue with: {Where(run_dir.name, run_dir.parent).command('resume')}"
     )
     return EXIT_OK
+
+
+@cli.command("cancel")
+@click.argument("run")
+@click.option("--server", metavar="URL", required=True,
+              help="The `runbook serve` (its base URL) that runs RUN; you act as the user whose "
+              "API token is in $RUNBOOK_TOKEN.")  # fmt: skip
+@click.option("--comment", metavar="TEXT", help="Why (journaled).")
+def cancel_command(run: str, server: str, comment: str | None) -> int:
+    """Cancel a run of the service: waiting at a gate, interrupted or mid-step (a run at this
+    terminal stops with Ctrl-C)."""
+    from runner.cli.remote import act_remote
+
+    return act_remote(server, run, "cancel", comment)
 
 
 @cli.command("deny")
