@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runner.errors import ExitCode, ExpressionError, RunbookError
-from runner.exec import calls, loops
+from runner.exec import calls, loops, needs
 from runner.exec.loops import LoopError, items_line, loop_items
 from runner.exec.operator import Answer, Approval, ApprovalRequest, Decision, Operator
 from runner.exec.policy import (
@@ -302,6 +302,7 @@ class Engine:
         if resume is not None:
             self._rebuild_secret_outputs(resume.secret_templates)
         self._outcomes: dict[StepKey, StepRecord] = {}
+        self._declared = needs.declared_outputs(runbook)  # output -> the step that sets it
         self._background: dict[int, str] = {}  # pid -> command line, left running by blocks
         self._ended: dict[str, Any] | None = None  # the branch that ended the run, if one did
         self._approved: set[StepKey] = set()
@@ -632,6 +633,10 @@ class Engine:
             flow = self._condition(step, procedure)
             if flow is not None:
                 return flow
+        if not step.manual and step.call is None:
+            flow = self._needs(step, procedure)
+            if flow is not None:
+                return flow
         if step.manual:
             if step.approve:  # a gate on a person's work or question, as on code
                 flow = self._gated(step, procedure)
@@ -685,6 +690,26 @@ class Engine:
             "step_id": step.id if step else None,
         }
         return Flow.END
+
+    def _needs(self, step: Step, procedure: str | None) -> Flow | None:
+        """Stop a step whose code reads an output that no step set (its step was skipped,
+        denied or handled): it would run with an empty value. None when it has what it reads."""
+        missing = needs.unset_reads(step, self._declared, [*self.inputs, *self.outputs])
+        if not missing:
+            return None
+        said = []
+        for name, source in missing:
+            record = self._outcomes.get((source.procedure, source.step_id))
+            why = "has not run" if record is None else f"ended {record.status}"
+            if record is not None and (record.reason or record.error):
+                why += f" ({record.reason or record.error})"
+            said.append(f"{name}, which step {source.label} ({source.step_id}) sets but {why}")
+        error = (
+            f"its code reads {'; '.join(said)}: it would run with an empty value, so it did not "
+            "run. Run the step that sets it, or give this step the `when=` of the step that does"
+        )
+        self._record(step, procedure, StepStatus.FAILED, error=error)
+        return Flow.FAIL
 
     def _condition(self, step: Step, procedure: str | None) -> Flow | None:
         env = {**self.inputs, **self.outputs}
