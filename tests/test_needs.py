@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner_helpers import finished, of, run_engine, stdout_text, write_book
+from runner_helpers import cli, finished, of, run_engine, stdout_text, write_book
 
-from runner.exec.needs import reads
 from runner.format.model import RunStatus
+from runner.format.reads import reads
 from runner.parse.markdown import parse_text
 
 SKIPPED_SETTER = """
@@ -80,3 +80,14 @@ def test_reads_follow_each_language_s_rule() -> None:
     bash, python = (s.blocks[0] for s in book.steps)
     assert reads(bash, ["host", "site", "user", "user_name", "path"]) == ["host", "user_name"]
     assert reads(python, ["hosts", "user", "n"]) == ["hosts", "user"]
+
+
+def test_check_warns_where_a_read_output_can_be_unset(tmp_path: Path) -> None:
+
+    book = _book(tmp_path, "bash", 'echo "isolating [$HOST]"')
+    done = cli(["check", book.name], tmp_path)
+    assert "RB117 step 2 reads host, which step 1 (find) sets only when 'go'" in done.stdout
+    # The reader shares its setter's condition: nothing to say.
+    book.write_text(book.read_text().replace("{id=isolate}", '{id=isolate when="go"}'))
+    assert 'when="go"}' in book.read_text()
+    assert "RB117" not in cli(["check", book.name], tmp_path).stdout

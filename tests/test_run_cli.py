@@ -256,10 +256,19 @@ def test_unknown_step_references_exit_2(tmp_path: Path, flag: list[str]) -> None
 
 def test_steps_left_out_are_named_by_number_not_counted(tmp_path: Path) -> None:
     book = write_book(tmp_path, TWO_STEPS, inputs="host:\n  default: a\n")
-    done = cli(["run", book.name, "--yes", "--only", "2"], tmp_path)
+    done = cli(["run", book.name, "--yes", "--only", "1"], tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "[step 1] Python." in done.stdout and "[2/3] Shell." in done.stdout
+    assert "[1/3] Python." in done.stdout and "[step 2] Shell." in done.stdout
     assert "[?/?]" not in done.stdout
+
+
+def test_only_a_step_that_reads_a_left_out_step_s_output_stops_it(tmp_path: Path) -> None:
+    book = write_book(tmp_path, TWO_STEPS, inputs="host:\n  default: a\n")
+    done = cli(["run", book.name, "--yes", "--only", "2"], tmp_path)
+    assert done.returncode == 1, done.stderr
+    flat = " ".join(done.stdout.split())
+    assert "reads total, which step 1 (python) sets but ended skipped" in flat
+    assert "shell sees" not in done.stdout  # `echo "shell sees $TOTAL"` never ran
 
 
 def test_dry_run_needs_no_secret_and_runs_nothing(tmp_path: Path) -> None:

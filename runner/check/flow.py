@@ -15,7 +15,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from runner.errors import UnreadableRunbook
-from runner.format.model import Problem, Runbook, Step
+from runner.format.model import Problem, Runbook, Step, step_label
+from runner.format.reads import declared_outputs, reads
 from runner.format.syntax import is_literal
 from runner.parse.markdown import did_you_mean, parse_file
 
@@ -222,4 +223,36 @@ def _with_called(runbook: Runbook, seen: frozenset[str]) -> Runbook:
     return dataclasses.replace(runbook, called=MappingProxyType(called))
 
 
-RULES = [rule_loop_source, rule_loop_blocks, rule_calls]
+def rule_reads_unset(runbook: Runbook) -> Iterator[Problem]:
+    """RB117: a step reads an output that can be unset when it runs: its setter has a `when=`
+    the reader does not share, or only a later step (or a procedure) sets it. The engine stops
+    such a step rather than run it with an empty value; this says so before the incident."""
+    declared = declared_outputs(runbook)
+    inputs = {spec.name for spec in runbook.metadata.inputs}
+    lists = [(None, runbook.steps), *((p.id, p.steps) for p in runbook.procedures)]
+    for procedure, steps in lists:
+        order = {step.id: n for n, step in enumerate(steps)}
+        for n, step in enumerate(steps):
+            own = set(step.outputs)
+            names = [x for x in declared if x not in own and x not in inputs]
+            for block in step.executable_blocks:
+                for name in reads(block, names):
+                    source = declared[name]
+                    setter = next((s for s in steps if s.id == source.step_id), None)
+                    where = f"step {step_label(procedure, step.number)}"
+                    if source.procedure != procedure or setter is None or order[setter.id] > n:
+                        when = "only later" if source.procedure == procedure else "in another list"
+                        yield Problem(str(runbook.path), block.line, "warning", "RB117",
+                                      f"{where} reads {name}, which only step {source.label} "
+                                      f"({source.step_id}) sets, {when}: the step stops without "
+                                      "it; set it before, or make it an input")  # fmt: skip
+                    elif setter.when and setter.when != step.when:
+                        yield Problem(str(runbook.path), block.line, "warning", "RB117",
+                                      f"{where} reads {name}, which step {source.label} "
+                                      f"({source.step_id}) sets only when {setter.when!r}: "
+                                      "otherwise the step stops without it; give it "
+                                      f'`when="{setter.when}"` too, or read '
+                                      f"${{{name.upper()}:-fallback}}")  # fmt: skip
+
+
+RULES = [rule_loop_source, rule_loop_blocks, rule_calls, rule_reads_unset]

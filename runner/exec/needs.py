@@ -1,93 +1,21 @@
-"""What a step's code reads from earlier steps, so that it never runs without it.
+"""A step never runs without the outputs it reads.
 
 An output is set by the step that declares it (`outputs=host`, or a decision's answer). When
 that step did not set it (it was skipped by its condition or by a person, denied, handled, or
 cut off and skipped after a lost worker), a later step that reads it would run with an empty
 value: ``isolate "$HOST"`` isolating nothing, or the wrong thing. The engine asks here before
 such a step and stops it, naming the output, the step that should have set it and why it did
-not.
-
-Reads are found by the language's own rule: a shell block reads ``$HOST`` or ``${HOST}`` (the
-runner gives outputs to shells in upper case), but not ``${HOST:-fallback}``, which says what to
-do without it; a Python block reads a name it loads and never assigns. Other languages are not
-read (nothing is assumed about them).
+not. What counts as a read is ``runner.format.reads``'s.
 """
 
 from __future__ import annotations
 
-import ast
-import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
-from runner.format.model import Block, Runbook, Step, step_label
-from runner.kernels.pool import is_shell
+from runner.format.model import Step
+from runner.format.reads import Source, declared_outputs, reads
 
-_PYTHON = frozenset({"python", "python3", "ipython", "py"})
-#: A shell's own variables: an output named `path` or `user` is not what `$PATH` or `$USER` reads.
-_SHELL_OWN = frozenset(
-    {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "OLDPWD", "LANG", "TERM", "TMPDIR",
-     "HOSTNAME", "UID", "RANDOM", "SECONDS", "IFS"}
-)  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """The step that declares an output."""
-
-    label: str  # `3`, or `2` of a procedure (see step_label)
-    step_id: str
-    procedure: str | None
-
-
-def declared_outputs(runbook: Runbook) -> dict[str, Source]:
-    """Every output a step of the runbook (or of one of its procedures) declares, by name."""
-    found: dict[str, Source] = {}
-    lists: list[tuple[str | None, tuple[Step, ...]]] = [(None, runbook.steps)]
-    lists += [(p.id, p.steps) for p in runbook.procedures]
-    for procedure, steps in lists:
-        for step in steps:
-            names = [n for b in step.blocks for n in b.outputs]
-            if step.question is not None and step.question.output:
-                names.append(step.question.output)
-            for name in names:
-                found.setdefault(name, Source(step_label(procedure, step.number), step.id,
-                                              procedure))  # fmt: skip
-    return found
-
-
-def reads(block: Block, names: Iterable[str]) -> list[str]:
-    """The names among ``names`` that the block's code reads."""
-    wanted = list(names)
-    if not wanted or not block.code:
-        return []
-    lang = (block.lang or "").lower()
-    if is_shell(lang):
-        return [n for n in wanted if n.upper() not in _SHELL_OWN and _shell_reads(block.code, n)]
-    if lang in _PYTHON:
-        try:
-            tree = ast.parse(block.code)
-        except SyntaxError:
-            return []  # IPython syntax, or a mistake the kernel will name
-        loaded: set[str] = set()
-        stored: set[str] = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Name):
-                (stored if isinstance(node.ctx, ast.Store | ast.Del) else loaded).add(node.id)
-        return [n for n in wanted if n in loaded and n not in stored]
-    return []
-
-
-#: `${NAME:-default}` and its kin say what to do when NAME is unset: the author handled it.
-_HANDLED = (":-", ":=", ":+", ":?", "-", "=", "+", "?")
-
-
-def _shell_reads(code: str, name: str) -> bool:
-    """Whether ``$NAME`` or ``${NAME...}`` reads the value (not ``${NAME:-fallback}``)."""
-    for found in re.finditer(rf"\$(\{{)?{re.escape(name.upper())}\b", code):
-        if not found.group(1) or not code.startswith(_HANDLED, found.end()):
-            return True
-    return False
+__all__ = ["Source", "declared_outputs", "unset_reads"]
 
 
 def unset_reads(
