@@ -94,6 +94,25 @@ def private_folder(path: Path) -> Path:
     return path
 
 
+def private_state(path: Path) -> Path:
+    """The service's state folder (users, alerts as received, the dev server's database),
+    created 0700 with its parents; an existing one of this user's is made 0700 too, since
+    what it holds (alert payloads, session digests) is nobody else's to read."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.stat()
+    if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def append_private(path: Path, line: str) -> None:
+    """Append one line to a file created 0600 (a JSON-lines record of the service's)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 PRIVATE)  # fmt: skip
+    with os.fdopen(fd, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+
+
 def write_private(path: Path, data: bytes) -> None:
     """Write a file whole and private (0600): a temporary file created exclusively beside it,
     then renamed over it. Neither step follows a link planted at either name."""

@@ -440,6 +440,11 @@ def test_an_alert_title_that_is_a_script_shows_as_text(
     expect(ours.nth(0)).to_contain_text("attached to a run")
     expect(ours.nth(1)).to_contain_text("started a run")
     expect(ours.nth(0).locator("td.alert-title")).to_have_text(XSS)
+    # What the service keeps of alerts is its own: the folder 0700, the records 0600.
+    state = console.service.state_dir
+    assert state.stat().st_mode & 0o777 == 0o700
+    modes = {p.name: p.stat().st_mode & 0o777 for p in state.glob("*.jsonl")}
+    assert modes.get("alerts.jsonl") == 0o600 and set(modes.values()) == {0o600}, modes
     for path, where in (
         ("/console/runs", "td.alert-title"),
         (f"/console/runs/{run_id}", "strong.alert-title"),

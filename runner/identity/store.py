@@ -25,6 +25,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from runner.errors import UsageError
 from runner.identity.model import AuthMethod, Identity, User
 from runner.identity.roles import NAME, RoleMap
+from runner.private_files import private_state
 
 DB_NAME = "users.sqlite"
 TOKEN_PREFIX = "rbt_"
@@ -56,7 +57,7 @@ class LoginSession:
 
 class UserStore:
     def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private_state(state_dir)
         path = state_dir / DB_NAME
         if not path.exists():
             # Private from its first byte: it holds password hashes.

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 
 from runner.errors import RunbookError
+from runner.private_files import private_state
 
 #: Seconds the dev server gets to answer on its port.
 START_TIMEOUT = 60.0
@@ -66,7 +67,7 @@ class DevServer:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> DevServer:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        private_state(self.state_dir)
         log = (self.state_dir / "temporal.log").open("ab")
         command = [
             temporal_cli(),

@@ -34,6 +34,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from runner.private_files import append_private
 from runner.routing.detect import read_alerts
 from runner.routing.envelope import Alert, AlertStatus
 from runner.routing.limits import DEFAULT, AlertError
@@ -95,16 +96,16 @@ class _Unrouted:
              "title": alert.title, "reason": reason, "raw": dict(alert.raw)},
             default=str, ensure_ascii=False,
         )  # fmt: skip
-        with self._lock, self.path.open("a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+        with self._lock:
+            append_private(self.path, line)
 
     def took(self, answer: Mapping[str, Any], severity: str, run_id: str | None) -> None:
         kept = {k: answer.get(k) for k in ("source", "id", "title", "status", "outcome",
                                            "runbook", "workflow_id", "reason")}  # fmt: skip
         line = json.dumps({"at": now_iso(), **kept, "severity": severity, "run_id": run_id},
                           default=str, ensure_ascii=False)  # fmt: skip
-        with self._lock, self.log.open("a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+        with self._lock:
+            append_private(self.log, line)
 
 
 def create_app(intake: Intake) -> Starlette:

@@ -35,6 +35,7 @@ from runner.identity.roles import RoleMap
 from runner.identity.store import UserStore
 from runner.notify.config import NotifyConfig
 from runner.notify.outbox import Deliverer, Outbox
+from runner.private_files import private_state
 from runner.routing.catalog import load_runbooks
 from runner.routing.route import Router
 from runner.service.activities import RunActivities
@@ -145,7 +146,7 @@ async def serve(config: ServiceConfig, target: str, announce: Callable[[str], No
     token = config.token or secrets.token_urlsafe(24)
     client = await connect(target, config.namespace)
     config.runs_dir.mkdir(parents=True, exist_ok=True)
-    config.state_dir.mkdir(parents=True, exist_ok=True)  # unrouted alerts, idempotency keys
+    private_state(config.state_dir)  # alerts as received, idempotency keys, users
     sources = dict(config.sources or {})
     metrics = Metrics()
     intake = Intake(
