@@ -751,3 +751,31 @@ def test_sigterm_drains_a_running_attempt_to_its_end_before_the_service_stops(
     finished = {e["step_id"]: e["status"] for e in events if e["event"] == "step_finished"}
     assert finished == {"long": "succeeded", "after": "succeeded"}
     assert events[-1]["event"] == "run_finished" and events[-1]["status"] == "succeeded"
+
+
+def test_every_history_the_service_wrote_replays_without_nondeterminism(service: Service) -> None:
+    """Temporal's own check of workflow code: every history this module's runs left (gates,
+    decisions, queues, cancels, a lost worker, a skipped cut-off step) is replayed against the
+    workflow code as it is now. A workflow that does not make the same commands again would,
+    after a worker restart, be stuck retrying its task forever. Last in the module: it reads
+    what the tests above made."""
+
+    async def replay() -> tuple[int, dict[str, str]]:
+        from temporalio.client import Client
+        from temporalio.worker import Replayer
+
+        from runner.service.queues import RunQueue
+        from runner.service.workflow import RunbookRun
+
+        client = await Client.connect(service.temporal)
+        count = 0
+        async for _ in client.list_workflows():
+            count += 1
+        results = await Replayer(workflows=[RunbookRun, RunQueue]).replay_workflows(
+            client.list_workflows().map_histories(), raise_on_replay_failure=False
+        )
+        return count, {k: repr(v) for k, v in results.replay_failures.items()}
+
+    count, failures = asyncio.run(replay())
+    assert count >= 10, count  # the module's runs are there to replay
+    assert failures == {}, failures
