@@ -163,8 +163,8 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
         return RedirectResponse("/console/inbox", status_code=303)
 
     async def alerts(request: Request, session: LoginSession) -> Response:
-        # Reading runs is file work: off the event loop the intake shares.
-        rows = await asyncio.to_thread(views.alerts, config.runs_dir, config.state_dir)
+        # Reading the intake's records is file work: off the event loop the intake shares.
+        rows = await asyncio.to_thread(views.alerts, config.state_dir)
         return page(request, "alerts.html", session=session, alerts=rows, outcomes=views.OUTCOMES,
                     can_route=config.route_again is not None,
                     said=request.query_params.get("said"))  # fmt: skip

@@ -275,7 +275,7 @@ OUTCOMES = {"started": "started a run", "duplicate": "attached to a run",
             "unrouted": "unrouted"}  # fmt: skip
 
 
-def alerts(runs_dir: Path, state_dir: Path) -> list[AlertRow]:
+def alerts(state_dir: Path) -> list[AlertRow]:
     """Alerts received, newest first: what became of each (``alerts.jsonl``, the intake's
     record), a duplicate linked to the run it was attached to, and those no runbook took
     (``unrouted.jsonl``, with the reason, to route again)."""
