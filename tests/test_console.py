@@ -313,9 +313,15 @@ def test_a_user_without_the_role_is_refused_and_the_refusal_journaled(
                                capture_output=True, text=True)  # fmt: skip
         assert typed.returncode == 2 and "started by the service" in typed.stderr, typed.stderr
     assert not [e for e in _events(console, run_id) if e["event"] == "approval"]
-    # The CLI, with the approver's token, decides through the service.
+    # The CLI, with the approver's token, reads the gate as the page shows it, then decides.
     console.marker.touch()
     env = {**os.environ, "RUNBOOK_TOKEN": console.tokens["alice"]}
+    shown = subprocess.run([RUNBOOK, "pending", run_id, "contain", "--server", console.base],
+                           env=env, capture_output=True, text=True)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "needs IR-lead" in shown.stdout and "echo first-line" in shown.stdout
+    assert "looked-at-host" in shown.stdout  # the evidence
+    assert "\x1b" not in shown.stdout and "<script>" in shown.stdout  # the alert, as text
     cli = subprocess.run(
         [
             RUNBOOK,

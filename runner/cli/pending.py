@@ -61,12 +61,21 @@ def _evidence(record: RunRecord, before: StepRecord | None) -> list[Evidence]:
 @click.argument("step", required=False)
 @runs_dir_option
 @format_option
-def pending(run: str, step: str | None, runs_dir: Path | None, output_format: str) -> int:
+@click.option("--server", metavar="URL",
+              help="A run of a `runbook serve`: its gate STEP as the service shows it, read as "
+              "the user whose API token is in $RUNBOOK_TOKEN.")  # fmt: skip
+def pending(
+    run: str, step: str | None, runs_dir: Path | None, output_format: str, server: str | None
+) -> int:
     """Show a gate RUN waits on, in full: code, values, evidence, and how to decide.
 
     RUN is a run id, a unique prefix of one, a run folder, or `last`; STEP (a number or id)
     picks one gate when several wait. Exit 1 when nothing waits.
     """
+    if server:
+        from runner.cli.remote import pending_remote
+
+        return pending_remote(server, run, step, output_format)
     folder = Path(runs_dir) if runs_dir else default_runs_dir()
     run_dir = find_run(folder, run)
     # Everything shown comes from the journal or the runbook: escaped, never obeyed.

@@ -4,6 +4,7 @@ service's own token, which names no person. `runbook approve --server` is its CL
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -11,9 +12,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from runner.console.config import MAX_COMMENT, RUN_ID, ConsoleConfig, act_on
-from runner.console.decisions import Outcome, answer_question, decide
+from runner.console.config import MAX_COMMENT, RUN_ID, STEP, ConsoleConfig, act_on
+from runner.console.decisions import Outcome, answer_question, decide, shown_digest
+from runner.console.views import Gate, gates
+from runner.errors import RunbookError
 from runner.identity.model import Identity
+from runner.runs.store import find_run, load_run
 
 
 def api_routes(config: ConsoleConfig) -> list[BaseRoute]:
@@ -23,6 +27,31 @@ def api_routes(config: ConsoleConfig) -> list[BaseRoute]:
         if scheme.lower() != "bearer" or not token.strip():
             return None
         return config.users.check_token(token.strip(), config.roles)
+
+    async def api_gate(request: Request) -> Response:
+        """`GET /api/runs/{id}/gates/{step}`: what the approval page shows, as JSON, with the
+        digest to send back with the decision (`runbook pending|approve --server`)."""
+        who = token_identity(request)
+        if who is None:
+            return _json(Outcome(401, "a user's API token is required (Authorization: Bearer "
+                                      "TOKEN; `runbook users token NAME` makes one)"))  # fmt: skip
+        ref, step = request.path_params["run_id"], request.path_params["step"]
+        if not RUN_ID.fullmatch(ref) or not STEP.fullmatch(step):
+            return _json(Outcome(400, "a run id or step is letters, digits, dashes and dots"))
+        found = await asyncio.to_thread(_gate, config, ref, step)
+        if found is None:
+            return _json(Outcome(404, f"run {ref} has no gate {step} waiting for a decision"))
+        gate, trigger = found
+        alert = {k: trigger.get(k) for k in ("source", "id", "title", "severity")}
+        body = {
+            "version": 1,
+            "gate": {k: getattr(gate, k) for k in Gate.__slots__},
+            "shown": shown_digest(gate.code),
+            "may": who.holds(gate.role),
+            "alert": alert,
+        }
+        text = json.dumps(body, ensure_ascii=False, default=str)  # values are typed outputs
+        return Response(text, media_type="application/json")
 
     async def api_decide(request: Request) -> Response:
         who = token_identity(request)
@@ -88,10 +117,20 @@ def api_routes(config: ConsoleConfig) -> list[BaseRoute]:
                                 str(comment) if comment else None))  # fmt: skip
 
     return [
+        Route("/api/runs/{run_id}/gates/{step}", api_gate, methods=["GET"]),
         Route("/api/runs/{run_id}/decisions", api_decide, methods=["POST"]),
         Route("/api/runs/{run_id}/answers", api_answer, methods=["POST"]),
         Route("/api/runs/{run_id}/actions", api_act, methods=["POST"]),
     ]
+
+
+def _gate(config: ConsoleConfig, ref: str, step: str) -> tuple[Gate, dict[str, Any]] | None:
+    try:
+        record = load_run(find_run(config.runs_dir, ref))
+    except RunbookError:
+        return None
+    found = [g for g in gates(record, full=True) if step in (str(g.step), g.step_id)]
+    return (found[0], dict(record.start.get("trigger") or {})) if found else None
 
 
 def _json(outcome: Outcome) -> JSONResponse:
