@@ -19,7 +19,7 @@ import httpx
 import pytest
 from runner_helpers import RUNBOOK, read_events
 from test_browser import browser  # noqa: F401 (the module's Chromium)
-from test_service import RUN_BOUND, TOKEN, Service, _serve, _stop
+from test_service import RUN_BOUND, TOKEN, Service, _serve, _stop, replay_all
 
 from runner.runs.key import KEY_ENV
 
@@ -654,3 +654,11 @@ def test_a_question_is_answered_from_the_inbox(
     [answered] = _kinds(_events(console, run_id), "answer")
     assert (answered["value"], answered["by"]) == ("no", "eve")
     assert (answered["role"], answered["auth"], answered["source"]) == ("L1", "password", "service")
+
+
+def test_the_console_s_workflows_replay_without_nondeterminism(console: Console) -> None:
+    """Last in the module: the histories of a quorum, an escalation on a durable timer, a
+    cancel from the page and answered questions replay against the current workflow code."""
+    count, failures = replay_all(console.service.temporal)
+    assert count >= 6, count
+    assert failures == {}, failures
