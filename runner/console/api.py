@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -14,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from runner.console.config import MAX_COMMENT, RUN_ID, STEP, ConsoleConfig, act_on
 from runner.console.decisions import Outcome, answer_question, decide, shown_digest
-from runner.console.views import Gate, gates
+from runner.console.views import Gate, gate_named
 from runner.errors import RunbookError
 from runner.identity.model import Identity
 from runner.runs.store import find_run, load_run
@@ -28,13 +29,22 @@ def api_routes(config: ConsoleConfig) -> list[BaseRoute]:
             return None
         return config.users.check_token(token.strip(), config.roles)
 
-    async def api_gate(request: Request) -> Response:
+    def by_token(
+        handler: Callable[[Request, Identity], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A route for people: refused (401) unless it carries a valid user's API token."""
+
+        async def wrapped(request: Request) -> Response:
+            who = token_identity(request)
+            if who is None:
+                return _json(_NO_TOKEN)
+            return await handler(request, who)
+
+        return wrapped
+
+    async def api_gate(request: Request, who: Identity) -> Response:
         """`GET /api/runs/{id}/gates/{step}`: what the approval page shows, as JSON, with the
         digest to send back with the decision (`runbook pending|approve --server`)."""
-        who = token_identity(request)
-        if who is None:
-            return _json(Outcome(401, "a user's API token is required (Authorization: Bearer "
-                                      "TOKEN; `runbook users token NAME` makes one)"))  # fmt: skip
         ref, step = request.path_params["run_id"], request.path_params["step"]
         if not RUN_ID.fullmatch(ref) or not STEP.fullmatch(step):
             return _json(Outcome(400, "a run id or step is letters, digits, dashes and dots"))
@@ -53,15 +63,8 @@ def api_routes(config: ConsoleConfig) -> list[BaseRoute]:
         text = json.dumps(body, ensure_ascii=False, default=str)  # values are typed outputs
         return Response(text, media_type="application/json")
 
-    async def api_decide(request: Request) -> Response:
-        who = token_identity(request)
-        if who is None:
-            return _json(Outcome(401, "a user's API token is required (Authorization: Bearer "
-                                      "TOKEN; `runbook users token NAME` makes one)"))  # fmt: skip
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            body = None
+    async def api_decide(request: Request, who: Identity) -> Response:
+        body = await _body(request)
         if not isinstance(body, dict) or not isinstance(body.get("step"), str | int):
             return _json(Outcome(400, 'the body is {"step": ..., "decision": "approved"|'
                                       '"denied", "comment": ...}'))  # fmt: skip
@@ -76,17 +79,10 @@ def api_routes(config: ConsoleConfig) -> list[BaseRoute]:
         )  # fmt: skip
         return _json(outcome)
 
-    async def api_answer(request: Request) -> Response:
+    async def api_answer(request: Request, who: Identity) -> Response:
         """`POST /api/runs/{id}/answers` `{"step": ..., "answer": ...}`: a decision step's
         answer, by the token's user."""
-        who = token_identity(request)
-        if who is None:
-            return _json(Outcome(401, "a user's API token is required (Authorization: Bearer "
-                                      "TOKEN; `runbook users token NAME` makes one)"))  # fmt: skip
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            body = None
+        body = await _body(request)
         if (not isinstance(body, dict) or not isinstance(body.get("step"), str | int)
                 or not isinstance(body.get("answer"), str | int | float)):  # fmt: skip
             return _json(Outcome(400, 'the body is {"step": ..., "answer": ...}'))
@@ -97,18 +93,11 @@ def api_routes(config: ConsoleConfig) -> list[BaseRoute]:
                                         str(body["answer"]), who, config.send)  # fmt: skip
         return _json(outcome)
 
-    async def api_act(request: Request) -> Response:
+    async def api_act(request: Request, who: Identity) -> Response:
         """`POST /api/runs/{id}/actions` `{"action": "cancel"|"resume"|"skip", "comment": ...}`:
         a person acts on a run with their own token (journaled as them; the service token's
         `/api/runs/{id}/cancel` is for automation)."""
-        who = token_identity(request)
-        if who is None:
-            return _json(Outcome(401, "a user's API token is required (Authorization: Bearer "
-                                      "TOKEN; `runbook users token NAME` makes one)"))  # fmt: skip
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            body = None
+        body = await _body(request)
         if not isinstance(body, dict) or not isinstance(body.get("action"), str):
             return _json(Outcome(400, 'the body is {"action": "cancel"|"resume"|"skip", '
                                       '"comment": ...}'))  # fmt: skip
@@ -117,11 +106,23 @@ def api_routes(config: ConsoleConfig) -> list[BaseRoute]:
                                 str(comment) if comment else None))  # fmt: skip
 
     return [
-        Route("/api/runs/{run_id}/gates/{step}", api_gate, methods=["GET"]),
-        Route("/api/runs/{run_id}/decisions", api_decide, methods=["POST"]),
-        Route("/api/runs/{run_id}/answers", api_answer, methods=["POST"]),
-        Route("/api/runs/{run_id}/actions", api_act, methods=["POST"]),
+        Route("/api/runs/{run_id}/gates/{step}", by_token(api_gate), methods=["GET"]),
+        Route("/api/runs/{run_id}/decisions", by_token(api_decide), methods=["POST"]),
+        Route("/api/runs/{run_id}/answers", by_token(api_answer), methods=["POST"]),
+        Route("/api/runs/{run_id}/actions", by_token(api_act), methods=["POST"]),
     ]
+
+
+_NO_TOKEN = Outcome(401, "a user's API token is required (Authorization: Bearer TOKEN; "
+                         "`runbook users token NAME` makes one)")  # fmt: skip
+
+
+async def _body(request: Request) -> Any:
+    """The request's JSON, or None when it is not JSON (the handler says what it wants)."""
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        return None
 
 
 def _gate(config: ConsoleConfig, ref: str, step: str) -> tuple[Gate, dict[str, Any]] | None:
@@ -129,8 +130,8 @@ def _gate(config: ConsoleConfig, ref: str, step: str) -> tuple[Gate, dict[str, A
         record = load_run(find_run(config.runs_dir, ref))
     except RunbookError:
         return None
-    found = [g for g in gates(record, full=True) if step in (str(g.step), g.step_id)]
-    return (found[0], dict(record.start.get("trigger") or {})) if found else None
+    found = gate_named(record, step)
+    return (found, dict(record.start.get("trigger") or {})) if found else None
 
 
 def _json(outcome: Outcome) -> JSONResponse:

@@ -272,8 +272,7 @@ def console_routes(config: ConsoleConfig) -> list[BaseRoute]:
         step = request.path_params["step"]
         if record is None or not STEP.fullmatch(step):
             return None, None
-        found = [g for g in views.gates(record, full=True) if step in (str(g.step), g.step_id)]
-        return record, (found[0] if found else None)
+        return record, views.gate_named(record, step)
 
     def question_of(request: Request) -> views.Question | None:
         record = record_of(request)

@@ -141,6 +141,11 @@ def gates(record: RunRecord, full: bool = False) -> list[Gate]:
     return out
 
 
+def gate_named(record: RunRecord, step: str) -> Gate | None:
+    """The waiting gate ``step`` (number or id) names, in full (the approval page's)."""
+    return next((g for g in gates(record, full=True) if step in (str(g.step), g.step_id)), None)
+
+
 def _on_expiry(state: GateState | None) -> str:
     if state is not None and state.escalated is None and state.request.escalate_role:
         return f"escalates to {state.request.escalate_role}"
